@@ -1,0 +1,7 @@
+//! The actix-web adapter of `aaa`.
+//!
+//! Not built yet: the actix-web middleware and extractors land with their own issue. Until then
+//! this crate only re-exports [`aaa_core`] so the workspace shape is in place.
+#![deny(missing_docs)]
+
+pub use aaa_core;

@@ -1,0 +1,74 @@
+use crate::http::Rejection;
+
+/// Why authentication failed.
+///
+/// Messages are fixed, lowercase and never contain credential material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthnError {
+    /// The request's credentials are malformed (RFC 6750 `invalid_request`, 400).
+    #[error("malformed credentials: {0}")]
+    Malformed(&'static str),
+    /// More than one credential was presented (400 `invalid_request`).
+    #[error("more than one credential was presented")]
+    MultipleCredentials,
+    /// The credential is not valid: bad signature, expired, wrong audience, unknown key, revoked
+    /// (RFC 6750 `invalid_token`, 401). The text says which, without credential material.
+    #[error("invalid credentials: {0}")]
+    Invalid(&'static str),
+    /// The credential cannot be checked now: keys unavailable or too stale (503).
+    #[error("credentials cannot be verified now: {0}")]
+    Unavailable(&'static str),
+}
+
+impl AuthnError {
+    /// A stable reason code for audit records and metrics.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            AuthnError::Malformed(_) => "malformed",
+            AuthnError::MultipleCredentials => "multiple_credentials",
+            AuthnError::Invalid(_) => "invalid",
+            AuthnError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The RFC 6750 rejection for this error: 400 `invalid_request`, 401 `invalid_token`, or 503.
+    pub fn rejection(&self) -> Rejection {
+        match self {
+            AuthnError::Malformed(why) => Rejection::invalid_request(why),
+            AuthnError::MultipleCredentials => {
+                Rejection::invalid_request("more than one credential was presented")
+            }
+            AuthnError::Invalid(why) => Rejection::invalid_token(why),
+            AuthnError::Unavailable(why) => Rejection::unavailable(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::RejectionKind;
+
+    #[test]
+    fn maps_to_rfc6750() {
+        assert_eq!(
+            AuthnError::Malformed("bad header").rejection().kind(),
+            RejectionKind::InvalidRequest
+        );
+        assert_eq!(
+            AuthnError::MultipleCredentials.rejection().status(),
+            http::StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            AuthnError::Invalid("the token expired").rejection().kind(),
+            RejectionKind::InvalidToken
+        );
+        assert_eq!(
+            AuthnError::Unavailable("signing keys are unavailable")
+                .rejection()
+                .status(),
+            http::StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

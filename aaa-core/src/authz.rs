@@ -1,0 +1,79 @@
+//! Authorization: deciding whether an [`Identity`] may perform an [`Action`] on a [`Resource`].
+//!
+//! An [`Authorizer`] does two things: it maps the route the router matched to what the request
+//! asks for ([`RouteBinding`]), and it decides ([`Evaluation`]). Both are synchronous and
+//! in-memory; policy engines implement this trait.
+//!
+//! ```
+//! use aaa_core::{Action, Authorizer, Context, Evaluation, Identity, Resource, RouteBinding, Timestamp};
+//! use aaa_core::http::RequestFacts;
+//!
+//! /// Everyone authenticated may read; nothing else.
+//! #[derive(Debug)]
+//! struct ReadOnly;
+//!
+//! impl Authorizer for ReadOnly {
+//!     fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+//!         match facts.matched_route() {
+//!             Some("/health") => RouteBinding::Public,
+//!             Some("/docs/{id}") => RouteBinding::Protected {
+//!                 action: Action::new("read"),
+//!                 resource: Resource::new("Document").with_id(facts.param("id").unwrap_or_default()),
+//!             },
+//!             _ => RouteBinding::Unmapped,
+//!         }
+//!     }
+//!     fn authorize(&self, who: &Identity, action: &Action, _: &Resource, _: &Context) -> Evaluation {
+//!         if who.is_authenticated() && action.as_str() == "read" {
+//!             Evaluation::permit(["read-only"])
+//!         } else {
+//!             Evaluation::not_permitted()
+//!         }
+//!     }
+//! }
+//!
+//! let facts = RequestFacts::new(http::Method::GET, "/docs/7").with_matched_route("/docs/{id}").with_param("id", "7");
+//! assert!(matches!(ReadOnly.bind_route(&facts), RouteBinding::Protected { .. }));
+//! let ctx = Context::new(Timestamp::UNIX_EPOCH);
+//! assert!(!ReadOnly.authorize(&Identity::Anonymous, &Action::new("read"), &Resource::new("Document"), &ctx).is_allowed());
+//! ```
+//!
+//! # Security considerations
+//!
+//! Deny is the default: an unmapped route, an anonymous caller on a protected route, and any rule
+//! that fails to evaluate all deny.
+
+use crate::{Action, Context, Evaluation, Identity, Resource, http::RequestFacts};
+
+/// What a matched route asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteBinding {
+    /// Anyone may call it; no authentication is required (credentials, if presented, are still
+    /// verified).
+    Public,
+    /// Authorization of `action` on `resource` is required.
+    Protected {
+        /// The action the route performs.
+        action: Action,
+        /// The resource it acts upon (type, and the id from a path parameter).
+        resource: Resource,
+    },
+    /// The policy does not mention this route: it is denied.
+    Unmapped,
+}
+
+/// Maps routes to actions and decides requests.
+pub trait Authorizer: Send + Sync + std::fmt::Debug {
+    /// Maps the route the router matched (`facts.matched_route()`, with its parameters) to what
+    /// it asks for. Never matches raw paths.
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding;
+
+    /// Decides whether `identity` may perform `action` on `resource` in `context`.
+    fn authorize(
+        &self,
+        identity: &Identity,
+        action: &Action,
+        resource: &Resource,
+        context: &Context,
+    ) -> Evaluation;
+}

@@ -1,0 +1,539 @@
+//! The [`Guard`]: the one entry point adapters call.
+//!
+//! `Guard::check` runs authenticate → map the matched route to (action, resource) → authorize →
+//! audit, and answers with an [`Outcome`]: go on (with the identity and the decision) or a
+//! [`Rejection`].
+
+use std::{fmt, marker::PhantomData, sync::Arc};
+
+use tracing::trace;
+
+use crate::{
+    Action, Authenticator, Authorizer, Clock, Context, Evaluation, Identity, Reason, Resource,
+    RouteBinding, SystemClock, Timestamp,
+    audit::{
+        Actor, AuditEvent, AuditReceipt, AuditSink, AuthnOutcome, EventKind, RequestInfo, Target,
+        truncate_untrusted,
+    },
+    http::{Rejection, RequestFacts},
+};
+
+/// The result of [`Guard::check`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub enum Outcome {
+    /// The request may go on to its handler.
+    Proceed(Box<Admission>),
+    /// The request is refused with this rejection.
+    Reject(Rejection),
+}
+
+/// A request that passed the guard: who made it, what was decided, and where it was recorded.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The caller (possibly anonymous, on a public route).
+    pub identity: Identity,
+    /// The decision that let the request through.
+    pub evaluation: Evaluation,
+    /// What the route asks for, unless it is public.
+    pub action: Option<Action>,
+    /// The resource the route acts upon, unless it is public.
+    pub resource: Option<Resource>,
+    /// Where the decision was recorded, if the sink gives receipts.
+    pub receipt: Option<AuditReceipt>,
+    started: Timestamp,
+    request: RequestInfo,
+    route: Option<String>,
+}
+
+/// The guard could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No audit sink was configured, and auditing was not explicitly disabled.
+    #[error(
+        "no audit sink is configured: call `.audit(sink)`, or `.audit_disabled()` to run without one"
+    )]
+    MissingAudit,
+}
+
+/// Typestate marker: the builder has no policy yet, so it cannot build.
+#[derive(Debug)]
+pub struct NeedsPolicy(());
+
+/// Typestate marker: the builder has a policy and can build.
+#[derive(Debug)]
+pub struct HasPolicy(());
+
+/// Builds a [`Guard`]. Get one from [`Guard::builder`].
+///
+/// `build` exists only once `.policies(..)` has been called: a guard without an authorizer does not
+/// compile. If the compiler says "no method named `build` found for struct
+/// `GuardBuilder<NeedsPolicy>`", add `.policies(your_authorizer)`.
+#[must_use]
+pub struct GuardBuilder<State> {
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    audit_disabled: bool,
+    clock: Arc<dyn Clock>,
+    realm: String,
+    _state: PhantomData<State>,
+}
+
+impl<S> fmt::Debug for GuardBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardBuilder")
+            .field("authenticators", &self.authenticators)
+            .field("authorizer", &self.authorizer)
+            .field("audit", &self.audit)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> GuardBuilder<S> {
+    /// Adds an authenticator. All are run; a request carrying credentials for two is refused.
+    pub fn authenticator(mut self, authenticator: impl Authenticator + 'static) -> Self {
+        self.authenticators.push(Arc::new(authenticator));
+        self
+    }
+
+    /// Adds a shared authenticator.
+    pub fn authenticator_arc(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticators.push(authenticator);
+        self
+    }
+
+    /// Sets the audit sink.
+    pub fn audit(mut self, sink: impl AuditSink + 'static) -> Self {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// Sets a shared audit sink.
+    pub fn audit_arc(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Runs without an audit log. Nothing is recorded; use only where another layer audits.
+    pub fn audit_disabled(mut self) -> Self {
+        self.audit_disabled = true;
+        self
+    }
+
+    /// Sets the clock. Defaults to [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets the realm named in `WWW-Authenticate` challenges. Defaults to `aaa`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Sets the authorizer (the policy set).
+    pub fn policies(self, authorizer: impl Authorizer + 'static) -> GuardBuilder<HasPolicy> {
+        self.policies_arc(Arc::new(authorizer))
+    }
+
+    /// Sets a shared authorizer, for example one whose policy can be swapped at run time.
+    pub fn policies_arc(self, authorizer: Arc<dyn Authorizer>) -> GuardBuilder<HasPolicy> {
+        GuardBuilder {
+            authenticators: self.authenticators,
+            authorizer: Some(authorizer),
+            audit: self.audit,
+            audit_disabled: self.audit_disabled,
+            clock: self.clock,
+            realm: self.realm,
+            _state: PhantomData,
+        }
+    }
+}
+
+impl GuardBuilder<HasPolicy> {
+    /// Builds the guard.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingAudit`] when neither `.audit(..)` nor `.audit_disabled()` was called.
+    pub fn build(self) -> Result<Guard, ConfigError> {
+        let audit = match (self.audit, self.audit_disabled) {
+            (Some(sink), _) => Some(sink),
+            (None, true) => None,
+            (None, false) => return Err(ConfigError::MissingAudit),
+        };
+        let Some(authorizer) = self.authorizer else {
+            // Unreachable by typestate; fail closed rather than panic.
+            return Err(ConfigError::MissingAudit);
+        };
+        Ok(Guard {
+            inner: Arc::new(Inner {
+                authenticators: self.authenticators,
+                authorizer,
+                audit,
+                clock: self.clock,
+                realm: self.realm,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    authorizer: Arc<dyn Authorizer>,
+    audit: Option<Arc<dyn AuditSink>>,
+    clock: Arc<dyn Clock>,
+    realm: String,
+}
+
+/// Authenticates, authorizes and audits requests. Cheap to clone, `Send + Sync`.
+///
+/// ```
+/// use aaa_core::{Guard, Outcome};
+/// # use aaa_core::{Action, Authorizer, Context, Evaluation, Identity, Resource, RouteBinding};
+/// # use aaa_core::http::RequestFacts;
+/// # #[derive(Debug)] struct DenyAll;
+/// # impl Authorizer for DenyAll {
+/// #     fn bind_route(&self, _: &RequestFacts) -> RouteBinding { RouteBinding::Public }
+/// #     fn authorize(&self, _: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation { Evaluation::not_permitted() }
+/// # }
+/// let guard = Guard::builder().policies(DenyAll).audit_disabled().build().unwrap();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let facts = RequestFacts::new(http::Method::GET, "/health").with_matched_route("/health");
+/// assert!(matches!(guard.check(&facts).await, Outcome::Proceed(_)));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("authenticators", &self.inner.authenticators)
+            .field("authorizer", &self.inner.authorizer)
+            .field("audit", &self.inner.audit)
+            .field("realm", &self.inner.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// Starts building a guard.
+    pub fn builder() -> GuardBuilder<NeedsPolicy> {
+        GuardBuilder {
+            authenticators: Vec::new(),
+            authorizer: None,
+            audit: None,
+            audit_disabled: false,
+            clock: Arc::new(SystemClock),
+            realm: "aaa".to_owned(),
+            _state: PhantomData,
+        }
+    }
+
+    /// The clock the guard reads.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// The authorizer the guard asks.
+    pub fn authorizer(&self) -> &Arc<dyn Authorizer> {
+        &self.inner.authorizer
+    }
+
+    /// Checks one request: authenticate, map the route, authorize, audit.
+    ///
+    /// Fails closed: an authentication error, a route the policy does not know, an anonymous
+    /// caller on a protected route, a deny, and (in strict audit mode) an audit failure all reject.
+    pub async fn check(&self, facts: &RequestFacts) -> Outcome {
+        let started = self.inner.clock.now();
+        let request = request_info(facts);
+        let route = facts.matched_route().map(str::to_owned);
+
+        let Some(template) = facts.matched_route() else {
+            return self.reject(Rejection::not_found());
+        };
+
+        let identity = match self.authenticate(facts).await {
+            Ok(identity) => identity,
+            Err(error) => {
+                let mut event = AuditEvent::new(
+                    started,
+                    EventKind::Authentication {
+                        outcome: AuthnOutcome::Failure,
+                        reason: Some(error.reason_code().to_owned()),
+                    },
+                );
+                event.target = Some(Target {
+                    route: Some(template.to_owned()),
+                    ..Target::default()
+                });
+                event.request = Some(request);
+                if let Err(rejection) = self.record(event).await {
+                    return self.reject(rejection);
+                }
+                return self.reject(error.rejection());
+            }
+        };
+
+        let (action, resource, evaluation) = match self.inner.authorizer.bind_route(facts) {
+            RouteBinding::Public => (None, None, Evaluation::public()),
+            RouteBinding::Unmapped => (None, None, Evaluation::unmapped_route()),
+            RouteBinding::Protected { action, resource } => {
+                if !identity.is_authenticated() {
+                    // Nobody to authorize: ask for credentials. Recorded as a denial.
+                    let evaluation = Evaluation::not_permitted();
+                    let event = decision_event(
+                        started,
+                        &identity,
+                        Some(&action),
+                        Some(&resource),
+                        &evaluation,
+                        route.clone(),
+                        request,
+                    );
+                    if let Err(rejection) = self.record(event).await {
+                        return self.reject(rejection);
+                    }
+                    return self.reject(Rejection::missing_credentials());
+                }
+                let context = context_of(facts, started);
+                let evaluation = self
+                    .inner
+                    .authorizer
+                    .authorize(&identity, &action, &resource, &context);
+                (Some(action), Some(resource), evaluation)
+            }
+        };
+
+        let event = decision_event(
+            started,
+            &identity,
+            action.as_ref(),
+            resource.as_ref(),
+            &evaluation,
+            route.clone(),
+            request.clone(),
+        );
+        let receipt = match self.record(event).await {
+            Ok(receipt) => receipt,
+            Err(rejection) => return self.reject(rejection),
+        };
+        if !evaluation.is_allowed() {
+            return self.reject(denial(&evaluation));
+        }
+        Outcome::Proceed(Box::new(Admission {
+            identity,
+            evaluation,
+            action,
+            resource,
+            receipt,
+            started,
+            request,
+            route,
+        }))
+    }
+
+    /// Decides, at handler level, whether the admitted caller may perform `action` on a resource
+    /// the handler has loaded. Audited like the guard's own decisions.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] to answer with: 401 for an anonymous caller, 403 for a deny, 503 when the
+    /// decision cannot be recorded in strict audit mode.
+    pub async fn authorize(
+        &self,
+        admission: &Admission,
+        action: &Action,
+        resource: &Resource,
+    ) -> Result<Evaluation, Rejection> {
+        let now = self.inner.clock.now();
+        if !admission.identity.is_authenticated() {
+            return Err(self.rejection(Rejection::missing_credentials()));
+        }
+        let mut context = Context::new(now);
+        context.peer_ip = admission.request.peer_ip;
+        context.request_id.clone_from(&admission.request.request_id);
+        let evaluation =
+            self.inner
+                .authorizer
+                .authorize(&admission.identity, action, resource, &context);
+        let event = decision_event(
+            now,
+            &admission.identity,
+            Some(action),
+            Some(resource),
+            &evaluation,
+            admission.route.clone(),
+            admission.request.clone(),
+        );
+        self.record(event).await.map_err(|r| self.rejection(r))?;
+        if evaluation.is_allowed() {
+            Ok(evaluation)
+        } else {
+            Err(self.rejection(denial(&evaluation)))
+        }
+    }
+
+    /// Records the completion of an admitted request: its status and latency.
+    ///
+    /// # Errors
+    ///
+    /// The 503 [`Rejection`] when the event cannot be recorded in strict audit mode. By then the
+    /// handler has run; the adapter decides whether to replace its response.
+    pub async fn complete(&self, admission: &Admission, status: u16) -> Result<(), Rejection> {
+        let now = self.inner.clock.now();
+        let latency = now
+            .unix_micros()
+            .saturating_sub(admission.started.unix_micros());
+        let mut event = AuditEvent::new(
+            now,
+            EventKind::RequestCompleted {
+                status,
+                latency_us: u64::try_from(latency).unwrap_or(0),
+            },
+        );
+        event.actor = admission.identity.principal().map(Actor::from);
+        event.target = Some(target(
+            admission.action.as_ref(),
+            admission.resource.as_ref(),
+            admission.route.clone(),
+        ));
+        event.request = Some(admission.request.clone());
+        self.record(event).await.map(|_| ())
+    }
+
+    async fn authenticate(&self, facts: &RequestFacts) -> Result<Identity, crate::AuthnError> {
+        let mut found = Identity::Anonymous;
+        for authenticator in &self.inner.authenticators {
+            let identity = authenticator.authenticate(facts).await?;
+            if identity.is_authenticated() {
+                if found.is_authenticated() {
+                    return Err(crate::AuthnError::MultipleCredentials);
+                }
+                found = identity;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record(&self, event: AuditEvent) -> Result<Option<AuditReceipt>, Rejection> {
+        let Some(sink) = &self.inner.audit else {
+            return Ok(None);
+        };
+        sink.record(event)
+            .await
+            .map_err(|_| Rejection::unavailable("the audit log is unavailable"))
+    }
+
+    fn rejection(&self, rejection: Rejection) -> Rejection {
+        rejection.with_realm(&self.inner.realm)
+    }
+
+    fn reject(&self, rejection: Rejection) -> Outcome {
+        let rejection = self.rejection(rejection);
+        trace!(target: "aaa::rejection", status = rejection.status().as_u16(), kind = rejection.kind().code(), "request rejected");
+        Outcome::Reject(rejection)
+    }
+}
+
+fn denial(evaluation: &Evaluation) -> Rejection {
+    match evaluation.reason {
+        Reason::MissingScope => Rejection::insufficient_scope(None),
+        _ => Rejection::forbidden(),
+    }
+}
+
+fn context_of(facts: &RequestFacts, now: Timestamp) -> Context {
+    let mut context = Context::new(now);
+    context.peer_ip = facts.peer().map(|p| p.ip());
+    context.request_id = facts.request_id().map(str::to_owned);
+    context
+}
+
+fn target(action: Option<&Action>, resource: Option<&Resource>, route: Option<String>) -> Target {
+    Target {
+        action: action.map(|a| a.as_str().to_owned()),
+        resource_type: resource.map(|r| r.resource_type.clone()),
+        resource_id: resource
+            .and_then(|r| r.id.as_deref())
+            .map(truncate_untrusted),
+        tenant: resource
+            .and_then(|r| r.attributes.get("tenant"))
+            .and_then(crate::Value::as_str)
+            .map(str::to_owned),
+        route,
+    }
+}
+
+fn decision_event(
+    time: Timestamp,
+    identity: &Identity,
+    action: Option<&Action>,
+    resource: Option<&Resource>,
+    evaluation: &Evaluation,
+    route: Option<String>,
+    request: RequestInfo,
+) -> AuditEvent {
+    let mut event = AuditEvent::new(
+        time,
+        EventKind::Authorization {
+            decision: evaluation.decision,
+            reason: evaluation.reason,
+            rules: evaluation.rules.clone(),
+            errors: evaluation.errors.clone(),
+            policy_version: evaluation.policy_version.clone(),
+        },
+    );
+    event.actor = identity.principal().map(Actor::from);
+    event.target = Some(target(action, resource, route));
+    event.request = Some(request);
+    event
+}
+
+fn request_info(facts: &RequestFacts) -> RequestInfo {
+    let headers = facts.headers();
+    RequestInfo {
+        request_id: facts.request_id().map(truncate_untrusted),
+        trace_id: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace_id),
+        method: Some(facts.method().as_str().to_owned()).map(|m| truncate_untrusted(&m)),
+        peer_ip: facts.peer().map(|p| p.ip()),
+        user_agent: headers
+            .get(::http::header::USER_AGENT)
+            .map(|v| truncate_untrusted(&String::from_utf8_lossy(v.as_bytes()))),
+    }
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), if well-formed
+/// and not all zeros.
+fn trace_id(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

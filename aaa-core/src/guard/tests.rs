@@ -1,0 +1,386 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ::http::{HeaderMap, Method, StatusCode, header};
+
+use super::*;
+use crate::{
+    AuthnError, BoxFuture, Decision, FixedClock, Principal, PrincipalKind,
+    audit::{AuditError, MemorySink},
+    http::RejectionKind,
+};
+
+/// Accepts `Bearer good-<id>` and rejects any other bearer token.
+#[derive(Debug)]
+struct TestBearer;
+
+impl Authenticator for TestBearer {
+    fn authenticate<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        let result = match facts.headers().get(header::AUTHORIZATION) {
+            None => Ok(Identity::Anonymous),
+            Some(v) => match v.to_str().ok().and_then(|v| v.strip_prefix("Bearer good-")) {
+                Some(id) => Ok(Principal::new(id, PrincipalKind::User, "test")
+                    .with_tenant("acme")
+                    .into()),
+                None => Err(AuthnError::Invalid("the access token is not valid")),
+            },
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// Accepts any `x-api-key`.
+#[derive(Debug)]
+struct TestKey;
+
+impl Authenticator for TestKey {
+    fn authenticate<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        let id = if facts.headers().contains_key("x-api-key") {
+            Ok(Principal::new("svc", PrincipalKind::Service, "api-key").into())
+        } else {
+            Ok(Identity::Anonymous)
+        };
+        Box::pin(std::future::ready(id))
+    }
+}
+
+/// `/health` public, `/docs/{id}` read by alice only, everything else unmapped.
+#[derive(Debug)]
+struct TestPolicy;
+
+impl Authorizer for TestPolicy {
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+        match facts.matched_route() {
+            Some("/health") => RouteBinding::Public,
+            Some("/docs/{id}") => RouteBinding::Protected {
+                action: Action::new("read"),
+                resource: Resource::new("Document")
+                    .with_id(facts.param("id").unwrap_or_default())
+                    .with_attribute("tenant", "acme"),
+            },
+            _ => RouteBinding::Unmapped,
+        }
+    }
+
+    fn authorize(&self, who: &Identity, action: &Action, _: &Resource, _: &Context) -> Evaluation {
+        match who.principal() {
+            Some(p) if p.id == "alice" && action.as_str() == "read" => {
+                Evaluation::permit(["alice-reads"])
+            }
+            Some(p) if p.id == "mallory" => Evaluation::forbid(["no-mallory"]),
+            Some(p) if p.id == "noscope" => Evaluation::missing_scope(),
+            _ => Evaluation::not_permitted(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FailingSink(AtomicBool);
+
+impl AuditSink for FailingSink {
+    fn record<'a>(
+        &'a self,
+        _: AuditEvent,
+    ) -> BoxFuture<'a, Result<Option<AuditReceipt>, AuditError>> {
+        self.0.store(true, Ordering::SeqCst);
+        Box::pin(std::future::ready(Err(AuditError::Unavailable(
+            "disk full",
+        ))))
+    }
+}
+
+fn guard(sink: Arc<dyn AuditSink>) -> Guard {
+    Guard::builder()
+        .authenticator(TestBearer)
+        .authenticator(TestKey)
+        .policies(TestPolicy)
+        .audit_arc(sink)
+        .clock(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)))
+        .realm("docs")
+        .build()
+        .unwrap()
+}
+
+fn facts(route: Option<&str>, path: &str, auth: Option<&str>) -> RequestFacts {
+    let mut headers = HeaderMap::new();
+    if let Some(a) = auth {
+        headers.insert(header::AUTHORIZATION, a.parse().unwrap());
+    }
+    headers.insert(header::USER_AGENT, "curl/8\tinjected".parse().unwrap());
+    let mut f = RequestFacts::new(Method::GET, path)
+        .with_headers(headers)
+        .with_peer("127.0.0.1:4000".parse().unwrap());
+    if let Some(r) = route {
+        f = f.with_matched_route(r);
+        if let Some(id) = path.strip_prefix("/docs/") {
+            f = f.with_param("id", id);
+        }
+    }
+    f
+}
+
+fn rejected(o: Outcome) -> Rejection {
+    match o {
+        Outcome::Reject(r) => r,
+        Outcome::Proceed(a) => panic!("expected a rejection, got {a:?}"),
+    }
+}
+
+fn admitted(o: Outcome) -> Admission {
+    match o {
+        Outcome::Proceed(a) => *a,
+        Outcome::Reject(r) => panic!("expected admission, got {r:?}"),
+    }
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn allowed_request_proceeds_and_is_audited() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    run(async {
+        let a = admitted(
+            g.check(&facts(
+                Some("/docs/{id}"),
+                "/docs/7",
+                Some("Bearer good-alice"),
+            ))
+            .await,
+        );
+        assert_eq!(a.identity.principal().unwrap().id, "alice");
+        assert_eq!(a.evaluation.rules, ["alice-reads"]);
+        assert_eq!(a.resource.as_ref().unwrap().id.as_deref(), Some("7"));
+        assert_eq!(a.receipt.as_ref().unwrap().seq, 0);
+        g.complete(&a, 200).await.unwrap();
+    });
+    let events = sink.events();
+    assert_eq!(events.len(), 2);
+    let EventKind::Authorization { decision, .. } = &events[0].kind else {
+        panic!()
+    };
+    assert_eq!(*decision, Decision::Allow);
+    assert_eq!(events[0].actor.as_ref().unwrap().id, "alice");
+    let target = events[0].target.as_ref().unwrap();
+    assert_eq!(target.route.as_deref(), Some("/docs/{id}"));
+    assert_eq!(target.tenant.as_deref(), Some("acme"));
+    assert!(matches!(
+        events[1].kind,
+        EventKind::RequestCompleted { status: 200, .. }
+    ));
+}
+
+#[test]
+fn invalid_token_is_401_and_audited_without_the_token() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    let r = rejected(run(g.check(&facts(
+        Some("/docs/{id}"),
+        "/docs/7",
+        Some("Bearer evil-s3cr3t"),
+    ))));
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.kind(), RejectionKind::InvalidToken);
+    assert!(
+        r.www_authenticate()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("realm=\"docs\"")
+    );
+    let events = sink.events();
+    assert_eq!(
+        events.len(),
+        1,
+        "exactly one record per authentication failure"
+    );
+    assert!(matches!(
+        events[0].kind,
+        EventKind::Authentication {
+            outcome: AuthnOutcome::Failure,
+            ..
+        }
+    ));
+    let json = serde_json::to_string(&events).unwrap();
+    assert!(!json.contains("s3cr3t"), "{json}");
+    assert!(
+        !json.contains("\\t"),
+        "control characters are replaced: {json}"
+    );
+}
+
+#[test]
+fn anonymous_on_protected_route_is_401_with_bare_challenge() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    let r = rejected(run(g.check(&facts(Some("/docs/{id}"), "/docs/7", None))));
+    assert_eq!(r.kind(), RejectionKind::MissingCredentials);
+    assert_eq!(r.www_authenticate().unwrap(), "Bearer realm=\"docs\"");
+    assert_eq!(sink.events().len(), 1);
+}
+
+#[test]
+fn public_route_admits_anonymous() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let a = admitted(run(g.check(&facts(Some("/health"), "/health", None))));
+    assert_eq!(a.identity, Identity::Anonymous);
+    assert_eq!(a.evaluation.reason, Reason::Public);
+}
+
+#[test]
+fn bad_credentials_are_refused_even_on_public_routes() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let r = rejected(run(g.check(&facts(
+        Some("/health"),
+        "/health",
+        Some("Bearer nope"),
+    ))));
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn deny_is_403_and_audited() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    let r = rejected(run(g.check(&facts(
+        Some("/docs/{id}"),
+        "/docs/7",
+        Some("Bearer good-mallory"),
+    ))));
+    assert_eq!(r.kind(), RejectionKind::Forbidden);
+    let events = sink.events();
+    assert_eq!(events.len(), 1);
+    let EventKind::Authorization {
+        decision,
+        reason,
+        rules,
+        ..
+    } = &events[0].kind
+    else {
+        panic!()
+    };
+    assert_eq!((*decision, *reason), (Decision::Deny, Reason::Forbidden));
+    assert_eq!(rules, &["no-mallory"]);
+}
+
+#[test]
+fn missing_scope_is_403_insufficient_scope() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let r = rejected(run(g.check(&facts(
+        Some("/docs/{id}"),
+        "/docs/7",
+        Some("Bearer good-noscope"),
+    ))));
+    assert_eq!(r.kind(), RejectionKind::InsufficientScope);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn unmapped_route_is_denied() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let r = rejected(run(g.check(&facts(
+        Some("/admin"),
+        "/admin",
+        Some("Bearer good-alice"),
+    ))));
+    assert_eq!(r.kind(), RejectionKind::Forbidden);
+}
+
+#[test]
+fn no_matched_route_is_404_never_allow() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let r = rejected(run(g.check(&facts(
+        None,
+        "/docs/7",
+        Some("Bearer good-alice"),
+    ))));
+    assert_eq!(r.kind(), RejectionKind::NotFound);
+}
+
+#[test]
+fn two_credentials_are_400_invalid_request() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let mut f = facts(Some("/docs/{id}"), "/docs/7", Some("Bearer good-alice"));
+    let mut h = f.headers().clone();
+    h.insert("x-api-key", "k".parse().unwrap());
+    f = f.with_headers(h);
+    let r = rejected(run(g.check(&f)));
+    assert_eq!(r.kind(), RejectionKind::InvalidRequest);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn audit_failure_fails_closed_with_503() {
+    let sink = Arc::new(FailingSink::default());
+    let g = guard(sink.clone());
+    let r = rejected(run(g.check(&facts(
+        Some("/docs/{id}"),
+        "/docs/7",
+        Some("Bearer good-alice"),
+    ))));
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(sink.0.load(Ordering::SeqCst));
+}
+
+#[test]
+fn handler_level_authorize_is_audited() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    run(async {
+        let a = admitted(
+            g.check(&facts(
+                Some("/docs/{id}"),
+                "/docs/7",
+                Some("Bearer good-alice"),
+            ))
+            .await,
+        );
+        let doc = Resource::new("Document").with_id("7");
+        assert!(g.authorize(&a, &Action::new("read"), &doc).await.is_ok());
+        let r = g
+            .authorize(&a, &Action::new("delete"), &doc)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    });
+    assert_eq!(sink.events().len(), 3);
+}
+
+#[test]
+fn guard_requires_an_explicit_audit_choice() {
+    let err = Guard::builder().policies(TestPolicy).build().unwrap_err();
+    assert_eq!(err, ConfigError::MissingAudit);
+}
+
+#[test]
+fn trace_id_parsing() {
+    assert_eq!(
+        trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(
+        trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        None
+    );
+    assert_eq!(
+        trace_id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+        None
+    );
+    assert_eq!(trace_id("garbage"), None);
+}
+
+#[test]
+fn guard_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Guard>();
+}

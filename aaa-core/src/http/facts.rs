@@ -1,0 +1,212 @@
+use std::{fmt, net::SocketAddr};
+
+use http::{HeaderMap, HeaderName, Method, header};
+
+/// Headers that carry credentials. They are marked sensitive (so `http`'s `Debug` hides them),
+/// never logged and never written to the audit log.
+pub const SENSITIVE_HEADERS: &[HeaderName] = &[
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    header::SET_COOKIE,
+];
+
+/// Longest request id taken from an `x-request-id` header; longer ones are ignored.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Everything `aaa` needs to know about an HTTP request, as the adapter saw it.
+///
+/// The route template is the one the router actually matched (axum `MatchedPath`, actix
+/// `match_pattern`) and the parameters are the router's decoded values: policies are never matched
+/// against the raw path, so the policy and the router cannot disagree about which route was hit.
+///
+/// `Debug` shows header names only, never their values.
+#[derive(Clone)]
+pub struct RequestFacts {
+    method: Method,
+    path: String,
+    matched_route: Option<String>,
+    params: Vec<(String, String)>,
+    host: Option<String>,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+    request_id: Option<String>,
+}
+
+impl RequestFacts {
+    /// Facts about a `method` request for `path` (the raw path as received, without the query).
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        RequestFacts {
+            method,
+            path: path.into(),
+            matched_route: None,
+            params: Vec::new(),
+            host: None,
+            headers: HeaderMap::new(),
+            peer: None,
+            request_id: None,
+        }
+    }
+
+    /// Sets the route template the router matched, such as `/docs/{id}`.
+    #[must_use]
+    pub fn with_matched_route(mut self, template: impl Into<String>) -> Self {
+        self.matched_route = Some(template.into());
+        self
+    }
+
+    /// Adds a decoded path parameter of the matched route.
+    #[must_use]
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the request headers. Credential headers are marked sensitive; the `Host` header and a
+    /// well-formed `x-request-id` (visible ASCII, at most 128 bytes) are picked up.
+    #[must_use]
+    pub fn with_headers(mut self, mut headers: HeaderMap) -> Self {
+        for name in SENSITIVE_HEADERS {
+            if let header::Entry::Occupied(mut entry) = headers.entry(name) {
+                for value in entry.iter_mut() {
+                    value.set_sensitive(true);
+                }
+            }
+        }
+        self.host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.request_id = headers
+            .get("x-request-id")
+            .map(http::HeaderValue::as_bytes)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+            .filter(|v| v.iter().all(|b| b.is_ascii_graphic()))
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned);
+        self.headers = headers;
+        self
+    }
+
+    /// Sets the peer's socket address.
+    #[must_use]
+    pub fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// Sets the host (the authority of an HTTP/2 request, or the `Host` header).
+    #[must_use]
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The raw path as received, without the query string.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The route template the router matched, if any.
+    pub fn matched_route(&self) -> Option<&str> {
+        self.matched_route.as_deref()
+    }
+
+    /// All decoded path parameters of the matched route, in order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The decoded path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The host the request was addressed to.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The peer's socket address, if the adapter knows it.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The request id from a well-formed `x-request-id` header.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+impl fmt::Debug for RequestFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestFacts")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("matched_route", &self.matched_route)
+            .field("params", &self.params)
+            .field("host", &self.host)
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("peer", &self.peer)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_header_values() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer s3cr3t-token".parse().unwrap(),
+        );
+        h.insert(header::COOKIE, "session=s3cr3t-cookie".parse().unwrap());
+        h.insert("x-api-key", "aaa_k1_s3cr3t".parse().unwrap());
+        let facts = RequestFacts::new(Method::GET, "/").with_headers(h);
+        let shown = format!("{facts:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("authorization"));
+        assert!(facts.headers()[header::AUTHORIZATION].is_sensitive());
+        assert!(facts.headers()[header::COOKIE].is_sensitive());
+    }
+
+    #[test]
+    fn request_id_is_taken_only_when_well_formed() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-request-id", v.parse().unwrap());
+            RequestFacts::new(Method::GET, "/").with_headers(h)
+        };
+        assert_eq!(with("abc-123").request_id(), Some("abc-123"));
+        assert_eq!(with("has space").request_id(), None);
+        assert_eq!(with(&"x".repeat(129)).request_id(), None);
+    }
+
+    #[test]
+    fn params_and_route() {
+        let f = RequestFacts::new(Method::DELETE, "/docs/a%2Fb")
+            .with_matched_route("/docs/{id}")
+            .with_param("id", "a/b");
+        assert_eq!(f.matched_route(), Some("/docs/{id}"));
+        assert_eq!(f.param("id"), Some("a/b"));
+        assert_eq!(f.param("other"), None);
+        assert_eq!(f.path(), "/docs/a%2Fb");
+    }
+}

@@ -247,6 +247,22 @@ impl Guard {
         &self.inner.authorizer
     }
 
+    /// The routes among `routes` (method, route template) that the policy does not map: requests
+    /// to them will be denied. Adapters call this at start-up to warn about them.
+    pub fn unmapped_routes<'r, I>(&self, routes: I) -> Vec<(::http::Method, &'r str)>
+    where
+        I: IntoIterator<Item = (::http::Method, &'r str)>,
+    {
+        routes
+            .into_iter()
+            .filter(|(method, template)| {
+                let facts =
+                    RequestFacts::new(method.clone(), *template).with_matched_route(*template);
+                self.inner.authorizer.bind_route(&facts) == RouteBinding::Unmapped
+            })
+            .collect()
+    }
+
     /// Checks one request: authenticate, map the route, authorize, audit.
     ///
     /// Fails closed: an authentication error, a route the policy does not know, an anonymous

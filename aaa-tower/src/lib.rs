@@ -1,7 +1,60 @@
-//! The Tower / axum adapter of `aaa`.
+//! The Tower / axum adapter of `aaa`: one `.layer(..)` and every request is authenticated,
+//! authorized and audited.
 //!
-//! Not built yet: the Tower `Layer`, the axum extractors and the demo service land with their own
-//! issue. Until then this crate only re-exports [`aaa_core`] so the workspace shape is in place.
+//! The adapter only translates: it turns the request into [`RequestFacts`](aaa_core::http::RequestFacts)
+//! (with the route template the router matched), calls [`Guard::check`](aaa_core::Guard::check),
+//! and either forwards the request (with the [`Identity`](aaa_core::Identity) and the
+//! [`Evaluation`](aaa_core::Evaluation) in its extensions) or answers the rejection. After the
+//! handler answers it records the request's completion.
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use aaa_core::{Guard, audit::MemorySink};
+//! use aaa_tower::{AaaLayer, Authenticated};
+//! use axum::{Router, routing::get};
+//! # use aaa_core::{Action, Authorizer, Context, Evaluation, Identity, Resource, RouteBinding, http::RequestFacts};
+//! # #[derive(Debug)] struct Policy;
+//! # impl Authorizer for Policy {
+//! #     fn bind_route(&self, f: &RequestFacts) -> RouteBinding {
+//! #         if f.matched_route() == Some("/health") { RouteBinding::Public } else { RouteBinding::Unmapped }
+//! #     }
+//! #     fn authorize(&self, _: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation { Evaluation::not_permitted() }
+//! # }
+//!
+//! let guard = Guard::builder().policies(Policy).audit(MemorySink::new()).build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/health", get(|| async { "ok" }))
+//!     .route("/me", get(|who: Authenticated| async move { who.id.clone() }))
+//!     // `layer` (or `route_layer`) on the Router, so the matched route is known to the layer.
+//!     .layer(AaaLayer::new(guard));
+//! # let _ = app;
+//! # }
+//! ```
+//!
+//! # Installing the layer
+//!
+//! With the `axum` feature the layer reads axum's `MatchedPath` and decoded path parameters, and
+//! the peer address from `ConnectInfo<SocketAddr>` (serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`). Install it with `Router::layer` or
+//! `Router::route_layer`: outside the router no route is known, and every request is refused
+//! with 404 (a warning says so). Without the `axum` feature, put a [`MatchedRoute`] into the
+//! request extensions before the layer runs.
+//!
+//! A request that matches no route is answered 404 by the layer, never passed on unchecked.
 #![deny(missing_docs)]
 
-pub use aaa_core;
+mod future;
+mod layer;
+mod rejection;
+mod service;
+
+#[cfg(feature = "axum")]
+mod extract;
+
+pub use future::ResponseFuture;
+pub use layer::AaaLayer;
+pub use rejection::Rejection;
+pub use service::{AaaService, MatchedRoute, RECEIPT_HEADER};
+
+#[cfg(feature = "axum")]
+pub use extract::{Authenticated, Authorizer};

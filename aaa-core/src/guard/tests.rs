@@ -384,3 +384,14 @@ fn guard_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Guard>();
 }
+
+#[test]
+fn unmapped_routes_are_listed() {
+    let g = guard(Arc::new(MemorySink::new()));
+    let unmapped = g.unmapped_routes([
+        (Method::GET, "/health"),
+        (Method::GET, "/docs/{id}"),
+        (Method::POST, "/admin"),
+    ]);
+    assert_eq!(unmapped, [(Method::POST, "/admin")]);
+}

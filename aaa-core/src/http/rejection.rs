@@ -22,6 +22,9 @@ pub enum RejectionKind {
     InsufficientScope,
     /// The policy denied the request: 403.
     Forbidden,
+    /// The request itself is malformed outside its credentials (a path parameter that is not
+    /// UTF-8 once decoded, ...): 400 without a challenge.
+    BadRequest,
     /// The request matched no route: 404.
     NotFound,
     /// A dependency needed to decide safely (JWKS, the audit log in strict mode) is unavailable:
@@ -38,7 +41,7 @@ impl RejectionKind {
             RejectionKind::MissingCredentials | RejectionKind::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }
-            RejectionKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            RejectionKind::InvalidRequest | RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
             RejectionKind::InsufficientScope | RejectionKind::Forbidden => StatusCode::FORBIDDEN,
             RejectionKind::NotFound => StatusCode::NOT_FOUND,
             RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +67,7 @@ impl RejectionKind {
             RejectionKind::InvalidToken => "invalid_token",
             RejectionKind::InsufficientScope => "insufficient_scope",
             RejectionKind::Forbidden => "forbidden",
+            RejectionKind::BadRequest => "bad_request",
             RejectionKind::NotFound => "not_found",
             RejectionKind::Unavailable => "unavailable",
             RejectionKind::NotInstalled => "not_installed",
@@ -140,6 +144,11 @@ impl Rejection {
             RejectionKind::Forbidden,
             "the policy does not allow this request",
         )
+    }
+
+    /// 400 without a challenge: the request is malformed outside its credentials.
+    pub fn bad_request(description: &'static str) -> Self {
+        Self::new(RejectionKind::BadRequest, description)
     }
 
     /// 404: no route matched.
@@ -342,6 +351,10 @@ mod tests {
         for (r, status) in [
             (Rejection::forbidden(), 403),
             (Rejection::not_found(), 404),
+            (
+                Rejection::bad_request("a path parameter is not valid UTF-8"),
+                400,
+            ),
             (Rejection::unavailable("the audit log is unavailable"), 503),
             (Rejection::not_installed(), 500),
         ] {

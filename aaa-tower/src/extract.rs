@@ -1,0 +1,132 @@
+//! axum extractors and the reading of axum's routing facts.
+
+use std::{net::SocketAddr, ops::Deref, sync::Arc};
+
+use aaa_core::{Action, Evaluation, Identity, Principal, Resource, http::RequestFacts};
+use axum::extract::{
+    ConnectInfo, FromRequestParts, MatchedPath, OptionalFromRequestParts, RawPathParams,
+};
+use http::request::Parts;
+
+use crate::{rejection::Rejection, service::Admitted};
+
+/// Adds what axum knows: the matched route, its decoded parameters, the peer address.
+pub(crate) async fn axum_facts(
+    parts: &mut Parts,
+    mut facts: RequestFacts,
+) -> Result<RequestFacts, aaa_core::http::Rejection> {
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        facts = facts.with_peer(*peer);
+    }
+    let Some(path) = parts.extensions.get::<MatchedPath>().cloned() else {
+        return Ok(facts);
+    };
+    facts = facts.with_matched_route(path.as_str());
+    match <RawPathParams as FromRequestParts<()>>::from_request_parts(parts, &()).await {
+        Ok(params) => {
+            for (name, value) in &params {
+                facts = facts.with_param(name, value);
+            }
+        }
+        Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
+            return Err(aaa_core::http::Rejection::bad_request(
+                "a path parameter is not valid UTF-8 once decoded",
+            ));
+        }
+        // No parameters recorded for this route.
+        Err(_) => {}
+    }
+    Ok(facts)
+}
+
+fn admitted(parts: &Parts) -> Result<&Admitted, Rejection> {
+    parts
+        .extensions
+        .get::<Admitted>()
+        .ok_or_else(|| aaa_core::http::Rejection::not_installed().into())
+}
+
+/// The authenticated principal. Rejects anonymous callers with 401, and answers 500 when the
+/// [`AaaLayer`](crate::AaaLayer) is not installed on the route.
+///
+/// Use `Option<Authenticated>` on routes that also serve anonymous callers.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<Principal>);
+
+impl Deref for Authenticated {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        admitted(parts)?;
+        match parts.extensions.get::<Identity>() {
+            Some(Identity::Authenticated(p)) => Ok(Authenticated(Arc::clone(p))),
+            _ => Err(aaa_core::http::Rejection::missing_credentials().into()),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        admitted(parts)?;
+        Ok(match parts.extensions.get::<Identity>() {
+            Some(Identity::Authenticated(p)) => Some(Authenticated(Arc::clone(p))),
+            _ => None,
+        })
+    }
+}
+
+/// Handler-level authorization: decide on a resource the handler has loaded, with the same policy
+/// as the layer, audited like the layer's decisions.
+///
+/// ```ignore
+/// async fn delete(authz: Authorizer, Path(id): Path<String>) -> Result<(), Rejection> {
+///     let doc = load(&id).await;
+///     authz.check("docs:delete", &doc.as_resource()).await?;
+///     // ...
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Authorizer(Admitted);
+
+impl Authorizer {
+    /// Allows or refuses `action` on `resource` for the request's caller.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] to answer with (401 anonymous, 403 denied, 503 audit unavailable).
+    pub async fn check(
+        &self,
+        action: impl Into<Action>,
+        resource: &Resource,
+    ) -> Result<Evaluation, Rejection> {
+        let action = action.into();
+        self.0
+            .guard
+            .authorize(&self.0.admission, &action, resource)
+            .await
+            .map_err(Rejection)
+    }
+
+    /// The caller.
+    pub fn identity(&self) -> &Identity {
+        &self.0.admission.identity
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authorizer {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        admitted(parts).cloned().map(Authorizer)
+    }
+}

@@ -1,0 +1,126 @@
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use aaa_core::{Admission, Guard, Outcome, http::RequestFacts};
+use http::{HeaderValue, Request, Response, request::Parts};
+use tower::Service;
+
+use crate::{ResponseFuture, rejection::Rejection};
+
+/// The response header that carries the audit receipt, when enabled with
+/// [`AaaLayer::audit_receipt_header`](crate::AaaLayer::audit_receipt_header):
+/// `log="<origin>"; seq=<n>; leaf=<hex>`.
+pub const RECEIPT_HEADER: &str = "aaa-audit-receipt";
+
+/// The route template a router matched and its decoded parameters.
+///
+/// With the `axum` feature the layer reads them from axum itself; with another router, insert this
+/// into the request extensions before the layer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRoute {
+    /// The template, such as `/docs/{id}`.
+    pub template: String,
+    /// The decoded parameters, in order.
+    pub params: Vec<(String, String)>,
+}
+
+/// The service produced by [`AaaLayer`](crate::AaaLayer).
+#[derive(Debug, Clone)]
+pub struct AaaService<S> {
+    pub(crate) inner: S,
+    pub(crate) guard: Guard,
+    pub(crate) receipt_header: bool,
+}
+
+/// What the extractors find in the request extensions of an admitted request.
+#[derive(Debug, Clone)]
+pub(crate) struct Admitted {
+    pub(crate) guard: Guard,
+    pub(crate) admission: Arc<Admission>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AaaService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Use the service that was polled ready, leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        let receipt_header = self.receipt_header;
+        let inner_future = async move {
+            let (mut parts, body) = request.into_parts();
+            let facts = match facts_of(&mut parts).await {
+                Ok(facts) => facts,
+                Err(rejection) => return Ok(Rejection(rejection).into_response()),
+            };
+            let admission = match guard.check(&facts).await {
+                Outcome::Reject(rejection) => return Ok(Rejection(rejection).into_response()),
+                Outcome::Proceed(admission) => Arc::new(*admission),
+            };
+            parts.extensions.insert(admission.identity.clone());
+            parts.extensions.insert(admission.evaluation.clone());
+            parts.extensions.insert(Admitted {
+                guard: guard.clone(),
+                admission: Arc::clone(&admission),
+            });
+            let mut response = inner.call(Request::from_parts(parts, body)).await?;
+            if let Err(rejection) = guard.complete(&admission, response.status().as_u16()).await {
+                return Ok(Rejection(rejection).into_response());
+            }
+            if receipt_header && let Some(value) = admission.receipt.as_ref().and_then(receipt) {
+                response.headers_mut().insert(RECEIPT_HEADER, value);
+            }
+            Ok(response)
+        };
+        ResponseFuture {
+            inner: Box::pin(inner_future),
+        }
+    }
+}
+
+fn receipt(r: &aaa_core::audit::AuditReceipt) -> Option<HeaderValue> {
+    let text = format!("log=\"{}\"; seq={}; leaf={}", r.log, r.seq, r.leaf_hash);
+    HeaderValue::from_str(&text).ok()
+}
+
+/// Translates the request head into [`RequestFacts`].
+async fn facts_of(parts: &mut Parts) -> Result<RequestFacts, aaa_core::http::Rejection> {
+    let mut facts = RequestFacts::new(parts.method.clone(), parts.uri.path())
+        .with_headers(parts.headers.clone());
+    if let Some(authority) = parts.uri.authority() {
+        facts = facts.with_host(authority.as_str());
+    }
+    if let Some(route) = parts.extensions.get::<MatchedRoute>() {
+        facts = facts.with_matched_route(route.template.as_str());
+        for (name, value) in &route.params {
+            facts = facts.with_param(name.as_str(), value.as_str());
+        }
+    }
+    #[cfg(feature = "axum")]
+    {
+        facts = crate::extract::axum_facts(parts, facts).await?;
+    }
+    if facts.matched_route().is_none() {
+        tracing::warn!(
+            target: "aaa::tower",
+            "no matched route is known for this request: it is refused with 404. Install AaaLayer \
+             with Router::layer or Router::route_layer (axum feature), or insert a MatchedRoute"
+        );
+    }
+    Ok(facts)
+}

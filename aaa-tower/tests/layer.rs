@@ -1,0 +1,425 @@
+//! The layer over real HTTP on 127.0.0.1, with a raw HTTP/1.1 client so paths reach the server
+//! byte for byte.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use aaa_core::{
+    Action, Authenticator, AuthnError, Authorizer as Policy, BoxFuture, Context, Evaluation, Guard,
+    Identity, Principal, PrincipalKind, Resource, RouteBinding,
+    audit::{EventKind, MemorySink},
+    http::RequestFacts,
+};
+use aaa_tower::{AaaLayer, Authenticated, Authorizer, RECEIPT_HEADER, Rejection};
+use axum::{Router, extract::Path, routing::get};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `Authorization: Bearer good-<id>[-admin]`.
+#[derive(Debug)]
+struct Bearer;
+
+impl Authenticator for Bearer {
+    fn authenticate<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        let mut values = facts.headers().get_all("authorization").iter();
+        let result = match (values.next(), values.next()) {
+            (None, _) => Ok(Identity::Anonymous),
+            (Some(_), Some(_)) => Err(AuthnError::MultipleCredentials),
+            (Some(v), None) => match v.to_str().ok().and_then(|v| v.strip_prefix("Bearer good-")) {
+                Some(id) => {
+                    let p = Principal::new(id.trim_end_matches("-admin"), PrincipalKind::User, "t");
+                    let p = if id.ends_with("-admin") {
+                        p.with_roles(["admin"])
+                    } else {
+                        p
+                    };
+                    Ok(p.into())
+                }
+                None => Err(AuthnError::Invalid("the access token is not valid")),
+            },
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// `/health` public; `/docs/{id}` readable by anyone authenticated, deletable only by its owner
+/// (checked in the handler); `/admin` for admins; `/unmapped` not in the policy.
+#[derive(Debug)]
+struct Rules;
+
+impl Policy for Rules {
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+        let protected = |action: &str, resource: Resource| RouteBinding::Protected {
+            action: Action::new(action),
+            resource,
+        };
+        match facts.matched_route() {
+            Some("/health") => RouteBinding::Public,
+            Some("/docs/{id}") => protected(
+                "read",
+                Resource::new("Document").with_id(facts.param("id").unwrap_or_default()),
+            ),
+            Some("/admin") => protected("admin", Resource::new("Admin")),
+            _ => RouteBinding::Unmapped,
+        }
+    }
+
+    fn authorize(
+        &self,
+        who: &Identity,
+        action: &Action,
+        res: &Resource,
+        _: &Context,
+    ) -> Evaluation {
+        let Some(p) = who.principal() else {
+            return Evaluation::not_permitted();
+        };
+        match action.as_str() {
+            "read" => Evaluation::permit(["read"]),
+            "admin" if p.roles.contains("admin") => Evaluation::permit(["admins"]),
+            "delete" if res.attributes.get("owner").and_then(|v| v.as_str()) == Some(&p.id) => {
+                Evaluation::permit(["owner-deletes"])
+            }
+            _ => Evaluation::not_permitted(),
+        }
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    audit: Arc<MemorySink>,
+    admin_hits: Arc<AtomicUsize>,
+}
+
+async fn start() -> Server {
+    let audit = Arc::new(MemorySink::new());
+    let guard = Guard::builder()
+        .authenticator(Bearer)
+        .policies(Rules)
+        .audit_arc(audit.clone())
+        .build()
+        .unwrap();
+    let admin_hits = Arc::new(AtomicUsize::new(0));
+    let hits = admin_hits.clone();
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|who: Option<Authenticated>| async move {
+                who.map_or_else(|| "ok anonymous".to_owned(), |p| format!("ok {}", p.id))
+            }),
+        )
+        .route(
+            "/docs/{id}",
+            get(|who: Authenticated, Path(id): Path<String>| async move {
+                format!("{} reads {id}", who.id)
+            })
+            .delete(|authz: Authorizer, Path(id): Path<String>| async move {
+                let doc = Resource::new("Document")
+                    .with_id(&id)
+                    .with_attribute("owner", "ann");
+                authz
+                    .check("delete", &doc)
+                    .await
+                    .map(|_| format!("deleted {id}"))
+            }),
+        )
+        .route(
+            "/admin",
+            get(move || {
+                hits.fetch_add(1, Ordering::SeqCst);
+                async { "admin area" }
+            }),
+        )
+        .route("/unmapped", get(|| async { "should never be served" }))
+        .layer(AaaLayer::new(guard).audit_receipt_header(true))
+        .route(
+            "/outside",
+            get(|who: Authenticated| async move { who.id.clone() }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        audit,
+        admin_hits,
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends `method target` with extra header lines, exactly as written.
+async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn allows_denies_and_challenges() {
+    let s = start().await;
+    let ok = send(
+        s.addr,
+        "GET",
+        "/docs/7",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "ann reads 7"));
+    assert!(ok.header(RECEIPT_HEADER).unwrap().contains("seq="));
+
+    let anon = send(s.addr, "GET", "/docs/7", &[]).await;
+    assert_eq!(anon.status, 401);
+    assert_eq!(
+        anon.header("www-authenticate"),
+        Some("Bearer realm=\"aaa\"")
+    );
+    assert_eq!(
+        anon.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    let bad = send(
+        s.addr,
+        "GET",
+        "/docs/7",
+        &["Authorization: Bearer forged-s3cr3t"],
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    assert!(
+        bad.header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    assert!(!bad.body.contains("s3cr3t") && !bad.head.contains("s3cr3t"));
+
+    let two = send(
+        s.addr,
+        "GET",
+        "/docs/7",
+        &[
+            "Authorization: Bearer good-ann",
+            "Authorization: Bearer good-bob",
+        ],
+    )
+    .await;
+    assert_eq!(two.status, 400);
+
+    let admin = send(s.addr, "GET", "/admin", &["Authorization: Bearer good-ann"]).await;
+    assert_eq!(admin.status, 403);
+    let admin = send(
+        s.addr,
+        "GET",
+        "/admin",
+        &["Authorization: Bearer good-root-admin"],
+    )
+    .await;
+    assert_eq!(admin.status, 200);
+    assert_eq!(s.admin_hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn unmapped_and_unmatched_routes_are_refused() {
+    let s = start().await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/unmapped",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(!r.body.contains("should never be served"));
+    let r = send(
+        s.addr,
+        "GET",
+        "/nowhere",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn path_confusion_never_reaches_the_admin_handler() {
+    let s = start().await;
+    let user = ["Authorization: Bearer good-ann"];
+    for target in [
+        "/admin/../docs/1",
+        "//admin",
+        "/ADMIN",
+        "/admin/",
+        "/admin%2F..",
+        "/%61dmin",
+        "/admin;x",
+        "/docs/1/../../admin",
+        "/docs/%2e%2e/admin",
+        "/docs/%2e%2e%2fadmin",
+        "/docs/%c0%ae%c0%ae",
+        "/docs/%ff",
+        "/./admin",
+    ] {
+        let r = send(s.addr, "GET", target, &user).await;
+        // Either refused, or served as what the router matched (a document whose id is the
+        // decoded text): never the admin handler.
+        assert!(
+            !r.body.contains("admin area"),
+            "{target}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 200 {
+            assert!(r.body.starts_with("ann reads "), "{target}: {}", r.body);
+        }
+    }
+    assert_eq!(s.admin_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn invalid_utf8_path_parameters_are_400() {
+    let s = start().await;
+    let r = send(
+        s.addr,
+        "GET",
+        "/docs/%ff%fe",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn extractors() {
+    let s = start().await;
+    let r = send(s.addr, "GET", "/health", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok anonymous"));
+    let r = send(
+        s.addr,
+        "GET",
+        "/health",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!(r.body, "ok ann");
+    // Outside the layer, the extractor says the layer is missing.
+    let r = send(s.addr, "GET", "/outside", &[]).await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("not installed"));
+    // Handler-level decisions on a loaded resource.
+    let r = send(
+        s.addr,
+        "DELETE",
+        "/docs/9",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "deleted 9"));
+    let r = send(
+        s.addr,
+        "DELETE",
+        "/docs/9",
+        &["Authorization: Bearer good-bob"],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn every_decision_and_completion_is_audited() {
+    let s = start().await;
+    send(
+        s.addr,
+        "GET",
+        "/docs/1",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    send(s.addr, "GET", "/docs/1", &["Authorization: Bearer nope"]).await;
+    send(s.addr, "GET", "/admin", &["Authorization: Bearer good-ann"]).await;
+    let events = s.audit.events();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::Authorization { .. } => "authz",
+            EventKind::Authentication { .. } => "authn",
+            EventKind::RequestCompleted { .. } => "done",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["authz", "done", "authn", "authz"]);
+    let EventKind::RequestCompleted { status, .. } = events[1].kind else {
+        panic!()
+    };
+    assert_eq!(status, 200);
+    assert_eq!(
+        events[0]
+            .request
+            .as_ref()
+            .unwrap()
+            .peer_ip
+            .unwrap()
+            .to_string(),
+        "127.0.0.1"
+    );
+}
+
+#[test]
+fn rejection_is_a_response() {
+    let r: http::Response<String> =
+        Rejection(aaa_core::http::Rejection::forbidden()).into_response();
+    assert_eq!(r.status(), 403);
+}

@@ -3,7 +3,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use aaa_core::{Admission, Guard, Outcome, http::RequestFacts};
+use aaa_core::{Guard, Outcome, http::RequestFacts};
 use http::{HeaderValue, Request, Response, request::Parts};
 use tower::Service;
 
@@ -35,10 +35,11 @@ pub struct AaaService<S> {
 }
 
 /// What the extractors find in the request extensions of an admitted request.
+#[cfg(feature = "axum")]
 #[derive(Debug, Clone)]
 pub(crate) struct Admitted {
     pub(crate) guard: Guard,
-    pub(crate) admission: Arc<Admission>,
+    pub(crate) admission: Arc<aaa_core::Admission>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AaaService<S>
@@ -74,6 +75,7 @@ where
             };
             parts.extensions.insert(admission.identity.clone());
             parts.extensions.insert(admission.evaluation.clone());
+            #[cfg(feature = "axum")]
             parts.extensions.insert(Admitted {
                 guard: guard.clone(),
                 admission: Arc::clone(&admission),

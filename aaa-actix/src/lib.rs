@@ -1,7 +1,42 @@
-//! The actix-web adapter of `aaa`.
+//! The actix-web adapter of `aaa`: `App::new().wrap(Aaa::new(guard))` and every request is
+//! authenticated, authorized and audited.
 //!
-//! Not built yet: the actix-web middleware and extractors land with their own issue. Until then
-//! this crate only re-exports [`aaa_core`] so the workspace shape is in place.
+//! The adapter only translates: it turns the `ServiceRequest` into
+//! [`RequestFacts`](aaa_core::http::RequestFacts) — with the pattern actix matched
+//! (`match_pattern`) and the parameters decoded exactly as `web::Path` decodes them — calls
+//! [`Guard::check`](aaa_core::Guard::check), and either forwards the request (with the
+//! [`Identity`](aaa_core::Identity) and [`Evaluation`](aaa_core::Evaluation) in its extensions) or
+//! answers the rejection. After the handler answers it records the request's completion.
+//!
+//! ```
+//! use aaa_actix::{Aaa, Authenticated};
+//! use aaa_core::{Guard, audit::MemorySink};
+//! use actix_web::{App, web};
+//! # use aaa_core::{Action, Authorizer, Context, Evaluation, Identity, Resource, RouteBinding, http::RequestFacts};
+//! # #[derive(Debug)] struct Policy;
+//! # impl Authorizer for Policy {
+//! #     fn bind_route(&self, _: &RequestFacts) -> RouteBinding { RouteBinding::Unmapped }
+//! #     fn authorize(&self, _: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation { Evaluation::not_permitted() }
+//! # }
+//!
+//! let guard = Guard::builder().policies(Policy).audit(MemorySink::new()).build().unwrap();
+//! let app = App::new()
+//!     .wrap(Aaa::new(guard))
+//!     .route("/me", web::get().to(|who: Authenticated| async move { who.id.clone() }));
+//! # let _ = app;
+//! ```
+//!
+//! # Differences from axum
+//!
+//! actix routes on the path after decoding unreserved percent-escapes (`/%61dmin` is `/admin`),
+//! axum on the raw path (`/%61dmin` matches nothing). Either way the policy decides on the route
+//! the router actually dispatches to. `Option<Authenticated>` uses actix's own `Option` extractor,
+//! which turns every extraction error into `None`: it cannot tell a missing middleware from an
+//! anonymous caller.
 #![deny(missing_docs)]
 
-pub use aaa_core;
+mod extract;
+mod middleware;
+
+pub use extract::{Authenticated, Authorizer, Rejection};
+pub use middleware::{Aaa, AaaMiddleware};

@@ -62,6 +62,21 @@ pub struct AuditReceipt {
     pub leaf_hash: String,
 }
 
+impl AuditReceipt {
+    /// The value of the [`RECEIPT_HEADER`](crate::http::RECEIPT_HEADER) response header:
+    /// `log="<origin>"; seq=<n>; leaf=<hex>`, or `None` if the log name cannot be sent in a header.
+    pub fn header_value(&self) -> Option<::http::HeaderValue> {
+        if self.log.bytes().any(|b| b == b'"' || b == b'\\') {
+            return None;
+        }
+        let text = format!(
+            "log=\"{}\"; seq={}; leaf={}",
+            self.log, self.seq, self.leaf_hash
+        );
+        ::http::HeaderValue::from_str(&text).ok()
+    }
+}
+
 /// An event could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -29,4 +29,9 @@ mod facts;
 mod rejection;
 
 pub use facts::{RequestFacts, SENSITIVE_HEADERS};
+
+/// The response header that carries an audit receipt, when an adapter is asked to add it:
+/// `log="<origin>"; seq=<n>; leaf=<hex>` (see [`AuditReceipt`](crate::audit::AuditReceipt)), so a
+/// client can later ask for an inclusion proof of its request's record.
+pub const RECEIPT_HEADER: &str = "aaa-audit-receipt";
 pub use rejection::{PROBLEM_JSON, Rejection, RejectionKind};

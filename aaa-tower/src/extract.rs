@@ -88,12 +88,17 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
 /// Handler-level authorization: decide on a resource the handler has loaded, with the same policy
 /// as the layer, audited like the layer's decisions.
 ///
-/// ```ignore
-/// async fn delete(authz: Authorizer, Path(id): Path<String>) -> Result<(), Rejection> {
-///     let doc = load(&id).await;
-///     authz.check("docs:delete", &doc.as_resource()).await?;
-///     // ...
+/// ```
+/// use aaa_core::Resource;
+/// use aaa_tower::{Authorizer, Rejection};
+/// use axum::extract::Path;
+///
+/// async fn delete(authz: Authorizer, Path(id): Path<String>) -> Result<String, Rejection> {
+///     let doc = Resource::new("Document").with_id(&id).with_attribute("owner", "ann");
+///     authz.check("docs:delete", &doc).await?;
+///     Ok(format!("deleted {id}"))
 /// }
+/// let _route: axum::routing::MethodRouter = axum::routing::delete(delete);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Authorizer(Admitted);

@@ -51,10 +51,11 @@ mod service;
 #[cfg(feature = "axum")]
 mod extract;
 
+pub use aaa_core::http::RECEIPT_HEADER;
 pub use future::ResponseFuture;
 pub use layer::AaaLayer;
 pub use rejection::Rejection;
-pub use service::{AaaService, MatchedRoute, RECEIPT_HEADER};
+pub use service::{AaaService, MatchedRoute};
 
 #[cfg(feature = "axum")]
 pub use extract::{Authenticated, Authorizer};

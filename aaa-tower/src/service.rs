@@ -3,16 +3,12 @@ use std::{
     task::{Context, Poll},
 };
 
+use aaa_core::http::RECEIPT_HEADER;
 use aaa_core::{Guard, Outcome, http::RequestFacts};
-use http::{HeaderValue, Request, Response, request::Parts};
+use http::{Request, Response, request::Parts};
 use tower::Service;
 
 use crate::{ResponseFuture, rejection::Rejection};
-
-/// The response header that carries the audit receipt, when enabled with
-/// [`AaaLayer::audit_receipt_header`](crate::AaaLayer::audit_receipt_header):
-/// `log="<origin>"; seq=<n>; leaf=<hex>`.
-pub const RECEIPT_HEADER: &str = "aaa-audit-receipt";
 
 /// The route template a router matched and its decoded parameters.
 ///
@@ -84,7 +80,12 @@ where
             if let Err(rejection) = guard.complete(&admission, response.status().as_u16()).await {
                 return Ok(Rejection(rejection).into_response());
             }
-            if receipt_header && let Some(value) = admission.receipt.as_ref().and_then(receipt) {
+            if receipt_header
+                && let Some(value) = admission
+                    .receipt
+                    .as_ref()
+                    .and_then(aaa_core::audit::AuditReceipt::header_value)
+            {
                 response.headers_mut().insert(RECEIPT_HEADER, value);
             }
             Ok(response)
@@ -93,11 +94,6 @@ where
             inner: Box::pin(inner_future),
         }
     }
-}
-
-fn receipt(r: &aaa_core::audit::AuditReceipt) -> Option<HeaderValue> {
-    let text = format!("log=\"{}\"; seq={}; leaf={}", r.log, r.seq, r.leaf_hash);
-    HeaderValue::from_str(&text).ok()
 }
 
 /// Translates the request head into [`RequestFacts`].

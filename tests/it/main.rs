@@ -7,4 +7,5 @@
     reason = "tests fail loudly"
 )]
 
+mod adapters;
 mod public_interface;

@@ -1,12 +1,5 @@
-//! The layer over real HTTP on 127.0.0.1, with a raw HTTP/1.1 client so paths reach the server
-//! byte for byte.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests fail loudly"
-)]
+//! Both adapters over real HTTP on 127.0.0.1, with a raw HTTP/1.1 client so paths reach the
+//! server byte for byte. Every scenario runs against every adapter and must give the same answers.
 
 use std::{
     net::SocketAddr,
@@ -16,14 +9,13 @@ use std::{
     },
 };
 
-use aaa_core::{
+use aaa::tower::RECEIPT_HEADER;
+use aaa::{
     Action, Authenticator, AuthnError, Authorizer as Policy, BoxFuture, Context, Evaluation, Guard,
     Identity, Principal, PrincipalKind, Resource, RouteBinding,
     audit::{EventKind, MemorySink},
     http::RequestFacts,
 };
-use aaa_tower::{AaaLayer, Authenticated, Authorizer, RECEIPT_HEADER, Rejection};
-use axum::{Router, extract::Path, routing::get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `Authorization: Bearer good-<id>[-admin]`.
@@ -99,72 +91,35 @@ impl Policy for Rules {
     }
 }
 
-struct Server {
-    addr: SocketAddr,
-    audit: Arc<MemorySink>,
-    admin_hits: Arc<AtomicUsize>,
+mod actix_app;
+mod axum_app;
+
+/// A running app under test.
+pub(crate) struct Server {
+    pub(crate) name: &'static str,
+    pub(crate) addr: SocketAddr,
+    pub(crate) audit: Arc<MemorySink>,
+    pub(crate) admin_hits: Arc<AtomicUsize>,
+    /// Whether `/outside` is served without the middleware.
+    pub(crate) has_outside: bool,
 }
 
-async fn start() -> Server {
-    let audit = Arc::new(MemorySink::new());
-    let guard = Guard::builder()
+pub(crate) fn guard(audit: Arc<MemorySink>) -> Guard {
+    Guard::builder()
         .authenticator(Bearer)
         .policies(Rules)
-        .audit_arc(audit.clone())
+        .audit_arc(audit)
         .build()
-        .unwrap();
-    let admin_hits = Arc::new(AtomicUsize::new(0));
-    let hits = admin_hits.clone();
-    let app = Router::new()
-        .route(
-            "/health",
-            get(|who: Option<Authenticated>| async move {
-                who.map_or_else(|| "ok anonymous".to_owned(), |p| format!("ok {}", p.id))
-            }),
-        )
-        .route(
-            "/docs/{id}",
-            get(|who: Authenticated, Path(id): Path<String>| async move {
-                format!("{} reads {id}", who.id)
-            })
-            .delete(|authz: Authorizer, Path(id): Path<String>| async move {
-                let doc = Resource::new("Document")
-                    .with_id(&id)
-                    .with_attribute("owner", "ann");
-                authz
-                    .check("delete", &doc)
-                    .await
-                    .map(|_| format!("deleted {id}"))
-            }),
-        )
-        .route(
-            "/admin",
-            get(move || {
-                hits.fetch_add(1, Ordering::SeqCst);
-                async { "admin area" }
-            }),
-        )
-        .route("/unmapped", get(|| async { "should never be served" }))
-        .layer(AaaLayer::new(guard).audit_receipt_header(true))
-        .route(
-            "/outside",
-            get(|who: Authenticated| async move { who.id.clone() }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    Server {
-        addr,
-        audit,
-        admin_hits,
-    }
+        .unwrap()
+}
+
+/// The same app on every adapter: axum, actix with `App::wrap`, actix with `Scope::wrap`.
+async fn servers() -> Vec<Server> {
+    vec![
+        axum_app::start().await,
+        actix_app::start(true).await,
+        actix_app::start(false).await,
+    ]
 }
 
 struct Reply {
@@ -208,9 +163,15 @@ async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) ->
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allows_denies_and_challenges() {
-    let s = start().await;
+    for s in servers().await {
+        allows_denies_and_challenges_on(&s).await;
+    }
+}
+
+async fn allows_denies_and_challenges_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     let ok = send(
         s.addr,
         "GET",
@@ -272,9 +233,15 @@ async fn allows_denies_and_challenges() {
     assert_eq!(s.admin_hits.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmapped_and_unmatched_routes_are_refused() {
-    let s = start().await;
+    for s in servers().await {
+        unmapped_and_unmatched_routes_are_refused_on(&s).await;
+    }
+}
+
+async fn unmapped_and_unmatched_routes_are_refused_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     let r = send(
         s.addr,
         "GET",
@@ -294,9 +261,15 @@ async fn unmapped_and_unmatched_routes_are_refused() {
     assert_eq!(r.status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_confusion_never_reaches_the_admin_handler() {
-    let s = start().await;
+    for s in servers().await {
+        path_confusion_never_reaches_the_admin_handler_on(&s).await;
+    }
+}
+
+async fn path_confusion_never_reaches_the_admin_handler_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     let user = ["Authorization: Bearer good-ann"];
     for target in [
         "/admin/../docs/1",
@@ -329,9 +302,15 @@ async fn path_confusion_never_reaches_the_admin_handler() {
     assert_eq!(s.admin_hits.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_path_parameters_are_400() {
-    let s = start().await;
+    for s in servers().await {
+        invalid_utf8_path_parameters_are_400_on(&s).await;
+    }
+}
+
+async fn invalid_utf8_path_parameters_are_400_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     let r = send(
         s.addr,
         "GET",
@@ -342,9 +321,15 @@ async fn invalid_utf8_path_parameters_are_400() {
     assert_eq!(r.status, 400);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractors() {
-    let s = start().await;
+    for s in servers().await {
+        extractors_on(&s).await;
+    }
+}
+
+async fn extractors_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     let r = send(s.addr, "GET", "/health", &[]).await;
     assert_eq!((r.status, r.body.as_str()), (200, "ok anonymous"));
     let r = send(
@@ -356,9 +341,11 @@ async fn extractors() {
     .await;
     assert_eq!(r.body, "ok ann");
     // Outside the layer, the extractor says the layer is missing.
-    let r = send(s.addr, "GET", "/outside", &[]).await;
-    assert_eq!(r.status, 500);
-    assert!(r.body.contains("not installed"));
+    if s.has_outside {
+        let r = send(s.addr, "GET", "/outside", &[]).await;
+        assert_eq!(r.status, 500);
+        assert!(r.body.contains("not installed"));
+    }
     // Handler-level decisions on a loaded resource.
     let r = send(
         s.addr,
@@ -378,9 +365,15 @@ async fn extractors() {
     assert_eq!(r.status, 403);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_and_completion_is_audited() {
-    let s = start().await;
+    for s in servers().await {
+        every_decision_and_completion_is_audited_on(&s).await;
+    }
+}
+
+async fn every_decision_and_completion_is_audited_on(s: &Server) {
+    eprintln!("adapter: {}", s.name);
     send(
         s.addr,
         "GET",
@@ -415,11 +408,4 @@ async fn every_decision_and_completion_is_audited() {
             .to_string(),
         "127.0.0.1"
     );
-}
-
-#[test]
-fn rejection_is_a_response() {
-    let r: http::Response<String> =
-        Rejection(aaa_core::http::Rejection::forbidden()).into_response();
-    assert_eq!(r.status(), 403);
 }

@@ -1,0 +1,179 @@
+use std::{
+    future::{Future, Ready, ready},
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+};
+
+use aaa_core::{
+    Guard, Outcome,
+    http::{RECEIPT_HEADER, RequestFacts},
+};
+use actix_web::{
+    Error, HttpMessage,
+    body::{EitherBody, MessageBody},
+    dev::{
+        Path, ResourceDef, Service, ServiceRequest, ServiceResponse, Transform, Url, forward_ready,
+    },
+    http::header::{HeaderName, HeaderValue},
+};
+
+use crate::extract::{Admitted, Rejection};
+
+/// The middleware factory: `App::new().wrap(Aaa::new(guard))`.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Aaa {
+    guard: Guard,
+    receipt_header: bool,
+}
+
+impl Aaa {
+    /// Middleware checking requests with `guard`.
+    pub fn new(guard: Guard) -> Self {
+        Aaa {
+            guard,
+            receipt_header: false,
+        }
+    }
+
+    /// Adds an [`aaa-audit-receipt`](aaa_core::http::RECEIPT_HEADER) response header naming the
+    /// log, sequence number and leaf hash of the request's authorization record. Defaults to off.
+    pub fn audit_receipt_header(mut self, on: bool) -> Self {
+        self.receipt_header = on;
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Aaa
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = AaaMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(AaaMiddleware {
+            service: Rc::new(service),
+            guard: self.guard.clone(),
+            receipt_header: self.receipt_header,
+        }))
+    }
+}
+
+/// The per-worker middleware service created by [`Aaa`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct AaaMiddleware<S> {
+    service: Rc<S>,
+    guard: Guard,
+    receipt_header: bool,
+}
+
+impl<S, B> Service<ServiceRequest> for AaaMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let guard = self.guard.clone();
+        let receipt_header = self.receipt_header;
+        Box::pin(async move {
+            let facts = match facts_of(&req) {
+                Ok(facts) => facts,
+                Err(rejection) => return Ok(reject(req, rejection)),
+            };
+            let admission = match guard.check(&facts).await {
+                Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
+                Outcome::Proceed(admission) => Arc::new(*admission),
+            };
+            {
+                let mut extensions = req.extensions_mut();
+                extensions.insert(admission.identity.clone());
+                extensions.insert(admission.evaluation.clone());
+                extensions.insert(Admitted {
+                    guard: guard.clone(),
+                    admission: Arc::clone(&admission),
+                });
+            }
+            let mut response = service.call(req).await?;
+            if receipt_header
+                && let Some(value) = admission.receipt.as_ref().and_then(|r| r.header_value())
+                && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+            {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(RECEIPT_HEADER), value);
+            }
+            match guard.complete(&admission, response.status().as_u16()).await {
+                Ok(()) => Ok(response.map_into_left_body()),
+                Err(rejection) => {
+                    let (request, _) = response.into_parts();
+                    let body = Rejection(rejection).response();
+                    Ok(ServiceResponse::new(request, body).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+fn reject<B>(
+    req: ServiceRequest,
+    rejection: aaa_core::http::Rejection,
+) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(Rejection(rejection).response())
+        .map_into_right_body()
+}
+
+/// Translates the request into [`RequestFacts`].
+fn facts_of(req: &ServiceRequest) -> Result<RequestFacts, aaa_core::http::Rejection> {
+    let method = http::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| aaa_core::http::Rejection::bad_request("the request method is not valid"))?;
+    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
+    for (name, value) in req.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let mut facts = RequestFacts::new(method, req.uri().path()).with_headers(headers);
+    if let Some(peer) = req.peer_addr() {
+        facts = facts.with_peer(peer);
+    }
+    // Route on the path as actix's router sees it: unreserved escapes decoded.
+    let url = Url::new(req.uri().clone());
+    let Some(pattern) = req.resource_map().match_pattern(url.path()) else {
+        return Ok(facts);
+    };
+    // actix decodes lossily (invalid UTF-8 becomes U+FFFD); refuse instead, as axum does.
+    if percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(aaa_core::http::Rejection::bad_request(
+            "a path parameter is not valid UTF-8 once decoded",
+        ));
+    }
+    let mut path = Path::new(url);
+    if ResourceDef::new(pattern.as_str()).capture_match_info(&mut path) {
+        for (name, raw) in path.iter() {
+            // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
+            let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            facts = facts.with_param(name, value);
+        }
+    }
+    Ok(facts.with_matched_route(pattern))
+}

@@ -43,7 +43,7 @@
 //! Deny is the default: an unmapped route, an anonymous caller on a protected route, and any rule
 //! that fails to evaluate all deny.
 
-use crate::{Action, Context, Evaluation, Identity, Resource, http::RequestFacts};
+use crate::{Action, BoxFuture, Context, Evaluation, Identity, Resource, http::RequestFacts};
 
 /// What a matched route asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,3 +77,26 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
         context: &Context,
     ) -> Evaluation;
 }
+
+/// Fills in the attributes of the resource a route names (owner, tenant, classification, ...)
+/// before the policy decides, so route-level decisions can use them (a policy information point).
+///
+/// The [`Guard`](crate::Guard) calls it for protected routes whose resource has an id. Returning
+/// `Ok(None)` (no such resource) leaves the resource without attributes: conditions on them fail,
+/// which never grants.
+pub trait ResourceLoader: Send + Sync + std::fmt::Debug {
+    /// Loads the attributes of `resource` (its type and id are set).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError`] when the store cannot be read; the request is then refused with 503.
+    fn load<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> BoxFuture<'a, Result<Option<Resource>, LoadError>>;
+}
+
+/// A [`ResourceLoader`] could not read its store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("resource attributes are unavailable: {0}")]
+pub struct LoadError(pub &'static str);

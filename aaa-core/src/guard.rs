@@ -10,7 +10,7 @@ use tracing::trace;
 
 use crate::{
     Action, Authenticator, Authorizer, Clock, Context, Evaluation, Identity, Reason, Resource,
-    RouteBinding, SystemClock, Timestamp,
+    ResourceLoader, RouteBinding, SystemClock, Timestamp,
     audit::{
         Actor, AuditEvent, AuditReceipt, AuditSink, AuthnOutcome, EventKind, RequestInfo, Target,
         truncate_untrusted,
@@ -76,6 +76,7 @@ pub struct GuardBuilder<State> {
     authorizer: Option<Arc<dyn Authorizer>>,
     audit: Option<Arc<dyn AuditSink>>,
     audit_disabled: bool,
+    loader: Option<Arc<dyn ResourceLoader>>,
     clock: Arc<dyn Clock>,
     realm: String,
     _state: PhantomData<State>,
@@ -123,6 +124,13 @@ impl<S> GuardBuilder<S> {
         self
     }
 
+    /// Sets the loader that fills in resource attributes before route-level decisions. Defaults
+    /// to none: the policy sees only the resource type and id.
+    pub fn resources(mut self, loader: impl ResourceLoader + 'static) -> Self {
+        self.loader = Some(Arc::new(loader));
+        self
+    }
+
     /// Sets the clock. Defaults to [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -147,6 +155,7 @@ impl<S> GuardBuilder<S> {
             authorizer: Some(authorizer),
             audit: self.audit,
             audit_disabled: self.audit_disabled,
+            loader: self.loader,
             clock: self.clock,
             realm: self.realm,
             _state: PhantomData,
@@ -175,6 +184,7 @@ impl GuardBuilder<HasPolicy> {
                 authenticators: self.authenticators,
                 authorizer,
                 audit,
+                loader: self.loader,
                 clock: self.clock,
                 realm: self.realm,
             }),
@@ -186,6 +196,7 @@ struct Inner {
     authenticators: Vec<Arc<dyn Authenticator>>,
     authorizer: Arc<dyn Authorizer>,
     audit: Option<Arc<dyn AuditSink>>,
+    loader: Option<Arc<dyn ResourceLoader>>,
     clock: Arc<dyn Clock>,
     realm: String,
 }
@@ -231,6 +242,7 @@ impl Guard {
             authorizer: None,
             audit: None,
             audit_disabled: false,
+            loader: None,
             clock: Arc::new(SystemClock),
             realm: "aaa".to_owned(),
             _state: PhantomData,
@@ -319,6 +331,18 @@ impl Guard {
                     }
                     return self.reject(Rejection::missing_credentials());
                 }
+                let resource = match (&self.inner.loader, &resource.id) {
+                    (Some(loader), Some(_)) => match loader.load(&resource).await {
+                        Ok(Some(loaded)) => loaded,
+                        Ok(None) => resource,
+                        Err(_) => {
+                            return self.reject(Rejection::unavailable(
+                                "resource attributes are unavailable",
+                            ));
+                        }
+                    },
+                    _ => resource,
+                };
                 let context = context_of(facts, started);
                 let evaluation = self
                     .inner

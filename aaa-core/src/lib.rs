@@ -95,7 +95,7 @@ mod value;
 use std::{future::Future, pin::Pin};
 
 pub use authn::{Authenticator, AuthnError};
-pub use authz::{Authorizer, RouteBinding};
+pub use authz::{Authorizer, LoadError, ResourceLoader, RouteBinding};
 pub use decision::{Decision, Evaluation, EvaluationError, NearestMiss, Reason};
 pub use guard::{Admission, ConfigError, Guard, GuardBuilder, HasPolicy, NeedsPolicy, Outcome};
 pub use identity::{AuthInfo, AuthMethod, CredentialRef, Identity, Principal, PrincipalKind};

@@ -395,3 +395,73 @@ fn unmapped_routes_are_listed() {
     ]);
     assert_eq!(unmapped, [(Method::POST, "/admin")]);
 }
+
+/// Documents owned by `alice` only when their id is even.
+#[derive(Debug)]
+struct Owners;
+
+impl ResourceLoader for Owners {
+    fn load<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> BoxFuture<'a, Result<Option<Resource>, crate::LoadError>> {
+        let id: u32 = resource.id.as_deref().unwrap_or("x").parse().unwrap_or(1);
+        let result = match id {
+            999 => Err(crate::LoadError("store down")),
+            404 => Ok(None),
+            _ => Ok(Some(resource.clone().with_attribute(
+                "owner",
+                if id.is_multiple_of(2) { "alice" } else { "bob" },
+            ))),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// Allows reading one's own documents.
+#[derive(Debug)]
+struct OwnerPolicy;
+
+impl Authorizer for OwnerPolicy {
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+        TestPolicy.bind_route(facts)
+    }
+
+    fn authorize(&self, who: &Identity, _: &Action, r: &Resource, _: &Context) -> Evaluation {
+        let owner = r.attributes.get("owner").and_then(crate::Value::as_str);
+        match who.principal() {
+            Some(p) if Some(p.id.as_str()) == owner => Evaluation::permit(["owner"]),
+            _ => Evaluation::not_permitted(),
+        }
+    }
+}
+
+#[test]
+fn resource_loader_feeds_route_level_decisions() {
+    let g = Guard::builder()
+        .authenticator(TestBearer)
+        .policies(OwnerPolicy)
+        .resources(Owners)
+        .audit_disabled()
+        .build()
+        .unwrap();
+    let check = |id: &str| {
+        let f = facts(
+            Some("/docs/{id}"),
+            &format!("/docs/{id}"),
+            Some("Bearer good-alice"),
+        );
+        run(g.check(&f))
+    };
+    let a = admitted(check("2"));
+    assert_eq!(
+        a.resource.unwrap().attributes["owner"],
+        crate::Value::from("alice")
+    );
+    assert_eq!(rejected(check("3")).status(), StatusCode::FORBIDDEN);
+    assert_eq!(rejected(check("404")).status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        rejected(check("999")).status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -8,4 +8,5 @@
 )]
 
 mod adapters;
+mod conformance;
 mod public_interface;

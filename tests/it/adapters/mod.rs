@@ -114,7 +114,7 @@ pub(crate) fn guard(audit: Arc<MemorySink>) -> Guard {
 }
 
 /// The same app on every adapter: axum, actix with `App::wrap`, actix with `Scope::wrap`.
-async fn servers() -> Vec<Server> {
+pub(crate) async fn servers() -> Vec<Server> {
     vec![
         axum_app::start().await,
         actix_app::start(true).await,
@@ -122,14 +122,14 @@ async fn servers() -> Vec<Server> {
     ]
 }
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -138,7 +138,7 @@ impl Reply {
 }
 
 /// Sends `method target` with extra header lines, exactly as written.
-async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) -> Reply {
+pub(crate) async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) -> Reply {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for h in headers {
@@ -161,104 +161,6 @@ async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) ->
         head: head.to_owned(),
         body: body.to_owned(),
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn allows_denies_and_challenges() {
-    for s in servers().await {
-        allows_denies_and_challenges_on(&s).await;
-    }
-}
-
-async fn allows_denies_and_challenges_on(s: &Server) {
-    eprintln!("adapter: {}", s.name);
-    let ok = send(
-        s.addr,
-        "GET",
-        "/docs/7",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!((ok.status, ok.body.as_str()), (200, "ann reads 7"));
-    assert!(ok.header(RECEIPT_HEADER).unwrap().contains("seq="));
-
-    let anon = send(s.addr, "GET", "/docs/7", &[]).await;
-    assert_eq!(anon.status, 401);
-    assert_eq!(
-        anon.header("www-authenticate"),
-        Some("Bearer realm=\"aaa\"")
-    );
-    assert_eq!(
-        anon.header("content-type"),
-        Some("application/problem+json")
-    );
-
-    let bad = send(
-        s.addr,
-        "GET",
-        "/docs/7",
-        &["Authorization: Bearer forged-s3cr3t"],
-    )
-    .await;
-    assert_eq!(bad.status, 401);
-    assert!(
-        bad.header("www-authenticate")
-            .unwrap()
-            .contains("error=\"invalid_token\"")
-    );
-    assert!(!bad.body.contains("s3cr3t") && !bad.head.contains("s3cr3t"));
-
-    let two = send(
-        s.addr,
-        "GET",
-        "/docs/7",
-        &[
-            "Authorization: Bearer good-ann",
-            "Authorization: Bearer good-bob",
-        ],
-    )
-    .await;
-    assert_eq!(two.status, 400);
-
-    let admin = send(s.addr, "GET", "/admin", &["Authorization: Bearer good-ann"]).await;
-    assert_eq!(admin.status, 403);
-    let admin = send(
-        s.addr,
-        "GET",
-        "/admin",
-        &["Authorization: Bearer good-root-admin"],
-    )
-    .await;
-    assert_eq!(admin.status, 200);
-    assert_eq!(s.admin_hits.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unmapped_and_unmatched_routes_are_refused() {
-    for s in servers().await {
-        unmapped_and_unmatched_routes_are_refused_on(&s).await;
-    }
-}
-
-async fn unmapped_and_unmatched_routes_are_refused_on(s: &Server) {
-    eprintln!("adapter: {}", s.name);
-    let r = send(
-        s.addr,
-        "GET",
-        "/unmapped",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!(r.status, 403);
-    assert!(!r.body.contains("should never be served"));
-    let r = send(
-        s.addr,
-        "GET",
-        "/nowhere",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!(r.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,25 +205,6 @@ async fn path_confusion_never_reaches_the_admin_handler_on(s: &Server) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_utf8_path_parameters_are_400() {
-    for s in servers().await {
-        invalid_utf8_path_parameters_are_400_on(&s).await;
-    }
-}
-
-async fn invalid_utf8_path_parameters_are_400_on(s: &Server) {
-    eprintln!("adapter: {}", s.name);
-    let r = send(
-        s.addr,
-        "GET",
-        "/docs/%ff%fe",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!(r.status, 400);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractors() {
     for s in servers().await {
         extractors_on(&s).await;
@@ -330,82 +213,43 @@ async fn extractors() {
 
 async fn extractors_on(s: &Server) {
     eprintln!("adapter: {}", s.name);
-    let r = send(s.addr, "GET", "/health", &[]).await;
-    assert_eq!((r.status, r.body.as_str()), (200, "ok anonymous"));
-    let r = send(
-        s.addr,
-        "GET",
-        "/health",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!(r.body, "ok ann");
+    let ann = ["Authorization: Bearer good-ann"];
+    let r = send(s.addr, "GET", "/health", &ann).await;
+    assert_eq!(r.body, "ok ann", "Option<Authenticated> with a principal");
+    assert!(
+        r.header(RECEIPT_HEADER)
+            .unwrap()
+            .starts_with("log=\"memory\"; seq=")
+    );
     // Outside the layer, the extractor says the layer is missing.
     if s.has_outside {
         let r = send(s.addr, "GET", "/outside", &[]).await;
         assert_eq!(r.status, 500);
         assert!(r.body.contains("not installed"));
     }
-    // Handler-level decisions on a loaded resource.
-    let r = send(
-        s.addr,
-        "DELETE",
-        "/docs/9",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    assert_eq!((r.status, r.body.as_str()), (200, "deleted 9"));
-    let r = send(
-        s.addr,
-        "DELETE",
-        "/docs/9",
-        &["Authorization: Bearer good-bob"],
-    )
-    .await;
-    assert_eq!(r.status, 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_decision_and_completion_is_audited() {
+async fn audit_records_the_peer_and_the_route() {
     for s in servers().await {
-        every_decision_and_completion_is_audited_on(&s).await;
+        eprintln!("adapter: {}", s.name);
+        send(
+            s.addr,
+            "GET",
+            "/docs/1",
+            &["Authorization: Bearer good-ann"],
+        )
+        .await;
+        let events = s.audit.events();
+        let request = events[0].request.as_ref().unwrap();
+        assert_eq!(request.peer_ip.unwrap().to_string(), "127.0.0.1");
+        assert_eq!(request.method.as_deref(), Some("GET"));
+        let target = events[0].target.as_ref().unwrap();
+        assert_eq!(target.route.as_deref(), Some("/docs/{id}"));
+        assert_eq!(target.resource_id.as_deref(), Some("1"));
+        let EventKind::RequestCompleted { status, .. } = events[1].kind else {
+            panic!("{:?}", events[1])
+        };
+        assert_eq!(status, 200);
     }
-}
-
-async fn every_decision_and_completion_is_audited_on(s: &Server) {
-    eprintln!("adapter: {}", s.name);
-    send(
-        s.addr,
-        "GET",
-        "/docs/1",
-        &["Authorization: Bearer good-ann"],
-    )
-    .await;
-    send(s.addr, "GET", "/docs/1", &["Authorization: Bearer nope"]).await;
-    send(s.addr, "GET", "/admin", &["Authorization: Bearer good-ann"]).await;
-    let events = s.audit.events();
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| match e.kind {
-            EventKind::Authorization { .. } => "authz",
-            EventKind::Authentication { .. } => "authn",
-            EventKind::RequestCompleted { .. } => "done",
-            _ => "other",
-        })
-        .collect();
-    assert_eq!(kinds, ["authz", "done", "authn", "authz"]);
-    let EventKind::RequestCompleted { status, .. } = events[1].kind else {
-        panic!()
-    };
-    assert_eq!(status, 200);
-    assert_eq!(
-        events[0]
-            .request
-            .as_ref()
-            .unwrap()
-            .peer_ip
-            .unwrap()
-            .to_string(),
-        "127.0.0.1"
-    );
 }

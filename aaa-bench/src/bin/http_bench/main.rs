@@ -1,0 +1,172 @@
+//! Throughput and p99 latency of a small handler, bare and wrapped, over real HTTP on 127.0.0.1.
+//!
+//! Run with (server pinned to core 0 by this program, load generator on core 1):
+//!
+//! ```text
+//! cargo build --release -p aaa-bench --bin http-bench
+//! taskset -c 1 target/release/http-bench [--seconds 5] [--connections 32] [VARIANT...]
+//! ```
+//!
+//! Every variant is served by a child process (`http-bench serve VARIANT`, started under
+//! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
+//! reported as requests per second, p50 and p99 latency, and the ratio to the first variant of its
+//! framework measured in the same run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark program: fail loudly"
+)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod apps;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        let variant = args.get(1).expect("serve VARIANT");
+        apps::serve(variant);
+        return;
+    }
+    let mut seconds = 5u64;
+    let mut connections = 32usize;
+    let mut variants = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => seconds = it.next().unwrap().parse().unwrap(),
+            "--connections" => connections = it.next().unwrap().parse().unwrap(),
+            v => variants.push(v.to_owned()),
+        }
+    }
+    if variants.is_empty() {
+        variants = apps::VARIANTS.iter().map(|v| (*v).to_owned()).collect();
+    }
+    println!("| variant | req/s | p50 µs | p99 µs | ratio to bare |\n|---|---:|---:|---:|---:|");
+    let mut bare: std::collections::HashMap<String, f64> = Default::default();
+    for variant in &variants {
+        let result = measure(variant, seconds, connections);
+        let framework = variant.split('-').next().unwrap().to_owned();
+        let base = *bare.entry(framework).or_insert(result.rps);
+        println!(
+            "| {variant} | {:.0} | {} | {} | {:.3} |",
+            result.rps,
+            result.p50.as_micros(),
+            result.p99.as_micros(),
+            result.rps / base
+        );
+    }
+}
+
+struct Result {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn measure(variant: &str, seconds: u64, connections: usize) -> Result {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(exe)
+        .args(["serve", variant])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("taskset (util-linux) is needed");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines.next().unwrap().unwrap().parse().unwrap();
+    let request = lines.next().unwrap().unwrap();
+    let request = request.replace("\\r\\n", "\r\n");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(load(
+        addr,
+        request.as_bytes(),
+        Duration::from_secs(1),
+        connections,
+    ));
+    let mut latencies = runtime.block_on(load(
+        addr,
+        request.as_bytes(),
+        Duration::from_secs(seconds),
+        connections,
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Result {
+        rps: latencies.len() as f64 / seconds as f64,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Keeps `connections` keep-alive connections busy for `duration`; returns every latency.
+async fn load(
+    addr: SocketAddr,
+    request: &[u8],
+    duration: Duration,
+    connections: usize,
+) -> Vec<Duration> {
+    let deadline = Instant::now() + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let request = request.to_vec();
+        tasks.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut latencies = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                stream.write_all(&request).await.unwrap();
+                read_response(&mut stream, &mut buf).await;
+                latencies.push(start.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(l) = tasks.join_next().await {
+        all.extend(l.unwrap());
+    }
+    all
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` body; panics on anything but 200.
+async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..]).await.unwrap();
+        assert!(n > 0, "connection closed");
+        filled += n;
+        if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).unwrap();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while filled < end + 4 + length {
+                filled += stream.read(&mut buf[filled..]).await.unwrap();
+            }
+            return;
+        }
+    }
+}

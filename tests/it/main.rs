@@ -7,4 +7,5 @@
     reason = "tests fail loudly"
 )]
 
+mod policy_workload;
 mod public_interface;

@@ -9,4 +9,5 @@
 
 mod adapters;
 mod conformance;
+mod policy_workload;
 mod public_interface;

@@ -1,0 +1,1393 @@
+//! Checking a [`Policy`] against its schema and compiling it to the indexed [`PolicySet`].
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    fmt,
+    ops::Range,
+};
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::{
+    PolicySet,
+    error::{PolicyDiagnostic, PolicyError, PolicyErrorKind, Source},
+    expr::{self, CmpOp, Expr, ExprKind, Root},
+    syntax::{Effect, Policy, inner_span},
+};
+use crate::{Decimal, PrincipalKind, Timestamp, value::parse_ip};
+
+/// A fast, seeded hash map for names.
+pub(crate) type NameMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
+fn name_map<V>() -> NameMap<V> {
+    HashMap::with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// The type of a single value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    Bool,
+    Long,
+    Str,
+    Ip,
+    Time,
+    Dec,
+    /// The element type of `[]`: compatible with every element type.
+    Any,
+}
+
+/// The static type of an expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ty {
+    One(Scalar),
+    Set(Scalar),
+}
+
+impl Scalar {
+    fn name(self) -> &'static str {
+        match self {
+            Scalar::Bool => "bool",
+            Scalar::Long => "long",
+            Scalar::Str => "string",
+            Scalar::Ip => "ip",
+            Scalar::Time => "timestamp",
+            Scalar::Dec => "decimal",
+            Scalar::Any => "any",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Scalar> {
+        Some(match s {
+            "bool" => Scalar::Bool,
+            "long" => Scalar::Long,
+            "string" => Scalar::Str,
+            "ip" => Scalar::Ip,
+            "timestamp" => Scalar::Time,
+            "decimal" => Scalar::Dec,
+            _ => return None,
+        })
+    }
+
+    fn unify(self, other: Scalar) -> Option<Scalar> {
+        match (self, other) {
+            (Scalar::Any, x) | (x, Scalar::Any) => Some(x),
+            (a, b) if a == b => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::One(s) => f.write_str(s.name()),
+            Ty::Set(s) => write!(f, "set<{}>", s.name()),
+        }
+    }
+}
+
+impl Ty {
+    fn parse(s: &str) -> Option<Ty> {
+        let s = s.trim();
+        if let Some(inner) = s.strip_prefix("set<").and_then(|r| r.strip_suffix('>')) {
+            return Scalar::parse(inner.trim()).map(Ty::Set);
+        }
+        Scalar::parse(s).map(Ty::One)
+    }
+}
+
+/// A literal value in a compiled condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lit {
+    Bool(bool),
+    Long(i64),
+    Str(Box<str>),
+    Ip(IpNet),
+    Time(i64),
+    Dec(i64),
+}
+
+/// What a condition reads.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Attr {
+    PrincipalId,
+    PrincipalKind,
+    PrincipalIssuer,
+    PrincipalTenant,
+    PrincipalRoles,
+    PrincipalScopes,
+    PrincipalMfa,
+    PrincipalAmr,
+    Principal(Box<str>, Ty),
+    ResourceType,
+    ResourceId,
+    Resource(Box<str>, Ty),
+    ContextPeerIp,
+    ContextTime,
+    Context(Box<str>, Ty),
+}
+
+impl Attr {
+    /// The attribute as written, e.g. `resource.owner`.
+    pub(crate) fn path(&self) -> String {
+        match self {
+            Attr::PrincipalId => "principal.id".into(),
+            Attr::PrincipalKind => "principal.kind".into(),
+            Attr::PrincipalIssuer => "principal.issuer".into(),
+            Attr::PrincipalTenant => "principal.tenant".into(),
+            Attr::PrincipalRoles => "principal.roles".into(),
+            Attr::PrincipalScopes => "principal.scopes".into(),
+            Attr::PrincipalMfa => "principal.mfa".into(),
+            Attr::PrincipalAmr => "principal.amr".into(),
+            Attr::Principal(n, _) => format!("principal.{n}"),
+            Attr::ResourceType => "resource.type".into(),
+            Attr::ResourceId => "resource.id".into(),
+            Attr::Resource(n, _) => format!("resource.{n}"),
+            Attr::ContextPeerIp => "context.peer_ip".into(),
+            Attr::ContextTime => "context.time".into(),
+            Attr::Context(n, _) => format!("context.{n}"),
+        }
+    }
+}
+
+/// A type-checked, compiled condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CExpr {
+    Const(Lit),
+    LitSet(Vec<Lit>),
+    Get(Attr),
+    Has(Attr),
+    HasRole(u32),
+    Not(Box<CExpr>),
+    And(Vec<CExpr>),
+    Or(Vec<CExpr>),
+    Cmp(CmpOp, Box<CExpr>, Box<CExpr>),
+    In(Box<CExpr>, Box<CExpr>),
+    ContainsAll(Box<CExpr>, Box<CExpr>),
+    ContainsAny(Box<CExpr>, Box<CExpr>),
+    Like(Box<CExpr>, Glob),
+    InRange(Box<CExpr>, Box<CExpr>),
+    Hour(Box<CExpr>),
+    Weekday(Box<CExpr>),
+}
+
+/// A `like` pattern: `*` matches any run of characters. Matching is linear: the literal pieces
+/// between stars are found left to right, with no backtracking.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Glob {
+    pieces: Vec<Box<str>>,
+}
+
+impl Glob {
+    pub(crate) fn new(pattern: &str) -> Glob {
+        Glob {
+            pieces: pattern.split('*').map(Box::from).collect(),
+        }
+    }
+
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let [first, middle @ .., last] = self.pieces.as_slice() else {
+            // One piece: no star.
+            return self.pieces.first().is_some_and(|p| **p == *text);
+        };
+        let Some(rest) = text.strip_prefix(&**first) else {
+            return false;
+        };
+        let Some(mut rest) = rest.strip_suffix(&**last) else {
+            return false;
+        };
+        for piece in middle {
+            match rest.find(&**piece) {
+                Some(at) => rest = rest.get(at + piece.len()..).unwrap_or_default(),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// An action pattern of the glob dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pattern {
+    /// `*`: every action.
+    Any,
+    /// `docs:*`: every action starting with `docs:` (stored with the colon).
+    Prefix(Box<str>),
+    /// `docs:read`: exactly that action.
+    Exact(Box<str>),
+}
+
+impl Pattern {
+    pub(crate) fn parse(s: &str) -> Result<Pattern, &'static str> {
+        if s == "*" {
+            return Ok(Pattern::Any);
+        }
+        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("an action pattern is non-empty and has no whitespace");
+        }
+        match s.find('*') {
+            None => Ok(Pattern::Exact(s.into())),
+            Some(i) if i + 1 == s.len() && s.ends_with(":*") && s.len() > 2 => {
+                Ok(Pattern::Prefix(s.get(..i).unwrap_or_default().into()))
+            }
+            Some(_) => {
+                Err("`*` may only stand alone (`*`) or end a pattern after a colon (`docs:*`)")
+            }
+        }
+    }
+
+    pub(crate) fn matches(&self, action: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Prefix(p) => action.len() > p.len() && action.starts_with(&**p),
+            Pattern::Exact(a) => **a == *action,
+        }
+    }
+}
+
+/// One conjunct of a rule's condition, kept with its text for explanations.
+#[derive(Debug, Clone)]
+pub(crate) struct Cond {
+    pub(crate) expr: CExpr,
+    pub(crate) text: Box<str>,
+}
+
+/// A compiled rule (role permissions become rules `role:NAME`).
+#[derive(Debug, Clone)]
+pub(crate) struct CRule {
+    pub(crate) id: Box<str>,
+    pub(crate) effect: Effect,
+    pub(crate) kind: Option<PrincipalKind>,
+    pub(crate) role: Option<u32>,
+    pub(crate) principal_id: Option<Box<str>>,
+    pub(crate) issuer: Option<Box<str>>,
+    pub(crate) actions: Vec<Pattern>,
+    pub(crate) resources: Vec<Box<str>>,
+    pub(crate) conds: Vec<Cond>,
+    pub(crate) scopes: Vec<Box<str>>,
+}
+
+impl CRule {
+    pub(crate) fn matches_action(&self, action: &str) -> bool {
+        self.actions.iter().any(|p| p.matches(action))
+    }
+}
+
+/// Rule indices by effect.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lists {
+    pub(crate) deny: Vec<u32>,
+    pub(crate) allow: Vec<u32>,
+}
+
+impl Lists {
+    fn push(&mut self, effect: Effect, rule: u32) {
+        match effect {
+            Effect::Allow => self.allow.push(rule),
+            Effect::Deny => self.deny.push(rule),
+        }
+    }
+}
+
+/// The candidate rules of one action: those for any resource type, and those for each type.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bucket {
+    pub(crate) any_type: Lists,
+    pub(crate) by_type: Vec<(u32, Lists)>,
+}
+
+/// A role with its inheritance closure as a bitset (bit `i` set: this role has role `i`).
+#[derive(Debug, Clone)]
+pub(crate) struct RoleInfo {
+    pub(crate) name: Box<str>,
+    pub(crate) closure: Vec<u64>,
+}
+
+/// What a route maps to.
+#[derive(Debug, Clone)]
+pub(crate) enum RouteTarget {
+    Public,
+    Protected {
+        action: crate::Action,
+        resource_type: Box<str>,
+        id_param: Option<Box<str>>,
+    },
+}
+
+struct Ctx<'a> {
+    source: &'a Source,
+    text: &'a str,
+    errors: Vec<PolicyDiagnostic>,
+    schema: [BTreeMap<String, Ty>; 3],
+    role_ids: &'a NameMap<u32>,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &mut self,
+        kind: PolicyErrorKind,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let mut d = PolicyDiagnostic::new(self.source, kind, span, message);
+        if let Some(h) = help {
+            d = d.with_help(h);
+        }
+        self.errors.push(d);
+    }
+}
+
+/// Compiles `policy` (whose text is in `source`).
+pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, PolicyError> {
+    let text = source.text.inner().as_str();
+    let mut role_ids: NameMap<u32> = name_map();
+    let mut role_names: Vec<&Spanned<String>> = Vec::new();
+    for name in policy.roles.keys() {
+        let id = u32::try_from(role_names.len()).unwrap_or(u32::MAX);
+        role_ids.insert(name.get_ref().as_str().into(), id);
+        role_names.push(name);
+    }
+    let mut cx = Ctx {
+        source,
+        text,
+        errors: Vec::new(),
+        schema: Default::default(),
+        role_ids: &role_ids,
+    };
+
+    // Schema.
+    for (root, decls) in [
+        (Root::Principal, &policy.schema.principal),
+        (Root::Resource, &policy.schema.resource),
+        (Root::Context, &policy.schema.context),
+    ] {
+        for (name, ty) in decls {
+            let n = name.get_ref();
+            if builtin(root, n).is_some() {
+                cx.error(
+                    PolicyErrorKind::InvalidSchema,
+                    Some(name.span()),
+                    format!("`{}.{n}` is built in and cannot be declared", root.as_str()),
+                    Some("remove this line; built-in attributes are always available".into()),
+                );
+                continue;
+            }
+            if !is_ident(n) {
+                cx.error(
+                    PolicyErrorKind::InvalidSchema,
+                    Some(name.span()),
+                    format!("`{n}` is not a valid attribute name"),
+                    Some("use letters, digits and `_`, starting with a letter".into()),
+                );
+                continue;
+            }
+            match Ty::parse(ty.get_ref()) {
+                Some(t) => {
+                    of_mut(&mut cx.schema, root).insert(n.clone(), t);
+                }
+                None => cx.error(
+                    PolicyErrorKind::InvalidSchema,
+                    Some(ty.span()),
+                    format!("unknown type `{}`", ty.get_ref()),
+                    Some(
+                        "types are string, bool, long, decimal, ip, timestamp and set<T> of those"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+    }
+
+    // Roles: unknown parents, cycles, closures.
+    let n_roles = role_names.len();
+    let words = n_roles.div_ceil(64).max(1);
+    let mut parents: Vec<Vec<u32>> = vec![Vec::new(); n_roles];
+    for (i, (name, def)) in policy.roles.iter().enumerate() {
+        for parent in &def.inherits {
+            match role_ids.get(parent.get_ref().as_str()) {
+                Some(&p) => {
+                    if let Some(list) = parents.get_mut(i) {
+                        list.push(p);
+                    }
+                }
+                None => cx.error(
+                    PolicyErrorKind::UnknownRole,
+                    Some(parent.span()),
+                    format!(
+                        "role `{}` inherits from unknown role `{}`",
+                        name.get_ref(),
+                        parent.get_ref()
+                    ),
+                    Some(known_roles_help(&role_names)),
+                ),
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&parents) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .filter_map(|&i| role_names.get(i as usize).map(|n| n.get_ref().as_str()))
+            .collect();
+        let first = cycle.first().and_then(|&i| role_names.get(i as usize));
+        cx.error(
+            PolicyErrorKind::RoleCycle,
+            first.map(|n| n.span()),
+            format!("role inheritance forms a cycle: {}", names.join(" -> ")),
+            Some("role inheritance must be acyclic: remove one of these `inherits` entries".into()),
+        );
+    }
+    let mut roles: Vec<RoleInfo> = role_names
+        .iter()
+        .map(|n| RoleInfo {
+            name: n.get_ref().as_str().into(),
+            closure: vec![0; words],
+        })
+        .collect();
+    for (i, role) in roles.iter_mut().enumerate() {
+        // Depth-first over parents; visited set bounds the walk even with cycles.
+        let mut stack = vec![u32::try_from(i).unwrap_or(u32::MAX)];
+        while let Some(r) = stack.pop() {
+            let (w, b) = ((r / 64) as usize, r % 64);
+            let Some(word) = role.closure.get_mut(w) else {
+                continue;
+            };
+            if *word & (1 << b) != 0 {
+                continue;
+            }
+            *word |= 1 << b;
+            if let Some(ps) = parents.get(r as usize) {
+                stack.extend(ps.iter().copied());
+            }
+        }
+    }
+
+    // Rules.
+    let mut rules: Vec<CRule> = Vec::new();
+    let mut seen_ids: HashMap<&str, Range<usize>> = HashMap::new();
+    let mut mentioned_actions: HashSet<String> = HashSet::new();
+    let mut mentioned_types: HashSet<String> = HashSet::new();
+    let mut has_any_pattern = false;
+
+    for (name, def) in &policy.roles {
+        let mut actions = Vec::new();
+        for perm in &def.permissions {
+            match Pattern::parse(perm.get_ref()) {
+                Ok(p) => {
+                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    actions.push(p);
+                }
+                Err(help) => cx.error(
+                    PolicyErrorKind::InvalidPattern,
+                    Some(perm.span()),
+                    format!("invalid action pattern `{}`", perm.get_ref()),
+                    Some(help.into()),
+                ),
+            }
+        }
+        if !actions.is_empty() {
+            rules.push(CRule {
+                id: format!("role:{}", name.get_ref()).into(),
+                effect: Effect::Allow,
+                kind: None,
+                role: role_ids.get(name.get_ref().as_str()).copied(),
+                principal_id: None,
+                issuer: None,
+                actions,
+                resources: Vec::new(),
+                conds: Vec::new(),
+                scopes: Vec::new(),
+            });
+        }
+    }
+
+    for rule in &policy.rules {
+        let id = rule.id.get_ref();
+        if id.is_empty() {
+            cx.error(
+                PolicyErrorKind::InvalidRule,
+                Some(rule.id.span()),
+                "a rule id cannot be empty",
+                None,
+            );
+        } else if let Some(first) = seen_ids.get(id.as_str()) {
+            let (line, _) = super::error::line_column(text, first.start);
+            cx.error(
+                PolicyErrorKind::DuplicateRuleId,
+                Some(rule.id.span()),
+                format!("duplicate rule id `{id}`"),
+                Some(if source.positions {
+                    format!(
+                        "the first rule with this id is on line {line}; rule ids must be unique"
+                    )
+                } else {
+                    "rule ids must be unique".into()
+                }),
+            );
+        } else {
+            seen_ids.insert(id.as_str(), rule.id.span());
+        }
+        let role = match &rule.principal.role {
+            None => None,
+            Some(r) => match role_ids.get(r.get_ref().as_str()) {
+                Some(&i) => Some(i),
+                None => {
+                    cx.error(
+                        PolicyErrorKind::UnknownRole,
+                        Some(r.span()),
+                        format!("rule `{id}` names unknown role `{}`", r.get_ref()),
+                        Some(known_roles_help(&role_names)),
+                    );
+                    None
+                }
+            },
+        };
+        if rule.actions.is_empty() {
+            cx.error(
+                PolicyErrorKind::InvalidRule,
+                Some(rule.id.span()),
+                format!("rule `{id}` names no actions"),
+                Some("list the actions it covers, or `[\"*\"]` for all".into()),
+            );
+        }
+        let mut actions = Vec::new();
+        for a in &rule.actions {
+            match Pattern::parse(a.get_ref()) {
+                Ok(p) => {
+                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    actions.push(p);
+                }
+                Err(help) => cx.error(
+                    PolicyErrorKind::InvalidPattern,
+                    Some(a.span()),
+                    format!("invalid action pattern `{}`", a.get_ref()),
+                    Some(help.into()),
+                ),
+            }
+        }
+        for r in &rule.resources {
+            mentioned_types.insert(r.get_ref().clone());
+        }
+        let mut conds = Vec::new();
+        for (cond, negate) in [(&rule.when, false), (&rule.unless, true)] {
+            let Some(cond) = cond else { continue };
+            compile_condition(&mut cx, cond, negate, &mut conds);
+        }
+        rules.push(CRule {
+            id: id.as_str().into(),
+            effect: rule.effect,
+            kind: rule.principal.kind,
+            role,
+            principal_id: rule.principal.id.as_deref().map(Box::from),
+            issuer: rule.principal.issuer.as_deref().map(Box::from),
+            actions,
+            resources: rule
+                .resources
+                .iter()
+                .map(|r| r.get_ref().as_str().into())
+                .collect(),
+            conds,
+            scopes: rule.scopes.iter().map(|s| s.as_str().into()).collect(),
+        });
+    }
+
+    // Routes.
+    let mut routes: NameMap<Vec<(http::Method, RouteTarget)>> = name_map();
+    for route in &policy.routes {
+        let method = match http::Method::from_bytes(route.method.get_ref().as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                cx.error(
+                    PolicyErrorKind::InvalidRoute,
+                    Some(route.method.span()),
+                    format!("invalid HTTP method `{}`", route.method.get_ref()),
+                    None,
+                );
+                continue;
+            }
+        };
+        let template = route.route.get_ref();
+        let params = template_params(template);
+        let target = if route.public {
+            if route.action.is_some() || route.resource.is_some() || route.id.is_some() {
+                cx.error(
+                    PolicyErrorKind::InvalidRoute,
+                    Some(route.route.span()),
+                    format!("public route `{template}` cannot name an action, resource or id"),
+                    Some(
+                        "a public route is not authorized; remove `public` or the other fields"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
+            RouteTarget::Public
+        } else {
+            let (Some(action), Some(resource)) = (&route.action, &route.resource) else {
+                cx.error(
+                    PolicyErrorKind::InvalidRoute,
+                    Some(route.route.span()),
+                    format!("route `{template}` needs `action` and `resource`, or `public = true`"),
+                    None,
+                );
+                continue;
+            };
+            let a = action.get_ref();
+            if !mentioned_actions.contains(a) && !rules.iter().any(|r| r.matches_action(a)) {
+                cx.error(
+                    PolicyErrorKind::UnknownAction,
+                    Some(action.span()),
+                    format!("route `{} {template}` names unknown action `{a}`", method),
+                    Some(
+                        "no rule or role permission covers this action: add one, or fix the name"
+                            .into(),
+                    ),
+                );
+            }
+            let t = resource.get_ref();
+            if !mentioned_types.contains(t) && !rules.iter().any(|r| r.resources.is_empty()) {
+                cx.error(
+                    PolicyErrorKind::UnknownResourceType,
+                    Some(resource.span()),
+                    format!(
+                        "route `{} {template}` names unknown resource type `{t}`",
+                        method
+                    ),
+                    Some("no rule covers this resource type: add one, or fix the name".into()),
+                );
+            }
+            if let Some(id) = &route.id
+                && !params.iter().any(|p| p == id.get_ref())
+            {
+                cx.error(
+                    PolicyErrorKind::InvalidRoute,
+                    Some(id.span()),
+                    format!(
+                        "route `{template}` has no path parameter `{}`",
+                        id.get_ref()
+                    ),
+                    Some(format!(
+                        "the template's parameters are: {}",
+                        if params.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            params.join(", ")
+                        }
+                    )),
+                );
+            }
+            RouteTarget::Protected {
+                action: crate::Action::new(a),
+                resource_type: t.as_str().into(),
+                id_param: route.id.as_ref().map(|i| i.get_ref().as_str().into()),
+            }
+        };
+        let entry = routes.entry(template.as_str().into()).or_default();
+        if entry.iter().any(|(m, _)| *m == method) {
+            cx.error(
+                PolicyErrorKind::DuplicateRoute,
+                Some(route.route.span()),
+                format!("route `{method} {template}` is listed twice"),
+                None,
+            );
+            continue;
+        }
+        entry.push((method, target));
+    }
+
+    if !cx.errors.is_empty() {
+        let mut errors = cx.errors;
+        errors.sort_by_key(|d| (d.line(), d.column()));
+        return Err(PolicyError::new(errors));
+    }
+
+    // Index: exact actions and resource types get ids; every rule goes to the buckets of the
+    // actions it matches.
+    let mut actions: NameMap<u32> = name_map();
+    for targets in routes.values() {
+        for (_, t) in targets {
+            if let RouteTarget::Protected { action, .. } = t {
+                mentioned_actions.insert(action.as_str().to_owned());
+            }
+        }
+    }
+    let mut action_names: Vec<String> = mentioned_actions.into_iter().collect();
+    action_names.sort();
+    for (i, a) in action_names.iter().enumerate() {
+        actions.insert(a.as_str().into(), u32::try_from(i).unwrap_or(u32::MAX));
+    }
+    let mut types: NameMap<u32> = name_map();
+    let mut type_names: Vec<String> = mentioned_types.into_iter().collect();
+    type_names.sort();
+    for (i, t) in type_names.iter().enumerate() {
+        types.insert(t.as_str().into(), u32::try_from(i).unwrap_or(u32::MAX));
+    }
+    let mut buckets: Vec<Bucket> = vec![Bucket::default(); action_names.len() + 1];
+    let unknown = action_names.len();
+    for (ri, rule) in rules.iter().enumerate() {
+        let ri = u32::try_from(ri).unwrap_or(u32::MAX);
+        let mut targets: Vec<usize> = Vec::new();
+        for p in &rule.actions {
+            match p {
+                Pattern::Exact(a) => {
+                    if let Some(&i) = actions.get(a) {
+                        targets.push(i as usize);
+                    }
+                }
+                Pattern::Prefix(_) | Pattern::Any => {
+                    targets.extend(
+                        action_names
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, a)| p.matches(a))
+                            .map(|(i, _)| i),
+                    );
+                    targets.push(unknown);
+                }
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        for t in targets {
+            let Some(bucket) = buckets.get_mut(t) else {
+                continue;
+            };
+            if rule.resources.is_empty() {
+                bucket.any_type.push(rule.effect, ri);
+            } else {
+                for r in &rule.resources {
+                    let Some(&tid) = types.get(&**r) else {
+                        continue;
+                    };
+                    match bucket.by_type.binary_search_by_key(&tid, |(k, _)| *k) {
+                        Ok(pos) => {
+                            if let Some((_, l)) = bucket.by_type.get_mut(pos) {
+                                l.push(rule.effect, ri);
+                            }
+                        }
+                        Err(pos) => {
+                            let mut l = Lists::default();
+                            l.push(rule.effect, ri);
+                            bucket.by_type.insert(pos, (tid, l));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = has_any_pattern;
+
+    Ok(PolicySet {
+        version: policy.version.clone().unwrap_or_else(|| {
+            use sha2::{Digest, Sha256};
+            let digest = crate::identity::hex(&Sha256::digest(text.as_bytes()));
+            format!("sha256:{}", digest.get(..16).unwrap_or_default())
+        }),
+        roles,
+        role_ids,
+        rules,
+        actions,
+        buckets,
+        types,
+        routes,
+    })
+}
+
+fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>, any: &mut bool) {
+    match p {
+        Pattern::Exact(a) => {
+            mentioned.insert(a.to_string());
+        }
+        Pattern::Prefix(_) | Pattern::Any => *any = true,
+    }
+}
+
+fn known_roles_help(roles: &[&Spanned<String>]) -> String {
+    if roles.is_empty() {
+        "the policy defines no roles; add a `[roles.NAME]` table".into()
+    } else {
+        let names: Vec<&str> = roles.iter().map(|r| r.get_ref().as_str()).collect();
+        format!("defined roles are: {}", names.join(", "))
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The `{name}` parameters of a route template (also `:name` and `{*name}`).
+fn template_params(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for seg in template.split('/') {
+        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let inner = inner.trim_start_matches('*');
+            let inner = inner.split(':').next().unwrap_or(inner);
+            out.push(inner.to_owned());
+        } else if let Some(name) = seg.strip_prefix(':') {
+            out.push(name.to_owned());
+        } else if let Some(name) = seg.strip_prefix('*') {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// A cycle in the parent graph, as role indices (first repeated at the end), if any.
+fn find_cycle(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
+    // 0 = unvisited, 1 = on the stack, 2 = done. Iterative to bound stack use.
+    let mut state = vec![0u8; parents.len()];
+    for start in 0..parents.len() {
+        if state.get(start) != Some(&0) {
+            continue;
+        }
+        let mut path: Vec<(u32, usize)> = vec![(u32::try_from(start).unwrap_or(u32::MAX), 0)];
+        if let Some(s) = state.get_mut(start) {
+            *s = 1;
+        }
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            let children = parents.get(node as usize).map_or(&[][..], Vec::as_slice);
+            if let Some(&child) = children.get(*next) {
+                *next += 1;
+                match state.get(child as usize) {
+                    Some(0) => {
+                        if let Some(s) = state.get_mut(child as usize) {
+                            *s = 1;
+                        }
+                        path.push((child, 0));
+                    }
+                    Some(1) => {
+                        let from = path.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                        let mut cycle: Vec<u32> = path
+                            .get(from..)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect();
+                        cycle.push(child);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                if let Some(s) = state.get_mut(node as usize) {
+                    *s = 2;
+                }
+                path.pop();
+            }
+        }
+    }
+    None
+}
+
+fn of(schema: &[BTreeMap<String, Ty>; 3], root: Root) -> &BTreeMap<String, Ty> {
+    let [p, r, c] = schema;
+    match root {
+        Root::Principal => p,
+        Root::Resource => r,
+        Root::Context => c,
+    }
+}
+
+fn of_mut(schema: &mut [BTreeMap<String, Ty>; 3], root: Root) -> &mut BTreeMap<String, Ty> {
+    let [p, r, c] = schema;
+    match root {
+        Root::Principal => p,
+        Root::Resource => r,
+        Root::Context => c,
+    }
+}
+
+/// Built-in attributes: what `root.name` reads, its type, and whether it may be absent.
+fn builtin(root: Root, name: &str) -> Option<(Attr, Ty, bool)> {
+    use Scalar::*;
+    Some(match (root, name) {
+        (Root::Principal, "id") => (Attr::PrincipalId, Ty::One(Str), false),
+        (Root::Principal, "kind") => (Attr::PrincipalKind, Ty::One(Str), false),
+        (Root::Principal, "issuer") => (Attr::PrincipalIssuer, Ty::One(Str), false),
+        (Root::Principal, "tenant") => (Attr::PrincipalTenant, Ty::One(Str), true),
+        (Root::Principal, "roles") => (Attr::PrincipalRoles, Ty::Set(Str), false),
+        (Root::Principal, "scopes") => (Attr::PrincipalScopes, Ty::Set(Str), false),
+        (Root::Principal, "mfa") => (Attr::PrincipalMfa, Ty::One(Bool), false),
+        (Root::Principal, "amr") => (Attr::PrincipalAmr, Ty::Set(Str), false),
+        (Root::Resource, "type") => (Attr::ResourceType, Ty::One(Str), false),
+        (Root::Resource, "id") => (Attr::ResourceId, Ty::One(Str), true),
+        (Root::Context, "peer_ip") => (Attr::ContextPeerIp, Ty::One(Ip), true),
+        (Root::Context, "time") => (Attr::ContextTime, Ty::One(Time), false),
+        _ => return None,
+    })
+}
+
+fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out: &mut Vec<Cond>) {
+    let text = cond.get_ref();
+    let outer = cond.span();
+    let file_span = |r: Range<usize>| inner_span(cx.text, outer.clone(), r);
+    let parsed = match expr::parse(text) {
+        Ok(e) => e,
+        Err(e) => {
+            let span = file_span(e.span.clone());
+            cx.error(
+                PolicyErrorKind::InvalidCondition,
+                Some(span),
+                format!("cannot parse condition: {}", e.message),
+                Some("see the condition language in docs/policy.md".into()),
+            );
+            return;
+        }
+    };
+    let mut errs: Vec<(PolicyErrorKind, Range<usize>, String, Option<String>)> = Vec::new();
+    let parts = if negate {
+        vec![parsed]
+    } else {
+        expr::conjuncts(parsed)
+    };
+    for part in parts {
+        let part_text = text.get(part.span.clone()).unwrap_or(text).trim();
+        let mut checker = Checker {
+            schema: &cx.schema,
+            role_ids: cx.role_ids,
+            errs: &mut errs,
+        };
+        let Some((ce, ty)) = checker.check(&part) else {
+            continue;
+        };
+        if ty != Ty::One(Scalar::Bool) {
+            errs.push((
+                PolicyErrorKind::TypeMismatch,
+                part.span.clone(),
+                format!("a condition must be a bool, this is a {ty}"),
+                None,
+            ));
+            continue;
+        }
+        let (expr, text) = if negate {
+            (CExpr::Not(Box::new(ce)), format!("unless {part_text}"))
+        } else {
+            (ce, part_text.to_owned())
+        };
+        out.push(Cond {
+            expr,
+            text: text.into(),
+        });
+    }
+    for (kind, span, message, help) in errs {
+        let span = file_span(span);
+        cx.error(kind, Some(span), message, help);
+    }
+}
+
+type CheckErr = (PolicyErrorKind, Range<usize>, String, Option<String>);
+
+struct Checker<'a, 'b> {
+    schema: &'a [BTreeMap<String, Ty>; 3],
+    role_ids: &'a NameMap<u32>,
+    errs: &'b mut Vec<CheckErr>,
+}
+
+impl Checker<'_, '_> {
+    fn mismatch(&mut self, span: &Range<usize>, message: String) -> Option<(CExpr, Ty)> {
+        self.errs
+            .push((PolicyErrorKind::TypeMismatch, span.clone(), message, None));
+        None
+    }
+
+    fn attr(&mut self, root: Root, name: &str, span: &Range<usize>) -> Option<(Attr, Ty)> {
+        if let Some((a, t, _)) = builtin(root, name) {
+            return Some((a, t));
+        }
+        let Some(&ty) = of(self.schema, root).get(name) else {
+            let declared: Vec<&str> = of(self.schema, root).keys().map(String::as_str).collect();
+            self.errs.push((
+                PolicyErrorKind::UnknownAttribute,
+                span.clone(),
+                format!("unknown attribute `{}.{name}`", root.as_str()),
+                Some(format!(
+                    "declare it under `[schema.{}]`{}",
+                    root.as_str(),
+                    if declared.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; declared: {}", declared.join(", "))
+                    }
+                )),
+            ));
+            return None;
+        };
+        let n: Box<str> = name.into();
+        Some(match root {
+            Root::Principal => (Attr::Principal(n, ty), ty),
+            Root::Resource => (Attr::Resource(n, ty), ty),
+            Root::Context => (Attr::Context(n, ty), ty),
+        })
+    }
+
+    fn bool_operand(&mut self, e: &Expr) -> Option<CExpr> {
+        let (c, t) = self.check(e)?;
+        if t != Ty::One(Scalar::Bool) {
+            return self
+                .mismatch(&e.span, format!("expected a bool, found a {t}"))
+                .map(|(c, _)| c);
+        }
+        Some(c)
+    }
+
+    fn check(&mut self, e: &Expr) -> Option<(CExpr, Ty)> {
+        use Scalar::*;
+        match &e.kind {
+            ExprKind::Bool(b) => Some((CExpr::Const(Lit::Bool(*b)), Ty::One(Bool))),
+            ExprKind::Long(n) => Some((CExpr::Const(Lit::Long(*n)), Ty::One(Long))),
+            ExprKind::Str(s) => Some((CExpr::Const(Lit::Str(s.as_str().into())), Ty::One(Str))),
+            ExprKind::Var(root) => self.mismatch(
+                &e.span,
+                format!(
+                    "`{}` cannot be used as a value; read one of its attributes, e.g. `{}`",
+                    root.as_str(),
+                    match root {
+                        Root::Principal => "principal.id",
+                        Root::Resource => "resource.id",
+                        Root::Context => "context.time",
+                    }
+                ),
+            ),
+            ExprKind::Attr(base, name) => {
+                let ExprKind::Var(root) = base.kind else {
+                    self.errs.push((
+                        PolicyErrorKind::UnknownAttribute,
+                        e.span.clone(),
+                        format!("`.{name}` cannot be read here: only attributes of `principal`, `resource` and `context` can be read"),
+                        None,
+                    ));
+                    return None;
+                };
+                let (a, t) = self.attr(root, name, &e.span)?;
+                Some((CExpr::Get(a), t))
+            }
+            ExprKind::Has(base, name) => {
+                let ExprKind::Var(root) = base.kind else {
+                    return self.mismatch(
+                        &base.span,
+                        "`has` tests an attribute of `principal`, `resource` or `context`".into(),
+                    );
+                };
+                let (a, _) = self.attr(root, name, &e.span)?;
+                let required = builtin(root, name).is_some_and(|(_, _, optional)| !optional);
+                Some((
+                    if required {
+                        CExpr::Const(Lit::Bool(true))
+                    } else {
+                        CExpr::Has(a)
+                    },
+                    Ty::One(Bool),
+                ))
+            }
+            ExprKind::Call(f, arg) => {
+                let lit = match f.as_str() {
+                    "ip" => parse_ip(arg).ok().map(Lit::Ip),
+                    "timestamp" => Timestamp::parse_rfc3339(arg)
+                        .ok()
+                        .map(|t| Lit::Time(t.unix_micros())),
+                    "decimal" => arg.parse::<Decimal>().ok().map(|d| Lit::Dec(d.raw())),
+                    _ => {
+                        self.errs.push((
+                            PolicyErrorKind::InvalidCondition,
+                            e.span.clone(),
+                            format!("unknown function `{f}`"),
+                            Some(
+                                "functions are ip(\"..\"), timestamp(\"..\") and decimal(\"..\")"
+                                    .into(),
+                            ),
+                        ));
+                        return None;
+                    }
+                };
+                let Some(lit) = lit else {
+                    self.errs.push((
+                        PolicyErrorKind::InvalidCondition,
+                        e.span.clone(),
+                        format!("`{arg}` is not a valid {f}"),
+                        Some(match f.as_str() {
+                            "ip" => "write an IPv4 address without leading zeros, an IPv6 address, or a CIDR range".into(),
+                            "timestamp" => "write an RFC 3339 date-time such as 2026-01-31T09:00:00Z".into(),
+                            _ => "write digits with at most four after the point, such as 12.5".into(),
+                        }),
+                    ));
+                    return None;
+                };
+                let ty = match lit {
+                    Lit::Ip(_) => Ip,
+                    Lit::Time(_) => Time,
+                    _ => Dec,
+                };
+                Some((CExpr::Const(lit), Ty::One(ty)))
+            }
+            ExprKind::Set(items) => {
+                let mut lits = Vec::new();
+                let mut elem = Any;
+                for item in items {
+                    let (c, t) = self.check(item)?;
+                    let (CExpr::Const(lit), Ty::One(s)) = (c, t) else {
+                        return self
+                            .mismatch(&item.span, "set literals hold literal values only".into());
+                    };
+                    let Some(u) = elem.unify(s) else {
+                        return self.mismatch(
+                            &item.span,
+                            format!(
+                                "set elements must have one type: {} and {}",
+                                elem.name(),
+                                s.name()
+                            ),
+                        );
+                    };
+                    elem = u;
+                    lits.push(lit);
+                }
+                Some((CExpr::LitSet(lits), Ty::Set(elem)))
+            }
+            ExprKind::Not(inner) => {
+                let c = self.bool_operand(inner)?;
+                Some((CExpr::Not(Box::new(c)), Ty::One(Bool)))
+            }
+            ExprKind::And(items) | ExprKind::Or(items) => {
+                let mut cs = Vec::new();
+                let mut ok = true;
+                for item in items {
+                    match self.bool_operand(item) {
+                        Some(c) => cs.push(c),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                Some((
+                    if matches!(e.kind, ExprKind::And(_)) {
+                        CExpr::And(cs)
+                    } else {
+                        CExpr::Or(cs)
+                    },
+                    Ty::One(Bool),
+                ))
+            }
+            ExprKind::Cmp(op, l, r) => {
+                let (lc, lt) = self.check(l)?;
+                let (rc, rt) = self.check(r)?;
+                let (Ty::One(ls), Ty::One(rs)) = (lt, rt) else {
+                    return self.mismatch(
+                        &e.span,
+                        format!("cannot compare a {lt} with a {rt}: sets are compared with `containsAll`"),
+                    );
+                };
+                let Some(s) = ls.unify(rs) else {
+                    return self.mismatch(&e.span, format!("cannot compare a {lt} with a {rt}"));
+                };
+                if !matches!(op, CmpOp::Eq | CmpOp::Ne) && !matches!(s, Long | Time | Dec) {
+                    return self.mismatch(
+                        &e.span,
+                        format!("`<`, `<=`, `>` and `>=` compare longs, decimals or timestamps, not a {lt}"),
+                    );
+                }
+                Some((CExpr::Cmp(*op, Box::new(lc), Box::new(rc)), Ty::One(Bool)))
+            }
+            ExprKind::In(l, r) => {
+                let (lc, lt) = self.check(l)?;
+                let (rc, rt) = self.check(r)?;
+                self.membership(e, lc, lt, rc, rt)
+            }
+            ExprKind::Like(l, pattern) => {
+                let (lc, lt) = self.check(l)?;
+                if lt != Ty::One(Str) {
+                    return self.mismatch(&l.span, format!("`like` matches strings, not a {lt}"));
+                }
+                Some((CExpr::Like(Box::new(lc), Glob::new(pattern)), Ty::One(Bool)))
+            }
+            ExprKind::Method(base, name, args) => {
+                let (bc, bt) = self.check(base)?;
+                let mut checked = Vec::new();
+                for a in args {
+                    checked.push(self.check(a)?);
+                }
+                let arity = |n: usize, errs: &mut Vec<CheckErr>| {
+                    if args.len() == n {
+                        true
+                    } else {
+                        errs.push((
+                            PolicyErrorKind::TypeMismatch,
+                            e.span.clone(),
+                            format!(
+                                "`{name}` takes {n} argument{}",
+                                if n == 1 { "" } else { "s" }
+                            ),
+                            None,
+                        ));
+                        false
+                    }
+                };
+                match name.as_str() {
+                    "contains" => {
+                        if !arity(1, self.errs) {
+                            return None;
+                        }
+                        let (ac, at) = checked.pop()?;
+                        self.membership(e, ac, at, bc, bt)
+                    }
+                    "containsAll" | "containsAny" => {
+                        if !arity(1, self.errs) {
+                            return None;
+                        }
+                        let (ac, at) = checked.pop()?;
+                        let (Ty::Set(x), Ty::Set(y)) = (bt, at) else {
+                            return self.mismatch(
+                                &e.span,
+                                format!("`{name}` relates two sets, not a {bt} and a {at}"),
+                            );
+                        };
+                        if x.unify(y).is_none() {
+                            return self
+                                .mismatch(&e.span, format!("cannot relate a {bt} and a {at}"));
+                        }
+                        let (b, a) = (Box::new(bc), Box::new(ac));
+                        Some((
+                            if name == "containsAll" {
+                                CExpr::ContainsAll(b, a)
+                            } else {
+                                CExpr::ContainsAny(b, a)
+                            },
+                            Ty::One(Bool),
+                        ))
+                    }
+                    "isInRange" => {
+                        if !arity(1, self.errs) {
+                            return None;
+                        }
+                        let (ac, at) = checked.pop()?;
+                        if bt != Ty::One(Ip) || at != Ty::One(Ip) {
+                            return self.mismatch(
+                                &e.span,
+                                format!("`isInRange` takes ip addresses, not a {bt} and a {at}"),
+                            );
+                        }
+                        Some((CExpr::InRange(Box::new(bc), Box::new(ac)), Ty::One(Bool)))
+                    }
+                    "hour" | "weekday" => {
+                        if !arity(0, self.errs) {
+                            return None;
+                        }
+                        if bt != Ty::One(Time) {
+                            return self.mismatch(
+                                &e.span,
+                                format!("`{name}` is a method of timestamps, not of a {bt}"),
+                            );
+                        }
+                        Some(if name == "hour" {
+                            (CExpr::Hour(Box::new(bc)), Ty::One(Long))
+                        } else {
+                            (CExpr::Weekday(Box::new(bc)), Ty::One(Str))
+                        })
+                    }
+                    _ => {
+                        self.errs.push((
+                            PolicyErrorKind::InvalidCondition,
+                            e.span.clone(),
+                            format!("unknown method `{name}`"),
+                            Some("methods are contains, containsAll, containsAny, isInRange, hour and weekday".into()),
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// `elem in set` / `set.contains(elem)`.
+    fn membership(
+        &mut self,
+        e: &Expr,
+        ec: CExpr,
+        et: Ty,
+        sc: CExpr,
+        st: Ty,
+    ) -> Option<(CExpr, Ty)> {
+        let (Ty::One(x), Ty::Set(y)) = (et, st) else {
+            return self.mismatch(
+                &e.span,
+                format!("membership tests a value in a set, not a {et} in a {st}"),
+            );
+        };
+        if x.unify(y).is_none() {
+            return self.mismatch(&e.span, format!("a {et} is never in a {st}"));
+        }
+        // `principal.roles.contains("admin")` with a known role: a bit test.
+        if let (CExpr::Get(Attr::PrincipalRoles), CExpr::Const(Lit::Str(role))) = (&sc, &ec)
+            && let Some(&id) = self.role_ids.get(&**role)
+        {
+            return Some((CExpr::HasRole(id), Ty::One(Scalar::Bool)));
+        }
+        if let (CExpr::Get(Attr::PrincipalRoles), CExpr::Const(Lit::Str(role))) = (&sc, &ec) {
+            self.errs.push((
+                PolicyErrorKind::UnknownRole,
+                e.span.clone(),
+                format!("unknown role `{role}`"),
+                Some("the role must be defined under `[roles]`".into()),
+            ));
+            return None;
+        }
+        Some((CExpr::In(Box::new(ec), Box::new(sc)), Ty::One(Scalar::Bool)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matching_is_exact_and_linear() {
+        let g = Glob::new("docs/*/v*");
+        assert!(g.matches("docs/a/v1"));
+        assert!(g.matches("docs//v"));
+        assert!(!g.matches("docs/a/x1"));
+        assert!(Glob::new("abc").matches("abc"));
+        assert!(!Glob::new("abc").matches("abcd"));
+        assert!(Glob::new("*").matches(""));
+        assert!(Glob::new("a*a").matches("aa"));
+        assert!(!Glob::new("a*a").matches("a"));
+        // The classic backtracking killer finishes at once.
+        let text = "a".repeat(100_000);
+        let pat = format!("{}b", "a*".repeat(1000));
+        assert!(!Glob::new(&pat).matches(&text));
+    }
+
+    #[test]
+    fn action_patterns() {
+        assert_eq!(Pattern::parse("*"), Ok(Pattern::Any));
+        let p = Pattern::parse("docs:*").unwrap();
+        assert!(p.matches("docs:read"));
+        assert!(p.matches("docs:admin:purge"));
+        assert!(!p.matches("docs:"));
+        assert!(!p.matches("docs"));
+        assert!(!p.matches("docsx:read"));
+        for bad in ["docs*", "*:read", "do*cs:read", "", "a b", ":*"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn template_parameters() {
+        assert_eq!(template_params("/docs/{id}/v/{ver}"), ["id", "ver"]);
+        assert_eq!(template_params("/files/{*path}"), ["path"]);
+        assert_eq!(template_params("/u/:name"), ["name"]);
+    }
+
+    #[test]
+    fn cycles_are_found() {
+        assert_eq!(find_cycle(&[vec![1], vec![2], vec![]]), None);
+        let c = find_cycle(&[vec![1], vec![2], vec![0]]).unwrap();
+        assert_eq!(c.first(), c.last());
+        assert_eq!(c.len(), 4);
+        assert!(find_cycle(&[vec![0]]).is_some());
+    }
+}

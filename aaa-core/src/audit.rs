@@ -1,28 +1,108 @@
-//! Audit: what happened, when, and in what context.
+//! Audit: what happened, when, and in what context, in a tamper-evident log.
 //!
-//! The [`Guard`](crate::Guard) describes each authentication failure, authorization decision and
-//! request completion as an [`AuditEvent`] and hands it to an [`AuditSink`].
+//! The [`Guard`](crate::Guard) describes each authentication, authorization decision and request
+//! completion as an [`AuditEvent`] and hands it to an [`AuditSink`]. The default sink for
+//! production is the [`AuditWriter`]: a directory of append-only segment files in which
+//!
+//! - each record is one line of canonical JSON ([`record`]): schema version, origin (service,
+//!   instance), a contiguous `seq`, an event id, the time (UTC, µs), the hash of the previous
+//!   record (`prev`), its `kind` (`event`, `checkpoint`, `gap`, `recovery`, `key_change`) and body.
+//!   The stored bytes are the hashed bytes;
+//! - records are the leaves of one RFC 6962 Merkle tree ([`merkle`]); every
+//!   [`checkpoint_every`](AuditWriterConfig::checkpoint_every) records or
+//!   [`checkpoint_interval`](AuditWriterConfig::checkpoint_interval) a checkpoint (C2SP
+//!   tlog-checkpoint, signed as a C2SP signed note with Ed25519, [`note`]) is appended and
+//!   handed to the [`Witness`];
+//! - writing happens on one sequencer thread behind a bounded queue, with one `fdatasync` per
+//!   batch, and each event kind has an explicit [`Durability`]: strict, block with a deadline,
+//!   or best effort, where drops are written later as a gap record.
+//!
+//! A [`Verifier`] checks a log offline against trusted [`VerifierKey`]s (and optionally a
+//! witness anchor), and reports the first bad record by file, line and sequence number.
 //!
 //! ```
-//! use aaa_core::audit::{AuditEvent, AuditSink, EventKind, MemorySink};
-//! use aaa_core::Timestamp;
+//! use aaa_core::audit::{
+//!     AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, SigningKey, Verifier,
+//! };
+//! use aaa_core::{Decision, Reason, Timestamp};
 //!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let sink = MemorySink::new();
-//! let event = AuditEvent::new(Timestamp::UNIX_EPOCH, EventKind::RequestCompleted { status: 200, latency_us: 150 });
-//! let receipt = sink.record(event).await.unwrap().unwrap();
-//! assert_eq!(receipt.seq, 0);
-//! assert_eq!(sink.events().len(), 1);
-//! # });
+//! let dir = tempfile::tempdir()?;
+//! let key = SigningKey::generate("audit.example/orders")?;
+//! let trusted = key.verifier_key();
+//! let log = AuditWriter::open(AuditWriterConfig::new(dir.path(), "orders", "pod-1"), key)?;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let event = AuditEvent::new(
+//!     Timestamp::from_unix_seconds(1_700_000_000),
+//!     EventKind::Authorization {
+//!         decision: Decision::Allow, reason: Reason::Permitted, rules: vec!["r1".into()],
+//!         errors: vec![], policy_version: None,
+//!     },
+//! );
+//! // Authorization decisions are strict by default: durable before `record` returns.
+//! let receipt = log.record(event).await?.expect("the file log gives receipts");
+//! assert_eq!((receipt.log.as_str(), receipt.seq), ("orders/pod-1", 0));
+//! # Ok::<(), aaa_core::audit::AuditError>(()) })?;
+//! log.close();
+//!
+//! let report = Verifier::new([trusted.clone()]).verify_dir(dir.path())?;
+//! assert_eq!(report.events, 1);
+//! assert_eq!(report.uncovered, 0);
+//!
+//! // One flipped byte is found, and located.
+//! let segment = std::fs::read_dir(dir.path())?.next().unwrap()?.path();
+//! let mut bytes = std::fs::read(&segment)?;
+//! let at = bytes.iter().position(|&b| b == b'r').unwrap();
+//! bytes[at] = b's';
+//! std::fs::write(&segment, bytes)?;
+//! let err = Verifier::new([trusted]).verify_dir(dir.path()).unwrap_err();
+//! assert!(err.location.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Security considerations
 //!
-//! Events never hold tokens, API keys, `Authorization` or `Cookie` headers, query strings or
-//! bodies: the types have no place for them. Strings that come from the request (user agent,
-//! request id) are cut to a fixed length by their constructors.
+//! - **What is never recorded.** Events have no place for tokens, API keys, passwords,
+//!   `Authorization` or `Cookie` headers, query strings or bodies; credentials appear only as a
+//!   [`CredentialRef`](crate::CredentialRef) (a key id or a SHA-256). Strings from the request
+//!   (user agent, request id, resource id) are cut by [`truncate_untrusted`]; JSON escaping means
+//!   no string can end a line or forge a record.
+//! - **What the signatures cover.** A checkpoint signs the Merkle root of every record before it.
+//!   Records after the last checkpoint are chained but not signed: an attacker with write access
+//!   can rewrite or cut them undetected, which is why a checkpoint is due within
+//!   `checkpoint_interval`; the verifier reports how many records are uncovered.
+//! - **Truncation and rollback.** Cutting the log at a checkpoint, or restoring an older copy,
+//!   leaves a log that verifies on its own. Only an anchor kept elsewhere detects it: give the
+//!   writer a [`Witness`] that stores checkpoints off the host, and give the verifier the latest
+//!   anchor ([`Verifier::with_anchor`]). The writer refuses to open a log behind its anchor.
+//! - **Keys.** The signing key must not be readable by whoever could edit the log, or the log
+//!   only proves the absence of accidents. [`SigningKey`] zeroizes itself and never prints its
+//!   secret; key files are created 0600. Rotation is a record signed by the old key; after it,
+//!   only the new key is accepted for checkpoints.
+//! - **Availability.** In strict mode a failing disk fails requests (503, fail closed); in best
+//!   effort mode events may be lost, but each loss is counted in a gap record.
 
 mod event;
+pub mod merkle;
+pub mod note;
+mod policy;
+pub mod record;
+mod sinks;
+mod verify;
+mod witness;
+mod writer;
+
+pub use merkle::{Hash, MerkleTree, ProofError};
+pub use note::{Checkpoint, KeyError, SignedNote, SigningKey, VerifierKey};
+pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};
+pub use record::{LogOrigin, RecordBody};
+pub use sinks::{StdoutSink, TracingSink};
+pub use verify::{
+    DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport, leaf_hashes,
+    summarize,
+};
+pub use witness::{FileWitness, Witness};
+pub use writer::{AuditWriter, AuditWriterConfig, load_or_generate_key, write_private_key};
 
 pub use event::{
     Actor, AuditEvent, AuthnOutcome, EventKind, IdentityChange, MAX_UNTRUSTED_LEN, RequestInfo,
@@ -85,6 +165,48 @@ pub enum AuditError {
     /// strict mode, writer stopped).
     #[error("the audit log is unavailable: {0}")]
     Unavailable(&'static str),
+    /// An I/O operation on the log failed.
+    #[error("{context}: {kind}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The I/O error kind.
+        kind: std::io::ErrorKind,
+    },
+    /// The log is shorter than the latest checkpoint anchored with the witness: an older copy
+    /// was restored, or records were cut. The writer refuses to start.
+    #[error("the log has {log_size} records but the witness anchored {anchor_size} (rollback)")]
+    Rollback {
+        /// Records in the log.
+        log_size: u64,
+        /// Records covered by the anchor.
+        anchor_size: u64,
+    },
+    /// The log's tree at the anchored size does not match the anchored root: history rewritten.
+    #[error("the log disagrees with the witness anchor at size {size}")]
+    Diverged {
+        /// The anchored size.
+        size: u64,
+    },
+    /// A complete record of the existing log is damaged; only a torn tail is repaired.
+    #[error("the log is corrupt at {segment}:{line}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: String,
+        /// The line, from 1.
+        line: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The last checkpoint of the log was not signed by the key given to the writer.
+    #[error("the log was signed by another key; rotate keys with `rotate_key`")]
+    WrongKey,
+    /// A key could not be parsed or generated.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The configuration is invalid.
+    #[error("invalid audit configuration: {0}")]
+    Config(&'static str),
 }
 
 /// Keeps events in memory, in order. For tests and examples.

@@ -105,7 +105,9 @@ pub use request::{Action, Context, Resource};
 pub use time::{Clock, FixedClock, SystemClock, Timestamp, TimestampError};
 pub use value::{Attributes, Decimal, Value, ValueError};
 
-pub use audit::AuditEvent;
+pub use audit::{
+    AuditEvent, AuditWriter, AuditWriterConfig, Durability, Verifier, VerifierKey, VerifyReport,
+};
 
 /// A boxed future that is `Send`, as returned by the async traits of this crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

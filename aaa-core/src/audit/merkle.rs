@@ -1,0 +1,408 @@
+//! RFC 6962 / RFC 9162 Merkle trees: leaf and node hashes, an incremental tree that keeps only
+//! its O(log n) frontier, and inclusion and consistency proofs (generation and verification).
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 hash: a leaf, a node or a tree root.
+pub type Hash = [u8; 32];
+
+/// The root of the empty tree: SHA-256 of nothing.
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// The RFC 6962 leaf hash of `data`: SHA-256(0x00 || data).
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// The RFC 6962 interior node hash: SHA-256(0x01 || left || right).
+pub fn node_hash(left: &[u8], right: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// A Merkle tree that can only grow, holding only the roots of its perfect subtrees (the
+/// "frontier" or compact range `[0, size)`): appending is O(log n) time and the memory is
+/// O(log n).
+///
+/// ```
+/// use aaa_core::audit::merkle::{MerkleTree, leaf_hash, node_hash};
+///
+/// let mut tree = MerkleTree::new();
+/// tree.push(leaf_hash(b"a"));
+/// tree.push(leaf_hash(b"b"));
+/// assert_eq!(tree.root(), node_hash(&leaf_hash(b"a"), &leaf_hash(b"b")));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MerkleTree {
+    size: u64,
+    /// Roots of the perfect subtrees, left (largest) to right (smallest).
+    frontier: Vec<Hash>,
+}
+
+impl MerkleTree {
+    /// The empty tree.
+    pub fn new() -> Self {
+        MerkleTree::default()
+    }
+
+    /// The number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        // Each trailing one bit of the old size is a perfect subtree to merge with.
+        let mut size = self.size;
+        while size & 1 == 1 {
+            if let Some(left) = self.frontier.pop() {
+                hash = node_hash(&left, &hash);
+            }
+            size >>= 1;
+        }
+        self.frontier.push(hash);
+        self.size = self.size.saturating_add(1);
+    }
+
+    /// The root hash (the empty root for an empty tree).
+    pub fn root(&self) -> Hash {
+        let mut iter = self.frontier.iter().rev();
+        let Some(last) = iter.next() else {
+            return empty_root();
+        };
+        iter.fold(*last, |acc, left| node_hash(left, &acc))
+    }
+}
+
+/// The root of the tree over `leaves` (RFC 9162 MTH), O(n).
+pub fn root_of(leaves: &[Hash]) -> Hash {
+    let mut tree = MerkleTree::new();
+    for leaf in leaves {
+        tree.push(*leaf);
+    }
+    tree.root()
+}
+
+/// The largest power of two smaller than `n` (n > 1).
+fn split(n: usize) -> usize {
+    let mut k = 1usize;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// The RFC 9162 inclusion proof (audit path) of leaf `index` in the tree over `leaves`.
+///
+/// Returns `None` when `index` is not a leaf of that tree.
+pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Option<Vec<Hash>> {
+    let index = usize::try_from(index).ok()?;
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    path(index, leaves, &mut proof);
+    Some(proof)
+}
+
+fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if n <= 1 {
+        return;
+    }
+    let k = split(n);
+    let (left, right) = leaves.split_at(k);
+    if m < k {
+        path(m, left, out);
+        out.push(root_of(right));
+    } else {
+        path(m - k, right, out);
+        out.push(root_of(left));
+    }
+}
+
+/// The RFC 9162 consistency proof between the first `size1` leaves and all of `leaves`.
+///
+/// Returns `None` unless `0 < size1 <= leaves.len()`.
+pub fn consistency_proof(leaves: &[Hash], size1: u64) -> Option<Vec<Hash>> {
+    let m = usize::try_from(size1).ok()?;
+    if m == 0 || m > leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    subproof(m, leaves, true, &mut proof);
+    Some(proof)
+}
+
+fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if m == n {
+        if !complete {
+            out.push(root_of(leaves));
+        }
+        return;
+    }
+    let k = split(n);
+    let (left, right) = leaves.split_at(k);
+    if m <= k {
+        subproof(m, left, complete, out);
+        out.push(root_of(right));
+    } else {
+        subproof(m - k, right, false, out);
+        out.push(root_of(left));
+    }
+}
+
+/// A proof did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// The leaf index is not below the tree size.
+    #[error("index {index} is beyond tree size {size}")]
+    IndexBeyondSize {
+        /// The leaf index.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// A hash has the wrong length.
+    #[error("a hash is {0} bytes long, not 32")]
+    HashLength(usize),
+    /// The proof has the wrong number of hashes.
+    #[error("the proof has {got} hashes, {want} expected")]
+    ProofLength {
+        /// Hashes in the proof.
+        got: usize,
+        /// Hashes the sizes call for.
+        want: usize,
+    },
+    /// The second tree is smaller than the first.
+    #[error("size2 {size2} is smaller than size1 {size1}")]
+    SizesReversed {
+        /// The first size.
+        size1: u64,
+        /// The second size.
+        size2: u64,
+    },
+    /// A consistency proof from the empty tree proves nothing and is refused.
+    #[error("a consistency proof from the empty tree is meaningless")]
+    EmptyTree,
+    /// The hashes chain to a different root.
+    #[error("the proof leads to a different root")]
+    RootMismatch,
+}
+
+fn inner_proof_size(index: u64, size: u64) -> usize {
+    (64 - (index ^ (size - 1)).leading_zeros()) as usize
+}
+
+fn decompose(index: u64, size: u64) -> (usize, usize) {
+    let inner = inner_proof_size(index, size);
+    let border = (index.checked_shr(inner as u32).unwrap_or(0)).count_ones() as usize;
+    (inner, border)
+}
+
+fn chain_inner<P: AsRef<[u8]>>(seed: Vec<u8>, proof: &[P], index: u64) -> Vec<u8> {
+    proof.iter().enumerate().fold(seed, |seed, (i, h)| {
+        if (index >> i) & 1 == 0 {
+            node_hash(&seed, h.as_ref()).to_vec()
+        } else {
+            node_hash(h.as_ref(), &seed).to_vec()
+        }
+    })
+}
+
+fn chain_inner_right<P: AsRef<[u8]>>(seed: Vec<u8>, proof: &[P], index: u64) -> Vec<u8> {
+    proof.iter().enumerate().fold(seed, |seed, (i, h)| {
+        if (index >> i) & 1 == 1 {
+            node_hash(h.as_ref(), &seed).to_vec()
+        } else {
+            seed
+        }
+    })
+}
+
+fn chain_border_right<P: AsRef<[u8]>>(seed: Vec<u8>, proof: &[P]) -> Vec<u8> {
+    proof
+        .iter()
+        .fold(seed, |seed, h| node_hash(h.as_ref(), &seed).to_vec())
+}
+
+fn matches(computed: &[u8], expected: &[u8]) -> Result<(), ProofError> {
+    if computed == expected {
+        Ok(())
+    } else {
+        Err(ProofError::RootMismatch)
+    }
+}
+
+/// The root that an inclusion proof for `leaf` at `index` in a tree of `size` leads to.
+///
+/// # Errors
+///
+/// [`ProofError`] when the index is out of range, the leaf is not 32 bytes or the proof has the
+/// wrong length.
+pub fn root_from_inclusion_proof<P: AsRef<[u8]>>(
+    index: u64,
+    size: u64,
+    leaf: &[u8],
+    proof: &[P],
+) -> Result<Vec<u8>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexBeyondSize { index, size });
+    }
+    if leaf.len() != 32 {
+        return Err(ProofError::HashLength(leaf.len()));
+    }
+    let (inner, border) = decompose(index, size);
+    if proof.len() != inner + border {
+        return Err(ProofError::ProofLength {
+            got: proof.len(),
+            want: inner + border,
+        });
+    }
+    let (inner_part, border_part) = proof.split_at(inner);
+    let hash = chain_inner(leaf.to_vec(), inner_part, index);
+    Ok(chain_border_right(hash, border_part))
+}
+
+/// Verifies an RFC 9162 inclusion proof (section 2.1.3.2).
+///
+/// # Errors
+///
+/// [`ProofError`] when the proof does not show `leaf` at `index` in the tree of `size` with `root`.
+pub fn verify_inclusion<P: AsRef<[u8]>>(
+    index: u64,
+    size: u64,
+    leaf: &[u8],
+    proof: &[P],
+    root: &[u8],
+) -> Result<(), ProofError> {
+    matches(&root_from_inclusion_proof(index, size, leaf, proof)?, root)
+}
+
+/// Verifies an RFC 9162 consistency proof (section 2.1.4.2) between the tree of `size1` with
+/// `root1` and the tree of `size2` with `root2`.
+///
+/// # Errors
+///
+/// [`ProofError`] when the proof does not show that the first tree is a prefix of the second.
+pub fn verify_consistency<P: AsRef<[u8]>>(
+    size1: u64,
+    size2: u64,
+    proof: &[P],
+    root1: &[u8],
+    root2: &[u8],
+) -> Result<(), ProofError> {
+    if size2 < size1 {
+        return Err(ProofError::SizesReversed { size1, size2 });
+    }
+    if size1 == 0 {
+        return Err(ProofError::EmptyTree);
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::ProofLength {
+                got: proof.len(),
+                want: 0,
+            });
+        }
+        return matches(root1, root2);
+    }
+    if proof.is_empty() {
+        return Err(ProofError::ProofLength { got: 0, want: 1 });
+    }
+    // Now 0 < size1 < size2.
+    let (inner, border) = decompose(size1 - 1, size2);
+    let shift = size1.trailing_zeros() as usize;
+    let inner = inner.saturating_sub(shift);
+    let (seed, rest) = if size1 == 1u64 << shift {
+        (root1.to_vec(), proof)
+    } else {
+        match proof.split_first() {
+            Some((first, rest)) => (first.as_ref().to_vec(), rest),
+            None => return Err(ProofError::ProofLength { got: 0, want: 1 }),
+        }
+    };
+    let start = proof.len() - rest.len();
+    if rest.len() != inner + border {
+        return Err(ProofError::ProofLength {
+            got: proof.len(),
+            want: start + inner + border,
+        });
+    }
+    let (inner_part, border_part) = rest.split_at(inner);
+    let mask = (size1 - 1) >> shift;
+    let hash1 = chain_inner_right(seed.clone(), inner_part, mask);
+    let hash1 = chain_border_right(hash1, border_part);
+    matches(&hash1, root1)?;
+    let hash2 = chain_inner(seed, inner_part, mask);
+    let hash2 = chain_border_right(hash2, border_part);
+    matches(&hash2, root2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    }
+
+    fn naive_root(leaves: &[Hash]) -> Hash {
+        match leaves.len() {
+            0 => empty_root(),
+            1 => leaves[0],
+            n => {
+                let (l, r) = leaves.split_at(split(n));
+                node_hash(&naive_root(l), &naive_root(r))
+            }
+        }
+    }
+
+    #[test]
+    fn incremental_root_matches_the_recursive_definition() {
+        for n in 0..40 {
+            let l = leaves(n);
+            assert_eq!(root_of(&l), naive_root(&l), "size {n}");
+        }
+        assert_eq!(
+            hex(&empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    fn hex(h: &[u8]) -> String {
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn generated_proofs_verify_and_tampered_ones_do_not() {
+        for n in 1..34u64 {
+            let l = leaves(n as usize);
+            let root = root_of(&l);
+            for i in 0..n {
+                let proof = inclusion_proof(&l, i).unwrap();
+                verify_inclusion(i, n, &l[i as usize], &proof, &root).unwrap();
+                assert!(verify_inclusion(i, n, &leaf_hash(b"x"), &proof, &root).is_err());
+            }
+            for m in 1..=n {
+                let proof = consistency_proof(&l, m).unwrap();
+                let root1 = root_of(&l[..m as usize]);
+                verify_consistency(m, n, &proof, &root1, &root).unwrap();
+                if m < n {
+                    assert!(verify_consistency(m, n, &proof, &root, &root1).is_err());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The record format: one line of canonical JSON per record.
+//!
+//! Keys are sorted (by UTF-16 code units, as RFC 8785 asks), there is no insignificant
+//! whitespace, strings use the shortest JSON escapes (`\n`, `\r`, `\t`, `\b`, `\f`, `\"`, `\\`,
+//! `\u00xx` for other control characters) and integers are plain decimals. The line as stored is
+//! exactly the bytes hashed; a verifier never serializes a record again.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize, de::IgnoredAny};
+use serde_json::{Map, Value};
+
+use super::AuditEvent;
+use crate::Timestamp;
+
+/// The version of the record format written by this crate.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The hash carried as `prev` by the first record of a log: 64 zeros.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Which service instance writes a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogOrigin {
+    /// The service name.
+    pub service: String,
+    /// The instance (host, pod) of the service.
+    pub instance: String,
+}
+
+impl LogOrigin {
+    /// The checkpoint origin line: `<service>/<instance>`.
+    pub fn line(&self) -> String {
+        format!("{}/{}", self.service, self.instance)
+    }
+}
+
+/// What a record holds, besides its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every record is an event; staged by reference"
+)]
+pub enum RecordBody {
+    /// An audit event.
+    Event(AuditEvent),
+    /// A signed checkpoint (the signed note text) of the tree of all records before this one.
+    Checkpoint(String),
+    /// Events were lost (best-effort drops or failed writes).
+    Gap(GapInfo),
+    /// The log was recovered after a crash: a torn tail was cut.
+    Recovery(RecoveryInfo),
+    /// The signing key changed, signed by the old key.
+    KeyChange(KeyChangeInfo),
+}
+
+impl RecordBody {
+    /// The `kind` field of this body.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RecordBody::Event(_) => "event",
+            RecordBody::Checkpoint(_) => "checkpoint",
+            RecordBody::Gap(_) => "gap",
+            RecordBody::Recovery(_) => "recovery",
+            RecordBody::KeyChange(_) => "key_change",
+        }
+    }
+}
+
+/// Body of a gap record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapInfo {
+    /// How many events were lost since the previous gap record.
+    pub dropped: u64,
+    /// Why: `queue_full`, `write_failed`.
+    pub reason: String,
+}
+
+/// Body of a recovery record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryInfo {
+    /// The segment file whose tail was cut.
+    pub segment: String,
+    /// The length the segment was cut to.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub cut_bytes: u64,
+    /// Lowercase hex SHA-256 of the bytes cut.
+    pub cut_sha256: String,
+}
+
+/// Body of a key change record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyChangeInfo {
+    /// The verifier key that signed until now.
+    pub old_key: String,
+    /// The verifier key that signs from now on.
+    pub new_key: String,
+    /// Base64 Ed25519 signature by the old key over [`key_change_statement`].
+    pub signature: String,
+}
+
+/// The bytes the old key signs to introduce a new one at `seq` of the log `origin_line`.
+pub fn key_change_statement(origin_line: &str, seq: u64, old_key: &str, new_key: &str) -> String {
+    format!("aaa audit key change\n{origin_line}\n{seq}\n{old_key}\n{new_key}\n")
+}
+
+/// The envelope fields every record carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope<'a> {
+    pub(crate) origin: &'a LogOrigin,
+    pub(crate) seq: u64,
+    pub(crate) id: &'a str,
+    pub(crate) time: Timestamp,
+    pub(crate) prev: &'a str,
+}
+
+/// Serializes one record as a canonical JSON line, without the final newline, appended to `out`.
+pub(crate) fn encode_record(
+    envelope: &Envelope<'_>,
+    body: &RecordBody,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let mut map = Map::new();
+    map.insert("v".into(), Value::from(SCHEMA_VERSION));
+    map.insert("origin".into(), serde_json::to_value(envelope.origin)?);
+    map.insert("seq".into(), Value::from(envelope.seq));
+    map.insert("id".into(), Value::from(envelope.id));
+    map.insert("time".into(), Value::from(envelope.time.to_string()));
+    map.insert("prev".into(), Value::from(envelope.prev));
+    map.insert("kind".into(), Value::from(body.kind()));
+    let (key, value) = match body {
+        RecordBody::Event(e) => ("event", serde_json::to_value(e)?),
+        RecordBody::Checkpoint(note) => ("checkpoint", Value::from(note.as_str())),
+        RecordBody::Gap(g) => ("gap", serde_json::to_value(g)?),
+        RecordBody::Recovery(r) => ("recovery", serde_json::to_value(r)?),
+        RecordBody::KeyChange(k) => ("key_change", serde_json::to_value(k)?),
+    };
+    map.insert(key.into(), value);
+    write_canonical(&Value::Object(map), out);
+    Ok(())
+}
+
+/// Writes `value` as canonical JSON (sorted keys, no whitespace).
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        match escape {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+                HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+            ]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// The envelope of a stored record as the verifier reads it: borrowed, no event decoding.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoredRecord<'a> {
+    pub(crate) v: u64,
+    pub(crate) origin: LogOrigin,
+    pub(crate) seq: u64,
+    #[serde(borrow)]
+    #[expect(dead_code, reason = "read to check its presence and type")]
+    pub(crate) id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) time: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) prev: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) kind: Cow<'a, str>,
+    #[serde(default)]
+    pub(crate) event: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub(crate) checkpoint: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) gap: Option<GapInfo>,
+    #[serde(default)]
+    pub(crate) recovery: Option<RecoveryInfo>,
+    #[serde(default)]
+    pub(crate) key_change: Option<KeyChangeInfo>,
+}
+
+impl StoredRecord<'_> {
+    /// Whether the body present matches `kind`, and only that body is present.
+    pub(crate) fn body_matches_kind(&self) -> bool {
+        let present = [
+            ("event", self.event.is_some()),
+            ("checkpoint", self.checkpoint.is_some()),
+            ("gap", self.gap.is_some()),
+            ("recovery", self.recovery.is_some()),
+            ("key_change", self.key_change.is_some()),
+        ];
+        present
+            .iter()
+            .all(|(name, is)| *is == (*name == self.kind.as_ref()))
+    }
+}
+
+/// A stored record with its event decoded, for reading (summaries, tools).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadRecord {
+    /// The sequence number.
+    pub seq: u64,
+    /// The record kind: `event`, `checkpoint`, `gap`, `recovery` or `key_change`.
+    pub kind: String,
+    /// When it was written.
+    pub time: Timestamp,
+    /// The event, for `event` records.
+    #[serde(default)]
+    pub event: Option<AuditEvent>,
+    /// The gap, for `gap` records.
+    #[serde(default)]
+    pub gap: Option<GapInfo>,
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(
+            HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+        ));
+        out.push(char::from(
+            HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::EventKind;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_escapes_line_breaks() {
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"z":"x\r\ny\u0001\"\\é","y":[true,null]}}"#)
+                .unwrap();
+        let mut out = Vec::new();
+        write_canonical(&v, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"y":[true,null],"z":"x\r\ny\u0001\"\\é"},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn a_record_is_one_line_even_with_hostile_strings() {
+        let origin = LogOrigin {
+            service: "svc".into(),
+            instance: "i\n1".into(),
+        };
+        let mut event = AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::RequestCompleted {
+                status: 200,
+                latency_us: 1,
+            },
+        );
+        event.request = Some(crate::audit::RequestInfo {
+            user_agent: Some("evil\r\n{\"seq\":9}\n".into()),
+            ..Default::default()
+        });
+        let env = Envelope {
+            origin: &origin,
+            seq: 0,
+            id: "x",
+            time: Timestamp::UNIX_EPOCH,
+            prev: GENESIS_PREV,
+        };
+        let mut out = Vec::new();
+        encode_record(&env, &RecordBody::Event(event), &mut out).unwrap();
+        assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
+        let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(parsed.seq, 0);
+        assert!(parsed.body_matches_kind());
+    }
+}

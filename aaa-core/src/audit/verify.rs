@@ -1,0 +1,654 @@
+//! Offline verification of a log, and reading it back (leaf hashes for proofs, summaries).
+
+use std::{collections::BTreeMap, fmt, fs, path::Path};
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+
+use super::{
+    AuditError, EventKind,
+    merkle::{Hash, MerkleTree, leaf_hash},
+    note::{Checkpoint, SignedNote, VerifierKey},
+    record::{
+        GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, hex,
+        key_change_statement,
+    },
+    writer::{SEGMENT_PREFIX, SEGMENT_SUFFIX, segment_files},
+};
+use crate::Decision;
+
+/// What a successful verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The log's origin line, if it has records.
+    pub origin: Option<String>,
+    /// Records checked.
+    pub records: u64,
+    /// Event records among them.
+    pub events: u64,
+    /// Checkpoint records among them.
+    pub checkpoints: u64,
+    /// The sequence number of the last checkpoint record.
+    pub last_checkpoint: Option<u64>,
+    /// Records covered by the last checkpoint (its tree size).
+    pub covered: u64,
+    /// Records after the last checkpoint: chained but not yet covered by a signature.
+    pub uncovered: u64,
+    /// Gap records, and the events they say were lost.
+    pub gaps: u64,
+    /// Events lost, as gap records count them.
+    pub dropped: u64,
+    /// Recovery records (crashes that cut a torn tail).
+    pub recoveries: u64,
+    /// Key changes.
+    pub key_changes: u64,
+    /// The root hash of the tree over all records.
+    pub root: Hash,
+    /// The size of the witness anchor checked against, if one was given.
+    pub anchor_size: Option<u64>,
+}
+
+/// Where a problem was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The segment file name.
+    pub segment: String,
+    /// The line number in that file, from 1.
+    pub line: u64,
+    /// The sequence number the record should have there.
+    pub seq: u64,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{} (seq {})", self.segment, self.line, self.seq)
+    }
+}
+
+/// What is wrong with a log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A segment could not be read.
+    #[error("cannot read the segment: {0}")]
+    Io(std::io::ErrorKind),
+    /// The line is not a record (JSON error, missing or unknown field).
+    #[error("not a valid record: {0}")]
+    Malformed(String),
+    /// The line has no final newline: a torn write, or a cut.
+    #[error("the record is not terminated by a newline (torn or cut tail)")]
+    Unterminated,
+    /// The record's schema version is unknown.
+    #[error("unknown schema version {0}")]
+    Version(u64),
+    /// The record names another log.
+    #[error("the record names another log origin")]
+    OriginChanged,
+    /// The sequence number is not the next one: records were deleted, inserted or reordered.
+    #[error(
+        "sequence number {found}, expected {expected} (records deleted, inserted or reordered)"
+    )]
+    Sequence {
+        /// The number expected.
+        expected: u64,
+        /// The number found.
+        found: u64,
+    },
+    /// The `prev` hash does not match the previous record: it (or this field) was modified.
+    #[error(
+        "`prev` does not match the hash of the previous record (it or this record was modified)"
+    )]
+    HashLink,
+    /// The record's `kind` does not match its body.
+    #[error("the record kind does not match its body")]
+    KindMismatch,
+    /// A segment file's name does not match its first record.
+    #[error("the segment name does not match its first record")]
+    SegmentName,
+    /// A checkpoint could not be parsed.
+    #[error("malformed checkpoint: {0}")]
+    CheckpointMalformed(&'static str),
+    /// A checkpoint's origin, size or root does not match the records before it.
+    #[error("the checkpoint does not match the records before it ({0})")]
+    CheckpointMismatch(&'static str),
+    /// No trusted key (or not the key currently in charge) signed the checkpoint.
+    #[error("the checkpoint is not signed by a trusted key")]
+    UntrustedKey,
+    /// A signature does not verify.
+    #[error("invalid signature")]
+    BadSignature,
+    /// A key change record is malformed or not introduced by the key in charge.
+    #[error("invalid key change: {0}")]
+    KeyChange(&'static str),
+    /// The log is shorter than the witness anchor: a stale copy was restored, or the tail cut.
+    #[error("the log has {log_size} records but the anchor covers {anchor_size} (rollback or cut)")]
+    Rollback {
+        /// Records in the log.
+        log_size: u64,
+        /// Records the anchor covers.
+        anchor_size: u64,
+    },
+    /// The log disagrees with the witness anchor: history was rewritten.
+    #[error("the log's tree at size {0} does not match the anchor (history rewritten)")]
+    AnchorMismatch(u64),
+    /// The anchor itself is malformed or not signed by a trusted key.
+    #[error("the anchor is not a valid checkpoint signed by a trusted key")]
+    BadAnchor,
+}
+
+/// A log failed verification: the first problem, where it is, and what was verified before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {problem}", location.as_ref().map_or_else(|| "log".to_owned(), ToString::to_string))]
+pub struct VerifyError {
+    /// Where, when the problem is in a record.
+    pub location: Option<Location>,
+    /// What.
+    pub problem: Problem,
+    /// What was verified up to the problem.
+    pub report: Box<VerifyReport>,
+}
+
+/// Verifies logs against a set of trusted keys and, optionally, a witness anchor.
+///
+/// ```
+/// use aaa_core::audit::{AuditSink, AuditWriter, AuditWriterConfig, AuditEvent, EventKind, SigningKey, Verifier};
+/// use aaa_core::Timestamp;
+///
+/// let dir = tempfile::tempdir()?;
+/// let key = SigningKey::generate("example/audit")?;
+/// let trusted = key.verifier_key();
+/// let log = AuditWriter::open(AuditWriterConfig::new(dir.path(), "svc", "i1"), key)?;
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let event = AuditEvent::new(Timestamp::UNIX_EPOCH, EventKind::RequestCompleted { status: 200, latency_us: 5 });
+/// log.record(event).await?;
+/// # Ok::<(), aaa_core::audit::AuditError>(()) })?;
+/// log.close(); // writes a final checkpoint
+///
+/// let report = Verifier::new([trusted]).verify_dir(dir.path())?;
+/// assert_eq!((report.events, report.uncovered), (1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Vec<VerifierKey>,
+    anchor: Option<String>,
+}
+
+struct PendingSig {
+    ordinal: u64,
+    location: Option<Location>,
+    problem: Problem,
+    message: Vec<u8>,
+    signature: [u8; 64],
+    key: VerifierKey,
+}
+
+struct State<'k> {
+    verifier: &'k Verifier,
+    report: VerifyReport,
+    origin: Option<LogOrigin>,
+    tree: MerkleTree,
+    prev: Hash,
+    current_key: Option<VerifierKey>,
+    known_keys: Vec<VerifierKey>,
+    pending: Vec<PendingSig>,
+    anchor: Option<Checkpoint>,
+    anchor_root: Option<Hash>,
+    ordinal: u64,
+}
+
+type Failure = (Option<Location>, Problem);
+
+impl Verifier {
+    /// A verifier trusting `keys`. Keys introduced by valid key change records are trusted from
+    /// there on.
+    pub fn new(keys: impl IntoIterator<Item = VerifierKey>) -> Self {
+        Verifier {
+            keys: keys.into_iter().collect(),
+            anchor: None,
+        }
+    }
+
+    /// Also checks the log against a witness anchor (a signed checkpoint): the log must reach
+    /// its size and agree with its root.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor_note: impl Into<String>) -> Self {
+        self.anchor = Some(anchor_note.into());
+        self
+    }
+
+    /// Verifies the segment files in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`] with the first problem found, located.
+    pub fn verify_dir(&self, dir: &Path) -> Result<VerifyReport, VerifyError> {
+        let files = segment_files(dir).map_err(|_| VerifyError {
+            location: None,
+            problem: Problem::Io(std::io::ErrorKind::NotFound),
+            report: Box::default(),
+        })?;
+        let mut segments = Vec::with_capacity(files.len());
+        for (name, path) in files {
+            match fs::read(&path) {
+                Ok(data) => segments.push((name, data)),
+                Err(e) => {
+                    return Err(VerifyError {
+                        location: Some(Location {
+                            segment: name,
+                            line: 0,
+                            seq: 0,
+                        }),
+                        problem: Problem::Io(e.kind()),
+                        report: Box::default(),
+                    });
+                }
+            }
+        }
+        self.verify_segments(&segments)
+    }
+
+    /// Verifies segments given as `(file name, contents)`, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`] with the first problem found, located.
+    pub fn verify_segments(
+        &self,
+        segments: &[(String, Vec<u8>)],
+    ) -> Result<VerifyReport, VerifyError> {
+        let mut state = State {
+            verifier: self,
+            report: VerifyReport::default(),
+            origin: None,
+            tree: MerkleTree::new(),
+            prev: [0; 32],
+            current_key: None,
+            known_keys: self.keys.clone(),
+            pending: Vec::new(),
+            anchor: None,
+            anchor_root: None,
+            ordinal: 0,
+        };
+        let structural = state.run(segments);
+        let structural_ordinal = state.ordinal;
+        let sig_failure = state.check_signatures();
+        let first = match (structural, sig_failure) {
+            (Err(s), Some((ord, f))) => Some(if ord < structural_ordinal { f } else { s }),
+            (Err(s), None) => Some(s),
+            (Ok(()), Some((_, f))) => Some(f),
+            (Ok(()), None) => None,
+        };
+        let mut report = state.report;
+        report.root = state.tree.root();
+        match first {
+            None => Ok(report),
+            Some((location, problem)) => Err(VerifyError {
+                location,
+                problem,
+                report: Box::new(report),
+            }),
+        }
+    }
+}
+
+fn parse_prev(prev: &str) -> Option<Hash> {
+    if prev.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let pair = prev.get(i * 2..i * 2 + 2)?;
+        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl State<'_> {
+    fn run(&mut self, segments: &[(String, Vec<u8>)]) -> Result<(), Failure> {
+        if let Some(text) = &self.verifier.anchor {
+            let note = SignedNote::parse(text).map_err(|_| (None, Problem::BadAnchor))?;
+            let cp = Checkpoint::parse_body(&note.body).map_err(|_| (None, Problem::BadAnchor))?;
+            // Signed by one of the keys given; keys introduced later are checked at the end.
+            let Some((key, sig)) = self
+                .verifier
+                .keys
+                .iter()
+                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
+            else {
+                return Err((None, Problem::BadAnchor));
+            };
+            self.pending.push(PendingSig {
+                ordinal: u64::MAX,
+                location: None,
+                problem: Problem::BadAnchor,
+                message: note.body.into_bytes(),
+                signature: sig,
+                key,
+            });
+            self.report.anchor_size = Some(cp.size);
+            if cp.size == 0 {
+                self.anchor_root = Some(self.tree.root());
+            }
+            self.anchor = Some(cp);
+        }
+        let count = segments.len();
+        for (i, (name, data)) in segments.iter().enumerate() {
+            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let (body, torn) = data.split_at(complete);
+            let mut line_no = 0u64;
+            for line in body.split_inclusive(|&b| b == b'\n') {
+                line_no += 1;
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let location = Location {
+                    segment: name.clone(),
+                    line: line_no,
+                    seq: self.tree.size(),
+                };
+                if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
+                    return Err((Some(location), Problem::SegmentName));
+                }
+                self.record(line, &location)
+                    .map_err(|p| (Some(location), p))?;
+                self.ordinal += 1;
+            }
+            if !torn.is_empty() {
+                let _ = (i, count);
+                return Err((
+                    Some(Location {
+                        segment: name.clone(),
+                        line: line_no + 1,
+                        seq: self.tree.size(),
+                    }),
+                    Problem::Unterminated,
+                ));
+            }
+        }
+        if let Some(anchor) = &self.anchor {
+            match self.anchor_root {
+                None => {
+                    return Err((
+                        None,
+                        Problem::Rollback {
+                            log_size: self.tree.size(),
+                            anchor_size: anchor.size,
+                        },
+                    ));
+                }
+                Some(root) if root != anchor.root => {
+                    return Err((None, Problem::AnchorMismatch(anchor.size)));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, line: &[u8], location: &Location) -> Result<(), Problem> {
+        let rec: StoredRecord<'_> =
+            serde_json::from_slice(line).map_err(|e| Problem::Malformed(e.to_string()))?;
+        if rec.v != SCHEMA_VERSION {
+            return Err(Problem::Version(rec.v));
+        }
+        match &self.origin {
+            None => self.origin = Some(rec.origin.clone()),
+            Some(o) if *o != rec.origin => return Err(Problem::OriginChanged),
+            Some(_) => {}
+        }
+        let seq = self.tree.size();
+        if rec.seq != seq {
+            return Err(Problem::Sequence {
+                expected: seq,
+                found: rec.seq,
+            });
+        }
+        let link_ok = if seq == 0 {
+            rec.prev == GENESIS_PREV
+        } else {
+            parse_prev(&rec.prev) == Some(self.prev)
+        };
+        if !link_ok {
+            return Err(Problem::HashLink);
+        }
+        if !rec.body_matches_kind() || crate::Timestamp::parse_rfc3339(&rec.time).is_err() {
+            return Err(Problem::KindMismatch);
+        }
+        let origin_line = rec.origin.line();
+        match rec.kind.as_ref() {
+            "event" => self.report.events += 1,
+            "gap" => {
+                self.report.gaps += 1;
+                self.report.dropped += rec.gap.as_ref().map_or(0, |g| g.dropped);
+            }
+            "recovery" => self.report.recoveries += 1,
+            "checkpoint" => {
+                let text = rec.checkpoint.as_deref().unwrap_or_default();
+                self.checkpoint(text, &origin_line, seq, location)?;
+            }
+            "key_change" => {
+                let Some(change) = &rec.key_change else {
+                    return Err(Problem::KindMismatch);
+                };
+                let old = VerifierKey::parse(&change.old_key)
+                    .map_err(|_| Problem::KeyChange("malformed old key"))?;
+                let new = VerifierKey::parse(&change.new_key)
+                    .map_err(|_| Problem::KeyChange("malformed new key"))?;
+                let in_charge = match &self.current_key {
+                    Some(k) => *k == old,
+                    None => self.known_keys.contains(&old),
+                };
+                if !in_charge {
+                    return Err(Problem::KeyChange("not signed by the key in charge"));
+                }
+                let signature: [u8; 64] = B64
+                    .decode(&change.signature)
+                    .ok()
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or(Problem::KeyChange("malformed signature"))?;
+                self.pending.push(PendingSig {
+                    ordinal: self.ordinal,
+                    location: Some(location.clone()),
+                    problem: Problem::KeyChange("bad signature by the old key"),
+                    message: key_change_statement(
+                        &origin_line,
+                        seq,
+                        &change.old_key,
+                        &change.new_key,
+                    )
+                    .into_bytes(),
+                    signature,
+                    key: old,
+                });
+                self.known_keys.push(new.clone());
+                self.current_key = Some(new);
+                self.report.key_changes += 1;
+            }
+            _ => return Err(Problem::KindMismatch),
+        }
+        let leaf = leaf_hash(line);
+        self.tree.push(leaf);
+        self.prev = leaf;
+        self.report.records += 1;
+        self.report.uncovered += 1;
+        if rec.kind == "checkpoint" {
+            self.report.uncovered = 0;
+        }
+        if self
+            .anchor
+            .as_ref()
+            .is_some_and(|a| a.size == self.tree.size())
+        {
+            self.anchor_root = Some(self.tree.root());
+        }
+        Ok(())
+    }
+
+    fn checkpoint(
+        &mut self,
+        text: &str,
+        origin_line: &str,
+        seq: u64,
+        location: &Location,
+    ) -> Result<(), Problem> {
+        let note = SignedNote::parse(text).map_err(|e| Problem::CheckpointMalformed(e.0))?;
+        let cp =
+            Checkpoint::parse_body(&note.body).map_err(|e| Problem::CheckpointMalformed(e.0))?;
+        if cp.origin != origin_line {
+            return Err(Problem::CheckpointMismatch("origin"));
+        }
+        if cp.size != seq {
+            return Err(Problem::CheckpointMismatch("tree size"));
+        }
+        if cp.root != self.tree.root() {
+            return Err(Problem::CheckpointMismatch("root hash"));
+        }
+        let signer = match &self.current_key {
+            Some(k) => note.signature_by(k).map(|s| (k.clone(), s)),
+            None => self
+                .known_keys
+                .iter()
+                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s))),
+        };
+        let Some((key, signature)) = signer else {
+            return Err(Problem::UntrustedKey);
+        };
+        self.pending.push(PendingSig {
+            ordinal: self.ordinal,
+            location: Some(location.clone()),
+            problem: Problem::BadSignature,
+            message: note.body.into_bytes(),
+            signature,
+            key: key.clone(),
+        });
+        self.current_key = Some(key);
+        self.report.checkpoints += 1;
+        self.report.last_checkpoint = Some(seq);
+        self.report.covered = seq;
+        Ok(())
+    }
+
+    /// Batch-verifies all signatures; on failure finds the first bad one.
+    fn check_signatures(&mut self) -> Option<(u64, Failure)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let messages: Vec<&[u8]> = self.pending.iter().map(|p| p.message.as_slice()).collect();
+        let signatures: Vec<ed25519_dalek::Signature> = self
+            .pending
+            .iter()
+            .map(|p| ed25519_dalek::Signature::from_bytes(&p.signature))
+            .collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> =
+            self.pending.iter().map(|p| *p.key.dalek()).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+            return None;
+        }
+        self.pending
+            .iter()
+            .find(|p| !p.key.verify(&p.message, &p.signature))
+            .map(|p| (p.ordinal, (p.location.clone(), p.problem.clone())))
+            .or(Some((0, (None, Problem::BadSignature))))
+    }
+}
+
+fn segment_name_matches(name: &str, seq: u64) -> bool {
+    name.strip_prefix(SEGMENT_PREFIX)
+        .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+        .and_then(|n| n.parse::<u64>().ok())
+        == Some(seq)
+}
+
+/// The leaf hashes of every record in `dir`, in order: the input for
+/// [`inclusion_proof`](super::merkle::inclusion_proof) and
+/// [`consistency_proof`](super::merkle::consistency_proof). Verify the log first.
+///
+/// # Errors
+///
+/// [`AuditError::Io`] when a segment cannot be read.
+pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
+    let mut out = Vec::new();
+    for (_, path) in segment_files(dir)? {
+        let data = fs::read(&path).map_err(|e| AuditError::Io {
+            context: "cannot read a segment",
+            kind: e.kind(),
+        })?;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            if let Some(line) = line.strip_suffix(b"\n") {
+                out.push(leaf_hash(line));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Counts of authorization decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecisionCounts {
+    /// Requests allowed.
+    pub allowed: u64,
+    /// Requests denied.
+    pub denied: u64,
+}
+
+/// Per-principal and per-route request counts (accounting), from authorization events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// By principal id (`-` for anonymous).
+    pub by_principal: BTreeMap<String, DecisionCounts>,
+    /// By route template (`-` when unknown).
+    pub by_route: BTreeMap<String, DecisionCounts>,
+    /// Events lost, as gap records count them.
+    pub dropped: u64,
+}
+
+/// Reads the log in `dir` and counts authorization decisions per principal and per route. It does
+/// not verify the log: run a [`Verifier`] first.
+///
+/// # Errors
+///
+/// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] for a line that is not
+/// a record.
+pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
+    let mut summary = Summary::default();
+    for (name, path) in segment_files(dir)? {
+        let data = fs::read(&path).map_err(|e| AuditError::Io {
+            context: "cannot read a segment",
+            kind: e.kind(),
+        })?;
+        for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+            let Some(line) = line.strip_suffix(b"\n") else {
+                break;
+            };
+            let rec: ReadRecord =
+                serde_json::from_slice(line).map_err(|_| AuditError::Corrupt {
+                    segment: name.clone(),
+                    line: i as u64 + 1,
+                    reason: "not a record",
+                })?;
+            summary.dropped += rec.gap.map_or(0, |g| g.dropped);
+            let Some(event) = rec.event else { continue };
+            let EventKind::Authorization { decision, .. } = event.kind else {
+                continue;
+            };
+            let principal = event.actor.map_or_else(|| "-".to_owned(), |a| a.id);
+            let route = event
+                .target
+                .and_then(|t| t.route)
+                .unwrap_or_else(|| "-".to_owned());
+            for counts in [
+                summary.by_principal.entry(principal).or_default(),
+                summary.by_route.entry(route).or_default(),
+            ] {
+                match decision {
+                    Decision::Allow => counts.allowed += 1,
+                    Decision::Deny => counts.denied += 1,
+                }
+            }
+        }
+    }
+    let _ = hex;
+    Ok(summary)
+}

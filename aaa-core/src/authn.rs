@@ -43,6 +43,8 @@ mod jws;
 mod jwt;
 mod key_source;
 mod keys;
+#[cfg(test)]
+mod vectors;
 
 pub use api_key::{
     API_KEY_ISSUER, ApiKeyAuthenticator, ApiKeyConfig, ApiKeyConfigError, ApiKeyRecord,

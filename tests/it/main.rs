@@ -7,4 +7,5 @@
     reason = "tests fail loudly"
 )]
 
+mod authn;
 mod public_interface;

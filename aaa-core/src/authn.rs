@@ -33,9 +33,31 @@
 //! Errors never carry credential material: their messages are fixed strings. Map them to responses
 //! with [`AuthnError::rejection`], which follows RFC 6750.
 
+mod api_key;
+mod claims;
+mod credentials;
 mod error;
+mod forwarded;
+mod jwks;
+mod jws;
+mod jwt;
+mod key_source;
+mod keys;
+#[cfg(test)]
+mod vectors;
 
-pub use error::AuthnError;
+pub use api_key::{
+    API_KEY_ISSUER, ApiKeyAuthenticator, ApiKeyConfig, ApiKeyConfigError, ApiKeyRecord,
+};
+pub use claims::{ClaimMapping, KindRule};
+pub use credentials::{BearerToken, TokenLocation, bearer_token};
+pub use error::{AuthnError, JwtConfigError, KeyError, KeySourceError};
+pub use forwarded::{ForwardedIdentityAuthenticator, ForwardedIdentityConfig};
+pub use jsonwebtoken::Algorithm;
+pub use jwks::{CachePolicy, KeyStore, KeyStoreHealth};
+pub use jwt::{DEFAULT_MAX_TOKEN_BYTES, IssuerConfig, JwtAuthenticator, JwtAuthenticatorBuilder};
+pub use key_source::{HttpOptions, JwksUrl, KeyFetch, KeySource, OidcDiscovery};
+pub use keys::{KeySet, VerificationKey};
 
 use crate::{BoxFuture, Identity, http::RequestFacts};
 

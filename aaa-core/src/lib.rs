@@ -95,6 +95,11 @@ mod value;
 
 use std::{future::Future, pin::Pin};
 
+pub use authn::{
+    ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, CachePolicy, ClaimMapping,
+    ForwardedIdentityAuthenticator, ForwardedIdentityConfig, HttpOptions, IssuerConfig, JwksUrl,
+    JwtAuthenticator, KeySet, KeySource, KeyStore, OidcDiscovery, VerificationKey,
+};
 pub use authn::{Authenticator, AuthnError};
 pub use authz::{Authorizer, LoadError, ResourceLoader, RouteBinding};
 pub use decision::{Decision, Evaluation, EvaluationError, NearestMiss, Reason};

@@ -8,6 +8,7 @@
 )]
 
 mod adapters;
+mod authn;
 mod conformance;
 mod policy_workload;
 mod public_interface;

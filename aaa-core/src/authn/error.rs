@@ -21,6 +21,80 @@ pub enum AuthnError {
     Unavailable(&'static str),
 }
 
+/// A key could not be used: why, without key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct KeyError {
+    reason: &'static str,
+}
+
+impl KeyError {
+    pub(crate) fn new(reason: &'static str) -> Self {
+        KeyError { reason }
+    }
+
+    /// Why the key was refused.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// Fetching a key set failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeySourceError {
+    /// The URL is not acceptable: not `https` (plain `http` is allowed for loopback addresses
+    /// only), or not a URL.
+    #[error("unacceptable url `{0}`: use https (http only for loopback)")]
+    InsecureUrl(String),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Client(String),
+    /// Connecting, sending or reading failed, or a timeout expired.
+    #[error("fetch failed: {0}")]
+    Transport(String),
+    /// The server answered with a status other than 200.
+    #[error("unexpected http status {0}")]
+    Status(u16),
+    /// The response was larger than the configured cap.
+    #[error("the response exceeds {0} bytes")]
+    TooLarge(usize),
+    /// The document could not be parsed.
+    #[error("unparsable document: {0}")]
+    Parse(String),
+    /// The key set holds no usable key; the cached set, if any, is kept.
+    #[error("the key set holds no usable key")]
+    Empty,
+    /// The discovery document names a different issuer than the configured one.
+    #[error("the discovery document's issuer `{found}` is not the configured `{expected}`")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The issuer the document names.
+        found: String,
+    },
+}
+
+/// A JWT authenticator's configuration is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// No issuer was configured.
+    #[error("no issuer is configured")]
+    NoIssuer,
+    /// An issuer was configured twice.
+    #[error("issuer `{0}` is configured twice")]
+    DuplicateIssuer(String),
+    /// An issuer's configuration is incomplete or unsafe.
+    #[error("issuer `{issuer}`: {reason}")]
+    Issuer {
+        /// The issuer.
+        issuer: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
 impl AuthnError {
     /// A stable reason code for audit records and metrics.
     pub fn reason_code(&self) -> &'static str {

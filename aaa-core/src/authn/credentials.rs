@@ -1,0 +1,296 @@
+//! Finding a bearer token in a request: the `Authorization` header and, optionally, a cookie.
+
+use http::header;
+
+use super::AuthnError;
+use crate::http::RequestFacts;
+
+/// Where a bearer token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenLocation {
+    /// `Authorization: Bearer <token>`.
+    AuthorizationHeader,
+    /// The configured cookie.
+    Cookie,
+}
+
+/// A bearer token found in a request. Its `Debug` never shows the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BearerToken<'a> {
+    token: &'a str,
+    location: TokenLocation,
+}
+
+impl<'a> BearerToken<'a> {
+    /// The token text. Never log it.
+    pub fn as_str(&self) -> &'a str {
+        self.token
+    }
+
+    /// Where the token was found.
+    pub fn location(&self) -> TokenLocation {
+        self.location
+    }
+}
+
+impl std::fmt::Debug for BearerToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerToken")
+            .field("token", &"[redacted]")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// Whether `s` is a non-empty RFC 6750 `b64token` (token68).
+pub(crate) fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Splits an `Authorization` value into its scheme and the rest, by the first space.
+///
+/// Returns `None` when the value is not visible ASCII text or the scheme is not an RFC 9110
+/// `token` (so `Bearer<TAB>x` is malformed, not some other scheme).
+pub(crate) fn split_scheme(value: &http::HeaderValue) -> Option<(&str, Option<&str>)> {
+    let text = value.to_str().ok()?;
+    let (scheme, rest) = match text.split_once(' ') {
+        Some((scheme, rest)) => (scheme, Some(rest)),
+        None => (text, None),
+    };
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    (!scheme.is_empty() && scheme.bytes().all(tchar)).then_some((scheme, rest))
+}
+
+/// The one `Authorization` header of the request, if there is exactly one.
+///
+/// # Errors
+///
+/// [`AuthnError::MultipleCredentials`] when there are two or more.
+pub(crate) fn single_authorization(
+    facts: &RequestFacts,
+) -> Result<Option<&http::HeaderValue>, AuthnError> {
+    let mut all = facts.headers().get_all(header::AUTHORIZATION).iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(AuthnError::MultipleCredentials);
+    }
+    Ok(first)
+}
+
+/// Finds the request's bearer token, following the rules of this module.
+///
+/// Returns `Ok(None)` when the request carries no bearer token.
+///
+/// # Errors
+///
+/// [`AuthnError::MultipleCredentials`] for two `Authorization` headers, two cookies of the name,
+/// or a header and a cookie; [`AuthnError::Malformed`] for a bearer header or cookie that breaks
+/// the syntax.
+///
+/// # Rules
+///
+/// - `Authorization` is read only when the request has exactly one such header; two or more are
+///   refused with [`AuthnError::MultipleCredentials`] (400 `invalid_request`), whatever their
+///   schemes.
+/// - The scheme is compared case-insensitively (`Bearer`, `bearer`, `BEARER`). It is followed by
+///   **exactly one space** (SP, 0x20) and the token. RFC 6750 allows `1*SP`; no client in practice
+///   sends more than one, and accepting one spelling only keeps the parser simple, so several
+///   spaces, a tab, or leading or trailing whitespace are refused as malformed (400).
+/// - The token has the `b64token` syntax of RFC 6750 §2.1 (`token68`): one or more of
+///   `A-Z a-z 0-9 - . _ ~ + /`, then any number of `=`. Anything else is malformed (400).
+/// - `Bearer` alone (no token) is malformed (400). A different scheme (`Basic`, `ApiKey`) is not a
+///   bearer credential: it is left to other authenticators and the result is "no bearer token".
+/// - With a cookie name configured, a cookie of that name carries the token too (same syntax).
+///   A request that carries both a bearer header and the cookie, or the cookie twice, is refused
+///   with [`AuthnError::MultipleCredentials`].
+pub fn bearer_token<'a>(
+    facts: &'a RequestFacts,
+    cookie_name: Option<&str>,
+) -> Result<Option<BearerToken<'a>>, AuthnError> {
+    let from_header = match single_authorization(facts)? {
+        None => None,
+        Some(value) => {
+            let Some((scheme, rest)) = split_scheme(value) else {
+                return Err(AuthnError::Malformed(
+                    "the authorization header is malformed",
+                ));
+            };
+            if scheme.eq_ignore_ascii_case("bearer") {
+                match rest {
+                    Some(token) if is_token68(token) => Some(BearerToken {
+                        token,
+                        location: TokenLocation::AuthorizationHeader,
+                    }),
+                    Some(_) => {
+                        return Err(AuthnError::Malformed(
+                            "the bearer token has invalid syntax (one space, then a token68)",
+                        ));
+                    }
+                    None => return Err(AuthnError::Malformed("the bearer scheme has no token")),
+                }
+            } else {
+                None
+            }
+        }
+    };
+    let from_cookie = match cookie_name {
+        None => None,
+        Some(name) => cookie(facts, name)?,
+    };
+    match (from_header, from_cookie) {
+        (Some(_), Some(_)) => Err(AuthnError::MultipleCredentials),
+        (Some(t), None) => Ok(Some(t)),
+        (None, Some(token)) => Ok(Some(BearerToken {
+            token,
+            location: TokenLocation::Cookie,
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The value of the cookie `name`, refusing two of them.
+fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, AuthnError> {
+    let mut found = None;
+    for value in facts.headers().get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let pair = pair.trim_start_matches(' ');
+            let Some((n, v)) = pair.split_once('=') else {
+                continue;
+            };
+            if n != name {
+                continue;
+            }
+            if found.is_some() {
+                return Err(AuthnError::MultipleCredentials);
+            }
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            if !is_token68(v) {
+                return Err(AuthnError::Malformed("the token cookie has invalid syntax"));
+            }
+            found = Some(v);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    fn facts(auth: &[&str], cookies: &[&str]) -> RequestFacts {
+        let mut h = HeaderMap::new();
+        for a in auth {
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+        }
+        for c in cookies {
+            h.append(header::COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        RequestFacts::new(Method::GET, "/").with_headers(h)
+    }
+
+    fn token(auth: &[&str], cookies: &[&str]) -> Result<Option<String>, AuthnError> {
+        let f = facts(auth, cookies);
+        bearer_token(&f, Some("at")).map(|t| t.map(|t| t.as_str().to_owned()))
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for s in [
+            "Bearer abc.def",
+            "bearer abc.def",
+            "BEARER abc.def",
+            "bEaReR abc.def",
+        ] {
+            assert_eq!(token(&[s], &[]).unwrap().as_deref(), Some("abc.def"), "{s}");
+        }
+    }
+
+    #[test]
+    fn whitespace_rules_are_strict() {
+        for s in [
+            "Bearer  abc",
+            "Bearer abc ",
+            "Bearer\tabc",
+            "Bearer a b",
+            "Bearer a,b",
+        ] {
+            assert!(
+                matches!(token(&[s], &[]), Err(AuthnError::Malformed(_))),
+                "{s:?}"
+            );
+        }
+        assert!(matches!(
+            token(&["Bearer"], &[]),
+            Err(AuthnError::Malformed(_))
+        ));
+        assert_eq!(
+            token(&["Bearer abc=="], &[]).unwrap().as_deref(),
+            Some("abc==")
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_not_bearer_tokens() {
+        assert_eq!(token(&["Basic dXNlcjpwdw=="], &[]).unwrap(), None);
+        assert_eq!(token(&["ApiKey aaa_k1_secret"], &[]).unwrap(), None);
+        assert_eq!(token(&[], &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn two_credentials_are_refused() {
+        assert_eq!(
+            token(&["Bearer a", "Bearer b"], &[]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&["Bearer a", "Basic b"], &[]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&["Bearer a"], &["at=b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&[], &["at=a; at=b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&[], &["at=a", "at=b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+    }
+
+    #[test]
+    fn cookie_carries_a_token() {
+        assert_eq!(
+            token(&[], &["theme=dark; at=x.y.z"]).unwrap().as_deref(),
+            Some("x.y.z")
+        );
+        assert!(matches!(
+            token(&[], &["at=x y"]),
+            Err(AuthnError::Malformed(_))
+        ));
+        // Without a configured cookie name, cookies are ignored.
+        let f = facts(&[], &["at=x.y.z"]);
+        assert_eq!(bearer_token(&f, None).unwrap(), None);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let f = facts(&["Bearer s3cr3t"], &[]);
+        let t = bearer_token(&f, None).unwrap().unwrap();
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,286 @@
+//! Service identities forwarded by a trusted proxy: [`ForwardedIdentityAuthenticator`].
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use http::HeaderName;
+use ipnet::IpNet;
+
+use super::AuthnError;
+use crate::{
+    AuthInfo, AuthMethod, BoxFuture, Clock, CredentialRef, Identity, Principal, PrincipalKind,
+    authn::Authenticator, http::RequestFacts,
+};
+
+/// Who may forward identities, and which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForwardedIdentityConfig {
+    /// Peer addresses (ranges) of trusted proxies. Defaults to none: nothing is trusted.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header. Defaults to `x-forwarded-client-cert`.
+    pub header: HeaderName,
+    /// Accepted SPIFFE trust domains; empty accepts any. Defaults to empty.
+    pub trust_domains: Vec<String>,
+}
+
+impl ForwardedIdentityConfig {
+    /// Trusts the proxies in `trusted_proxies`, reading `x-forwarded-client-cert`.
+    pub fn new(trusted_proxies: impl IntoIterator<Item = IpNet>) -> Self {
+        ForwardedIdentityConfig {
+            trusted_proxies: trusted_proxies.into_iter().collect(),
+            header: HeaderName::from_static("x-forwarded-client-cert"),
+            trust_domains: Vec::new(),
+        }
+    }
+
+    /// Accepts only these trust domains.
+    #[must_use]
+    pub fn with_trust_domains<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        domains: I,
+    ) -> Self {
+        self.trust_domains = domains.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Authenticates services by the SPIFFE ID a trusted proxy forwards.
+///
+/// A sidecar or edge proxy (Envoy) terminates mutual TLS and passes the client certificate's
+/// SPIFFE ID on in `x-forwarded-client-cert` (XFCC), e.g.
+/// `By=spiffe://prod/ns/a/sa/api;Hash=…;URI=spiffe://prod/ns/b/sa/worker`.
+///
+/// The header is believed **only when the TCP peer is one of the configured trusted proxies**
+/// (by IP range). From anyone else it is ignored, since any client can send it: the request goes
+/// on as anonymous, a `WARN` event is emitted under the target `aaa::authn::forwarded`, and
+/// [`ForwardedIdentityAuthenticator::ignored_attempts`] counts it for audits and alerts.
+///
+/// From a trusted proxy, the header must hold exactly one element (configure Envoy with
+/// `forward_client_cert_details: SANITIZE_SET`, so clients cannot add elements) with exactly one
+/// `URI` that is a SPIFFE ID (`spiffe://<trust domain>/<path>`); when trust domains are
+/// configured, it must be one of them. Otherwise the request is refused (401).
+///
+/// # Deployment caveat
+///
+/// The peer address must be the proxy's. Behind another hop (a load balancer in front of the
+/// sidecar), the peer is that hop, and trusting it trusts whatever it forwards.
+pub struct ForwardedIdentityAuthenticator {
+    config: ForwardedIdentityConfig,
+    clock: std::sync::Arc<dyn Clock>,
+    ignored: AtomicU64,
+}
+
+impl fmt::Debug for ForwardedIdentityAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardedIdentityAuthenticator")
+            .field("config", &self.config)
+            .field("ignored_attempts", &self.ignored_attempts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `id` is a SPIFFE ID: `spiffe://` + a trust domain of `[a-z0-9._-]` + a non-empty path
+/// of segments of `[A-Za-z0-9._-]`, none `.` or `..`. Returns the trust domain.
+fn spiffe_trust_domain(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("spiffe://")?;
+    let (domain, path) = rest.split_once('/')?;
+    let domain_ok = !domain.is_empty()
+        && domain.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        });
+    let path_ok = path.split('/').all(|seg| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    });
+    (domain_ok && path_ok).then_some(domain)
+}
+
+/// The `URI` values of one XFCC element (`key=value` pairs separated by `;`, values optionally
+/// quoted).
+fn xfcc_uris(element: &str) -> Result<Vec<&str>, AuthnError> {
+    let mut uris = Vec::new();
+    for pair in element.split(';') {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(AuthnError::Invalid(
+                "the forwarded certificate header is malformed",
+            ));
+        };
+        if key.trim().eq_ignore_ascii_case("uri") {
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            uris.push(value);
+        }
+    }
+    Ok(uris)
+}
+
+impl ForwardedIdentityAuthenticator {
+    /// An authenticator with this configuration and clock.
+    pub fn new(config: ForwardedIdentityConfig, clock: std::sync::Arc<dyn Clock>) -> Self {
+        ForwardedIdentityAuthenticator {
+            config,
+            clock,
+            ignored: AtomicU64::new(0),
+        }
+    }
+
+    /// How many requests carried the header from a peer that is not a trusted proxy (ignored).
+    pub fn ignored_attempts(&self) -> u64 {
+        self.ignored.load(Ordering::Relaxed)
+    }
+
+    fn identify(&self, facts: &RequestFacts) -> Result<Identity, AuthnError> {
+        let mut values = facts.headers().get_all(&self.config.header).iter();
+        let Some(value) = values.next() else {
+            return Ok(Identity::Anonymous);
+        };
+        let trusted = facts.peer().is_some_and(|peer| {
+            self.config
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&peer.ip()))
+        });
+        if !trusted {
+            self.ignored.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "aaa::authn::forwarded",
+                peer = ?facts.peer(),
+                request_id = facts.request_id(),
+                "forwarded client identity from an untrusted peer ignored"
+            );
+            return Ok(Identity::Anonymous);
+        }
+        if values.next().is_some() {
+            return Err(AuthnError::MultipleCredentials);
+        }
+        let text = value
+            .to_str()
+            .map_err(|_| AuthnError::Invalid("the forwarded certificate header is not text"))?;
+        if text.contains(',') {
+            return Err(AuthnError::Invalid(
+                "the forwarded certificate header has more than one element",
+            ));
+        }
+        let uris = xfcc_uris(text)?;
+        let [uri] = uris.as_slice() else {
+            return Err(AuthnError::Invalid(
+                "the forwarded certificate must carry exactly one uri",
+            ));
+        };
+        let Some(domain) = spiffe_trust_domain(uri) else {
+            return Err(AuthnError::Invalid("the forwarded uri is not a spiffe id"));
+        };
+        if !self.config.trust_domains.is_empty()
+            && !self.config.trust_domains.iter().any(|d| d == domain)
+        {
+            return Err(AuthnError::Invalid(
+                "the spiffe trust domain is not accepted",
+            ));
+        }
+        let now = self.clock.now();
+        let principal = Principal::new(*uri, PrincipalKind::Service, format!("spiffe://{domain}"))
+            .with_auth(AuthInfo::new(
+                AuthMethod::ForwardedMtls,
+                now,
+                CredentialRef::KeyId((*uri).to_owned()),
+            ));
+        Ok(principal.into())
+    }
+}
+
+impl Authenticator for ForwardedIdentityAuthenticator {
+    fn authenticate<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        Box::pin(std::future::ready(self.identify(facts)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FixedClock, Timestamp};
+    use http::{HeaderMap, HeaderValue, Method};
+    use std::sync::Arc;
+
+    fn authn() -> ForwardedIdentityAuthenticator {
+        ForwardedIdentityAuthenticator::new(
+            ForwardedIdentityConfig::new(["10.0.0.0/8".parse().unwrap()])
+                .with_trust_domains(["prod"]),
+            Arc::new(FixedClock::new(Timestamp::UNIX_EPOCH)),
+        )
+    }
+
+    fn facts(peer: &str, xfcc: &str) -> RequestFacts {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-client-cert",
+            HeaderValue::from_str(xfcc).unwrap(),
+        );
+        RequestFacts::new(Method::GET, "/")
+            .with_headers(h)
+            .with_peer(peer.parse().unwrap())
+    }
+
+    const GOOD: &str = "By=spiffe://prod/ns/a/sa/api;Hash=abc;URI=spiffe://prod/ns/b/sa/worker";
+
+    #[test]
+    fn trusted_proxy_forwards_a_spiffe_id() {
+        let a = authn();
+        let id = a.identify(&facts("10.1.2.3:4444", GOOD)).unwrap();
+        let p = id.principal().unwrap();
+        assert_eq!(p.id, "spiffe://prod/ns/b/sa/worker");
+        assert_eq!(p.kind, PrincipalKind::Service);
+        assert_eq!(p.issuer, "spiffe://prod");
+        assert_eq!(p.auth.method, AuthMethod::ForwardedMtls);
+    }
+
+    #[test]
+    fn untrusted_peer_is_ignored_and_counted() {
+        let a = authn();
+        assert_eq!(
+            a.identify(&facts("192.0.2.1:4444", GOOD)).unwrap(),
+            Identity::Anonymous
+        );
+        assert_eq!(a.ignored_attempts(), 1);
+        let no_peer = {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-client-cert", HeaderValue::from_static(GOOD));
+            RequestFacts::new(Method::GET, "/").with_headers(h)
+        };
+        assert_eq!(a.identify(&no_peer).unwrap(), Identity::Anonymous);
+        assert_eq!(a.ignored_attempts(), 2);
+    }
+
+    #[test]
+    fn bad_headers_from_a_trusted_proxy_are_refused() {
+        let a = authn();
+        for bad in [
+            "URI=spiffe://prod/a,URI=spiffe://prod/b",
+            "URI=spiffe://prod/a;URI=spiffe://prod/b",
+            "Hash=abc",
+            "URI=https://prod/a",
+            "URI=spiffe://other/a",
+            "URI=spiffe://prod/../a",
+            "URI=spiffe://prod/",
+            "garbage",
+        ] {
+            assert!(a.identify(&facts("10.0.0.1:1", bad)).is_err(), "{bad}");
+        }
+        assert!(
+            a.identify(&facts("10.0.0.1:1", "URI=\"spiffe://prod/x\""))
+                .is_ok()
+        );
+    }
+}

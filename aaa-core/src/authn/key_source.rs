@@ -1,0 +1,302 @@
+//! Where signing keys come from: the [`KeySource`] trait and its HTTP implementations, a JWKS URL
+//! ([`JwksUrl`]) and OIDC discovery ([`OidcDiscovery`]).
+
+use std::{fmt, time::Duration};
+
+use super::{KeyError, KeySet, KeySourceError};
+use crate::BoxFuture;
+
+/// The keys a source returned, and how long it says they may be cached.
+#[derive(Debug, Clone)]
+pub struct KeyFetch {
+    /// The parsed keys. Keys that could not be parsed are listed in [`KeySet::rejected`].
+    pub keys: KeySet,
+    /// `Cache-Control: max-age`, if the response had one (`no-cache`/`no-store` count as zero).
+    /// The cache clamps it to its configured bounds.
+    pub max_age: Option<Duration>,
+}
+
+/// Fetches an issuer's signing keys.
+///
+/// The [`KeyStore`](super::KeyStore) calls it, never more than one fetch at a time per store, and
+/// never with symmetric keys: remote sources must parse with `allow_symmetric = false`
+/// ([`KeySet::from_jwks_json`]).
+pub trait KeySource: Send + Sync + fmt::Debug {
+    /// Fetches the current key set.
+    ///
+    /// # Errors
+    ///
+    /// [`KeySourceError`] on any failure; the cache keeps its current keys.
+    fn fetch(&self) -> BoxFuture<'_, Result<KeyFetch, KeySourceError>>;
+}
+
+/// Limits for every HTTP fetch of keys or discovery documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpOptions {
+    /// Time allowed to open the connection (TCP and TLS). Defaults to 2 s.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole request, body included. Defaults to 5 s.
+    pub timeout: Duration,
+    /// Largest response body read; a larger one is a failure. Defaults to 256 KiB.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Sets both timeouts.
+    #[must_use]
+    pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.timeout = total;
+        self
+    }
+
+    /// Sets the response size cap.
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+}
+
+/// A small HTTP GET client with timeouts, no redirects, no proxy, and a size cap.
+#[derive(Clone)]
+struct Fetcher {
+    client: reqwest::Client,
+    options: HttpOptions,
+}
+
+impl fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    fn new(options: HttpOptions) -> Result<Self, KeySourceError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| KeySourceError::Client(e.to_string()))?;
+        Ok(Fetcher { client, options })
+    }
+
+    async fn get(&self, url: &reqwest::Url) -> Result<(Vec<u8>, Option<Duration>), KeySourceError> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| KeySourceError::Transport(e.without_url().to_string()))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(KeySourceError::Status(response.status().as_u16()));
+        }
+        let cap = self.options.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|len| len > u64::try_from(cap).unwrap_or(u64::MAX))
+        {
+            return Err(KeySourceError::TooLarge(cap));
+        }
+        let max_age = response
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(cache_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| KeySourceError::Transport(e.without_url().to_string()))?
+        {
+            if body.len().saturating_add(chunk.len()) > cap {
+                return Err(KeySourceError::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, max_age))
+    }
+}
+
+/// `max-age` from a `Cache-Control` value; `no-cache` and `no-store` count as zero.
+pub(crate) fn cache_max_age(value: &str) -> Option<Duration> {
+    let mut found = None;
+    for directive in value.split(',') {
+        let directive = directive.trim();
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(secs) = lower.strip_prefix("max-age=") {
+            found = secs
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    found
+}
+
+/// Parses `url`, requiring `https` unless the host is a loopback address (for tests and local
+/// development).
+fn secure_url(url: &str) -> Result<reqwest::Url, KeySourceError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| KeySourceError::InsecureUrl(url.to_owned()))?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(KeySourceError::InsecureUrl(url.to_owned())),
+    }
+}
+
+fn parse_jwks(body: &[u8]) -> Result<KeySet, KeySourceError> {
+    KeySet::from_jwks_json(body, false).map_err(|e: KeyError| KeySourceError::Parse(e.to_string()))
+}
+
+/// Keys fetched from a JWKS URL.
+#[derive(Debug, Clone)]
+pub struct JwksUrl {
+    url: reqwest::Url,
+    fetcher: Fetcher,
+}
+
+impl JwksUrl {
+    /// A source reading the JWKS at `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeySourceError::InsecureUrl`] unless `url` is `https` (or `http` to a loopback address);
+    /// [`KeySourceError::Client`] if the HTTP client cannot be built.
+    pub fn new(url: &str, options: HttpOptions) -> Result<Self, KeySourceError> {
+        Ok(JwksUrl {
+            url: secure_url(url)?,
+            fetcher: Fetcher::new(options)?,
+        })
+    }
+}
+
+impl KeySource for JwksUrl {
+    fn fetch(&self) -> BoxFuture<'_, Result<KeyFetch, KeySourceError>> {
+        Box::pin(async move {
+            let (body, max_age) = self.fetcher.get(&self.url).await?;
+            Ok(KeyFetch {
+                keys: parse_jwks(&body)?,
+                max_age,
+            })
+        })
+    }
+}
+
+/// Keys found through OIDC discovery: `{issuer}/.well-known/openid-configuration` names the
+/// `jwks_uri`.
+///
+/// The discovery document's `issuer` must equal the configured issuer exactly (OpenID Connect
+/// Discovery §4.3), or the fetch fails with [`KeySourceError::IssuerMismatch`]. The `jwks_uri`
+/// must be `https` (or loopback `http`). Discovery runs on every fetch, so a moved `jwks_uri` is
+/// followed.
+#[derive(Debug, Clone)]
+pub struct OidcDiscovery {
+    issuer: String,
+    discovery: reqwest::Url,
+    fetcher: Fetcher,
+}
+
+impl OidcDiscovery {
+    /// A source discovering the keys of `issuer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`JwksUrl::new`].
+    pub fn new(issuer: &str, options: HttpOptions) -> Result<Self, KeySourceError> {
+        let base = issuer.trim_end_matches('/');
+        Ok(OidcDiscovery {
+            issuer: issuer.to_owned(),
+            discovery: secure_url(&format!("{base}/.well-known/openid-configuration"))?,
+            fetcher: Fetcher::new(options)?,
+        })
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+impl KeySource for OidcDiscovery {
+    fn fetch(&self) -> BoxFuture<'_, Result<KeyFetch, KeySourceError>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Metadata {
+                issuer: String,
+                jwks_uri: String,
+            }
+            let (body, _) = self.fetcher.get(&self.discovery).await?;
+            let meta: Metadata = serde_json::from_slice(&body).map_err(|_| {
+                KeySourceError::Parse("the discovery document lacks issuer or jwks_uri".to_owned())
+            })?;
+            if meta.issuer != self.issuer {
+                return Err(KeySourceError::IssuerMismatch {
+                    expected: self.issuer.clone(),
+                    found: meta.issuer,
+                });
+            }
+            let jwks = secure_url(&meta.jwks_uri)?;
+            let (body, max_age) = self.fetcher.get(&jwks).await?;
+            Ok(KeyFetch {
+                keys: parse_jwks(&body)?,
+                max_age,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(
+            cache_max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(cache_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(cache_max_age("public"), None);
+        assert_eq!(cache_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn urls_must_be_https_except_loopback() {
+        assert!(secure_url("https://idp.example/jwks").is_ok());
+        assert!(secure_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(secure_url("http://[::1]:8080/jwks").is_ok());
+        assert!(secure_url("http://localhost/jwks").is_ok());
+        assert!(secure_url("http://idp.example/jwks").is_err());
+        assert!(secure_url("file:///etc/passwd").is_err());
+        assert!(secure_url("not a url").is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! Verification keys and immutable key sets, parsed once when a key set is loaded.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse},
+};
+
+use super::error::KeyError;
+
+/// Smallest RSA modulus accepted, in bytes (2048 bits).
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+/// Smallest HMAC secret accepted, in bytes.
+const MIN_HMAC_SECRET_BYTES: usize = 32;
+/// Longest key id kept; longer ones make the key unusable.
+pub(crate) const MAX_KID_BYTES: usize = 256;
+
+const RSA_ALGS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+const HMAC_ALGS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+/// A public key (or, for local configuration only, an HMAC secret) ready to verify signatures,
+/// with the algorithms its material allows.
+///
+/// The algorithms come from the key: its type and curve, narrowed by its JWK `alg` if present. A
+/// token's `alg` header must be one of them (and one the issuer allows) for the key to be used, so
+/// an RSA public key can never be used as an HMAC secret.
+///
+/// Its `Debug` shows the key id and algorithms, never key material.
+#[derive(Clone)]
+pub struct VerificationKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+impl VerificationKey {
+    /// Parses a JWK. Symmetric (`oct`) keys are accepted only when `allow_symmetric` is true,
+    /// which [`KeySet::from_jwks_json`] never passes for a remote JWKS.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] for a key meant for encryption (`use: enc`, `key_ops` without `verify`), an
+    /// unsupported type, curve or algorithm, a too-short RSA modulus or HMAC secret, a symmetric
+    /// key where none are allowed, or bad encoding.
+    pub fn from_jwk(jwk: &Jwk, allow_symmetric: bool) -> Result<Self, KeyError> {
+        let common = &jwk.common;
+        match &common.public_key_use {
+            None | Some(PublicKeyUse::Signature) => {}
+            Some(_) => return Err(KeyError::new("the key is not meant for signatures")),
+        }
+        if let Some(ops) = &common.key_operations
+            && !ops.iter().any(|op| matches!(op, KeyOperations::Verify))
+        {
+            return Err(KeyError::new("the key's operations do not include verify"));
+        }
+        let declared = match common.key_algorithm {
+            None => None,
+            Some(alg) => Some(signing_algorithm(alg)?),
+        };
+        let kid = common.key_id.clone();
+        if kid.as_ref().is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(KeyError::new("the key id is too long"));
+        }
+        let natural: Vec<Algorithm> = match &jwk.algorithm {
+            AlgorithmParameters::RSA(p) => {
+                let n = super::jws::b64url_decode(&p.n)
+                    .map_err(|_| KeyError::new("the RSA modulus is not base64url"))?;
+                let significant = n.iter().skip_while(|b| **b == 0).count();
+                if significant < MIN_RSA_MODULUS_BYTES {
+                    return Err(KeyError::new("the RSA modulus is shorter than 2048 bits"));
+                }
+                RSA_ALGS.to_vec()
+            }
+            AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                EllipticCurve::P256 => vec![Algorithm::ES256],
+                EllipticCurve::P384 => vec![Algorithm::ES384],
+                _ => return Err(KeyError::new("unsupported elliptic curve")),
+            },
+            AlgorithmParameters::OctetKeyPair(p) => match p.curve {
+                EllipticCurve::Ed25519 => vec![Algorithm::EdDSA],
+                _ => return Err(KeyError::new("unsupported octet key pair curve")),
+            },
+            AlgorithmParameters::OctetKey(p) => {
+                if !allow_symmetric {
+                    return Err(KeyError::new(
+                        "symmetric keys are not accepted from this source",
+                    ));
+                }
+                let secret = super::jws::b64url_decode(&p.value)
+                    .map_err(|_| KeyError::new("the secret is not base64url"))?;
+                if secret.len() < MIN_HMAC_SECRET_BYTES {
+                    return Err(KeyError::new("the HMAC secret is shorter than 32 bytes"));
+                }
+                HMAC_ALGS.to_vec()
+            }
+            _ => return Err(KeyError::new("unsupported key type")),
+        };
+        let algorithms = match declared {
+            None => natural,
+            Some(alg) if natural.contains(&alg) => vec![alg],
+            Some(_) => {
+                return Err(KeyError::new(
+                    "the key's alg does not match its type or curve",
+                ));
+            }
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| KeyError::new("invalid key material"))?;
+        if let AlgorithmParameters::EllipticCurve(_) = &jwk.algorithm {
+            // from_ec_components accepts coordinates of any length: check the point's size.
+            let point = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
+            let expected = if algorithms.contains(&Algorithm::ES256) {
+                65
+            } else {
+                97
+            };
+            if point != expected {
+                return Err(KeyError::new("the EC point does not match its curve"));
+            }
+        }
+        Ok(VerificationKey {
+            kid,
+            key,
+            algorithms,
+        })
+    }
+
+    /// A public key from PEM (SPKI `PUBLIC KEY`, or `RSA PUBLIC KEY`), to be used with `alg`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] when the PEM does not hold a key of `alg`'s type, or `alg` is an HMAC one.
+    pub fn from_pem(kid: Option<&str>, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        let key = match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem),
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+            _ => return Err(KeyError::new("a PEM key must be an asymmetric public key")),
+        }
+        .map_err(|_| KeyError::new("the PEM does not hold a public key of this algorithm"))?;
+        if matches!(alg, Algorithm::ES256 | Algorithm::ES384) {
+            let point = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
+            let expected = if alg == Algorithm::ES256 { 65 } else { 97 };
+            if point != expected {
+                return Err(KeyError::new(
+                    "the EC key's curve does not match the algorithm",
+                ));
+            }
+        }
+        Self::checked(kid, key, vec![alg])
+    }
+
+    /// An HMAC secret for `alg` (`HS256`, `HS384` or `HS512`), for local configuration only:
+    /// symmetric keys are never taken from a remote JWKS.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] when `alg` is not an HMAC algorithm or the secret is shorter than 32 bytes.
+    pub fn hmac(kid: Option<&str>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        if !HMAC_ALGS.contains(&alg) {
+            return Err(KeyError::new("not an HMAC algorithm"));
+        }
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err(KeyError::new("the HMAC secret is shorter than 32 bytes"));
+        }
+        Self::checked(kid, DecodingKey::from_secret(secret), vec![alg])
+    }
+
+    fn checked(
+        kid: Option<&str>,
+        key: DecodingKey,
+        algorithms: Vec<Algorithm>,
+    ) -> Result<Self, KeyError> {
+        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(KeyError::new("the key id is too long"));
+        }
+        Ok(VerificationKey {
+            kid: kid.map(str::to_owned),
+            key,
+            algorithms,
+        })
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The algorithms this key may verify.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// Whether this key may verify `alg`.
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        self.algorithms.contains(&alg)
+    }
+
+    /// Verifies `signature_b64` over `message` with `alg`, which must be one this key allows.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+        self.allows(alg)
+            && matches!(
+                jsonwebtoken::crypto::verify(signature_b64, message, &self.key, alg),
+                Ok(true)
+            )
+    }
+
+    /// The `jsonwebtoken` key, for comparisons in benchmarks and tests.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+impl fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signing algorithm named by a JWK `alg`, refusing encryption algorithms.
+fn signing_algorithm(alg: KeyAlgorithm) -> Result<Algorithm, KeyError> {
+    Ok(match alg {
+        KeyAlgorithm::HS256 => Algorithm::HS256,
+        KeyAlgorithm::HS384 => Algorithm::HS384,
+        KeyAlgorithm::HS512 => Algorithm::HS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => {
+            return Err(KeyError::new(
+                "the key's alg is not a supported signing algorithm",
+            ));
+        }
+    })
+}
+
+/// An immutable set of verification keys, looked up by key id.
+///
+/// Built once per fetched JWKS; requests share it through an atomic pointer and never lock.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    by_kid: HashMap<String, Arc<VerificationKey>>,
+    unnamed: Vec<Arc<VerificationKey>>,
+    rejected: Vec<String>,
+}
+
+impl KeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        KeySet::default()
+    }
+
+    /// Builds a set from keys. A second key with the same id is dropped (and counted as rejected).
+    pub fn from_keys(keys: impl IntoIterator<Item = VerificationKey>) -> Self {
+        let mut set = KeySet::new();
+        for key in keys {
+            set.insert(key);
+        }
+        set
+    }
+
+    fn insert(&mut self, key: VerificationKey) {
+        match key.kid.clone() {
+            None => self.unnamed.push(Arc::new(key)),
+            Some(kid) => match self.by_kid.entry(kid) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let dup = format!("duplicate key id `{}`", e.key());
+                    self.rejected.push(dup);
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Arc::new(key));
+                }
+            },
+        }
+    }
+
+    /// Parses a JWKS document (`{"keys": [...]}`). Each key is parsed on its own: one bad key is
+    /// skipped (see [`rejected`](Self::rejected)) and does not discard the others.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] when the document is not a JSON object with a `keys` array.
+    pub fn from_jwks_json(bytes: &[u8], allow_symmetric: bool) -> Result<Self, KeyError> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            keys: Vec<serde_json::Value>,
+        }
+        let doc: Doc = serde_json::from_slice(bytes)
+            .map_err(|_| KeyError::new("the JWKS is not a JSON object with a keys array"))?;
+        let mut set = KeySet::new();
+        for (i, raw) in doc.keys.into_iter().enumerate() {
+            let parsed = serde_json::from_value::<Jwk>(raw)
+                .map_err(|_| KeyError::new("not a JWK"))
+                .and_then(|jwk| VerificationKey::from_jwk(&jwk, allow_symmetric));
+            match parsed {
+                Ok(key) => set.insert(key),
+                Err(e) => set.rejected.push(format!("key #{i}: {e}")),
+            }
+        }
+        Ok(set)
+    }
+
+    /// The key with id `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerificationKey>> {
+        self.by_kid.get(kid)
+    }
+
+    /// Keys without a key id.
+    pub fn unnamed(&self) -> &[Arc<VerificationKey>] {
+        &self.unnamed
+    }
+
+    /// The ids of the keys, sorted.
+    pub fn key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.by_kid.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + self.unnamed.len()
+    }
+
+    /// Whether the set holds no usable key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Why keys of the source document were skipped (without key material).
+    pub fn rejected(&self) -> &[String] {
+        &self.rejected
+    }
+
+    /// The key to verify a token with `kid` and `alg`: by id when the token names one, otherwise
+    /// the only key without an id that allows `alg` (several candidates: none is chosen).
+    pub(crate) fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<&Arc<VerificationKey>> {
+        match kid {
+            Some(kid) => self.get(kid),
+            None => {
+                let mut candidates = self
+                    .unnamed
+                    .iter()
+                    .chain(self.by_kid.values())
+                    .filter(|k| k.allows(alg));
+                let first = candidates.next();
+                if candidates.next().is_some() {
+                    None
+                } else {
+                    first
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Credentials through the Guard: JWT from a header or cookie, API keys, forwarded identities,
+//! and the 400 for two credentials.
+
+use std::sync::Arc;
+
+use aaa::{
+    Action, ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, Authorizer, Context, Evaluation,
+    ForwardedIdentityAuthenticator, ForwardedIdentityConfig, Guard, Identity, KeySet, KeyStore,
+    Outcome, Resource, RouteBinding, audit::MemorySink, authn::Algorithm, http::RequestFacts,
+};
+
+use super::{claims, clock, issuer, jwk_key, token};
+
+#[derive(Debug)]
+struct AnyoneAuthenticated;
+
+impl Authorizer for AnyoneAuthenticated {
+    fn bind_route(&self, _: &RequestFacts) -> RouteBinding {
+        RouteBinding::Protected {
+            action: Action::new("read"),
+            resource: Resource::new("Thing"),
+        }
+    }
+    fn authorize(&self, who: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation {
+        if who.is_authenticated() {
+            Evaluation::permit(["authenticated"])
+        } else {
+            Evaluation::not_permitted()
+        }
+    }
+}
+
+const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+
+fn guard() -> (Guard, Arc<ForwardedIdentityAuthenticator>) {
+    let (g, f, _) = guard_with_audit();
+    (g, f)
+}
+
+fn guard_with_audit() -> (Guard, Arc<ForwardedIdentityAuthenticator>, Arc<MemorySink>) {
+    let c = clock();
+    let jwt = aaa::JwtAuthenticator::builder()
+        .issuer(
+            issuer(),
+            KeyStore::fixed(KeySet::from_keys([jwk_key("p256")]), Arc::new(c.clone())),
+        )
+        .clock(Arc::new(c.clone()))
+        .cookie("access_token")
+        .build()
+        .unwrap();
+    let keys = ApiKeyAuthenticator::new(
+        ApiKeyConfig::new(
+            "aaa",
+            [ApiKeyRecord::new("ci", "ci-runner", SECRET).with_roles(["deployer"])],
+        ),
+        Arc::new(c.clone()),
+    )
+    .unwrap();
+    let forwarded = Arc::new(ForwardedIdentityAuthenticator::new(
+        ForwardedIdentityConfig::new(["127.0.0.1/32".parse().unwrap()]),
+        Arc::new(c.clone()),
+    ));
+    let audit = Arc::new(MemorySink::new());
+    let guard = Guard::builder()
+        .authenticator(jwt)
+        .authenticator(keys)
+        .authenticator_arc(forwarded.clone())
+        .policies(AnyoneAuthenticated)
+        .audit_arc(audit.clone())
+        .clock(c)
+        .build()
+        .unwrap();
+    (guard, forwarded, audit)
+}
+
+fn request(headers: &[(&str, &str)], peer: &str) -> RequestFacts {
+    let mut h = http::HeaderMap::new();
+    for (n, v) in headers {
+        h.append(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    RequestFacts::new(http::Method::GET, "/things/1")
+        .with_matched_route("/things/{id}")
+        .with_headers(h)
+        .with_peer(peer.parse().unwrap())
+}
+
+async fn status(guard: &Guard, facts: &RequestFacts) -> (u16, Option<String>) {
+    match guard.check(facts).await {
+        Outcome::Proceed(a) => (200, a.identity.principal().map(|p| p.id.clone())),
+        Outcome::Reject(r) => (r.status().as_u16(), None),
+    }
+}
+
+#[tokio::test]
+async fn each_credential_kind_authenticates() {
+    let (g, _) = guard();
+    let jwt = token("p256", "ec-256", Algorithm::ES256, &claims());
+    let bearer = format!("Bearer {jwt}");
+    let cookie = format!("theme=dark; access_token={jwt}");
+    let api_key = format!("aaa_ci_{SECRET}");
+    let peer = "192.0.2.7:5000";
+    assert_eq!(
+        status(&g, &request(&[("authorization", &bearer)], peer)).await,
+        (200, Some("alice".into()))
+    );
+    assert_eq!(
+        status(&g, &request(&[("cookie", &cookie)], peer)).await,
+        (200, Some("alice".into()))
+    );
+    assert_eq!(
+        status(&g, &request(&[("x-api-key", &api_key)], peer)).await,
+        (200, Some("ci-runner".into()))
+    );
+    let xfcc = [(
+        "x-forwarded-client-cert",
+        "URI=spiffe://prod/ns/x/sa/worker",
+    )];
+    assert_eq!(
+        status(&g, &request(&xfcc, "127.0.0.1:1234")).await,
+        (200, Some("spiffe://prod/ns/x/sa/worker".into()))
+    );
+    assert_eq!(status(&g, &request(&[], peer)).await.0, 401);
+}
+
+#[tokio::test]
+async fn two_credentials_are_400() {
+    let (g, _) = guard();
+    let jwt = token("p256", "ec-256", Algorithm::ES256, &claims());
+    let bearer = format!("Bearer {jwt}");
+    let cookie = format!("access_token={jwt}");
+    let api_key = format!("aaa_ci_{SECRET}");
+    let peer = "192.0.2.7:5000";
+    for headers in [
+        vec![
+            ("authorization", bearer.as_str()),
+            ("cookie", cookie.as_str()),
+        ],
+        vec![
+            ("authorization", bearer.as_str()),
+            ("authorization", bearer.as_str()),
+        ],
+        vec![
+            ("authorization", bearer.as_str()),
+            ("x-api-key", api_key.as_str()),
+        ],
+    ] {
+        assert_eq!(
+            status(&g, &request(&headers, peer)).await.0,
+            400,
+            "{headers:?}"
+        );
+    }
+    assert_eq!(
+        status(&g, &request(&[("authorization", "Bearer  x")], peer))
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn forwarded_identity_from_an_untrusted_peer_is_ignored_and_recorded() {
+    let (g, forwarded) = guard();
+    let xfcc = [("x-forwarded-client-cert", "URI=spiffe://prod/ns/x/sa/admin")];
+    assert_eq!(
+        status(&g, &request(&xfcc, "198.51.100.9:4000")).await.0,
+        401
+    );
+    assert_eq!(forwarded.ignored_attempts(), 1);
+}
+
+#[tokio::test]
+async fn invalid_tokens_are_401_and_never_echo_the_credential() {
+    let (g, _, audit) = guard_with_audit();
+    let mut cl = claims();
+    cl["exp"] = serde_json::json!(1);
+    let expired = token("p256", "ec-256", Algorithm::ES256, &cl);
+    let facts = request(
+        &[("authorization", &format!("Bearer {expired}"))],
+        "192.0.2.7:1",
+    );
+    let Outcome::Reject(r) = g.check(&facts).await else {
+        panic!("expired token accepted")
+    };
+    assert_eq!(r.status(), 401);
+    let response = format!("{:?} {}", r.to_response(), r.body_text());
+    assert!(!response.contains(&expired[..40]), "{response}");
+    let key = format!("aaa_ci_{}", "x".repeat(30));
+    let Outcome::Reject(r) = g
+        .check(&request(&[("x-api-key", &key)], "192.0.2.7:1"))
+        .await
+    else {
+        panic!("bad key accepted")
+    };
+    assert!(!format!("{:?} {}", r.to_response(), r.body_text()).contains("xxxxxxxx"));
+    let events = serde_json::to_string(&audit.events()).unwrap();
+    assert!(
+        !events.contains(&expired[..40]) && !events.contains("xxxxxxxx"),
+        "{events}"
+    );
+    assert!(!audit.events().is_empty());
+}

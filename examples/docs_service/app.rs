@@ -1,0 +1,143 @@
+//! The documents service's routes on axum.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use aaa::{
+    PrincipalKind,
+    tower::{AaaLayer, Authenticated, Authorizer, Rejection},
+};
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+use super::demo::{Demo, Doc};
+
+type Shared = State<Arc<Demo>>;
+
+/// The service: documents, an audit-log route for auditors, an admin route, a public health
+/// route and the demo identity provider, all behind one `AaaLayer`.
+pub(crate) fn router(demo: Arc<Demo>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/idp/token", post(token))
+        .route(
+            "/.well-known/jwks.json",
+            get(|State(d): Shared| async move { Json(d.idp.jwks.clone()) }),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(|State(d): Shared| async move { Json(d.idp.discovery()) }),
+        )
+        .route("/docs", get(list).post(create))
+        .route("/docs/{id}", get(read).put(update).delete(delete))
+        .route("/docs/{id}/share", post(share))
+        .route("/audit-logs/{tenant}", get(audit_log))
+        .route("/admin/policy", get(policy_version))
+        .layer(AaaLayer::new(demo.guard.clone()).audit_receipt_header(true))
+        .with_state(demo)
+}
+
+/// Serves `router` on `listener` with the peer address known to the layer.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    demo: Arc<Demo>,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(demo).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+async fn token(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let user = q.get("user").map(String::as_str).unwrap_or_default();
+    let mfa = q.get("mfa").is_some_and(|v| v == "true");
+    match d.idp.token(user, mfa, d.now()) {
+        Some(token) => token.into_response(),
+        None => (StatusCode::NOT_FOUND, "no such demo user").into_response(),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such document").into_response()
+}
+
+async fn list(State(d): Shared, authz: Authorizer) -> Json<Vec<Doc>> {
+    let mut visible = Vec::new();
+    for doc in d.store.all() {
+        if authz.check("docs:list", &doc.resource()).await.is_ok() {
+            visible.push(doc);
+        }
+    }
+    Json(visible)
+}
+
+async fn create(
+    State(d): Shared,
+    who: Authenticated,
+    authz: Authorizer,
+    Query(q): Query<HashMap<String, String>>,
+    text: String,
+) -> Result<Response, Rejection> {
+    if who.kind != PrincipalKind::User {
+        return Ok((StatusCode::BAD_REQUEST, "only people create documents").into_response());
+    }
+    let Some(id) = q
+        .get("id")
+        .filter(|id| !id.is_empty() && d.store.get(id).is_none())
+    else {
+        return Ok((StatusCode::CONFLICT, "give a new ?id=").into_response());
+    };
+    let doc = Doc {
+        id: id.clone(),
+        tenant: who.tenant.clone().unwrap_or_default(),
+        owner: who.id.clone(),
+        classification: q
+            .get("classification")
+            .cloned()
+            .unwrap_or_else(|| "internal".to_owned()),
+        text,
+    };
+    authz.check("docs:create", &doc.resource()).await?;
+    d.store.put(doc.clone());
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+async fn read(State(d): Shared, Path(id): Path<String>) -> Response {
+    d.store
+        .get(&id)
+        .map_or_else(not_found, |doc| Json(doc).into_response())
+}
+
+async fn update(State(d): Shared, Path(id): Path<String>, text: String) -> Response {
+    let Some(mut doc) = d.store.get(&id) else {
+        return not_found();
+    };
+    doc.text = text;
+    d.store.put(doc.clone());
+    Json(doc).into_response()
+}
+
+async fn delete(State(d): Shared, Path(id): Path<String>) -> Response {
+    d.store
+        .remove(&id)
+        .map_or_else(not_found, |_| StatusCode::NO_CONTENT.into_response())
+}
+
+async fn share(State(d): Shared, Path(id): Path<String>) -> Response {
+    d.store.get(&id).map_or_else(not_found, |doc| {
+        format!("shared {}", doc.id).into_response()
+    })
+}
+
+async fn audit_log(State(d): Shared, Path(tenant): Path<String>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "tenant": tenant, "log": d.audit.origin() }))
+}
+
+async fn policy_version(who: Authenticated) -> String {
+    format!("hello {}, the admin console is yours", who.id)
+}

@@ -1,0 +1,465 @@
+//! The framework-neutral part of the documents demo: its users, its documents, its own small
+//! identity provider, and the `Guard` (JWT authentication, the docs-service policy, a signed audit
+//! log in a directory). `main.rs` (axum) and `../docs_service_actix/main.rs` (actix-web) put
+//! routes around it; the conformance suite in `tests/` starts it on 127.0.0.1:0.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use aaa::{
+    BoxFuture, Clock, Guard, LoadError, PolicyHandle, Resource, ResourceLoader, SystemClock,
+    audit::{AuditSink, AuditWriter, AuditWriterConfig, load_or_generate_key},
+    authn::{
+        Algorithm, CachePolicy, ClaimMapping, HttpOptions, IssuerConfig, JwtAuthenticator, KeySet,
+        KeyStore, OidcDiscovery,
+    },
+};
+use base64::Engine as _;
+use jsonwebtoken::{EncodingKey, Header};
+use serde::Serialize;
+
+/// The audience of the demo's tokens.
+pub(crate) const AUDIENCE: &str = "docs-service";
+
+/// Settings, from the command line.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Where to listen. Defaults to 127.0.0.1:8080.
+    pub(crate) listen: SocketAddr,
+    /// Where the audit log (and its key) live. Defaults to `./audit-data`.
+    pub(crate) audit_dir: PathBuf,
+    /// The policy file. Defaults to `examples/policies/docs_service.toml`.
+    pub(crate) policy: PathBuf,
+    /// A real OIDC issuer to trust beside the demo's own (discovery + JWKS).
+    pub(crate) issuer: Option<String>,
+    /// The audience tokens from `issuer` must carry.
+    pub(crate) audience: Option<String>,
+}
+
+impl Options {
+    /// Defaults, with `audit_dir` for the log.
+    pub(crate) fn new(audit_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            audit_dir: audit_dir.into(),
+            policy: PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/policies/docs_service.toml"
+            )),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    /// Parses `--listen ADDR --audit-dir DIR --policy FILE --issuer URL --audience AUD`.
+    pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut options = Options::new("audit-data");
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--listen" => {
+                    options.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?
+                }
+                "--audit-dir" => options.audit_dir = value()?.into(),
+                "--policy" => options.policy = value()?.into(),
+                "--issuer" => options.issuer = Some(value()?),
+                "--audience" => options.audience = Some(value()?),
+                "--help" | "-h" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown flag `{other}`\n{USAGE}")),
+            }
+        }
+        if options.issuer.is_some() != options.audience.is_some() {
+            return Err("--issuer and --audience go together".to_owned());
+        }
+        Ok(options)
+    }
+}
+
+/// Usage of the demo's flags.
+pub(crate) const USAGE: &str = "flags: --listen ADDR (127.0.0.1:8080)  --audit-dir DIR (./audit-data)  \
+--policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)";
+
+/// A demo user.
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    /// Login name and `sub`.
+    pub(crate) id: &'static str,
+    /// Tenant.
+    pub(crate) tenant: &'static str,
+    /// Directly assigned roles.
+    pub(crate) roles: &'static [&'static str],
+    /// Suspended users are denied everything.
+    pub(crate) suspended: bool,
+}
+
+/// The demo's users.
+pub(crate) const USERS: &[User] = &[
+    User {
+        id: "alice",
+        tenant: "acme",
+        roles: &["editor"],
+        suspended: false,
+    },
+    User {
+        id: "bob",
+        tenant: "acme",
+        roles: &["viewer"],
+        suspended: false,
+    },
+    User {
+        id: "carol",
+        tenant: "acme",
+        roles: &["admin"],
+        suspended: false,
+    },
+    User {
+        id: "erin",
+        tenant: "acme",
+        roles: &["auditor"],
+        suspended: false,
+    },
+    User {
+        id: "mallory",
+        tenant: "acme",
+        roles: &["editor"],
+        suspended: true,
+    },
+    User {
+        id: "dave",
+        tenant: "globex",
+        roles: &["admin"],
+        suspended: false,
+    },
+];
+
+/// A document.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Doc {
+    /// Its id.
+    pub(crate) id: String,
+    /// Its tenant.
+    pub(crate) tenant: String,
+    /// Who owns it.
+    pub(crate) owner: String,
+    /// `public`, `internal` or `secret`.
+    pub(crate) classification: String,
+    /// Its text.
+    pub(crate) text: String,
+}
+
+impl Doc {
+    /// The document as the policy sees it.
+    pub(crate) fn resource(&self) -> Resource {
+        Resource::new("Document")
+            .with_id(&self.id)
+            .with_attribute("tenant", self.tenant.as_str())
+            .with_attribute("owner", self.owner.as_str())
+            .with_attribute("classification", self.classification.as_str())
+    }
+}
+
+/// The documents, in memory.
+#[derive(Debug)]
+pub(crate) struct Store {
+    docs: RwLock<BTreeMap<String, Doc>>,
+}
+
+impl Store {
+    fn seeded() -> Self {
+        let doc = |id: &str, tenant: &str, owner: &str, classification: &str, text: &str| {
+            (
+                id.to_owned(),
+                Doc {
+                    id: id.to_owned(),
+                    tenant: tenant.to_owned(),
+                    owner: owner.to_owned(),
+                    classification: classification.to_owned(),
+                    text: text.to_owned(),
+                },
+            )
+        };
+        Store {
+            docs: RwLock::new(BTreeMap::from([
+                doc("d1", "acme", "alice", "internal", "roadmap"),
+                doc("d2", "acme", "carol", "secret", "acquisition plan"),
+                doc("d3", "acme", "bob", "public", "press release"),
+                doc("d4", "globex", "dave", "internal", "globex budget"),
+            ])),
+        }
+    }
+
+    /// One document.
+    pub(crate) fn get(&self, id: &str) -> Option<Doc> {
+        self.docs.read().ok()?.get(id).cloned()
+    }
+
+    /// Every document, in id order.
+    pub(crate) fn all(&self) -> Vec<Doc> {
+        self.docs
+            .read()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Inserts or replaces a document.
+    pub(crate) fn put(&self, doc: Doc) {
+        if let Ok(mut docs) = self.docs.write() {
+            docs.insert(doc.id.clone(), doc);
+        }
+    }
+
+    /// Removes a document.
+    pub(crate) fn remove(&self, id: &str) -> Option<Doc> {
+        self.docs.write().ok()?.remove(id)
+    }
+}
+
+/// Fills in the attributes of documents and audit logs before route-level decisions.
+#[derive(Debug)]
+struct Loader(Arc<Store>);
+
+impl ResourceLoader for Loader {
+    fn load<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> BoxFuture<'a, Result<Option<Resource>, LoadError>> {
+        let id = resource.id.as_deref().unwrap_or_default();
+        let found = match resource.resource_type.as_str() {
+            "Document" => self.0.get(id).map(|d| d.resource()),
+            // Audit logs are named after their tenant: `/audit-logs/acme`.
+            "AuditLog" => USERS
+                .iter()
+                .any(|u| u.tenant == id)
+                .then(|| resource.clone().with_attribute("tenant", id)),
+            _ => None,
+        };
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
+/// The demo's own identity provider: an Ed25519 key made at start-up, a JWKS, and tokens.
+#[derive(Debug)]
+pub(crate) struct Idp {
+    /// The issuer URL (`http://<listen address>`).
+    pub(crate) issuer: String,
+    kid: String,
+    encoding: EncodingKey,
+    /// The public key set, as served at `/.well-known/jwks.json`.
+    pub(crate) jwks: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    tenant: &'a str,
+    roles: &'a [&'a str],
+    suspended: bool,
+    amr: Vec<&'a str>,
+}
+
+impl Idp {
+    fn new(issuer: String) -> Result<Self, String> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        // PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410).
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let kid = format!("demo-{}", &b64.encode(public)[..8]);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+            "kid": kid, "x": b64.encode(public),
+        }]});
+        Ok(Idp {
+            issuer,
+            kid,
+            encoding: EncodingKey::from_ed_der(&der),
+            jwks,
+        })
+    }
+
+    /// A 15-minute access token for demo user `user`, with `otp` in `amr` when `mfa`.
+    pub(crate) fn token(&self, user: &str, mfa: bool, now: i64) -> Option<String> {
+        let u = USERS.iter().find(|u| u.id == user)?;
+        let claims = Claims {
+            iss: &self.issuer,
+            sub: u.id,
+            aud: AUDIENCE,
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            tenant: u.tenant,
+            roles: u.roles,
+            suspended: u.suspended,
+            amr: if mfa { vec!["pwd", "otp"] } else { vec!["pwd"] },
+        };
+        let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("at+jwt".to_owned());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).ok()
+    }
+
+    /// The OIDC discovery document.
+    pub(crate) fn discovery(&self) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+        })
+    }
+}
+
+/// The running demo's parts.
+#[derive(Debug)]
+pub(crate) struct Demo {
+    /// Authenticates, authorizes and audits.
+    pub(crate) guard: Guard,
+    /// The documents.
+    pub(crate) store: Arc<Store>,
+    /// The demo's identity provider.
+    pub(crate) idp: Idp,
+    /// The audit log.
+    pub(crate) audit: Arc<AuditWriter>,
+    /// The verifier key of the audit log, for `aaa audit verify`.
+    pub(crate) verifier_key: String,
+    /// The clock.
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Demo {
+    /// Builds the demo for a server bound at `addr`. `extra_sink` receives every event too (the
+    /// conformance suite counts them).
+    pub(crate) fn new(
+        options: &Options,
+        addr: SocketAddr,
+        extra_sink: Option<Arc<dyn AuditSink>>,
+    ) -> Result<Demo, String> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let idp = Idp::new(format!("http://{addr}"))?;
+        let store = Arc::new(Store::seeded());
+
+        // Tokens of the demo's own issuer: EdDSA only, `at+jwt` only, roles/tenant from claims.
+        let own_keys = KeySet::from_jwks_json(idp.jwks.to_string().as_bytes(), false)
+            .map_err(|e| e.to_string())?;
+        let mut issuer = IssuerConfig::new(&idp.issuer, [AUDIENCE])
+            .with_algorithms([Algorithm::EdDSA])
+            .with_claims(
+                ClaimMapping::default()
+                    .with_roles(["roles"])
+                    .with_tenant("tenant"),
+            );
+        issuer.require_access_token_type = true;
+        let mut jwt = JwtAuthenticator::builder()
+            .clock(clock.clone())
+            .issuer(issuer, KeyStore::fixed(own_keys, clock.clone()));
+        if let (Some(url), Some(audience)) = (&options.issuer, &options.audience) {
+            let source =
+                OidcDiscovery::new(url, HttpOptions::default()).map_err(|e| e.to_string())?;
+            let config = IssuerConfig::new(url, [audience.as_str()]).with_claims(
+                ClaimMapping::default()
+                    .with_roles(["roles", "realm_access.roles"])
+                    .with_tenant("tenant"),
+            );
+            jwt = jwt.issuer(
+                config,
+                KeyStore::new(source, CachePolicy::default(), clock.clone()),
+            );
+        }
+        let jwt = jwt.build().map_err(|e| e.to_string())?;
+
+        let policy = PolicyHandle::from_file(&options.policy).map_err(|e| format!("{e:?}"))?;
+
+        std::fs::create_dir_all(&options.audit_dir)
+            .map_err(|e| format!("{}: {e}", options.audit_dir.display()))?;
+        let key = load_or_generate_key(&options.audit_dir.join("audit.key"), "docs-service")
+            .map_err(|e| e.to_string())?;
+        let verifier_key = key.verifier_key().to_string();
+        let public = options.audit_dir.join("audit.pub");
+        if !public.exists() {
+            std::fs::write(&public, format!("{verifier_key}\n")).map_err(|e| e.to_string())?;
+        }
+        let config = AuditWriterConfig::new(options.audit_dir.join("log"), "docs-service", "local");
+        let audit = Arc::new(AuditWriter::open(config, key).map_err(|e| e.to_string())?);
+
+        let sink: Arc<dyn AuditSink> = match extra_sink {
+            Some(extra) => Arc::new(Tee(audit.clone(), extra)),
+            None => audit.clone(),
+        };
+        let guard = Guard::builder()
+            .authenticator(jwt)
+            .policies(policy)
+            .resources(Loader(store.clone()))
+            .audit_arc(sink)
+            .realm("docs")
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Demo {
+            guard,
+            store,
+            idp,
+            audit,
+            verifier_key,
+            clock,
+        })
+    }
+
+    /// The current time in Unix seconds.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now().unix_seconds()
+    }
+
+    /// What to print at start-up.
+    pub(crate) fn banner(&self, addr: SocketAddr, audit_dir: &Path) -> String {
+        let base = format!("http://{addr}");
+        format!(
+            "docs-service listening on {base}\n\n\
+             Get a token for a demo user (alice, bob, carol, erin, mallory, dave; add &mfa=true for MFA):\n  \
+             TOKEN=$(curl -s -X POST '{base}/idp/token?user=alice')\n\n\
+             Then try:\n  \
+             curl -i {base}/health\n  \
+             curl -i {base}/docs/d1                                       # 401: no token\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1     # 200: alice owns d1\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d2     # 403: secret, not hers\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d4     # 403: another tenant\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs\n  \
+             curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1/share  # 403: not from 10/8\n\n\
+             The signed audit log is in {dir}/log; verify it (also while the demo runs) with:\n  \
+             cargo run -p aaa-cli -- audit verify {dir}/log --key {dir}/audit.pub\n",
+            dir = audit_dir.display()
+        )
+    }
+}
+
+/// Sends every event to two sinks; the first one's receipt and errors count.
+#[derive(Debug)]
+struct Tee(Arc<AuditWriter>, Arc<dyn AuditSink>);
+
+impl AuditSink for Tee {
+    fn record<'a>(
+        &'a self,
+        event: aaa::AuditEvent,
+    ) -> BoxFuture<'a, Result<Option<aaa::audit::AuditReceipt>, aaa::audit::AuditError>> {
+        Box::pin(async move {
+            let copy = event.clone();
+            let receipt = self.0.record(event).await?;
+            self.1.record(copy).await?;
+            Ok(receipt)
+        })
+    }
+}

@@ -2,6 +2,10 @@
 //! identity provider, and the `Guard` (JWT authentication, the docs-service policy, a signed audit
 //! log in a directory). `main.rs` (axum) and `../docs_service_actix/main.rs` (actix-web) put
 //! routes around it; the conformance suite in `tests/` starts it on 127.0.0.1:0.
+#![allow(
+    dead_code,
+    reason = "shared by the demo binaries and the tests, which each use a part"
+)]
 
 use std::{
     collections::BTreeMap,
@@ -14,8 +18,9 @@ use aaa::{
     BoxFuture, Clock, Guard, LoadError, PolicyHandle, Resource, ResourceLoader, SystemClock,
     audit::{AuditSink, AuditWriter, AuditWriterConfig, load_or_generate_key},
     authn::{
-        Algorithm, CachePolicy, ClaimMapping, HttpOptions, IssuerConfig, JwtAuthenticator, KeySet,
-        KeyStore, OidcDiscovery,
+        Algorithm, ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, CachePolicy, ClaimMapping,
+        ForwardedIdentityAuthenticator, ForwardedIdentityConfig, HttpOptions, IssuerConfig,
+        JwtAuthenticator, KeySet, KeyStore, OidcDiscovery,
     },
 };
 use base64::Engine as _;
@@ -336,6 +341,8 @@ pub(crate) struct Demo {
     pub(crate) idp: Idp,
     /// The audit log.
     pub(crate) audit: Arc<AuditWriter>,
+    /// The API key of the demo's `indexer` service (a viewer of tenant acme), made at start-up.
+    pub(crate) indexer_key: String,
     /// The verifier key of the audit log, for `aaa audit verify`.
     pub(crate) verifier_key: String,
     /// The clock.
@@ -383,6 +390,23 @@ impl Demo {
         }
         let jwt = jwt.build().map_err(|e| e.to_string())?;
 
+        // Services call with an API key: `x-api-key: aaa_indexer_<secret>`.
+        let mut secret = [0u8; 24];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let mut indexer = ApiKeyRecord::new("indexer", "indexer", &secret).with_roles(["viewer"]);
+        indexer.tenant = Some("acme".to_owned());
+        let api_keys = ApiKeyAuthenticator::new(ApiKeyConfig::new("aaa", [indexer]), clock.clone())
+            .map_err(|e| e.to_string())?;
+        let indexer_key = format!("aaa_indexer_{secret}");
+        // Service identities forwarded by a mesh proxy are trusted only from the proxy's address
+        // (none runs here: a forged `x-forwarded-client-cert` is ignored).
+        let proxy = "10.255.255.254/32".parse().map_err(|e| format!("{e}"))?;
+        let forwarded = ForwardedIdentityAuthenticator::new(
+            ForwardedIdentityConfig::new([proxy]),
+            clock.clone(),
+        );
+
         let policy = PolicyHandle::from_file(&options.policy).map_err(|e| format!("{e:?}"))?;
 
         std::fs::create_dir_all(&options.audit_dir)
@@ -403,6 +427,8 @@ impl Demo {
         };
         let guard = Guard::builder()
             .authenticator(jwt)
+            .authenticator(api_keys)
+            .authenticator(forwarded)
             .policies(policy)
             .resources(Loader(store.clone()))
             .audit_arc(sink)
@@ -414,6 +440,7 @@ impl Demo {
             store,
             idp,
             audit,
+            indexer_key,
             verifier_key,
             clock,
         })
@@ -439,9 +466,12 @@ impl Demo {
              curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d4     # 403: another tenant\n  \
              curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs\n  \
              curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1/share  # 403: not from 10/8\n\n\
+             A service (indexer, a viewer of acme) calls with its API key:\n  \
+             curl -i -H 'x-api-key: {key}' {base}/docs/d3\n\n\
              The signed audit log is in {dir}/log; verify it (also while the demo runs) with:\n  \
              cargo run -p aaa-cli -- audit verify {dir}/log --key {dir}/audit.pub\n",
-            dir = audit_dir.display()
+            dir = audit_dir.display(),
+            key = self.indexer_key,
         )
     }
 }

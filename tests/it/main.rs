@@ -10,5 +10,6 @@
 mod adapters;
 mod authn;
 mod conformance;
+mod docs_demo;
 mod policy_workload;
 mod public_interface;

@@ -1,0 +1,134 @@
+//! The documents service's routes on actix-web: the same routes, policy and users as the axum
+//! version in `../docs_service/app.rs`.
+
+use std::{collections::HashMap, sync::Arc};
+
+use aaa::{
+    PrincipalKind,
+    actix::{Aaa, Authenticated, Authorizer, Rejection},
+};
+use actix_web::{HttpResponse, web};
+
+use super::demo::{Demo, Doc};
+
+type Shared = web::Data<Arc<Demo>>;
+type Query = web::Query<HashMap<String, String>>;
+
+/// Registers the routes (wrap the app with [`middleware`]).
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(|| async { "ok" }))
+        .route("/idp/token", web::post().to(token))
+        .route(
+            "/.well-known/jwks.json",
+            web::get().to(|d: Shared| async move { HttpResponse::Ok().json(&d.idp.jwks) }),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(|d: Shared| async move { HttpResponse::Ok().json(d.idp.discovery()) }),
+        )
+        .service(web::resource("/docs").get(list).post(create))
+        .service(
+            web::resource("/docs/{id}")
+                .get(read)
+                .put(update)
+                .delete(delete),
+        )
+        .route("/docs/{id}/share", web::post().to(share))
+        .route("/audit-logs/{tenant}", web::get().to(audit_log))
+        .route("/admin/policy", web::get().to(admin));
+}
+
+/// The middleware, configured as on axum.
+pub(crate) fn middleware(demo: &Demo) -> Aaa {
+    Aaa::new(demo.guard.clone()).audit_receipt_header(true)
+}
+
+async fn token(d: Shared, q: Query) -> HttpResponse {
+    let user = q.get("user").map(String::as_str).unwrap_or_default();
+    let mfa = q.get("mfa").is_some_and(|v| v == "true");
+    match d.idp.token(user, mfa, d.now()) {
+        Some(token) => HttpResponse::Ok().body(token),
+        None => HttpResponse::NotFound().body("no such demo user"),
+    }
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().body("no such document")
+}
+
+async fn list(d: Shared, authz: Authorizer) -> HttpResponse {
+    let mut visible = Vec::new();
+    for doc in d.store.all() {
+        if authz.check("docs:list", &doc.resource()).await.is_ok() {
+            visible.push(doc);
+        }
+    }
+    HttpResponse::Ok().json(visible)
+}
+
+async fn create(
+    d: Shared,
+    who: Authenticated,
+    authz: Authorizer,
+    q: Query,
+    text: String,
+) -> Result<HttpResponse, Rejection> {
+    if who.kind != PrincipalKind::User {
+        return Ok(HttpResponse::BadRequest().body("only people create documents"));
+    }
+    let Some(id) = q
+        .get("id")
+        .filter(|id| !id.is_empty() && d.store.get(id).is_none())
+    else {
+        return Ok(HttpResponse::Conflict().body("give a new ?id="));
+    };
+    let doc = Doc {
+        id: id.clone(),
+        tenant: who.tenant.clone().unwrap_or_default(),
+        owner: who.id.clone(),
+        classification: q
+            .get("classification")
+            .cloned()
+            .unwrap_or_else(|| "internal".to_owned()),
+        text,
+    };
+    authz.check("docs:create", &doc.resource()).await?;
+    d.store.put(doc.clone());
+    Ok(HttpResponse::Created().json(doc))
+}
+
+async fn read(d: Shared, id: web::Path<String>) -> HttpResponse {
+    d.store
+        .get(&id)
+        .map_or_else(not_found, |doc| HttpResponse::Ok().json(doc))
+}
+
+async fn update(d: Shared, id: web::Path<String>, text: String) -> HttpResponse {
+    let Some(mut doc) = d.store.get(&id) else {
+        return not_found();
+    };
+    doc.text = text;
+    d.store.put(doc.clone());
+    HttpResponse::Ok().json(doc)
+}
+
+async fn delete(d: Shared, id: web::Path<String>) -> HttpResponse {
+    d.store
+        .remove(&id)
+        .map_or_else(not_found, |_| HttpResponse::NoContent().finish())
+}
+
+async fn share(d: Shared, id: web::Path<String>) -> HttpResponse {
+    d.store.get(&id).map_or_else(not_found, |doc| {
+        HttpResponse::Ok().body(format!("shared {}", doc.id))
+    })
+}
+
+async fn audit_log(d: Shared, tenant: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(serde_json::json!({ "tenant": tenant.into_inner(), "log": d.audit.origin() }))
+}
+
+async fn admin(who: Authenticated) -> String {
+    format!("hello {}, the admin console is yours", who.id)
+}

@@ -1,0 +1,102 @@
+//! The docs_service demo (examples/docs_service), started on 127.0.0.1:0 on axum and on actix-web,
+//! with a memory sink beside its audit log so the suite can count records.
+
+#[path = "../../examples/docs_service/demo.rs"]
+pub(crate) mod demo;
+
+#[path = "../../examples/docs_service/app.rs"]
+mod axum_app;
+
+#[path = "../../examples/docs_service_actix/app.rs"]
+mod actix_app;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use aaa::audit::{MemorySink, Verifier, VerifierKey};
+use tempfile::TempDir;
+
+pub(crate) use demo::Demo;
+
+/// A running demo.
+pub(crate) struct Running {
+    pub(crate) name: &'static str,
+    pub(crate) addr: SocketAddr,
+    pub(crate) demo: Arc<Demo>,
+    pub(crate) events: Arc<MemorySink>,
+    dir: TempDir,
+}
+
+impl Running {
+    /// Makes everything written durable, covers it with a checkpoint, and verifies the log.
+    pub(crate) async fn verify_log(&self) -> aaa::audit::VerifyReport {
+        self.demo.audit.checkpoint_now().await.unwrap();
+        let key = VerifierKey::parse(&self.demo.verifier_key).unwrap();
+        Verifier::new([key])
+            .verify_dir(&self.dir.path().join("log"))
+            .unwrap_or_else(|e| panic!("[{}] the audit log does not verify: {e}", self.name))
+    }
+
+    /// The audit log's files, concatenated.
+    pub(crate) fn log_text(&self) -> String {
+        let mut text = String::new();
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+        }
+        text
+    }
+}
+
+fn build(addr: SocketAddr) -> (Arc<Demo>, Arc<MemorySink>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Arc::new(MemorySink::new());
+    let options = demo::Options::new(dir.path());
+    let demo = Arc::new(Demo::new(&options, addr, Some(events.clone())).unwrap());
+    (demo, events, dir)
+}
+
+/// The demo on axum.
+pub(crate) async fn axum() -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (demo, events, dir) = build(addr);
+    tokio::spawn(axum_app::serve(listener, demo.clone()));
+    Running {
+        name: "axum",
+        addr,
+        demo,
+        events,
+        dir,
+    }
+}
+
+/// The demo on actix-web.
+pub(crate) async fn actix() -> Running {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (demo, events, dir) = build(addr);
+    let shared = demo.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(shared.clone()))
+            .wrap(actix_app::middleware(&shared))
+            .configure(actix_app::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    Running {
+        name: "actix",
+        addr,
+        demo,
+        events,
+        dir,
+    }
+}

@@ -43,6 +43,9 @@ pub(crate) struct Options {
     pub(crate) issuer: Option<String>,
     /// The audience tokens from `issuer` must carry.
     pub(crate) audience: Option<String>,
+    /// How durable each kind of audit event must be before the request goes on. Defaults to the
+    /// writer's defaults (authorization decisions wait for `fdatasync`).
+    pub(crate) durability: Option<aaa::audit::DurabilityPolicy>,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             )),
             issuer: None,
             audience: None,
+            durability: None,
         }
     }
 
@@ -418,7 +422,11 @@ impl Demo {
         if !public.exists() {
             std::fs::write(&public, format!("{verifier_key}\n")).map_err(|e| e.to_string())?;
         }
-        let config = AuditWriterConfig::new(options.audit_dir.join("log"), "docs-service", "local");
+        let mut config =
+            AuditWriterConfig::new(options.audit_dir.join("log"), "docs-service", "local");
+        if let Some(durability) = options.durability {
+            config.durability = durability;
+        }
         let audit = Arc::new(AuditWriter::open(config, key).map_err(|e| e.to_string())?);
 
         let sink: Arc<dyn AuditSink> = match extra_sink {

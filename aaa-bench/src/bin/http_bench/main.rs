@@ -33,8 +33,9 @@ mod apps;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
-        let variant = args.get(1).expect("serve VARIANT");
-        apps::serve(variant);
+        let variant = args.get(1).expect("serve VARIANT DIR");
+        let dir = args.get(2).expect("serve VARIANT DIR");
+        apps::serve(variant, dir.into());
         return;
     }
     let mut seconds = 5u64;
@@ -53,8 +54,9 @@ fn main() {
     }
     println!("| variant | req/s | p50 µs | p99 µs | ratio to bare |\n|---|---:|---:|---:|---:|");
     let mut bare: std::collections::HashMap<String, f64> = Default::default();
+    let dir = tempfile::tempdir().unwrap();
     for variant in &variants {
-        let result = measure(variant, seconds, connections);
+        let result = measure(variant, seconds, connections, &dir.path().join(variant));
         let framework = variant.split('-').next().unwrap().to_owned();
         let base = *bare.entry(framework).or_insert(result.rps);
         println!(
@@ -73,12 +75,13 @@ struct Result {
     p99: Duration,
 }
 
-fn measure(variant: &str, seconds: u64, connections: usize) -> Result {
+fn measure(variant: &str, seconds: u64, connections: usize, dir: &std::path::Path) -> Result {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(exe)
         .args(["serve", variant])
+        .arg(dir)
         .stdout(Stdio::piped())
         .spawn()
         .expect("taskset (util-linux) is needed");

@@ -391,35 +391,48 @@ impl PolicySet {
         req: &Req<'p>,
         allows: impl Iterator<Item = &'p CRule>,
     ) -> Option<NearestMiss> {
-        let mut best: Option<(usize, &CRule, String)> = None;
+        // Closest: the fewest parts (principal selector, conditions, scopes) that fail, then the
+        // most that hold; the first such rule in policy order.
+        let mut best: Option<((usize, usize), &CRule, String)> = None;
         for rule in allows {
-            let mut score = 0;
+            let (mut failing, mut holding) = (0usize, 0usize);
             let mut failed: Option<String> = None;
+            let has_selector = rule.kind.is_some()
+                || rule.role.is_some()
+                || rule.principal_id.is_some()
+                || rule.issuer.is_some();
             if req.selects(rule) {
-                score += 1000;
+                holding += usize::from(has_selector);
             } else {
+                failing += 1;
                 failed = Some(selector_text(rule, &self.roles));
             }
             for c in &rule.conds {
                 match req.truth(&c.expr) {
-                    Ok(true) => score += 1,
+                    Ok(true) => holding += 1,
                     Ok(false) => {
+                        failing += 1;
                         failed.get_or_insert_with(|| c.text.to_string());
                     }
                     Err(f) => {
+                        failing += 1;
                         failed.get_or_insert_with(|| format!("{} ({})", c.text, f.message()));
                     }
                 }
             }
             if !req.has_scopes(rule) {
+                failing += 1;
                 failed.get_or_insert_with(|| {
                     let scopes: Vec<&str> = rule.scopes.iter().map(|s| &**s).collect();
                     format!("scopes {}", scopes.join(", "))
                 });
             }
             let Some(failed) = failed else { continue };
-            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, rule, failed));
+            let better = best
+                .as_ref()
+                .is_none_or(|((f, h), _, _)| failing < *f || (failing == *f && holding > *h));
+            if better {
+                best = Some(((failing, holding), rule, failed));
             }
         }
         best.map(|(_, rule, failed)| NearestMiss {

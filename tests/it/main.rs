@@ -7,5 +7,6 @@
     reason = "tests fail loudly"
 )]
 
+mod policy_fixtures;
 mod policy_workload;
 mod public_interface;

@@ -365,8 +365,8 @@ fn nearest_miss_names_the_failing_part() {
     let e = p.explain(&member("x"), "docs:write", &doc("o"), &ctx());
     assert_eq!(e.reason, Reason::NotPermitted);
     let m = e.nearest_miss.unwrap();
-    assert_eq!(m.rule, "owner");
-    assert_eq!(m.failed, "resource.owner == principal.id");
+    assert_eq!(m.rule, "role:admin");
+    assert_eq!(m.failed, "principal role `admin`");
     let text = r#"
 [roles.viewer]
 [[rules]]
@@ -750,4 +750,248 @@ fn policy_set_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<PolicySet>();
     check::<PolicyHandle>();
+}
+
+// ---- property tests ------------------------------------------------------------------------
+
+mod props {
+    use proptest::prelude::*;
+    use toml::Spanned;
+
+    use super::*;
+    use crate::policy::syntax::{Effect, Policy, PrincipalSelector, RoleDef, Rule};
+
+    const PROP_SCHEMA: &str = r#"
+[schema.principal]
+level = "long"
+[schema.resource]
+owner = "string"
+flag = "bool"
+"#;
+    const CONDITIONS: &[&str] = &[
+        "principal.level > 2",
+        "resource.owner == principal.id",
+        "resource.flag",
+        "context.peer_ip.isInRange(ip(\"10.0.0.0/8\"))",
+        "principal.mfa",
+        "!principal.mfa || resource.flag",
+        "principal.roles.contains(\"r1\")",
+        "resource has owner && resource.owner like \"u*\"",
+    ];
+    const ACTIONS: &[&str] = &["a:x", "a:y", "a:*", "*", "b:z"];
+    const TYPES: &[&str] = &["T1", "T2"];
+
+    fn s(v: &str) -> Spanned<String> {
+        Spanned::new(0..0, v.to_owned())
+    }
+
+    fn rule_strategy() -> impl Strategy<Value = Rule> {
+        (
+            any::<bool>(),
+            proptest::option::of(0usize..4),
+            proptest::sample::subsequence(ACTIONS, 1..3),
+            proptest::sample::subsequence(TYPES, 0..2),
+            proptest::option::of(0..CONDITIONS.len()),
+            proptest::option::of(0..CONDITIONS.len()),
+            any::<bool>(),
+        )
+            .prop_map(|(allow, role, actions, types, when, unless, scoped)| Rule {
+                id: s("placeholder"),
+                effect: if allow { Effect::Allow } else { Effect::Deny },
+                principal: PrincipalSelector {
+                    role: role.map(|r| s(&format!("r{r}"))),
+                    ..PrincipalSelector::default()
+                },
+                actions: actions.into_iter().map(s).collect(),
+                resources: types.into_iter().map(s).collect(),
+                when: when.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
+                unless: unless.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
+                scopes: if scoped {
+                    vec!["sc".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                description: None,
+            })
+    }
+
+    fn policy_strategy() -> impl Strategy<Value = Policy> {
+        (
+            proptest::collection::vec(rule_strategy(), 0..12),
+            proptest::collection::vec(proptest::option::of(0usize..4), 4),
+            proptest::collection::vec(proptest::sample::subsequence(ACTIONS, 0..2), 4),
+        )
+            .prop_map(|(mut rules, parents, perms)| {
+                for (i, r) in rules.iter_mut().enumerate() {
+                    r.id = s(&format!("rule-{i}"));
+                }
+                let base = Policy::from_toml(PROP_SCHEMA, "schema.toml").unwrap_or_default();
+                let mut roles = std::collections::BTreeMap::new();
+                for i in 0..4usize {
+                    // Only lower-numbered parents: a DAG.
+                    let inherits = parents
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .filter(|p| *p < i)
+                        .map(|p| vec![s(&format!("r{p}"))])
+                        .unwrap_or_default();
+                    let permissions = perms
+                        .get(i)
+                        .map(|p| p.iter().map(|a| s(a)).collect())
+                        .unwrap_or_default();
+                    roles.insert(
+                        s(&format!("r{i}")),
+                        RoleDef {
+                            inherits,
+                            permissions,
+                        },
+                    );
+                }
+                Policy {
+                    schema: base.schema,
+                    roles,
+                    rules,
+                    ..Policy::default()
+                }
+            })
+    }
+
+    #[derive(Debug, Clone)]
+    struct Req {
+        principal: Principal,
+        action: &'static str,
+        resource: Resource,
+        context: Context,
+    }
+
+    fn request_strategy() -> impl Strategy<Value = Req> {
+        (
+            proptest::sample::subsequence(&["r0", "r1", "r2", "r3", "ghost"][..], 0..3),
+            proptest::option::of(0i64..5),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::sample::select(&["a:x", "a:y", "a:new", "b:z", "c"][..]),
+            proptest::sample::select(&["T1", "T2", "T3"][..]),
+            proptest::option::of(proptest::sample::select(&["u1", "u2", "x"][..])),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::sample::select(
+                &["10.1.2.3", "11.0.0.1", "::ffff:10.1.2.3", "::1"][..],
+            )),
+        )
+            .prop_map(
+                |(roles, level, mfa, scoped, action, rtype, owner, flag, ip)| {
+                    let mut p = mfa_principal(mfa).with_roles(roles);
+                    if let Some(l) = level {
+                        p = p.with_attribute("level", l);
+                    }
+                    if scoped {
+                        p = p.with_scopes(["sc"]);
+                    }
+                    let mut r = Resource::new(rtype);
+                    if let Some(o) = owner {
+                        r = r.with_attribute("owner", o);
+                    }
+                    if let Some(f) = flag {
+                        r = r.with_attribute("flag", f);
+                    }
+                    let mut c = ctx();
+                    c.peer_ip = ip.and_then(|i| i.parse().ok());
+                    Req {
+                        principal: p,
+                        action,
+                        resource: r,
+                        context: c,
+                    }
+                },
+            )
+    }
+
+    fn mfa_principal(on: bool) -> Principal {
+        mfa(user("u1"), on, &[])
+    }
+
+    fn build(p: &Policy) -> PolicySet {
+        let text = p.to_toml().unwrap();
+        PolicySet::from_toml(&text, "gen.toml").unwrap_or_else(|e| panic!("{}\n{text}", e.render()))
+    }
+
+    fn decision(p: &PolicySet, q: &Req) -> Decision {
+        let fast = p.decide(&q.principal, q.action, &q.resource, &q.context);
+        let full = p.evaluate(&q.principal, q.action, &q.resource, &q.context);
+        assert_eq!(fast, full.decision, "decide and evaluate disagree");
+        fast
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn adding_a_deny_never_grants(
+            policy in policy_strategy(),
+            extra in rule_strategy(),
+            reqs in proptest::collection::vec(request_strategy(), 8),
+        ) {
+            let before = build(&policy);
+            let mut grown = policy.clone();
+            let mut extra = extra;
+            extra.effect = Effect::Deny;
+            extra.id = s("extra-deny");
+            grown.rules.push(extra);
+            let after = build(&grown);
+            for q in &reqs {
+                if decision(&before, q) == Decision::Deny {
+                    prop_assert_eq!(decision(&after, q), Decision::Deny);
+                }
+            }
+        }
+
+        #[test]
+        fn removing_an_allow_never_grants(
+            policy in policy_strategy(),
+            pick in any::<proptest::sample::Index>(),
+            reqs in proptest::collection::vec(request_strategy(), 8),
+        ) {
+            let allows: Vec<usize> = policy.rules.iter().enumerate()
+                .filter(|(_, r)| r.effect == Effect::Allow).map(|(i, _)| i).collect();
+            prop_assume!(!allows.is_empty());
+            let before = build(&policy);
+            let mut shrunk = policy.clone();
+            shrunk.rules.remove(allows[pick.index(allows.len())]);
+            let after = build(&shrunk);
+            for q in &reqs {
+                if decision(&before, q) == Decision::Deny {
+                    prop_assert_eq!(decision(&after, q), Decision::Deny);
+                }
+            }
+        }
+
+        #[test]
+        fn file_format_round_trips(policy in policy_strategy(), reqs in proptest::collection::vec(request_strategy(), 4)) {
+            let text = policy.to_toml().unwrap();
+            let parsed = Policy::from_toml(&text, "a.toml").unwrap();
+            prop_assert_eq!(&parsed, &policy);
+            let again = parsed.to_toml().unwrap();
+            prop_assert_eq!(&again, &text);
+            // JSON has the same shape.
+            let json = serde_json::to_string(&policy).unwrap();
+            prop_assert_eq!(&Policy::from_json(&json, "a.json").unwrap(), &policy);
+            let (a, b) = (build(&policy), build(&parsed));
+            for q in &reqs {
+                prop_assert_eq!(decision(&a, q), decision(&b, q));
+            }
+        }
+
+        #[test]
+        fn arbitrary_conditions_never_panic(text in "\\PC{0,80}") {
+            let policy = format!("{PROP_SCHEMA}\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = {}\n", toml_string(&text));
+            if let Ok(p) = PolicySet::from_toml(&policy, "fuzz.toml") {
+                let _ = p.evaluate(&user("u"), "a", &Resource::new("T"), &ctx());
+            }
+        }
+    }
+
+    fn toml_string(s: &str) -> String {
+        toml::Value::String(s.to_owned()).to_string()
+    }
 }

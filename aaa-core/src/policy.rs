@@ -135,6 +135,8 @@ impl fmt::Debug for PolicySet {
 
 /// The rules that may apply to one (action, resource type).
 struct Candidates<'p> {
+    scopes: &'p [compile::ScopeReq],
+    resource_type: Option<u32>,
     any: &'p Lists,
     typed: Option<&'p Lists>,
     /// The action is not one the policy names exactly: check each rule's patterns.
@@ -148,6 +150,14 @@ impl<'p> Candidates<'p> {
             .iter()
             .chain(self.typed.map_or(&[][..], |l| &l.deny))
             .copied()
+    }
+
+    /// The first route scope requirement the principal does not meet.
+    fn missing_scope(&self, principal: &Principal) -> Option<&'p compile::ScopeReq> {
+        self.scopes.iter().find(|req| {
+            Some(req.resource_type) == self.resource_type
+                && !req.scopes.iter().all(|s| principal.scopes.contains(&**s))
+        })
     }
 
     fn allow(&self) -> impl Iterator<Item = u32> + 'p {
@@ -228,7 +238,8 @@ impl PolicySet {
             Some(&i) => (self.buckets.get(i as usize)?, false),
             None => (self.buckets.last()?, true),
         };
-        let typed = self.types.get(resource_type).and_then(|&t| {
+        let type_id = self.types.get(resource_type).copied();
+        let typed = type_id.and_then(|t| {
             bucket
                 .by_type
                 .binary_search_by_key(&t, |(k, _)| *k)
@@ -237,6 +248,8 @@ impl PolicySet {
                 .map(|(_, l)| l)
         });
         Some(Candidates {
+            scopes: &bucket.scopes,
+            resource_type: type_id,
             any: &bucket.any_type,
             typed,
             check_action,
@@ -273,6 +286,9 @@ impl PolicySet {
         let Some(c) = self.candidates(action, &resource.resource_type) else {
             return Decision::Deny;
         };
+        if c.missing_scope(principal).is_some() {
+            return Decision::Deny;
+        }
         let req = self.request(principal, resource, context);
         for i in c.deny() {
             let Some(rule) = self.rule(i) else { continue };
@@ -333,6 +349,11 @@ impl PolicySet {
         let Some(c) = self.candidates(action, &resource.resource_type) else {
             return out;
         };
+        if let Some(missing) = c.missing_scope(principal) {
+            out.reason = Reason::MissingScope;
+            out.rules = vec![missing.id.to_string()];
+            return out;
+        }
         let req = self.request(principal, resource, context);
         let relevant = |i: u32| {
             self.rule(i)

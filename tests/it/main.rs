@@ -8,5 +8,6 @@
 )]
 
 mod policy_fixtures;
+mod policy_guard;
 mod policy_workload;
 mod public_interface;

@@ -290,11 +290,21 @@ impl Lists {
     }
 }
 
+/// Scopes a route requires for its (action, resource type).
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeReq {
+    pub(crate) resource_type: u32,
+    pub(crate) scopes: Vec<Box<str>>,
+    /// `route:METHOD TEMPLATE`, reported as the determining rule.
+    pub(crate) id: Box<str>,
+}
+
 /// The candidate rules of one action: those for any resource type, and those for each type.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bucket {
     pub(crate) any_type: Lists,
     pub(crate) by_type: Vec<(u32, Lists)>,
+    pub(crate) scopes: Vec<ScopeReq>,
 }
 
 /// A role with its inheritance closure as a bitset (bit `i` set: this role has role `i`).
@@ -610,11 +620,17 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         let template = route.route.get_ref();
         let params = template_params(template);
         let target = if route.public {
-            if route.action.is_some() || route.resource.is_some() || route.id.is_some() {
+            if route.action.is_some()
+                || route.resource.is_some()
+                || route.id.is_some()
+                || !route.scopes.is_empty()
+            {
                 cx.error(
                     PolicyErrorKind::InvalidRoute,
                     Some(route.route.span()),
-                    format!("public route `{template}` cannot name an action, resource or id"),
+                    format!(
+                        "public route `{template}` cannot name an action, resource, id or scopes"
+                    ),
                     Some(
                         "a public route is not authorized; remove `public` or the other fields"
                             .into(),
@@ -712,6 +728,23 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
         }
     }
+    let mut route_scopes: Vec<(String, String, ScopeReq)> = Vec::new();
+    for route in &policy.routes {
+        if let (Some(a), Some(t), false) = (&route.action, &route.resource, route.scopes.is_empty())
+        {
+            mentioned_types.insert(t.get_ref().clone());
+            route_scopes.push((
+                a.get_ref().clone(),
+                t.get_ref().clone(),
+                ScopeReq {
+                    resource_type: 0,
+                    scopes: route.scopes.iter().map(|s| s.as_str().into()).collect(),
+                    id: format!("route:{} {}", route.method.get_ref(), route.route.get_ref())
+                        .into(),
+                },
+            ));
+        }
+    }
     let mut action_names: Vec<String> = mentioned_actions.into_iter().collect();
     action_names.sort();
     for (i, a) in action_names.iter().enumerate() {
@@ -777,6 +810,14 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         }
     }
     let _ = has_any_pattern;
+    for (action, rtype, mut req) in route_scopes {
+        if let (Some(&a), Some(&t)) = (actions.get(action.as_str()), types.get(rtype.as_str()))
+            && let Some(bucket) = buckets.get_mut(a as usize)
+        {
+            req.resource_type = t;
+            bucket.scopes.push(req);
+        }
+    }
 
     Ok(PolicySet {
         version: policy.version.clone().unwrap_or_else(|| {

@@ -625,6 +625,45 @@ public = true
 }
 
 #[test]
+fn routes_can_require_scopes() {
+    let p = compile(
+        r#"
+[roles.reader]
+permissions = ["docs:read"]
+[[routes]]
+method = "GET"
+route = "/docs/{id}"
+action = "docs:read"
+resource = "Document"
+id = "id"
+scopes = ["docs.read"]
+"#,
+    );
+    let d = Resource::new("Document").with_id("1");
+    let reader = user("u").with_roles(["reader"]);
+    let e = p.evaluate(&reader, "docs:read", &d, &ctx());
+    assert_eq!(e.reason, Reason::MissingScope);
+    assert_eq!(e.rules, ["route:GET /docs/{id}"]);
+    assert_eq!(p.decide(&reader, "docs:read", &d, &ctx()), Decision::Deny);
+    let scoped = reader.with_scopes(["docs.read"]);
+    assert!(p.evaluate(&scoped, "docs:read", &d, &ctx()).is_allowed());
+    // Other resource types are not affected.
+    assert!(
+        p.evaluate(
+            &user("u").with_roles(["reader"]),
+            "docs:read",
+            &Resource::new("Other"),
+            &ctx()
+        )
+        .is_allowed()
+    );
+    let (kind, ..) = one_error(
+        "[[routes]]\nmethod = \"GET\"\nroute = \"/h\"\npublic = true\nscopes = [\"x\"]\n",
+    );
+    assert_eq!(kind, PolicyErrorKind::InvalidRoute);
+}
+
+#[test]
 fn unknown_actions_and_types_fall_back_to_globs() {
     let p = compile(
         r#"

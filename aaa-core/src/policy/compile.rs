@@ -478,14 +478,13 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     let mut seen_ids: HashMap<&str, Range<usize>> = HashMap::new();
     let mut mentioned_actions: HashSet<String> = HashSet::new();
     let mut mentioned_types: HashSet<String> = HashSet::new();
-    let mut has_any_pattern = false;
 
     for (name, def) in &policy.roles {
         let mut actions = Vec::new();
         for perm in &def.permissions {
             match Pattern::parse(perm.get_ref()) {
                 Ok(p) => {
-                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    note_pattern(&p, &mut mentioned_actions);
                     actions.push(p);
                 }
                 Err(help) => cx.error(
@@ -565,7 +564,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         for a in &rule.actions {
             match Pattern::parse(a.get_ref()) {
                 Ok(p) => {
-                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    note_pattern(&p, &mut mentioned_actions);
                     actions.push(p);
                 }
                 Err(help) => cx.error(
@@ -809,7 +808,6 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
         }
     }
-    let _ = has_any_pattern;
     for (action, rtype, mut req) in route_scopes {
         if let (Some(&a), Some(&t)) = (actions.get(action.as_str()), types.get(rtype.as_str()))
             && let Some(bucket) = buckets.get_mut(a as usize)
@@ -822,7 +820,15 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     Ok(PolicySet {
         version: policy.version.clone().unwrap_or_else(|| {
             use sha2::{Digest, Sha256};
-            let digest = crate::identity::hex(&Sha256::digest(text.as_bytes()));
+            // A policy built in code has no text: hash its printed form.
+            let printed;
+            let hashed = if text.is_empty() {
+                printed = policy.to_toml().unwrap_or_default();
+                printed.as_str()
+            } else {
+                text
+            };
+            let digest = crate::identity::hex(&Sha256::digest(hashed.as_bytes()));
             format!("sha256:{}", digest.get(..16).unwrap_or_default())
         }),
         roles,
@@ -835,12 +841,9 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     })
 }
 
-fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>, any: &mut bool) {
-    match p {
-        Pattern::Exact(a) => {
-            mentioned.insert(a.to_string());
-        }
-        Pattern::Prefix(_) | Pattern::Any => *any = true,
+fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>) {
+    if let Pattern::Exact(a) = p {
+        mentioned.insert(a.to_string());
     }
 }
 

@@ -1034,3 +1034,19 @@ flag = "bool"
         toml::Value::String(s.to_owned()).to_string()
     }
 }
+
+#[test]
+fn policies_built_in_code_compile_and_get_distinct_versions() {
+    let a = Policy::from_toml("[roles.a]\npermissions = [\"x\"]\n", "a.toml").unwrap();
+    let b = Policy::from_toml("[roles.b]\npermissions = [\"x\"]\n", "b.toml").unwrap();
+    let (pa, pb) = (
+        PolicySet::compile(&a).unwrap(),
+        PolicySet::compile(&b).unwrap(),
+    );
+    assert_ne!(pa.version(), pb.version());
+    assert!(pa.version().starts_with("sha256:"));
+    let bad = Policy::from_toml("[roles.a]\ninherits = [\"z\"]\n", "c.toml").unwrap();
+    let e = PolicySet::compile(&bad).unwrap_err();
+    assert_eq!(e.kind(), PolicyErrorKind::UnknownRole);
+    assert_eq!(e.diagnostics()[0].line(), 0);
+}

@@ -53,6 +53,21 @@ fn bench(c: &mut Criterion) {
     let Ok(policy) = PolicySet::from_toml(&text, "docs_service.toml") else {
         return;
     };
+    // Hot: 32 requests whose data stay in cache, as in a service deciding a request it has
+    // just built.
+    let mut i = 0;
+    group.bench_function("decide/docs-service/hot", |b| {
+        b.iter(|| {
+            i = (i + 1) % 32;
+            let r = &w.requests[i];
+            black_box(policy.decide(
+                &inputs.principals[r.user][usize::from(r.mfa)],
+                &inputs.actions[i],
+                &inputs.resources[r.resource],
+                &inputs.contexts[i],
+            ))
+        });
+    });
     let mut i = 0;
     group.bench_function("evaluate/docs-service", |b| {
         b.iter(|| {

@@ -5,7 +5,7 @@
     reason = "indexing a serde_json::Value yields Null, it never panics"
 )]
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf};
+use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::Arc};
 
 use aaa_core::{
     AuthInfo, AuthMethod, Context, CredentialRef, Decision, Principal, PrincipalKind, Resource,
@@ -204,10 +204,18 @@ impl Workload {
                 c
             })
             .collect();
+        // Actions come from a small vocabulary (in a service, from the policy's route table):
+        // one shared string per action.
+        let mut vocabulary: HashMap<&str, Arc<str>> = HashMap::new();
         let actions = self
             .requests
             .iter()
-            .map(|r| format!("docs:{}", r.action))
+            .map(|r| {
+                vocabulary
+                    .entry(r.action.as_str())
+                    .or_insert_with(|| Arc::from(format!("docs:{}", r.action)))
+                    .clone()
+            })
             .collect();
         AaaInputs {
             principals,
@@ -228,7 +236,7 @@ pub struct AaaInputs {
     /// One context per request.
     pub contexts: Vec<Context>,
     /// One action per request (`docs:<verb>`).
-    pub actions: Vec<String>,
+    pub actions: Vec<Arc<str>>,
 }
 
 /// The docs-service policy text (`examples/policies/docs_service.toml`).

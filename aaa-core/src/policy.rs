@@ -271,7 +271,9 @@ impl PolicySet {
             principal,
             resource,
             context,
-            roles: self.role_mask(principal),
+            roles: std::cell::OnceCell::new(),
+            cache: std::array::from_fn(|_| std::cell::Cell::new(eval::Slot::Unknown)),
+            fault: std::cell::Cell::new(None),
         }
     }
 

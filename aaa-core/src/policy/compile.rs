@@ -119,13 +119,14 @@ pub(crate) enum Attr {
     PrincipalScopes,
     PrincipalMfa,
     PrincipalAmr,
-    Principal(Box<str>, Ty),
+    /// A declared attribute: name, type, and its slot in the per-request cache.
+    Principal(Box<str>, Ty, u8),
     ResourceType,
     ResourceId,
-    Resource(Box<str>, Ty),
+    Resource(Box<str>, Ty, u8),
     ContextPeerIp,
     ContextTime,
-    Context(Box<str>, Ty),
+    Context(Box<str>, Ty, u8),
 }
 
 impl Attr {
@@ -140,13 +141,13 @@ impl Attr {
             Attr::PrincipalScopes => "principal.scopes".into(),
             Attr::PrincipalMfa => "principal.mfa".into(),
             Attr::PrincipalAmr => "principal.amr".into(),
-            Attr::Principal(n, _) => format!("principal.{n}"),
+            Attr::Principal(n, ..) => format!("principal.{n}"),
             Attr::ResourceType => "resource.type".into(),
             Attr::ResourceId => "resource.id".into(),
-            Attr::Resource(n, _) => format!("resource.{n}"),
+            Attr::Resource(n, ..) => format!("resource.{n}"),
             Attr::ContextPeerIp => "context.peer_ip".into(),
             Attr::ContextTime => "context.time".into(),
-            Attr::Context(n, _) => format!("context.{n}"),
+            Attr::Context(n, ..) => format!("context.{n}"),
         }
     }
 }
@@ -329,7 +330,7 @@ struct Ctx<'a> {
     source: &'a Source,
     text: &'a str,
     errors: Vec<PolicyDiagnostic>,
-    schema: [BTreeMap<String, Ty>; 3],
+    schema: [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
 }
 
@@ -367,7 +368,8 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         role_ids: &role_ids,
     };
 
-    // Schema.
+    // Schema. Each declared attribute gets a slot in the per-request lookup cache.
+    let mut next_slot = 0usize;
     for (root, decls) in [
         (Root::Principal, &policy.schema.principal),
         (Root::Resource, &policy.schema.resource),
@@ -395,7 +397,9 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
             match Ty::parse(ty.get_ref()) {
                 Some(t) => {
-                    of_mut(&mut cx.schema, root).insert(n.clone(), t);
+                    let slot = u8::try_from(next_slot).unwrap_or(u8::MAX);
+                    next_slot += 1;
+                    of_mut(&mut cx.schema, root).insert(n.clone(), (t, slot));
                 }
                 None => cx.error(
                     PolicyErrorKind::InvalidSchema,
@@ -928,7 +932,7 @@ fn find_cycle(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
     None
 }
 
-fn of(schema: &[BTreeMap<String, Ty>; 3], root: Root) -> &BTreeMap<String, Ty> {
+fn of(schema: &[BTreeMap<String, (Ty, u8)>; 3], root: Root) -> &BTreeMap<String, (Ty, u8)> {
     let [p, r, c] = schema;
     match root {
         Root::Principal => p,
@@ -937,7 +941,10 @@ fn of(schema: &[BTreeMap<String, Ty>; 3], root: Root) -> &BTreeMap<String, Ty> {
     }
 }
 
-fn of_mut(schema: &mut [BTreeMap<String, Ty>; 3], root: Root) -> &mut BTreeMap<String, Ty> {
+fn of_mut(
+    schema: &mut [BTreeMap<String, (Ty, u8)>; 3],
+    root: Root,
+) -> &mut BTreeMap<String, (Ty, u8)> {
     let [p, r, c] = schema;
     match root {
         Root::Principal => p,
@@ -1027,7 +1034,7 @@ fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out
 type CheckErr = (PolicyErrorKind, Range<usize>, String, Option<String>);
 
 struct Checker<'a, 'b> {
-    schema: &'a [BTreeMap<String, Ty>; 3],
+    schema: &'a [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
     errs: &'b mut Vec<CheckErr>,
 }
@@ -1043,7 +1050,7 @@ impl Checker<'_, '_> {
         if let Some((a, t, _)) = builtin(root, name) {
             return Some((a, t));
         }
-        let Some(&ty) = of(self.schema, root).get(name) else {
+        let Some(&(ty, slot)) = of(self.schema, root).get(name) else {
             let declared: Vec<&str> = of(self.schema, root).keys().map(String::as_str).collect();
             self.errs.push((
                 PolicyErrorKind::UnknownAttribute,
@@ -1063,9 +1070,9 @@ impl Checker<'_, '_> {
         };
         let n: Box<str> = name.into();
         Some(match root {
-            Root::Principal => (Attr::Principal(n, ty), ty),
-            Root::Resource => (Attr::Resource(n, ty), ty),
-            Root::Context => (Attr::Context(n, ty), ty),
+            Root::Principal => (Attr::Principal(n, ty, slot), ty),
+            Root::Resource => (Attr::Resource(n, ty, slot), ty),
+            Root::Context => (Attr::Context(n, ty, slot), ty),
         })
     }
 

@@ -2,3 +2,5 @@
 //! comparisons with peer engines. See `BENCHMARKS.md` at the repository root for the latest
 //! figures and the exact commands.
 #![deny(missing_docs)]
+
+pub mod docs_service;

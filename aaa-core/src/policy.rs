@@ -135,6 +135,8 @@ impl fmt::Debug for PolicySet {
 
 /// The rules that may apply to one (action, resource type).
 struct Candidates<'p> {
+    scopes: &'p [compile::ScopeReq],
+    resource_type: Option<u32>,
     any: &'p Lists,
     typed: Option<&'p Lists>,
     /// The action is not one the policy names exactly: check each rule's patterns.
@@ -148,6 +150,14 @@ impl<'p> Candidates<'p> {
             .iter()
             .chain(self.typed.map_or(&[][..], |l| &l.deny))
             .copied()
+    }
+
+    /// The first route scope requirement the principal does not meet.
+    fn missing_scope(&self, principal: &Principal) -> Option<&'p compile::ScopeReq> {
+        self.scopes.iter().find(|req| {
+            Some(req.resource_type) == self.resource_type
+                && !req.scopes.iter().all(|s| principal.scopes.contains(&**s))
+        })
     }
 
     fn allow(&self) -> impl Iterator<Item = u32> + 'p {
@@ -228,7 +238,8 @@ impl PolicySet {
             Some(&i) => (self.buckets.get(i as usize)?, false),
             None => (self.buckets.last()?, true),
         };
-        let typed = self.types.get(resource_type).and_then(|&t| {
+        let type_id = self.types.get(resource_type).copied();
+        let typed = type_id.and_then(|t| {
             bucket
                 .by_type
                 .binary_search_by_key(&t, |(k, _)| *k)
@@ -237,6 +248,8 @@ impl PolicySet {
                 .map(|(_, l)| l)
         });
         Some(Candidates {
+            scopes: &bucket.scopes,
+            resource_type: type_id,
             any: &bucket.any_type,
             typed,
             check_action,
@@ -258,7 +271,9 @@ impl PolicySet {
             principal,
             resource,
             context,
-            roles: self.role_mask(principal),
+            roles: std::cell::OnceCell::new(),
+            cache: std::array::from_fn(|_| std::cell::Cell::new(eval::Slot::Unknown)),
+            fault: std::cell::Cell::new(None),
         }
     }
 
@@ -273,6 +288,9 @@ impl PolicySet {
         let Some(c) = self.candidates(action, &resource.resource_type) else {
             return Decision::Deny;
         };
+        if c.missing_scope(principal).is_some() {
+            return Decision::Deny;
+        }
         let req = self.request(principal, resource, context);
         for i in c.deny() {
             let Some(rule) = self.rule(i) else { continue };
@@ -333,6 +351,11 @@ impl PolicySet {
         let Some(c) = self.candidates(action, &resource.resource_type) else {
             return out;
         };
+        if let Some(missing) = c.missing_scope(principal) {
+            out.reason = Reason::MissingScope;
+            out.rules = vec![missing.id.to_string()];
+            return out;
+        }
         let req = self.request(principal, resource, context);
         let relevant = |i: u32| {
             self.rule(i)
@@ -391,35 +414,48 @@ impl PolicySet {
         req: &Req<'p>,
         allows: impl Iterator<Item = &'p CRule>,
     ) -> Option<NearestMiss> {
-        let mut best: Option<(usize, &CRule, String)> = None;
+        // Closest: the fewest parts (principal selector, conditions, scopes) that fail, then the
+        // most that hold; the first such rule in policy order.
+        let mut best: Option<((usize, usize), &CRule, String)> = None;
         for rule in allows {
-            let mut score = 0;
+            let (mut failing, mut holding) = (0usize, 0usize);
             let mut failed: Option<String> = None;
+            let has_selector = rule.kind.is_some()
+                || rule.role.is_some()
+                || rule.principal_id.is_some()
+                || rule.issuer.is_some();
             if req.selects(rule) {
-                score += 1000;
+                holding += usize::from(has_selector);
             } else {
+                failing += 1;
                 failed = Some(selector_text(rule, &self.roles));
             }
             for c in &rule.conds {
                 match req.truth(&c.expr) {
-                    Ok(true) => score += 1,
+                    Ok(true) => holding += 1,
                     Ok(false) => {
+                        failing += 1;
                         failed.get_or_insert_with(|| c.text.to_string());
                     }
                     Err(f) => {
+                        failing += 1;
                         failed.get_or_insert_with(|| format!("{} ({})", c.text, f.message()));
                     }
                 }
             }
             if !req.has_scopes(rule) {
+                failing += 1;
                 failed.get_or_insert_with(|| {
                     let scopes: Vec<&str> = rule.scopes.iter().map(|s| &**s).collect();
                     format!("scopes {}", scopes.join(", "))
                 });
             }
             let Some(failed) = failed else { continue };
-            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, rule, failed));
+            let better = best
+                .as_ref()
+                .is_none_or(|((f, h), _, _)| failing < *f || (failing == *f && holding > *h));
+            if better {
+                best = Some(((failing, holding), rule, failed));
             }
         }
         best.map(|(_, rule, failed)| NearestMiss {

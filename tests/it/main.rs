@@ -11,5 +11,7 @@ mod adapters;
 mod authn;
 mod conformance;
 mod docs_demo;
+mod policy_fixtures;
+mod policy_guard;
 mod policy_workload;
 mod public_interface;

@@ -119,13 +119,14 @@ pub(crate) enum Attr {
     PrincipalScopes,
     PrincipalMfa,
     PrincipalAmr,
-    Principal(Box<str>, Ty),
+    /// A declared attribute: name, type, and its slot in the per-request cache.
+    Principal(Box<str>, Ty, u8),
     ResourceType,
     ResourceId,
-    Resource(Box<str>, Ty),
+    Resource(Box<str>, Ty, u8),
     ContextPeerIp,
     ContextTime,
-    Context(Box<str>, Ty),
+    Context(Box<str>, Ty, u8),
 }
 
 impl Attr {
@@ -140,13 +141,13 @@ impl Attr {
             Attr::PrincipalScopes => "principal.scopes".into(),
             Attr::PrincipalMfa => "principal.mfa".into(),
             Attr::PrincipalAmr => "principal.amr".into(),
-            Attr::Principal(n, _) => format!("principal.{n}"),
+            Attr::Principal(n, ..) => format!("principal.{n}"),
             Attr::ResourceType => "resource.type".into(),
             Attr::ResourceId => "resource.id".into(),
-            Attr::Resource(n, _) => format!("resource.{n}"),
+            Attr::Resource(n, ..) => format!("resource.{n}"),
             Attr::ContextPeerIp => "context.peer_ip".into(),
             Attr::ContextTime => "context.time".into(),
-            Attr::Context(n, _) => format!("context.{n}"),
+            Attr::Context(n, ..) => format!("context.{n}"),
         }
     }
 }
@@ -290,11 +291,21 @@ impl Lists {
     }
 }
 
+/// Scopes a route requires for its (action, resource type).
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeReq {
+    pub(crate) resource_type: u32,
+    pub(crate) scopes: Vec<Box<str>>,
+    /// `route:METHOD TEMPLATE`, reported as the determining rule.
+    pub(crate) id: Box<str>,
+}
+
 /// The candidate rules of one action: those for any resource type, and those for each type.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bucket {
     pub(crate) any_type: Lists,
     pub(crate) by_type: Vec<(u32, Lists)>,
+    pub(crate) scopes: Vec<ScopeReq>,
 }
 
 /// A role with its inheritance closure as a bitset (bit `i` set: this role has role `i`).
@@ -319,7 +330,7 @@ struct Ctx<'a> {
     source: &'a Source,
     text: &'a str,
     errors: Vec<PolicyDiagnostic>,
-    schema: [BTreeMap<String, Ty>; 3],
+    schema: [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
 }
 
@@ -357,7 +368,8 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         role_ids: &role_ids,
     };
 
-    // Schema.
+    // Schema. Each declared attribute gets a slot in the per-request lookup cache.
+    let mut next_slot = 0usize;
     for (root, decls) in [
         (Root::Principal, &policy.schema.principal),
         (Root::Resource, &policy.schema.resource),
@@ -385,7 +397,9 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
             match Ty::parse(ty.get_ref()) {
                 Some(t) => {
-                    of_mut(&mut cx.schema, root).insert(n.clone(), t);
+                    let slot = u8::try_from(next_slot).unwrap_or(u8::MAX);
+                    next_slot += 1;
+                    of_mut(&mut cx.schema, root).insert(n.clone(), (t, slot));
                 }
                 None => cx.error(
                     PolicyErrorKind::InvalidSchema,
@@ -468,14 +482,13 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     let mut seen_ids: HashMap<&str, Range<usize>> = HashMap::new();
     let mut mentioned_actions: HashSet<String> = HashSet::new();
     let mut mentioned_types: HashSet<String> = HashSet::new();
-    let mut has_any_pattern = false;
 
     for (name, def) in &policy.roles {
         let mut actions = Vec::new();
         for perm in &def.permissions {
             match Pattern::parse(perm.get_ref()) {
                 Ok(p) => {
-                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    note_pattern(&p, &mut mentioned_actions);
                     actions.push(p);
                 }
                 Err(help) => cx.error(
@@ -555,7 +568,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         for a in &rule.actions {
             match Pattern::parse(a.get_ref()) {
                 Ok(p) => {
-                    note_pattern(&p, &mut mentioned_actions, &mut has_any_pattern);
+                    note_pattern(&p, &mut mentioned_actions);
                     actions.push(p);
                 }
                 Err(help) => cx.error(
@@ -610,11 +623,17 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         let template = route.route.get_ref();
         let params = template_params(template);
         let target = if route.public {
-            if route.action.is_some() || route.resource.is_some() || route.id.is_some() {
+            if route.action.is_some()
+                || route.resource.is_some()
+                || route.id.is_some()
+                || !route.scopes.is_empty()
+            {
                 cx.error(
                     PolicyErrorKind::InvalidRoute,
                     Some(route.route.span()),
-                    format!("public route `{template}` cannot name an action, resource or id"),
+                    format!(
+                        "public route `{template}` cannot name an action, resource, id or scopes"
+                    ),
                     Some(
                         "a public route is not authorized; remove `public` or the other fields"
                             .into(),
@@ -712,6 +731,23 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
         }
     }
+    let mut route_scopes: Vec<(String, String, ScopeReq)> = Vec::new();
+    for route in &policy.routes {
+        if let (Some(a), Some(t), false) = (&route.action, &route.resource, route.scopes.is_empty())
+        {
+            mentioned_types.insert(t.get_ref().clone());
+            route_scopes.push((
+                a.get_ref().clone(),
+                t.get_ref().clone(),
+                ScopeReq {
+                    resource_type: 0,
+                    scopes: route.scopes.iter().map(|s| s.as_str().into()).collect(),
+                    id: format!("route:{} {}", route.method.get_ref(), route.route.get_ref())
+                        .into(),
+                },
+            ));
+        }
+    }
     let mut action_names: Vec<String> = mentioned_actions.into_iter().collect();
     action_names.sort();
     for (i, a) in action_names.iter().enumerate() {
@@ -776,12 +812,27 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
         }
     }
-    let _ = has_any_pattern;
+    for (action, rtype, mut req) in route_scopes {
+        if let (Some(&a), Some(&t)) = (actions.get(action.as_str()), types.get(rtype.as_str()))
+            && let Some(bucket) = buckets.get_mut(a as usize)
+        {
+            req.resource_type = t;
+            bucket.scopes.push(req);
+        }
+    }
 
     Ok(PolicySet {
         version: policy.version.clone().unwrap_or_else(|| {
             use sha2::{Digest, Sha256};
-            let digest = crate::identity::hex(&Sha256::digest(text.as_bytes()));
+            // A policy built in code has no text: hash its printed form.
+            let printed;
+            let hashed = if text.is_empty() {
+                printed = policy.to_toml().unwrap_or_default();
+                printed.as_str()
+            } else {
+                text
+            };
+            let digest = crate::identity::hex(&Sha256::digest(hashed.as_bytes()));
             format!("sha256:{}", digest.get(..16).unwrap_or_default())
         }),
         roles,
@@ -794,12 +845,9 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     })
 }
 
-fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>, any: &mut bool) {
-    match p {
-        Pattern::Exact(a) => {
-            mentioned.insert(a.to_string());
-        }
-        Pattern::Prefix(_) | Pattern::Any => *any = true,
+fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>) {
+    if let Pattern::Exact(a) = p {
+        mentioned.insert(a.to_string());
     }
 }
 
@@ -884,7 +932,7 @@ fn find_cycle(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
     None
 }
 
-fn of(schema: &[BTreeMap<String, Ty>; 3], root: Root) -> &BTreeMap<String, Ty> {
+fn of(schema: &[BTreeMap<String, (Ty, u8)>; 3], root: Root) -> &BTreeMap<String, (Ty, u8)> {
     let [p, r, c] = schema;
     match root {
         Root::Principal => p,
@@ -893,7 +941,10 @@ fn of(schema: &[BTreeMap<String, Ty>; 3], root: Root) -> &BTreeMap<String, Ty> {
     }
 }
 
-fn of_mut(schema: &mut [BTreeMap<String, Ty>; 3], root: Root) -> &mut BTreeMap<String, Ty> {
+fn of_mut(
+    schema: &mut [BTreeMap<String, (Ty, u8)>; 3],
+    root: Root,
+) -> &mut BTreeMap<String, (Ty, u8)> {
     let [p, r, c] = schema;
     match root {
         Root::Principal => p,
@@ -983,7 +1034,7 @@ fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out
 type CheckErr = (PolicyErrorKind, Range<usize>, String, Option<String>);
 
 struct Checker<'a, 'b> {
-    schema: &'a [BTreeMap<String, Ty>; 3],
+    schema: &'a [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
     errs: &'b mut Vec<CheckErr>,
 }
@@ -999,7 +1050,7 @@ impl Checker<'_, '_> {
         if let Some((a, t, _)) = builtin(root, name) {
             return Some((a, t));
         }
-        let Some(&ty) = of(self.schema, root).get(name) else {
+        let Some(&(ty, slot)) = of(self.schema, root).get(name) else {
             let declared: Vec<&str> = of(self.schema, root).keys().map(String::as_str).collect();
             self.errs.push((
                 PolicyErrorKind::UnknownAttribute,
@@ -1019,9 +1070,9 @@ impl Checker<'_, '_> {
         };
         let n: Box<str> = name.into();
         Some(match root {
-            Root::Principal => (Attr::Principal(n, ty), ty),
-            Root::Resource => (Attr::Resource(n, ty), ty),
-            Root::Context => (Attr::Context(n, ty), ty),
+            Root::Principal => (Attr::Principal(n, ty, slot), ty),
+            Root::Resource => (Attr::Resource(n, ty, slot), ty),
+            Root::Context => (Attr::Context(n, ty, slot), ty),
         })
     }
 

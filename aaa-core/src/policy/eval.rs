@@ -1,6 +1,9 @@
 //! Evaluating compiled conditions and rules against one request, without allocating.
 
-use std::collections::BTreeSet;
+use std::{
+    cell::{Cell, OnceCell},
+    collections::BTreeSet,
+};
 
 use ipnet::IpNet;
 
@@ -42,9 +45,15 @@ impl PolicySet {
             RoleMask::Heap(v) => v,
         };
         for role in &principal.roles {
-            if let Some(&id) = self.role_ids.get(role.as_str())
-                && let Some(info) = self.roles.get(id as usize)
-            {
+            // Few roles: a scan (length first) beats hashing the name.
+            let info = if self.roles.len() <= 8 {
+                self.roles.iter().find(|r| *r.name == **role)
+            } else {
+                self.role_ids
+                    .get(role.as_str())
+                    .and_then(|&id| self.roles.get(id as usize))
+            };
+            if let Some(info) = info {
                 for (slot, bits) in slots.iter_mut().zip(&info.closure) {
                     *slot |= bits;
                 }
@@ -54,13 +63,29 @@ impl PolicySet {
     }
 }
 
+/// How many declared attributes are cached per request; more are looked up each time.
+pub(crate) const SLOTS: usize = 16;
+
+/// A cached attribute lookup.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot<'a> {
+    Unknown,
+    Missing,
+    Found(&'a Value),
+}
+
 /// Everything a condition can read.
 pub(crate) struct Req<'a> {
     pub(crate) policy: &'a PolicySet,
     pub(crate) principal: &'a Principal,
     pub(crate) resource: &'a Resource,
     pub(crate) context: &'a Context,
-    pub(crate) roles: RoleMask,
+    /// The principal's roles after inheritance, computed when a rule first needs them.
+    pub(crate) roles: OnceCell<RoleMask>,
+    /// Declared attributes already looked up in this request (several rules read the same).
+    pub(crate) cache: [Cell<Slot<'a>>; SLOTS],
+    /// The fault of the last condition that failed to evaluate.
+    pub(crate) fault: Cell<Option<Fault<'a>>>,
 }
 
 /// Why a condition could not be evaluated. Never grants.
@@ -149,10 +174,29 @@ fn typed<'a, 'p>(v: &'a Value, ty: Ty, attr: &'p Attr) -> Result<V<'a>, Fault<'p
 }
 
 impl<'a> Req<'a> {
-    fn get<'p>(&self, a: &'p Attr) -> Result<V<'a>, Fault<'p>>
-    where
-        'a: 'p,
-    {
+    fn has_role(&self, role: u32) -> bool {
+        self.roles
+            .get_or_init(|| self.policy.role_mask(self.principal))
+            .has(role)
+    }
+
+    /// `map[name]`, through the cache slot `slot`.
+    fn lookup(&self, map: &'a crate::Attributes, name: &str, slot: u8) -> Option<&'a Value> {
+        let Some(cell) = self.cache.get(usize::from(slot)) else {
+            return map.get(name);
+        };
+        match cell.get() {
+            Slot::Found(v) => Some(v),
+            Slot::Missing => None,
+            Slot::Unknown => {
+                let v = map.get(name);
+                cell.set(v.map_or(Slot::Missing, Slot::Found));
+                v
+            }
+        }
+    }
+
+    fn get(&self, a: &'a Attr) -> Result<V<'a>, Fault<'a>> {
         let p = self.principal;
         Ok(match a {
             Attr::PrincipalId => V::Str(&p.id),
@@ -163,15 +207,16 @@ impl<'a> Req<'a> {
             Attr::PrincipalScopes => V::Strs(&p.scopes),
             Attr::PrincipalMfa => V::Bool(p.auth.mfa),
             Attr::PrincipalAmr => V::Strs(&p.auth.amr),
-            Attr::Principal(n, ty) => {
-                typed(p.attributes.get(&**n).ok_or(Fault::Missing(a))?, *ty, a)?
-            }
+            Attr::Principal(n, ty, slot) => typed(
+                self.lookup(&p.attributes, n, *slot)
+                    .ok_or(Fault::Missing(a))?,
+                *ty,
+                a,
+            )?,
             Attr::ResourceType => V::Str(&self.resource.resource_type),
             Attr::ResourceId => V::Str(self.resource.id.as_deref().ok_or(Fault::Missing(a))?),
-            Attr::Resource(n, ty) => typed(
-                self.resource
-                    .attributes
-                    .get(&**n)
+            Attr::Resource(n, ty, slot) => typed(
+                self.lookup(&self.resource.attributes, n, *slot)
                     .ok_or(Fault::Missing(a))?,
                 *ty,
                 a,
@@ -180,8 +225,9 @@ impl<'a> Req<'a> {
                 V::Ip(IpNet::from(self.context.peer_ip.ok_or(Fault::Missing(a))?))
             }
             Attr::ContextTime => V::Time(self.context.time.unix_micros()),
-            Attr::Context(n, ty) => typed(
-                self.context.attributes.get(&**n).ok_or(Fault::Missing(a))?,
+            Attr::Context(n, ty, slot) => typed(
+                self.lookup(&self.context.attributes, n, *slot)
+                    .ok_or(Fault::Missing(a))?,
                 *ty,
                 a,
             )?,
@@ -191,11 +237,15 @@ impl<'a> Req<'a> {
     fn has(&self, a: &Attr) -> bool {
         match a {
             Attr::PrincipalTenant => self.principal.tenant.is_some(),
-            Attr::Principal(n, _) => self.principal.attributes.contains_key(&**n),
+            Attr::Principal(n, _, slot) => {
+                self.lookup(&self.principal.attributes, n, *slot).is_some()
+            }
             Attr::ResourceId => self.resource.id.is_some(),
-            Attr::Resource(n, _) => self.resource.attributes.contains_key(&**n),
+            Attr::Resource(n, _, slot) => {
+                self.lookup(&self.resource.attributes, n, *slot).is_some()
+            }
             Attr::ContextPeerIp => self.context.peer_ip.is_some(),
-            Attr::Context(n, _) => self.context.attributes.contains_key(&**n),
+            Attr::Context(n, _, slot) => self.lookup(&self.context.attributes, n, *slot).is_some(),
             _ => true,
         }
     }
@@ -211,7 +261,7 @@ impl<'a> Req<'a> {
                             .policy
                             .role_ids
                             .get(name)
-                            .is_some_and(|&id| self.roles.has(id))
+                            .is_some_and(|&id| self.has_role(id))
                 }
                 _ => false,
             },
@@ -234,7 +284,7 @@ impl<'a> Req<'a> {
                         .roles
                         .iter()
                         .enumerate()
-                        .filter(|(i, _)| self.roles.has(u32::try_from(*i).unwrap_or(u32::MAX)))
+                        .filter(|(i, _)| self.has_role(u32::try_from(*i).unwrap_or(u32::MAX)))
                         .all(|(_, r)| f(V::Str(&r.name)))
             }
             V::Values(s) => s.iter().all(|v| value_v(v).is_some_and(&mut f)),
@@ -243,53 +293,15 @@ impl<'a> Req<'a> {
         }
     }
 
-    pub(crate) fn eval<'p>(&self, e: &'p CExpr) -> Result<V<'p>, Fault<'p>>
-    where
-        'a: 'p,
-    {
+    pub(crate) fn eval(&self, e: &'a CExpr) -> Result<V<'a>, Fault<'a>> {
         Ok(match e {
             CExpr::Const(l) => lit_v(l),
             CExpr::LitSet(ls) => V::Lits(ls),
             CExpr::Get(a) => self.get(a)?,
             CExpr::Has(a) => V::Bool(self.has(a)),
-            CExpr::HasRole(id) => V::Bool(self.roles.has(*id)),
-            CExpr::Not(x) => V::Bool(!self.truth(x)?),
-            CExpr::And(xs) => {
-                for x in xs {
-                    if !self.truth(x)? {
-                        return Ok(V::Bool(false));
-                    }
-                }
-                V::Bool(true)
-            }
-            CExpr::Or(xs) => {
-                for x in xs {
-                    if self.truth(x)? {
-                        return Ok(V::Bool(true));
-                    }
-                }
-                V::Bool(false)
-            }
-            CExpr::Cmp(op, l, r) => {
-                let (l, r) = (self.eval(l)?, self.eval(r)?);
-                V::Bool(match op {
-                    CmpOp::Eq => scalar_eq(l, r),
-                    CmpOp::Ne => !scalar_eq(l, r),
-                    _ => {
-                        let ord = match (l, r) {
-                            (V::Long(x), V::Long(y))
-                            | (V::Time(x), V::Time(y))
-                            | (V::Dec(x), V::Dec(y)) => x.cmp(&y),
-                            _ => return Ok(V::Bool(false)),
-                        };
-                        match op {
-                            CmpOp::Lt => ord.is_lt(),
-                            CmpOp::Le => ord.is_le(),
-                            CmpOp::Gt => ord.is_gt(),
-                            _ => ord.is_ge(),
-                        }
-                    }
-                })
+            CExpr::HasRole(id) => V::Bool(self.has_role(*id)),
+            CExpr::Not(_) | CExpr::And(_) | CExpr::Or(_) | CExpr::Cmp(..) => {
+                V::Bool(self.truth(e)?)
             }
             CExpr::In(x, set) => {
                 let (x, set) = (self.eval(x)?, self.eval(set)?);
@@ -331,20 +343,86 @@ impl<'a> Req<'a> {
         })
     }
 
-    pub(crate) fn truth<'p>(&self, e: &'p CExpr) -> Result<bool, Fault<'p>>
-    where
-        'a: 'p,
-    {
-        match self.eval(e)? {
-            V::Bool(b) => Ok(b),
-            _ => Ok(false),
+    /// Evaluates a boolean expression. A fault is returned through `self.fault`, so the result
+    /// is one byte in a register: this is the hot path.
+    fn tri(&self, e: &'a CExpr) -> Tri {
+        match e {
+            CExpr::Not(x) => match self.tri(x) {
+                Tri::True => Tri::False,
+                Tri::False => Tri::True,
+                Tri::Fault => Tri::Fault,
+            },
+            CExpr::And(xs) => {
+                for x in xs {
+                    match self.tri(x) {
+                        Tri::True => {}
+                        other => return other,
+                    }
+                }
+                Tri::True
+            }
+            CExpr::Or(xs) => {
+                for x in xs {
+                    match self.tri(x) {
+                        Tri::False => {}
+                        other => return other,
+                    }
+                }
+                Tri::False
+            }
+            CExpr::HasRole(id) => Tri::from(self.has_role(*id)),
+            CExpr::Has(a) => Tri::from(self.has(a)),
+            CExpr::Const(Lit::Bool(b)) => Tri::from(*b),
+            CExpr::Cmp(op, l, r) => {
+                let (l, r) = match (self.eval(l), self.eval(r)) {
+                    (Ok(l), Ok(r)) => (l, r),
+                    (Err(f), _) | (_, Err(f)) => return self.fail(f),
+                };
+                Tri::from(match op {
+                    CmpOp::Eq => scalar_eq(l, r),
+                    CmpOp::Ne => !scalar_eq(l, r),
+                    _ => {
+                        let ord = match (l, r) {
+                            (V::Long(x), V::Long(y))
+                            | (V::Time(x), V::Time(y))
+                            | (V::Dec(x), V::Dec(y)) => x.cmp(&y),
+                            _ => return Tri::False,
+                        };
+                        match op {
+                            CmpOp::Lt => ord.is_lt(),
+                            CmpOp::Le => ord.is_le(),
+                            CmpOp::Gt => ord.is_gt(),
+                            _ => ord.is_ge(),
+                        }
+                    }
+                })
+            }
+            _ => match self.eval(e) {
+                Ok(V::Bool(b)) => Tri::from(b),
+                Ok(_) => Tri::False,
+                Err(f) => self.fail(f),
+            },
+        }
+    }
+
+    fn fail(&self, f: Fault<'a>) -> Tri {
+        self.fault.set(Some(f));
+        Tri::Fault
+    }
+
+    /// Evaluates a boolean expression.
+    pub(crate) fn truth(&self, e: &'a CExpr) -> Result<bool, Fault<'a>> {
+        match self.tri(e) {
+            Tri::True => Ok(true),
+            Tri::False => Ok(false),
+            Tri::Fault => Err(self.fault.take().unwrap_or(Fault::Overflow)),
         }
     }
 
     /// Whether the rule's principal selector matches.
     pub(crate) fn selects(&self, rule: &CRule) -> bool {
         rule.kind.is_none_or(|k| k == self.principal.kind)
-            && rule.role.is_none_or(|r| self.roles.has(r))
+            && rule.role.is_none_or(|r| self.has_role(r))
             && rule
                 .principal_id
                 .as_deref()
@@ -362,18 +440,17 @@ impl<'a> Req<'a> {
     }
 
     /// Whether the rule applies.
-    pub(crate) fn applies<'p>(&self, rule: &'p CRule) -> Outcome<'p>
-    where
-        'a: 'p,
-    {
+    pub(crate) fn applies(&self, rule: &'a CRule) -> Outcome<'a> {
         if !self.selects(rule) {
             return Outcome::No;
         }
         for c in &rule.conds {
-            match self.truth(&c.expr) {
-                Ok(true) => {}
-                Ok(false) => return Outcome::No,
-                Err(f) => return Outcome::Fault(f),
+            match self.tri(&c.expr) {
+                Tri::True => {}
+                Tri::False => return Outcome::No,
+                Tri::Fault => {
+                    return Outcome::Fault(self.fault.take().unwrap_or(Fault::Overflow));
+                }
             }
         }
         if self.has_scopes(rule) {
@@ -385,6 +462,20 @@ impl<'a> Req<'a> {
 }
 
 const WEEKDAYS: [&str; 7] = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"];
+
+/// A boolean result, or a fault recorded in [`Req::fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    False,
+    True,
+    Fault,
+}
+
+impl From<bool> for Tri {
+    fn from(b: bool) -> Tri {
+        if b { Tri::True } else { Tri::False }
+    }
+}
 
 /// The result of one rule on one request.
 #[derive(Debug, Clone, Copy, PartialEq)]

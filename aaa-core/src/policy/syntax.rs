@@ -151,6 +151,10 @@ pub struct Route {
     /// The path parameter holding the resource id, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Spanned<String>>,
+    /// Scopes the token must carry for this action on this resource type (checked at route
+    /// level and at handler level alike; a missing one denies with `missing_scope`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// Anyone may call the route, authenticated or not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public: bool,

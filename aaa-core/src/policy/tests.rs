@@ -1,1 +1,1052 @@
+use std::{
+    net::IpAddr,
+    sync::{Arc, Barrier},
+};
 
+use super::*;
+use crate::{AuthInfo, CredentialRef, PrincipalKind, Timestamp, Value};
+
+fn compile(text: &str) -> PolicySet {
+    PolicySet::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{}", e.render()))
+}
+
+fn errors(text: &str) -> Vec<(PolicyErrorKind, usize, usize, String)> {
+    let e = PolicySet::from_toml(text, "t.toml")
+        .err()
+        .unwrap_or_else(|| panic!("expected errors for:\n{text}"));
+    e.diagnostics()
+        .iter()
+        .map(|d| (d.kind(), d.line(), d.column(), d.message().to_owned()))
+        .collect()
+}
+
+fn one_error(text: &str) -> (PolicyErrorKind, usize, usize, String) {
+    let mut all = errors(text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+fn user(id: &str) -> Principal {
+    Principal::new(id, PrincipalKind::User, "idp")
+}
+
+fn ctx() -> Context {
+    Context::new(Timestamp::from_unix_seconds(1_700_000_000))
+}
+
+const SCHEMA: &str = r#"
+[schema.principal]
+suspended = "bool"
+level = "long"
+[schema.resource]
+owner = "string"
+tags = "set<string>"
+[schema.context]
+source = "ip"
+"#;
+
+// ---- diagnostics with exact positions ------------------------------------------------------
+
+#[test]
+fn unknown_role_in_inherits_and_in_a_rule() {
+    let (kind, line, col, msg) = one_error("[roles.editor]\ninherits = [\"viewer\"]\n");
+    assert_eq!(kind, PolicyErrorKind::UnknownRole);
+    assert_eq!((line, col), (2, 13));
+    assert_eq!(msg, "role `editor` inherits from unknown role `viewer`");
+
+    let (kind, line, col, _) = one_error(
+        "[roles.viewer]\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nprincipal = { role = \"viwer\" }\nactions = [\"*\"]\n",
+    );
+    assert_eq!(kind, PolicyErrorKind::UnknownRole);
+    assert_eq!((line, col), (5, 22));
+    let e = PolicySet::from_toml(
+        "[roles.viewer]\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nprincipal = { role = \"viwer\" }\nactions = [\"*\"]\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    let d = &e.diagnostics()[0];
+    assert_eq!(d.code(), "aaa::policy::unknown_role");
+    assert_eq!(d.help(), Some("defined roles are: viewer"));
+    assert_eq!(d.file(), "t.toml");
+    let rendered = e.render();
+    assert!(rendered.contains("--> t.toml:5:22"), "{rendered}");
+    assert!(rendered.contains("^^^^^^^"), "{rendered}");
+}
+
+#[test]
+fn role_cycle() {
+    let (kind, line, col, msg) = one_error(
+        "[roles.a]\ninherits = [\"b\"]\n[roles.b]\ninherits = [\"c\"]\n[roles.c]\ninherits = [\"a\"]\n",
+    );
+    assert_eq!(kind, PolicyErrorKind::RoleCycle);
+    assert_eq!((line, col), (1, 8));
+    assert_eq!(msg, "role inheritance forms a cycle: a -> b -> c -> a");
+    let (kind, ..) = one_error("[roles.a]\ninherits = [\"a\"]\n");
+    assert_eq!(kind, PolicyErrorKind::RoleCycle);
+}
+
+#[test]
+fn unknown_attribute() {
+    let text = format!(
+        "{SCHEMA}\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = 'resource.ownr == principal.id'\n"
+    );
+    let (kind, line, col, msg) = one_error(&text);
+    assert_eq!(kind, PolicyErrorKind::UnknownAttribute);
+    assert_eq!((line, col), (15, 9));
+    assert_eq!(msg, "unknown attribute `resource.ownr`");
+}
+
+#[test]
+fn type_mismatch() {
+    let text = format!(
+        "{SCHEMA}\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = 'principal.mfa && principal.level == \"high\"'\n"
+    );
+    let (kind, line, col, msg) = one_error(&text);
+    assert_eq!(kind, PolicyErrorKind::TypeMismatch);
+    assert_eq!((line, col), (15, 26));
+    assert_eq!(msg, "cannot compare a long with a string");
+    for bad in [
+        "principal.level",
+        "principal.level < \"x\"",
+        "principal.id < \"x\"",
+        "resource.tags == resource.tags",
+        "principal.level in resource.tags",
+        "resource.owner like 3",
+        "context.source.isInRange(\"10.0.0.0/8\")",
+        "!principal.level",
+        "principal.roles.contains(1)",
+    ] {
+        let text = format!(
+            "{SCHEMA}\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = '{bad}'\n"
+        );
+        let all = errors(&text);
+        assert!(
+            all.iter().all(|e| matches!(
+                e.0,
+                PolicyErrorKind::TypeMismatch | PolicyErrorKind::InvalidCondition
+            )),
+            "{bad}: {all:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_action_in_a_route() {
+    let text = "[roles.viewer]\npermissions = [\"docs:read\"]\n[[routes]]\nmethod = \"GET\"\nroute = \"/docs/{id}\"\naction = \"docs:reed\"\nresource = \"Document\"\nid = \"id\"\n";
+    let (kind, line, col, msg) = one_error(text);
+    assert_eq!(kind, PolicyErrorKind::UnknownAction);
+    assert_eq!((line, col), (6, 10));
+    assert_eq!(
+        msg,
+        "route `GET /docs/{id}` names unknown action `docs:reed`"
+    );
+}
+
+#[test]
+fn duplicate_rule_id() {
+    let text = "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\n\n[[rules]]\nid = \"r\"\neffect = \"deny\"\nactions = [\"a\"]\n";
+    let (kind, line, col, msg) = one_error(text);
+    assert_eq!(kind, PolicyErrorKind::DuplicateRuleId);
+    assert_eq!((line, col), (7, 6));
+    assert_eq!(msg, "duplicate rule id `r`");
+    let e = PolicySet::from_toml(text, "t.toml").unwrap_err();
+    assert_eq!(
+        e.diagnostics()[0].help(),
+        Some("the first rule with this id is on line 2; rule ids must be unique")
+    );
+}
+
+#[test]
+fn unparsable_condition_points_into_the_string() {
+    let text = "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\nwhen = 'principal.mfa &&& true'\n";
+    let (kind, line, col, msg) = one_error(text);
+    assert_eq!(kind, PolicyErrorKind::InvalidCondition);
+    assert_eq!((line, col), (5, 25));
+    assert!(msg.starts_with("cannot parse condition: "), "{msg}");
+    // Multi-line literal strings keep exact positions too.
+    let text = "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\nwhen = '''\nprincipal.mfa &&\n  (principal.id == \"x\"\n'''\n";
+    let (kind, line, col, _) = one_error(text);
+    assert_eq!(kind, PolicyErrorKind::InvalidCondition);
+    assert_eq!((line, col), (8, 1));
+}
+
+#[test]
+fn invalid_ip_literals_are_load_errors() {
+    for bad in [
+        "010.1.2.3",
+        "10.0.0.0/33",
+        "1.2.3",
+        " 10.1.2.3",
+        "::ffff:10.1.2.3.4",
+    ] {
+        let text = format!(
+            "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\nwhen = 'context.peer_ip.isInRange(ip(\"{bad}\"))'\n"
+        );
+        let (kind, line, col, _) = one_error(&text);
+        assert_eq!(kind, PolicyErrorKind::InvalidCondition, "{bad}");
+        assert_eq!((line, col), (5, 35), "{bad}");
+    }
+}
+
+#[test]
+fn syntax_errors_and_several_errors_at_once() {
+    let (kind, line, col, _) = one_error("[[rules]]\nid = 3\n");
+    assert_eq!(kind, PolicyErrorKind::Syntax);
+    assert_eq!((line, col), (2, 6));
+    let all = errors(
+        "[roles.a]\ninherits = [\"x\"]\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"do*cs\"]\nwhen = 'resource.nope'\n",
+    );
+    let kinds: Vec<_> = all.iter().map(|e| e.0).collect();
+    assert_eq!(
+        kinds,
+        [
+            PolicyErrorKind::UnknownRole,
+            PolicyErrorKind::InvalidPattern,
+            PolicyErrorKind::UnknownAttribute
+        ]
+    );
+}
+
+#[test]
+fn json_policies_load_and_report_without_positions() {
+    let p = PolicySet::from_json(
+        r#"{"roles": {"reader": {"permissions": ["docs:read"]}}}"#,
+        "p.json",
+    )
+    .unwrap();
+    let alice = user("alice").with_roles(["reader"]);
+    assert!(
+        p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx())
+            .is_allowed()
+    );
+    let e = PolicySet::from_json(
+        r#"{"roles": {"reader": {"inherits": ["nobody"]}}}"#,
+        "p.json",
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), PolicyErrorKind::UnknownRole);
+    assert_eq!(e.diagnostics()[0].line(), 0);
+    assert!(PolicySet::from_json("{", "p.json").is_err());
+}
+
+// ---- semantics -----------------------------------------------------------------------------
+
+const DOCS: &str = r#"
+[schema.principal]
+suspended = "bool"
+[schema.resource]
+owner = "string"
+tenant = "string"
+[roles.viewer]
+permissions = ["docs:read"]
+[roles.editor]
+inherits = ["viewer"]
+permissions = ["docs:write"]
+[roles.admin]
+inherits = ["editor"]
+permissions = ["docs:*"]
+
+[[rules]]
+id = "owner"
+effect = "allow"
+actions = ["docs:*"]
+resources = ["Document"]
+when = "resource.owner == principal.id"
+
+[[rules]]
+id = "suspended"
+effect = "deny"
+actions = ["*"]
+when = "principal.suspended"
+
+[[rules]]
+id = "cross-tenant"
+effect = "deny"
+actions = ["docs:*"]
+unless = "principal.tenant == resource.tenant"
+"#;
+
+fn doc(owner: &str) -> Resource {
+    Resource::new("Document")
+        .with_id("d1")
+        .with_attribute("owner", owner)
+        .with_attribute("tenant", "acme")
+}
+
+fn member(id: &str) -> Principal {
+    user(id)
+        .with_tenant("acme")
+        .with_attribute("suspended", false)
+}
+
+#[test]
+fn role_inheritance_and_globs() {
+    let p = compile(DOCS);
+    let admin = member("a").with_roles(["admin"]);
+    let editor = member("e").with_roles(["editor"]);
+    let viewer = member("v").with_roles(["viewer"]);
+    let d = doc("someone");
+    for (who, action, allowed) in [
+        (&admin, "docs:read", true),
+        (&admin, "docs:purge", true),
+        (&editor, "docs:read", true),
+        (&editor, "docs:write", true),
+        (&editor, "docs:purge", false),
+        (&viewer, "docs:write", false),
+        (&viewer, "docs:read", true),
+        (&viewer, "docs", false),
+    ] {
+        let e = p.evaluate(who, action, &d, &ctx());
+        assert_eq!(e.is_allowed(), allowed, "{} {action}: {e:?}", who.id);
+        assert_eq!(
+            p.decide(who, action, &d, &ctx()).eq(&Decision::Allow),
+            allowed
+        );
+    }
+    let e = p.evaluate(&editor, "docs:read", &d, &ctx());
+    assert_eq!(e.rules, ["role:viewer"]);
+    assert_eq!(e.policy_version.as_deref(), Some(p.version()));
+}
+
+#[test]
+fn deny_wins_and_is_reported() {
+    let p = compile(DOCS);
+    let owner = member("o").with_attribute("suspended", true);
+    let e = p.evaluate(&owner, "docs:read", &doc("o"), &ctx());
+    assert_eq!(e.decision, Decision::Deny);
+    assert_eq!(e.reason, Reason::Forbidden);
+    assert_eq!(e.rules, ["suspended"]);
+    let none = p.evaluate(&member("x"), "docs:read", &doc("o"), &ctx());
+    assert_eq!(none.reason, Reason::NotPermitted);
+    assert!(none.rules.is_empty());
+    assert!(none.nearest_miss.is_none(), "only explain() computes it");
+}
+
+#[test]
+fn evaluation_errors_never_grant() {
+    let p = compile(DOCS);
+    // A missing attribute in an allow rule: the rule does not apply, the error is reported.
+    let no_owner = Resource::new("Document").with_attribute("tenant", "acme");
+    let e = p.evaluate(&member("o"), "docs:read", &no_owner, &ctx());
+    assert_eq!(e.reason, Reason::NotPermitted);
+    assert_eq!(e.errors.len(), 1);
+    assert_eq!(e.errors[0].rule, "owner");
+    assert_eq!(e.errors[0].message, "missing attribute `resource.owner`");
+    // A missing attribute in a deny rule: denied even though an allow applies.
+    let no_flag = user("o").with_tenant("acme");
+    let e = p.evaluate(&no_flag, "docs:read", &doc("o"), &ctx());
+    assert_eq!(e.reason, Reason::Forbidden);
+    assert_eq!(e.rules, ["suspended"]);
+    assert_eq!(
+        e.errors[0].message,
+        "missing attribute `principal.suspended`"
+    );
+    assert_eq!(
+        p.decide(&no_flag, "docs:read", &doc("o"), &ctx()),
+        Decision::Deny
+    );
+    // The wrong type is an error too.
+    let wrong = member("o").with_attribute("suspended", "no");
+    let e = p.evaluate(&wrong, "docs:read", &doc("o"), &ctx());
+    assert_eq!(e.reason, Reason::Forbidden);
+    assert_eq!(
+        e.errors[0].message,
+        "attribute `principal.suspended` has the wrong type"
+    );
+    // No tenant on the principal: the cross-tenant deny cannot be evaluated, so it denies.
+    let nomad = user("o").with_attribute("suspended", false);
+    let e = p.evaluate(&nomad, "docs:read", &doc("o"), &ctx());
+    assert_eq!(e.rules, ["cross-tenant"]);
+}
+
+#[test]
+fn nearest_miss_names_the_failing_part() {
+    let p = compile(DOCS);
+    let e = p.explain(&member("x"), "docs:write", &doc("o"), &ctx());
+    assert_eq!(e.reason, Reason::NotPermitted);
+    let m = e.nearest_miss.unwrap();
+    assert_eq!(m.rule, "role:admin");
+    assert_eq!(m.failed, "principal role `admin`");
+    let text = r#"
+[roles.viewer]
+[[rules]]
+id = "viewers-mfa"
+effect = "allow"
+principal = { role = "viewer" }
+actions = ["read"]
+when = "principal.mfa && principal.kind == \"user\""
+"#;
+    let p = compile(text);
+    let m = p
+        .explain(&user("u").with_roles(["viewer"]), "read", &doc("o"), &ctx())
+        .nearest_miss
+        .unwrap();
+    assert_eq!(m.failed, "principal.mfa");
+    let m = p
+        .explain(&user("u"), "read", &doc("o"), &ctx())
+        .nearest_miss
+        .unwrap();
+    assert_eq!(m.failed, "principal role `viewer`");
+}
+
+fn mfa(p: Principal, on: bool, amr: &[&str]) -> Principal {
+    let mut auth = AuthInfo::new(
+        crate::AuthMethod::Jwt,
+        Timestamp::UNIX_EPOCH,
+        CredentialRef::None,
+    );
+    auth.mfa = on;
+    auth.amr = amr.iter().map(|s| (*s).to_owned()).collect();
+    p.with_auth(auth)
+}
+
+#[test]
+fn ip_ranges_are_strict_and_never_panic() {
+    let text = r#"
+[schema.context]
+forwarded = "ip"
+[[rules]]
+id = "inside"
+effect = "allow"
+actions = ["share"]
+when = 'context.peer_ip.isInRange(ip("10.0.0.0/8"))'
+[[rules]]
+id = "fwd"
+effect = "allow"
+actions = ["fwd"]
+when = 'context.forwarded.isInRange(ip("10.0.0.0/8"))'
+"#;
+    let p = compile(text);
+    let r = Resource::new("Document");
+    let at = |ip: &str| ctx().with_peer_ip(ip.parse::<IpAddr>().unwrap());
+    for (ip, inside) in [
+        ("10.0.0.0", true),
+        ("10.255.255.255", true),
+        ("10.20.30.40", true),
+        ("9.255.255.255", false),
+        ("11.0.0.0", false),
+        ("::ffff:10.20.30.40", false),
+        ("::ffff:a14:1e28", false),
+        ("fd00::1", false),
+    ] {
+        assert_eq!(
+            p.evaluate(&user("u"), "share", &r, &at(ip)).is_allowed(),
+            inside,
+            "{ip}"
+        );
+    }
+    // No peer address: an error, which never grants.
+    let e = p.evaluate(&user("u"), "share", &r, &ctx());
+    assert!(!e.is_allowed());
+    assert_eq!(e.errors[0].message, "missing attribute `context.peer_ip`");
+    // Attacker-controlled strings in an ip-typed attribute: parsed strictly, errors deny.
+    for (raw, inside) in [
+        ("10.1.2.3", true),
+        ("010.1.2.3", false),
+        (" 10.1.2.3", false),
+        ("10.1.2.3/32", true),
+        ("::ffff:10.1.2.3", false),
+        ("", false),
+        ("10.1.2.3.4", false),
+        ("999.1.2.3", false),
+    ] {
+        let c = ctx().with_attribute("forwarded", raw);
+        let e = p.evaluate(&user("u"), "fwd", &r, &c);
+        assert_eq!(e.is_allowed(), inside, "{raw:?}: {e:?}");
+        if raw.parse::<ipnet::IpNet>().is_err() && raw.parse::<IpAddr>().is_err() {
+            assert_eq!(
+                e.errors[0].message,
+                "attribute `context.forwarded` is not a valid ip address"
+            );
+        }
+    }
+}
+
+#[test]
+fn time_weekday_mfa_amr_sets_like_has_scopes() {
+    let text = r#"
+[schema.resource]
+path = "string"
+labels = "set<string>"
+[schema.principal]
+clearance = "long"
+[[rules]]
+id = "office-hours"
+effect = "allow"
+actions = ["office"]
+when = 'context.time.hour() >= 9 && context.time.hour() < 17 && !(context.time.weekday() in ["sat", "sun"])'
+[[rules]]
+id = "strong-auth"
+effect = "allow"
+actions = ["strong"]
+when = 'principal.mfa && principal.amr.containsAny(["hwk", "otp"])'
+[[rules]]
+id = "paths"
+effect = "allow"
+actions = ["path"]
+when = 'resource has path && resource.path like "reports/*/2026-*.pdf"'
+[[rules]]
+id = "labels"
+effect = "allow"
+actions = ["label"]
+when = 'resource.labels.containsAll(["a", "b"]) && "c" in resource.labels'
+[[rules]]
+id = "clearance"
+effect = "allow"
+actions = ["clear"]
+when = 'principal has clearance && principal.clearance >= 3 && context.time < timestamp("2030-01-01T00:00:00Z")'
+[[rules]]
+id = "scoped"
+effect = "allow"
+actions = ["scoped"]
+scopes = ["docs:write"]
+"#;
+    let p = compile(text);
+    let r = Resource::new("X");
+    // 2023-11-14 (a Tuesday) 22:13:20 UTC.
+    let tuesday_night = ctx();
+    let tuesday_10am = Context::new(Timestamp::from_unix_seconds(1_699_956_000));
+    let saturday_10am = Context::new(Timestamp::from_unix_seconds(1_699_956_000 + 4 * 86_400));
+    let u = user("u");
+    assert!(!p.evaluate(&u, "office", &r, &tuesday_night).is_allowed());
+    assert!(p.evaluate(&u, "office", &r, &tuesday_10am).is_allowed());
+    assert!(!p.evaluate(&u, "office", &r, &saturday_10am).is_allowed());
+
+    assert!(
+        p.evaluate(&mfa(user("u"), true, &["pwd", "otp"]), "strong", &r, &ctx())
+            .is_allowed()
+    );
+    assert!(
+        !p.evaluate(&mfa(user("u"), false, &["otp"]), "strong", &r, &ctx())
+            .is_allowed()
+    );
+    assert!(
+        !p.evaluate(&mfa(user("u"), true, &["pwd"]), "strong", &r, &ctx())
+            .is_allowed()
+    );
+
+    let path = |s: &str| Resource::new("X").with_attribute("path", s);
+    assert!(
+        p.evaluate(&u, "path", &path("reports/q1/2026-03.pdf"), &ctx())
+            .is_allowed()
+    );
+    assert!(
+        !p.evaluate(&u, "path", &path("reports/q1/2025-03.pdf"), &ctx())
+            .is_allowed()
+    );
+    let e = p.evaluate(&u, "path", &r, &ctx());
+    assert!(
+        !e.is_allowed() && e.errors.is_empty(),
+        "`has` guards: {e:?}"
+    );
+
+    let labels = |l: &[&str]| {
+        Resource::new("X").with_attribute("labels", Value::string_set(l.iter().copied()))
+    };
+    assert!(
+        p.evaluate(&u, "label", &labels(&["a", "b", "c"]), &ctx())
+            .is_allowed()
+    );
+    assert!(
+        !p.evaluate(&u, "label", &labels(&["a", "c"]), &ctx())
+            .is_allowed()
+    );
+
+    assert!(
+        p.evaluate(
+            &user("u").with_attribute("clearance", 3),
+            "clear",
+            &r,
+            &ctx()
+        )
+        .is_allowed()
+    );
+    assert!(
+        !p.evaluate(
+            &user("u").with_attribute("clearance", 2),
+            "clear",
+            &r,
+            &ctx()
+        )
+        .is_allowed()
+    );
+
+    let e = p.evaluate(&u, "scoped", &r, &ctx());
+    assert_eq!(e.reason, Reason::MissingScope);
+    assert!(
+        p.evaluate(&user("u").with_scopes(["docs:write"]), "scoped", &r, &ctx())
+            .is_allowed()
+    );
+}
+
+#[test]
+fn routes_bind_by_matched_template_only() {
+    let p = compile(
+        r#"
+[roles.reader]
+permissions = ["docs:read"]
+[[routes]]
+method = "GET"
+route = "/docs/{id}"
+action = "docs:read"
+resource = "Document"
+id = "id"
+[[routes]]
+method = "GET"
+route = "/health"
+public = true
+"#,
+    );
+    let f = RequestFacts::new(http::Method::GET, "/docs/7")
+        .with_matched_route("/docs/{id}")
+        .with_param("id", "7");
+    let RouteBinding::Protected { action, resource } = p.bind_route(&f) else {
+        panic!()
+    };
+    assert_eq!(action.as_str(), "docs:read");
+    assert_eq!(resource.resource_type, "Document");
+    assert_eq!(resource.id.as_deref(), Some("7"));
+    let health = RequestFacts::new(http::Method::GET, "/health").with_matched_route("/health");
+    assert_eq!(p.bind_route(&health), RouteBinding::Public);
+    // The raw path is never looked at.
+    let raw = RequestFacts::new(http::Method::GET, "/health");
+    assert_eq!(p.bind_route(&raw), RouteBinding::Unmapped);
+    let other_method =
+        RequestFacts::new(http::Method::POST, "/health").with_matched_route("/health");
+    assert_eq!(p.bind_route(&other_method), RouteBinding::Unmapped);
+    let prefix =
+        RequestFacts::new(http::Method::GET, "/health/x").with_matched_route("/health/{x}");
+    assert_eq!(p.bind_route(&prefix), RouteBinding::Unmapped);
+    let no_param = RequestFacts::new(http::Method::GET, "/docs/7").with_matched_route("/docs/{id}");
+    assert_eq!(p.bind_route(&no_param), RouteBinding::Unmapped);
+    // Anonymous callers are never authorized.
+    let e = p.authorize(&Identity::Anonymous, &action, &resource, &ctx());
+    assert!(!e.is_allowed());
+}
+
+#[test]
+fn routes_can_require_scopes() {
+    let p = compile(
+        r#"
+[roles.reader]
+permissions = ["docs:read"]
+[[routes]]
+method = "GET"
+route = "/docs/{id}"
+action = "docs:read"
+resource = "Document"
+id = "id"
+scopes = ["docs.read"]
+"#,
+    );
+    let d = Resource::new("Document").with_id("1");
+    let reader = user("u").with_roles(["reader"]);
+    let e = p.evaluate(&reader, "docs:read", &d, &ctx());
+    assert_eq!(e.reason, Reason::MissingScope);
+    assert_eq!(e.rules, ["route:GET /docs/{id}"]);
+    assert_eq!(p.decide(&reader, "docs:read", &d, &ctx()), Decision::Deny);
+    let scoped = reader.with_scopes(["docs.read"]);
+    assert!(p.evaluate(&scoped, "docs:read", &d, &ctx()).is_allowed());
+    // Other resource types are not affected.
+    assert!(
+        p.evaluate(
+            &user("u").with_roles(["reader"]),
+            "docs:read",
+            &Resource::new("Other"),
+            &ctx()
+        )
+        .is_allowed()
+    );
+    let (kind, ..) = one_error(
+        "[[routes]]\nmethod = \"GET\"\nroute = \"/h\"\npublic = true\nscopes = [\"x\"]\n",
+    );
+    assert_eq!(kind, PolicyErrorKind::InvalidRoute);
+}
+
+#[test]
+fn unknown_actions_and_types_fall_back_to_globs() {
+    let p = compile(
+        r#"
+[[rules]]
+id = "all-of-a"
+effect = "allow"
+actions = ["a:*"]
+[[rules]]
+id = "b-on-x"
+effect = "allow"
+actions = ["b:one"]
+resources = ["X"]
+[[rules]]
+id = "never-c"
+effect = "deny"
+actions = ["c:*"]
+"#,
+    );
+    let u = user("u");
+    assert!(p.decide(&u, "a:anything", &Resource::new("Y"), &ctx()) == Decision::Allow);
+    assert!(p.decide(&u, "b:one", &Resource::new("X"), &ctx()) == Decision::Allow);
+    assert!(p.decide(&u, "b:one", &Resource::new("Y"), &ctx()) == Decision::Deny);
+    assert!(p.decide(&u, "b:two", &Resource::new("X"), &ctx()) == Decision::Deny);
+    assert!(p.decide(&u, "c:x", &Resource::new("X"), &ctx()) == Decision::Deny);
+    assert!(p.decide(&u, "", &Resource::new(""), &ctx()) == Decision::Deny);
+}
+
+// ---- hot reload ----------------------------------------------------------------------------
+
+#[test]
+fn hot_reload_under_concurrent_evaluation() {
+    let v1 = "version = \"v1\"\n[roles.r]\npermissions = [\"read\"]\n";
+    let v2 = "version = \"v2\"\n[roles.r]\npermissions = [\"write\"]\n";
+    let handle = PolicyHandle::from_toml(v1, "v1.toml").unwrap();
+    let threads = 4;
+    let rounds = 2_000;
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let who = Identity::from(user("u").with_roles(["r"]));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (h, b, who) = (handle.clone(), barrier.clone(), who.clone());
+            s.spawn(move || {
+                b.wait();
+                let mut seen = [0usize; 2];
+                for _ in 0..rounds {
+                    let read = h.authorize(&who, &Action::new("read"), &Resource::new("D"), &ctx());
+                    let write = h.current();
+                    // Each decision is consistent with exactly one version.
+                    match read.policy_version.as_deref() {
+                        Some("v1") => {
+                            assert!(read.is_allowed());
+                            seen[0] += 1;
+                        }
+                        Some("v2") => {
+                            assert!(!read.is_allowed());
+                            seen[1] += 1;
+                        }
+                        other => panic!("unexpected version {other:?}"),
+                    }
+                    let w = write.evaluate(
+                        &user("u").with_roles(["r"]),
+                        "write",
+                        &Resource::new("D"),
+                        &ctx(),
+                    );
+                    assert_eq!(w.is_allowed(), write.version() == "v2");
+                }
+                seen
+            });
+        }
+        b_wait_and_swap(&barrier, &handle, v1, v2, rounds);
+    });
+    // A bad file is refused and the old policy stays.
+    let before = handle.current().version().to_owned();
+    let err = handle
+        .replace_toml("[roles.r]\ninherits = [\"ghost\"]\n", "bad.toml")
+        .unwrap_err();
+    assert_eq!(err.kind(), PolicyErrorKind::UnknownRole);
+    assert_eq!(handle.current().version(), before);
+}
+
+fn b_wait_and_swap(barrier: &Barrier, handle: &PolicyHandle, v1: &str, v2: &str, rounds: usize) {
+    barrier.wait();
+    for i in 0..rounds {
+        let (text, name) = if i % 2 == 0 {
+            (v2, "v2.toml")
+        } else {
+            (v1, "v1.toml")
+        };
+        handle.replace_toml(text, name).unwrap();
+        // A bad version in between never takes effect.
+        assert!(
+            handle
+                .replace_toml("[[rules]]\nid = 1", "bad.toml")
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn reload_from_a_file_keeps_the_old_policy_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "version = \"one\"\n").unwrap();
+    let handle = PolicyHandle::from_file(&path).unwrap();
+    std::fs::write(&path, "version = \"two\"\n[roles.a]\ninherits = [\"a\"]\n").unwrap();
+    let err = handle.reload_file(&path).unwrap_err();
+    assert_eq!(err.kind(), PolicyErrorKind::RoleCycle);
+    assert_eq!(handle.current().version(), "one");
+    std::fs::write(&path, "version = \"three\"\n").unwrap();
+    handle.reload_file(&path).unwrap();
+    assert_eq!(handle.current().version(), "three");
+    assert_eq!(
+        PolicyHandle::from_file(dir.path().join("missing.toml"))
+            .unwrap_err()
+            .kind(),
+        PolicyErrorKind::Io
+    );
+}
+
+#[test]
+fn policy_set_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<PolicySet>();
+    check::<PolicyHandle>();
+}
+
+// ---- property tests ------------------------------------------------------------------------
+
+mod props {
+    use proptest::prelude::*;
+    use toml::Spanned;
+
+    use super::*;
+    use crate::policy::syntax::{Effect, Policy, PrincipalSelector, RoleDef, Rule};
+
+    const PROP_SCHEMA: &str = r#"
+[schema.principal]
+level = "long"
+[schema.resource]
+owner = "string"
+flag = "bool"
+"#;
+    const CONDITIONS: &[&str] = &[
+        "principal.level > 2",
+        "resource.owner == principal.id",
+        "resource.flag",
+        "context.peer_ip.isInRange(ip(\"10.0.0.0/8\"))",
+        "principal.mfa",
+        "!principal.mfa || resource.flag",
+        "principal.roles.contains(\"r1\")",
+        "resource has owner && resource.owner like \"u*\"",
+    ];
+    const ACTIONS: &[&str] = &["a:x", "a:y", "a:*", "*", "b:z"];
+    const TYPES: &[&str] = &["T1", "T2"];
+
+    fn s(v: &str) -> Spanned<String> {
+        Spanned::new(0..0, v.to_owned())
+    }
+
+    fn rule_strategy() -> impl Strategy<Value = Rule> {
+        (
+            any::<bool>(),
+            proptest::option::of(0usize..4),
+            proptest::sample::subsequence(ACTIONS, 1..3),
+            proptest::sample::subsequence(TYPES, 0..2),
+            proptest::option::of(0..CONDITIONS.len()),
+            proptest::option::of(0..CONDITIONS.len()),
+            any::<bool>(),
+        )
+            .prop_map(|(allow, role, actions, types, when, unless, scoped)| Rule {
+                id: s("placeholder"),
+                effect: if allow { Effect::Allow } else { Effect::Deny },
+                principal: PrincipalSelector {
+                    role: role.map(|r| s(&format!("r{r}"))),
+                    ..PrincipalSelector::default()
+                },
+                actions: actions.into_iter().map(s).collect(),
+                resources: types.into_iter().map(s).collect(),
+                when: when.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
+                unless: unless.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
+                scopes: if scoped {
+                    vec!["sc".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                description: None,
+            })
+    }
+
+    fn policy_strategy() -> impl Strategy<Value = Policy> {
+        (
+            proptest::collection::vec(rule_strategy(), 0..12),
+            proptest::collection::vec(proptest::option::of(0usize..4), 4),
+            proptest::collection::vec(proptest::sample::subsequence(ACTIONS, 0..2), 4),
+        )
+            .prop_map(|(mut rules, parents, perms)| {
+                for (i, r) in rules.iter_mut().enumerate() {
+                    r.id = s(&format!("rule-{i}"));
+                }
+                let base = Policy::from_toml(PROP_SCHEMA, "schema.toml").unwrap_or_default();
+                let mut roles = std::collections::BTreeMap::new();
+                for i in 0..4usize {
+                    // Only lower-numbered parents: a DAG.
+                    let inherits = parents
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .filter(|p| *p < i)
+                        .map(|p| vec![s(&format!("r{p}"))])
+                        .unwrap_or_default();
+                    let permissions = perms
+                        .get(i)
+                        .map(|p| p.iter().map(|a| s(a)).collect())
+                        .unwrap_or_default();
+                    roles.insert(
+                        s(&format!("r{i}")),
+                        RoleDef {
+                            inherits,
+                            permissions,
+                        },
+                    );
+                }
+                Policy {
+                    schema: base.schema,
+                    roles,
+                    rules,
+                    ..Policy::default()
+                }
+            })
+    }
+
+    #[derive(Debug, Clone)]
+    struct Req {
+        principal: Principal,
+        action: &'static str,
+        resource: Resource,
+        context: Context,
+    }
+
+    fn request_strategy() -> impl Strategy<Value = Req> {
+        (
+            proptest::sample::subsequence(&["r0", "r1", "r2", "r3", "ghost"][..], 0..3),
+            proptest::option::of(0i64..5),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::sample::select(&["a:x", "a:y", "a:new", "b:z", "c"][..]),
+            proptest::sample::select(&["T1", "T2", "T3"][..]),
+            proptest::option::of(proptest::sample::select(&["u1", "u2", "x"][..])),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::sample::select(
+                &["10.1.2.3", "11.0.0.1", "::ffff:10.1.2.3", "::1"][..],
+            )),
+        )
+            .prop_map(
+                |(roles, level, mfa, scoped, action, rtype, owner, flag, ip)| {
+                    let mut p = mfa_principal(mfa).with_roles(roles);
+                    if let Some(l) = level {
+                        p = p.with_attribute("level", l);
+                    }
+                    if scoped {
+                        p = p.with_scopes(["sc"]);
+                    }
+                    let mut r = Resource::new(rtype);
+                    if let Some(o) = owner {
+                        r = r.with_attribute("owner", o);
+                    }
+                    if let Some(f) = flag {
+                        r = r.with_attribute("flag", f);
+                    }
+                    let mut c = ctx();
+                    c.peer_ip = ip.and_then(|i| i.parse().ok());
+                    Req {
+                        principal: p,
+                        action,
+                        resource: r,
+                        context: c,
+                    }
+                },
+            )
+    }
+
+    fn mfa_principal(on: bool) -> Principal {
+        mfa(user("u1"), on, &[])
+    }
+
+    fn build(p: &Policy) -> PolicySet {
+        let text = p.to_toml().unwrap();
+        PolicySet::from_toml(&text, "gen.toml").unwrap_or_else(|e| panic!("{}\n{text}", e.render()))
+    }
+
+    fn decision(p: &PolicySet, q: &Req) -> Decision {
+        let fast = p.decide(&q.principal, q.action, &q.resource, &q.context);
+        let full = p.evaluate(&q.principal, q.action, &q.resource, &q.context);
+        assert_eq!(fast, full.decision, "decide and evaluate disagree");
+        fast
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn adding_a_deny_never_grants(
+            policy in policy_strategy(),
+            extra in rule_strategy(),
+            reqs in proptest::collection::vec(request_strategy(), 8),
+        ) {
+            let before = build(&policy);
+            let mut grown = policy.clone();
+            let mut extra = extra;
+            extra.effect = Effect::Deny;
+            extra.id = s("extra-deny");
+            grown.rules.push(extra);
+            let after = build(&grown);
+            for q in &reqs {
+                if decision(&before, q) == Decision::Deny {
+                    prop_assert_eq!(decision(&after, q), Decision::Deny);
+                }
+            }
+        }
+
+        #[test]
+        fn removing_an_allow_never_grants(
+            policy in policy_strategy(),
+            pick in any::<proptest::sample::Index>(),
+            reqs in proptest::collection::vec(request_strategy(), 8),
+        ) {
+            let allows: Vec<usize> = policy.rules.iter().enumerate()
+                .filter(|(_, r)| r.effect == Effect::Allow).map(|(i, _)| i).collect();
+            prop_assume!(!allows.is_empty());
+            let before = build(&policy);
+            let mut shrunk = policy.clone();
+            shrunk.rules.remove(allows[pick.index(allows.len())]);
+            let after = build(&shrunk);
+            for q in &reqs {
+                if decision(&before, q) == Decision::Deny {
+                    prop_assert_eq!(decision(&after, q), Decision::Deny);
+                }
+            }
+        }
+
+        #[test]
+        fn file_format_round_trips(policy in policy_strategy(), reqs in proptest::collection::vec(request_strategy(), 4)) {
+            let text = policy.to_toml().unwrap();
+            let parsed = Policy::from_toml(&text, "a.toml").unwrap();
+            prop_assert_eq!(&parsed, &policy);
+            let again = parsed.to_toml().unwrap();
+            prop_assert_eq!(&again, &text);
+            // JSON has the same shape.
+            let json = serde_json::to_string(&policy).unwrap();
+            prop_assert_eq!(&Policy::from_json(&json, "a.json").unwrap(), &policy);
+            let (a, b) = (build(&policy), build(&parsed));
+            for q in &reqs {
+                prop_assert_eq!(decision(&a, q), decision(&b, q));
+            }
+        }
+
+        #[test]
+        fn arbitrary_conditions_never_panic(text in "\\PC{0,80}") {
+            let policy = format!("{PROP_SCHEMA}\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = {}\n", toml_string(&text));
+            if let Ok(p) = PolicySet::from_toml(&policy, "fuzz.toml") {
+                let _ = p.evaluate(&user("u"), "a", &Resource::new("T"), &ctx());
+            }
+        }
+    }
+
+    fn toml_string(s: &str) -> String {
+        toml::Value::String(s.to_owned()).to_string()
+    }
+}
+
+#[test]
+fn policies_built_in_code_compile_and_get_distinct_versions() {
+    let a = Policy::from_toml("[roles.a]\npermissions = [\"x\"]\n", "a.toml").unwrap();
+    let b = Policy::from_toml("[roles.b]\npermissions = [\"x\"]\n", "b.toml").unwrap();
+    let (pa, pb) = (
+        PolicySet::compile(&a).unwrap(),
+        PolicySet::compile(&b).unwrap(),
+    );
+    assert_ne!(pa.version(), pb.version());
+    assert!(pa.version().starts_with("sha256:"));
+    let bad = Policy::from_toml("[roles.a]\ninherits = [\"z\"]\n", "c.toml").unwrap();
+    let e = PolicySet::compile(&bad).unwrap_err();
+    assert_eq!(e.kind(), PolicyErrorKind::UnknownRole);
+    assert_eq!(e.diagnostics()[0].line(), 0);
+}

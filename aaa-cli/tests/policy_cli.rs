@@ -82,7 +82,7 @@ fn test_runs_fixtures_with_coverage() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("9 of 9 cases passed"), "{stdout}");
     assert!(
-        stdout.contains("coverage: rule `api-auditors` never applied"),
+        stdout.contains("coverage: rule `admin-console` never applied"),
         "{stdout}"
     );
 

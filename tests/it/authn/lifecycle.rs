@@ -273,3 +273,52 @@ async fn response_size_is_capped() {
         Err(aaa::authn::KeySourceError::TooLarge(_))
     ));
 }
+
+#[tokio::test]
+async fn verified_token_cache_follows_the_key_set_and_the_clock() {
+    let idp = Idp::start(Answer::Jwks(jwks_of(&["rsa2048", "p256"]), None)).await;
+    let c = clock();
+    let s = store(&idp, &c, policy());
+    let a = JwtAuthenticator::builder()
+        .issuer(issuer(), s.clone())
+        .clock(Arc::new(c.clone()))
+        .verified_token_cache(2)
+        .build()
+        .unwrap();
+    let ec = token("p256", "ec-256", Algorithm::ES256, &claims());
+    let first = a.verify(&ec).await.unwrap();
+    assert_eq!(a.cached_tokens(), 1);
+    assert_eq!(a.verify(&ec).await.unwrap(), first, "served from the cache");
+    // A different spelling of the token is not a hit.
+    let (input, _) = ec.rsplit_once('.').unwrap();
+    assert!(
+        a.verify(&format!("{input}.{}", b64(&[0u8; 64])))
+            .await
+            .is_err()
+    );
+    // Bounded: a third token evicts one entry.
+    a.verify(&long_token("rsa2048", "rsa-1", Algorithm::RS256))
+        .await
+        .unwrap();
+    a.verify(&long_token("p256", "ec-256", Algorithm::ES256))
+        .await
+        .unwrap();
+    assert_eq!(a.cached_tokens(), 2);
+    // The key leaves the JWKS: the cached verdict goes with it.
+    a.verify(&ec).await.unwrap();
+    idp.set(Answer::Jwks(jwks_of(&["rsa2048"]), None));
+    s.refresh().await.unwrap();
+    assert_eq!(
+        a.verify(&ec).await.unwrap_err(),
+        AuthnError::Invalid("unknown signing key")
+    );
+    // And a cached token expires with the token.
+    let rsa = token("rsa2048", "rsa-1", Algorithm::RS256, &claims());
+    a.verify(&rsa).await.unwrap();
+    a.verify(&rsa).await.unwrap();
+    c.advance_seconds(600 + 60);
+    assert_eq!(
+        a.verify(&rsa).await.unwrap_err(),
+        AuthnError::Invalid("the token has expired")
+    );
+}

@@ -332,6 +332,7 @@ impl JwtAuthenticator {
         if !key.verify(
             header.alg,
             compact.signing_input.as_bytes(),
+            &compact.signature,
             compact.signature_b64,
         ) {
             return Err(AuthnError::Invalid("the token's signature is not valid"));

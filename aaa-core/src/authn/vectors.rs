@@ -22,7 +22,12 @@ fn verifies(v: &serde_json::Value, token: &str) -> bool {
     let key = VerificationKey::from_jwk(&jwk, true).unwrap();
     let alg = Algorithm::from_str(v["alg"].as_str().unwrap()).unwrap();
     let compact = jws::parse_compact(token).unwrap();
-    key.verify(alg, compact.signing_input.as_bytes(), compact.signature_b64)
+    key.verify(
+        alg,
+        compact.signing_input.as_bytes(),
+        &compact.signature,
+        compact.signature_b64,
+    )
 }
 
 fn tampered(token: &str) -> String {

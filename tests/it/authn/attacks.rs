@@ -58,6 +58,40 @@ async fn valid_tokens_of_every_algorithm_pass() {
 }
 
 #[tokio::test]
+async fn rsa_jwk_without_alg_allows_pkcs1_and_pss() {
+    let c = clock();
+    let mut jwk: serde_json::Value =
+        serde_json::from_slice(&fixture("rsa2048.pub.jwk.json")).unwrap();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let key = aaa::VerificationKey::from_jwk(&serde_json::from_value(jwk).unwrap(), false).unwrap();
+    let a = JwtAuthenticator::builder()
+        .issuer(
+            issuer(),
+            KeyStore::fixed(KeySet::from_keys([key]), Arc::new(c.clone())),
+        )
+        .clock(Arc::new(c))
+        .build()
+        .unwrap();
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+    ] {
+        a.verify(&token("rsa2048", "rsa-1", alg, &claims()))
+            .await
+            .unwrap();
+    }
+    // The fixture's JWK names RS256: PS256 is then refused.
+    let (strict, _) = authn();
+    refused(
+        &strict,
+        &token("rsa2048", "rsa-1", Algorithm::PS256, &claims()),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn alg_none_in_any_spelling() {
     let (a, _) = authn();
     for alg in ["none", "None", "NONE", "nOnE"] {

@@ -111,6 +111,8 @@ fn validate(c: &mut Criterion) {
         validation.set_issuer(&[ISSUER]);
         assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).is_ok());
 
+        paired(label, &authn, &token, &decoding, &validation);
+
         group.bench_function(format!("aaa/{label}"), |b| {
             b.iter(|| ready(authn.verify(black_box(&token))).unwrap());
         });
@@ -137,6 +139,49 @@ fn validate(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// Alternates batches of `aaa` and bare `jsonwebtoken` validations and prints the median of the
+/// per-batch ratios: robust against load that drifts during a run (other builds on the machine).
+fn paired(
+    label: &str,
+    authn: &JwtAuthenticator,
+    token: &str,
+    decoding: &jsonwebtoken::DecodingKey,
+    validation: &Validation,
+) {
+    const BATCH: u32 = 100;
+    let mut ratios = Vec::new();
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..31 {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            black_box(ready(authn.verify(black_box(token))).unwrap());
+        }
+        let a = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            black_box(
+                jsonwebtoken::decode::<serde_json::Value>(black_box(token), decoding, validation)
+                    .unwrap(),
+            );
+        }
+        let b = t.elapsed().as_secs_f64();
+        ratios.push(a / b);
+        ours.push(a);
+        bare.push(b);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let per = f64::from(BATCH) / 1e6;
+    eprintln!(
+        "paired {label}: aaa {:.1} µs, jsonwebtoken {:.1} µs, median ratio {:.3}",
+        median(&mut ours) / per,
+        median(&mut bare) / per,
+        median(&mut ratios)
+    );
 }
 
 /// A local key source counting its fetches.

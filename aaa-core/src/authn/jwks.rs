@@ -13,7 +13,10 @@ use std::{
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::Algorithm;
 
-use super::{AuthnError, KeySet, KeySource, KeySourceError, VerificationKey};
+use super::{
+    AuthnError, HttpOptions, JwksUrl, KeySet, KeySource, KeySourceError, OidcDiscovery,
+    VerificationKey,
+};
 use crate::{Clock, Timestamp};
 
 /// How a [`KeyStore`] caches and refreshes keys.
@@ -201,6 +204,33 @@ impl KeyStore {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self::build(Some(Arc::new(source)), policy, clock)
+    }
+
+    /// A store fetching the JWKS at `url` with the default [`HttpOptions`] and [`CachePolicy`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JwksUrl::new`].
+    pub fn from_jwks_url(url: &str, clock: Arc<dyn Clock>) -> Result<Self, KeySourceError> {
+        Ok(Self::new(
+            JwksUrl::new(url, HttpOptions::default())?,
+            CachePolicy::default(),
+            clock,
+        ))
+    }
+
+    /// A store finding `issuer`'s keys by OIDC discovery, with the default [`HttpOptions`] and
+    /// [`CachePolicy`].
+    ///
+    /// # Errors
+    ///
+    /// As [`OidcDiscovery::new`].
+    pub fn discover(issuer: &str, clock: Arc<dyn Clock>) -> Result<Self, KeySourceError> {
+        Ok(Self::new(
+            OidcDiscovery::new(issuer, HttpOptions::default())?,
+            CachePolicy::default(),
+            clock,
+        ))
     }
 
     fn build(

@@ -233,11 +233,7 @@ async fn oidc_discovery_checks_the_issuer() {
     );
     // A document naming another issuer is refused.
     *idp.discovery_issuer.lock().unwrap() = format!("{}/evil", idp.base);
-    let s2 = KeyStore::new(
-        OidcDiscovery::new(&idp.base, fast_http()).unwrap(),
-        policy(),
-        Arc::new(c.clone()),
-    );
+    let s2 = KeyStore::discover(&idp.base, Arc::new(c.clone())).unwrap();
     assert!(matches!(
         s2.refresh().await,
         Err(aaa::authn::KeySourceError::IssuerMismatch { .. })

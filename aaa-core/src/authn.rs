@@ -121,9 +121,17 @@
 //!   degrades to 503 only after the configured maximum staleness.
 //! - **Forwarded identities** are believed only from configured proxy addresses; see
 //!   [`ForwardedIdentityAuthenticator`] for the deployment caveat.
-//! - **Crypto backend**: `jsonwebtoken` with its `aws_lc_rs` provider. Do not also enable its
-//!   `rust_crypto` feature elsewhere in the build: with both, `jsonwebtoken` cannot pick a default
-//!   provider.
+//! - **Crypto backend**: `jsonwebtoken` with its `aws_lc_rs` provider (about 9× faster than
+//!   `rust_crypto` for RS256 and 4× for ES256). Public keys are parsed once per key set into
+//!   `aws-lc-rs` `ParsedPublicKey`s, the same primitives `jsonwebtoken`'s provider calls, so no key
+//!   is re-decoded per request; HMAC secrets go through `jsonwebtoken`. Do not also enable
+//!   `jsonwebtoken`'s `rust_crypto` feature elsewhere in the build: with both, `jsonwebtoken`
+//!   cannot pick a default provider for signing.
+//! - **The verified-token cache** (off by default,
+//!   [`JwtAuthenticatorBuilder::verified_token_cache`]) keys entries by the SHA-256 of the whole
+//!   token, serves them only until the token's `exp` (plus leeway) and only while the very key
+//!   that verified the token is still in the issuer's current key set; the staleness rule still
+//!   applies on every hit. It trades memory (bounded) for the signature check of repeated tokens.
 
 mod api_key;
 mod claims;

@@ -539,3 +539,29 @@ async fn lifetime_cap() {
         AuthnError::Invalid("the token's lifetime is too long")
     );
 }
+
+#[tokio::test]
+async fn every_single_character_change_is_refused() {
+    // One token, one spelling: changing any one character of a valid token (to another
+    // base64url character, or to a character outside the alphabet) never yields an accepted
+    // token, and never panics.
+    let (a, _) = authn();
+    let good = token("ed25519", "ed-1", Algorithm::EdDSA, &claims());
+    assert!(a.verify(&good).await.is_ok());
+    let bytes = good.as_bytes();
+    for i in 0..bytes.len() {
+        for replacement in [b'A', b'_', b'=', b'.', b'*'] {
+            if bytes[i] == replacement {
+                continue;
+            }
+            let mut mutated = bytes.to_vec();
+            mutated[i] = replacement;
+            let mutated = String::from_utf8(mutated).unwrap();
+            assert!(
+                a.verify(&mutated).await.is_err(),
+                "position {i} -> {}",
+                replacement as char
+            );
+        }
+    }
+}

@@ -24,9 +24,9 @@ use std::{
 };
 
 use aaa_core::{
-    BoxFuture, CachePolicy, FixedClock, IssuerConfig, JwtAuthenticator, KeySet, KeySource,
-    KeyStore, Timestamp, VerificationKey,
-    authn::{Algorithm, KeyFetch, KeySourceError},
+    BoxFuture, FixedClock, IssuerConfig, JwtAuthenticator, KeySet, KeySource, KeyStore, Timestamp,
+    VerificationKey,
+    authn::{Algorithm, CachePolicy, KeyFetch, KeySourceError},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use aaa::{
-    AuthnError, CachePolicy, FixedClock, JwksUrl, JwtAuthenticator, KeyStore, OidcDiscovery,
-    authn::Algorithm,
+    AuthnError, FixedClock, JwksUrl, JwtAuthenticator, KeyStore, OidcDiscovery,
+    authn::{Algorithm, CachePolicy},
 };
 use serde_json::json;
 

@@ -289,6 +289,18 @@ impl JwtAuthenticator {
             .map(|p| Arc::try_unwrap(p).unwrap_or_else(|shared| (*shared).clone()))
     }
 
+    /// Every issuer with its key store, sorted by issuer: for a health endpoint, or to spawn
+    /// [`KeyStore::run_refresh`] for each.
+    pub fn key_stores(&self) -> Vec<(&str, &KeyStore)> {
+        let mut all: Vec<(&str, &KeyStore)> = self
+            .issuers
+            .iter()
+            .map(|(name, e)| (name.as_str(), &e.keys))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
     /// How many verified tokens the cache holds (0 without a cache).
     pub fn cached_tokens(&self) -> usize {
         self.cache.as_ref().map_or(0, TokenCache::len)

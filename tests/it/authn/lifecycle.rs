@@ -58,6 +58,7 @@ async fn rotation_is_picked_up_on_kid_miss() {
         .await
         .unwrap();
     assert_eq!(idp.fetches(), 2);
+    assert_eq!(a.key_stores().len(), 1);
     let health = a.key_store(super::ISSUER).unwrap().health();
     assert_eq!(health.key_ids, ["ec-256", "rsa-1"]);
     assert_eq!(health.failures, 0);

@@ -319,3 +319,36 @@ async fn verified_token_cache_follows_the_key_set_and_the_clock() {
         AuthnError::Invalid("the token has expired")
     );
 }
+
+#[tokio::test]
+async fn a_miss_during_the_cooldown_does_not_delay_a_rotated_key() {
+    let idp = Idp::start(Answer::Jwks(jwks_of(&["p256"]), None)).await;
+    let c = clock();
+    let mut p = policy();
+    p.negative_ttl = Duration::from_secs(120);
+    let a = authenticator(store(&idp, &c, p), &c);
+    a.verify(&long_token("p256", "ec-256", Algorithm::ES256))
+        .await
+        .unwrap();
+    // A token with a not-yet-published kid, inside the cooldown: refused, no fetch.
+    c.advance_seconds(5);
+    let rsa = long_token("rsa2048", "rsa-1", Algorithm::RS256);
+    a.verify(&rsa).await.unwrap_err();
+    assert_eq!(idp.fetches(), 1);
+    // Published now; once the cooldown is over the kid is looked up again and accepted.
+    idp.set(Answer::Jwks(jwks_of(&["p256", "rsa2048"]), None));
+    c.advance_seconds(26);
+    a.verify(&rsa).await.unwrap();
+    assert_eq!(idp.fetches(), 2);
+    // A kid a fetch confirmed absent is remembered for the negative TTL, beyond the cooldown.
+    c.advance_seconds(31);
+    let ghost = long_token("p384", "ghost", Algorithm::ES384);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 3);
+    c.advance_seconds(31);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 3, "negative cache");
+    c.advance_seconds(120);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 4);
+}

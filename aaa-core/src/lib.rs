@@ -96,9 +96,9 @@ mod value;
 use std::{future::Future, pin::Pin};
 
 pub use authn::{
-    ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, CachePolicy, ClaimMapping,
-    ForwardedIdentityAuthenticator, ForwardedIdentityConfig, HttpOptions, IssuerConfig, JwksUrl,
-    JwtAuthenticator, KeySet, KeySource, KeyStore, OidcDiscovery, VerificationKey,
+    ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, ClaimMapping, ForwardedIdentityAuthenticator,
+    ForwardedIdentityConfig, IssuerConfig, JwksUrl, JwtAuthenticator, KeySet, KeySource, KeyStore,
+    OidcDiscovery, VerificationKey,
 };
 pub use authn::{Authenticator, AuthnError};
 pub use authz::{Authorizer, LoadError, ResourceLoader, RouteBinding};

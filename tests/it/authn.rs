@@ -197,7 +197,7 @@ impl Idp {
 }
 
 /// HTTP options with short timeouts for tests.
-pub(crate) fn fast_http() -> aaa::HttpOptions {
-    aaa::HttpOptions::default()
+pub(crate) fn fast_http() -> aaa::authn::HttpOptions {
+    aaa::authn::HttpOptions::default()
         .with_timeouts(Duration::from_millis(500), Duration::from_millis(500))
 }

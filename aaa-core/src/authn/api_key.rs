@@ -72,6 +72,36 @@ impl ApiKeyRecord {
         }
     }
 
+    /// Generates a new key for `owner`: 32 random bytes from the operating system (via
+    /// `aws-lc-rs`), base64url-encoded as the secret. Returns the full key
+    /// (`<prefix>_<id>_<secret>`, to hand to the client once and never store) and the record to
+    /// store (which holds only the hash).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiKeyConfigError::Prefix`] or [`ApiKeyConfigError::Id`] for a malformed prefix or id.
+    pub fn generate(
+        prefix: &str,
+        id: &str,
+        owner: impl Into<String>,
+    ) -> Result<(String, ApiKeyRecord), ApiKeyConfigError> {
+        use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        if !valid_prefix(prefix) {
+            return Err(ApiKeyConfigError::Prefix);
+        }
+        if !valid_id(id) {
+            return Err(ApiKeyConfigError::Id(id.to_owned()));
+        }
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| ApiKeyConfigError::Random)?;
+        let secret = URL_SAFE_NO_PAD.encode(bytes);
+        let record = ApiKeyRecord::new(id, owner, &secret);
+        Ok((format!("{prefix}_{id}_{secret}"), record))
+    }
+
     /// Lowercase hex SHA-256 of a secret, as stored in [`secret_sha256`](Self::secret_sha256).
     pub fn hash_secret(secret: &str) -> String {
         crate::identity::hex(&Sha256::digest(secret.as_bytes()))
@@ -171,6 +201,9 @@ pub enum ApiKeyConfigError {
     /// A key id is malformed or appears twice.
     #[error("api key id `{0}` is malformed or appears twice")]
     Id(String),
+    /// The operating system's random generator failed.
+    #[error("no random bytes are available to generate a key")]
+    Random,
     /// A stored hash is not 64 lowercase hex digits.
     #[error("the hash of api key `{0}` is not 64 lowercase hex digits")]
     Hash(String),
@@ -223,6 +256,10 @@ impl fmt::Debug for ApiKeyAuthenticator {
     }
 }
 
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
@@ -267,7 +304,7 @@ impl ApiKeyAuthenticator {
     /// [`ApiKeyConfigError`] for a bad prefix or header name, a malformed or repeated id, or a
     /// hash that is not 64 lowercase hex digits.
     pub fn new(config: ApiKeyConfig, clock: Arc<dyn Clock>) -> Result<Self, ApiKeyConfigError> {
-        if config.prefix.is_empty() || !config.prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !valid_prefix(&config.prefix) {
             return Err(ApiKeyConfigError::Prefix);
         }
         let header = HeaderName::from_bytes(config.header.as_bytes())
@@ -524,6 +561,22 @@ mod tests {
             a.authenticate(&bad).await,
             Err(AuthnError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn generated_keys_work_and_differ() {
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(Timestamp::UNIX_EPOCH));
+        let (key1, rec1) = ApiKeyRecord::generate("aaa", "k1", "job").unwrap();
+        let (key2, rec2) = ApiKeyRecord::generate("aaa", "k2", "job").unwrap();
+        let secret = |k: &str| k.splitn(3, '_').nth(2).unwrap().to_owned();
+        assert_eq!(secret(&key1).len(), 43);
+        assert_ne!(secret(&key1), secret(&key2));
+        assert!(!format!("{rec1:?}").contains(&secret(&key1)));
+        let a = ApiKeyAuthenticator::new(ApiKeyConfig::new("aaa", [rec1, rec2]), clock).unwrap();
+        assert_eq!(a.verify(&key1).unwrap().id, "job");
+        assert!(a.verify(&key2).is_ok());
+        assert!(ApiKeyRecord::generate("a_b", "k1", "job").is_err());
+        assert!(ApiKeyRecord::generate("aaa", "k_1", "job").is_err());
     }
 
     #[test]

@@ -13,7 +13,10 @@ use std::{
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::Algorithm;
 
-use super::{AuthnError, KeySet, KeySource, KeySourceError, VerificationKey};
+use super::{
+    AuthnError, HttpOptions, JwksUrl, KeySet, KeySource, KeySourceError, OidcDiscovery,
+    VerificationKey,
+};
 use crate::{Clock, Timestamp};
 
 /// How a [`KeyStore`] caches and refreshes keys.
@@ -29,8 +32,9 @@ pub struct CachePolicy {
     /// Least time between two fetches not asked for explicitly (unknown `kid`, expiry, initial
     /// load after a failure). Defaults to 30 seconds.
     pub refresh_cooldown: Duration,
-    /// How long a key id that was not found is answered "unknown" without a fetch. Defaults to
-    /// 60 seconds. A successful refresh clears these entries.
+    /// How long a key id that a fetch confirmed absent is answered "unknown" without asking the
+    /// issuer again. A key rotated in during that window waits for it (or for any other
+    /// successful refresh, which clears these entries). Defaults to 30 seconds, the cooldown.
     pub negative_ttl: Duration,
     /// Most key ids remembered as unknown; beyond it, new misses are not remembered (the cooldown
     /// still bounds fetches). Defaults to 4096.
@@ -49,7 +53,7 @@ impl Default for CachePolicy {
             min_ttl: Duration::from_secs(60),
             max_ttl: Duration::from_secs(24 * 3600),
             refresh_cooldown: Duration::from_secs(30),
-            negative_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(30),
             max_negative_entries: 4096,
             max_staleness: Duration::from_secs(24 * 3600),
             refresh_on_expiry: true,
@@ -149,8 +153,8 @@ struct Inner {
 ///   with the cached keys; [`KeyStore::run_refresh`] can also be spawned to refresh ahead of expiry.
 /// - **Unknown `kid`.** A token naming a key id the set lacks triggers a refresh, but: concurrent
 ///   misses share one fetch (single flight); at most one fetch starts per `refresh_cooldown`
-///   (by the injected [`Clock`]); and a missed id is remembered for `negative_ttl`, so a flood of
-///   random ids costs the issuer at most one fetch per cooldown. Tokens with known ids never wait
+///   (by the injected [`Clock`]); and an id a fetch confirmed absent is remembered for
+///   `negative_ttl`, so a flood of random ids costs the issuer at most one fetch per cooldown. Tokens with known ids never wait
 ///   for any of this.
 /// - **Outage.** While fetches fail, the cached set keeps verifying until `max_staleness` after the
 ///   last successful fetch; after that every token gets [`AuthnError::Unavailable`] (503), never a
@@ -201,6 +205,33 @@ impl KeyStore {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self::build(Some(Arc::new(source)), policy, clock)
+    }
+
+    /// A store fetching the JWKS at `url` with the default [`HttpOptions`] and [`CachePolicy`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JwksUrl::new`].
+    pub fn from_jwks_url(url: &str, clock: Arc<dyn Clock>) -> Result<Self, KeySourceError> {
+        Ok(Self::new(
+            JwksUrl::new(url, HttpOptions::default())?,
+            CachePolicy::default(),
+            clock,
+        ))
+    }
+
+    /// A store finding `issuer`'s keys by OIDC discovery, with the default [`HttpOptions`] and
+    /// [`CachePolicy`].
+    ///
+    /// # Errors
+    ///
+    /// As [`OidcDiscovery::new`].
+    pub fn discover(issuer: &str, clock: Arc<dyn Clock>) -> Result<Self, KeySourceError> {
+        Ok(Self::new(
+            OidcDiscovery::new(issuer, HttpOptions::default())?,
+            CachePolicy::default(),
+            clock,
+        ))
     }
 
     fn build(
@@ -318,7 +349,7 @@ impl KeyStore {
         };
         if needs_fetch {
             let seen = snap.as_ref().map_or(0, |s| s.generation);
-            self.fetch_coalesced(seen).await;
+            let _ = self.fetch_coalesced(seen).await;
             snap = self.inner.current.load_full();
         }
         let Some(current) = snap else {
@@ -340,12 +371,16 @@ impl KeyStore {
         if self.is_negative(kid, now) {
             return Err(AuthnError::Invalid("unknown signing key"));
         }
-        self.fetch_coalesced(current.generation).await;
+        let checked = self.fetch_coalesced(current.generation).await;
         let after = self.inner.current.load_full();
         if let Some(key) = after.as_ref().and_then(|s| s.keys.select(Some(kid), alg)) {
             return Ok(key.clone());
         }
-        self.remember_miss(kid, now);
+        // Remember the miss only when the issuer was actually asked: a miss refused because of
+        // the cooldown must not outlive the cooldown, or a rotated-in key would wait longer.
+        if checked {
+            self.remember_miss(kid, now);
+        }
         tracing::debug!(target: "aaa::authn::jwks", "token names an unknown key id");
         Err(AuthnError::Invalid("unknown signing key"))
     }
@@ -388,7 +423,7 @@ impl KeyStore {
                 .load()
                 .as_ref()
                 .map_or(0, |s| s.generation);
-            store.fetch_coalesced(seen).await;
+            let _ = store.fetch_coalesced(seen).await;
         });
     }
 
@@ -400,9 +435,10 @@ impl KeyStore {
 
     /// Fetches unless another fetch installed a newer set than `seen` while we waited, or the
     /// cooldown forbids it. Concurrent callers queue on the lock and then find the new set.
-    async fn fetch_coalesced(&self, seen: u64) {
+    /// Returns whether the issuer was asked since `seen` (by this call or by the one waited for).
+    async fn fetch_coalesced(&self, seen: u64) -> bool {
         if self.inner.source.is_none() {
-            return;
+            return false;
         }
         let _guard = self.inner.fetch_lock.lock().await;
         let generation = self
@@ -411,10 +447,14 @@ impl KeyStore {
             .load()
             .as_ref()
             .map_or(0, |s| s.generation);
-        if generation != seen || self.in_cooldown(self.inner.clock.now()) {
-            return;
+        if generation != seen {
+            return true;
+        }
+        if self.in_cooldown(self.inner.clock.now()) {
+            return false;
         }
         let _ = self.fetch_locked().await;
+        true
     }
 
     /// Fetches and installs; the caller holds the fetch lock.

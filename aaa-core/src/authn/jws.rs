@@ -55,6 +55,8 @@ pub(crate) struct Compact<'a> {
     pub(crate) signing_input: &'a str,
     /// The signature segment, still encoded (canonical, checked).
     pub(crate) signature_b64: &'a str,
+    /// The decoded signature.
+    pub(crate) signature: Vec<u8>,
     /// The protected header.
     pub(crate) header: StrictObject,
     /// The payload, raw.
@@ -101,11 +103,11 @@ pub(crate) fn parse_compact(token: &str) -> Result<Compact<'_>, AuthnError> {
     let header_bytes = b64url_decode(header_b64)?;
     let header = parse_object(&header_bytes, "the token header is not a JSON object")?;
     let payload = b64url_decode(payload_b64)?;
-    // Decoded only to refuse a non-canonical encoding; the verifier decodes it again.
-    b64url_decode(signature_b64)?;
+    let signature = b64url_decode(signature_b64)?;
     Ok(Compact {
         signing_input,
         signature_b64,
+        signature,
         header,
         payload,
     })

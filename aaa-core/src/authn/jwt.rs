@@ -10,11 +10,13 @@ use super::{
     claims::is_mfa,
     jws::{self, StrictObject},
     keys::MAX_KID_BYTES,
+    token_cache::{Entry as CacheEntry, TokenCache},
 };
 use crate::{
     AuthInfo, AuthMethod, BoxFuture, Clock, CredentialRef, Identity, Principal, SystemClock,
     Timestamp, authn::Authenticator, http::RequestFacts,
 };
+use sha2::{Digest, Sha256};
 
 /// Default cap on a token's length, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -153,6 +155,7 @@ pub struct JwtAuthenticator {
     clock: Arc<dyn Clock>,
     max_token_bytes: usize,
     cookie: Option<String>,
+    cache: Option<TokenCache>,
 }
 
 impl fmt::Debug for JwtAuthenticator {
@@ -163,6 +166,7 @@ impl fmt::Debug for JwtAuthenticator {
             .field("issuers", &issuers)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("cookie", &self.cookie)
+            .field("cached_tokens", &self.cached_tokens())
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +178,7 @@ pub struct JwtAuthenticatorBuilder {
     clock: Arc<dyn Clock>,
     max_token_bytes: usize,
     cookie: Option<String>,
+    cache_capacity: usize,
 }
 
 impl fmt::Debug for JwtAuthenticatorBuilder {
@@ -209,6 +214,15 @@ impl JwtAuthenticatorBuilder {
         self
     }
 
+    /// Caches up to `capacity` verified tokens, so a repeated token skips the signature check.
+    /// Entries are keyed by the token's SHA-256, expire with the token, and are dropped when the
+    /// key that verified them leaves the issuer's key set (any refresh drops them). Defaults to
+    /// no cache.
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
     /// Builds the authenticator.
     ///
     /// # Errors
@@ -235,6 +249,7 @@ impl JwtAuthenticatorBuilder {
             clock: self.clock,
             max_token_bytes: self.max_token_bytes,
             cookie: self.cookie,
+            cache: (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity)),
         })
     }
 }
@@ -253,6 +268,7 @@ impl JwtAuthenticator {
             clock: Arc::new(SystemClock),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             cookie: None,
+            cache_capacity: 0,
         }
     }
 
@@ -268,8 +284,45 @@ impl JwtAuthenticator {
     /// [`AuthnError::Invalid`] for any invalid token, [`AuthnError::Unavailable`] when the issuer's
     /// keys cannot be had or are too stale.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthnError> {
+        self.verify_shared(token)
+            .await
+            .map(|p| Arc::try_unwrap(p).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// Every issuer with its key store, sorted by issuer: for a health endpoint, or to spawn
+    /// [`KeyStore::run_refresh`] for each.
+    pub fn key_stores(&self) -> Vec<(&str, &KeyStore)> {
+        let mut all: Vec<(&str, &KeyStore)> = self
+            .issuers
+            .iter()
+            .map(|(name, e)| (name.as_str(), &e.keys))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
+    /// How many verified tokens the cache holds (0 without a cache).
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    /// [`verify`](Self::verify), sharing the principal with the verified-token cache.
+    async fn verify_shared(&self, token: &str) -> Result<Arc<Principal>, AuthnError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthnError::Invalid("the token is too long"));
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = self.clock.now();
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(&hash, now)
+            && let Some(entry) = self.issuers.get(&hit.issuer)
+        {
+            match entry.keys.key_for(hit.kid.as_deref(), hit.alg).await {
+                Ok(key) if Arc::ptr_eq(&key, &hit.key) => return Ok(hit.principal),
+                Err(e @ AuthnError::Unavailable(_)) => return Err(e),
+                // The key left the key set or was replaced: verify afresh.
+                _ => cache.remove(&hash),
+            }
         }
         let compact = jws::parse_compact(token)?;
         let claims = jws::parse_object(&compact.payload, "the token payload is not a JSON object")?;
@@ -291,17 +344,17 @@ impl JwtAuthenticator {
         if !key.verify(
             header.alg,
             compact.signing_input.as_bytes(),
+            &compact.signature,
             compact.signature_b64,
         ) {
             return Err(AuthnError::Invalid("the token's signature is not valid"));
         }
-        let now = self.clock.now();
         let times = check_claims(&claims, config, now)?;
         let mapped = config.claims.map(&claims)?;
         let mut auth = AuthInfo::new(
             AuthMethod::Jwt,
             times.iat.unwrap_or(now),
-            CredentialRef::token(token.as_bytes()),
+            CredentialRef::Sha256(crate::identity::hex(&hash)),
         );
         auth.expires_at = Some(times.exp);
         auth.mfa = is_mfa(&mapped.amr);
@@ -312,6 +365,22 @@ impl JwtAuthenticator {
             .with_auth(auth);
         principal.tenant = mapped.tenant;
         principal.attributes = mapped.attributes;
+        let principal = Arc::new(principal);
+        if let Some(cache) = &self.cache {
+            let leeway = i64::try_from(config.leeway.as_micros()).unwrap_or(i64::MAX);
+            cache.insert(
+                hash,
+                CacheEntry {
+                    principal: principal.clone(),
+                    issuer: config.issuer.clone(),
+                    kid: header.kid.map(str::to_owned),
+                    alg: header.alg,
+                    key,
+                    valid_until: times.exp.add_micros(leeway),
+                },
+                now,
+            );
+        }
         Ok(principal)
     }
 }
@@ -325,8 +394,8 @@ impl Authenticator for JwtAuthenticator {
             let Some(token) = bearer_token(facts, self.cookie.as_deref())? else {
                 return Ok(Identity::Anonymous);
             };
-            match self.verify(token.as_str()).await {
-                Ok(p) => Ok(p.into()),
+            match self.verify_shared(token.as_str()).await {
+                Ok(p) => Ok(Identity::Authenticated(p)),
                 Err(e) => {
                     tracing::debug!(target: "aaa::authn::jwt", reason = e.reason_code(), error = %e, "bearer token refused");
                     Err(e)

@@ -2,8 +2,9 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey};
 use jsonwebtoken::{
-    Algorithm, DecodingKey,
+    Algorithm, DecodingKey, DecodingKeyKind,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse},
 };
 
@@ -39,6 +40,85 @@ pub struct VerificationKey {
     kid: Option<String>,
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
+    /// Public keys parsed once, one per allowed algorithm (empty for HMAC secrets, which go
+    /// through `jsonwebtoken`).
+    parsed: Arc<[(Algorithm, ParsedPublicKey)]>,
+}
+
+/// The `aws-lc-rs` verification algorithm of a JWS algorithm, as `jsonwebtoken`'s `aws_lc_rs`
+/// provider uses it (fixed-size ECDSA signatures).
+fn lc_algorithm(alg: Algorithm) -> Option<&'static dyn lc::VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::RS256 => &lc::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &lc::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &lc::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &lc::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &lc::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &lc::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &lc::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &lc::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &lc::ED25519,
+        _ => return None,
+    })
+}
+
+/// DER length octets.
+fn der_len(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let significant = bytes.get(skip..).unwrap_or(&[]);
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+}
+
+/// A DER INTEGER holding the unsigned big-endian `bytes`.
+fn der_uint(bytes: &[u8], out: &mut Vec<u8>) {
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let digits = bytes.get(skip..).unwrap_or(&[]);
+    let pad = digits.first().is_none_or(|b| b & 0x80 != 0);
+    out.push(0x02);
+    der_len(digits.len() + usize::from(pad), out);
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+}
+
+/// The PKCS#1 `RSAPublicKey` DER of a modulus and exponent.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    der_uint(n, &mut body);
+    der_uint(e, &mut body);
+    let mut out = vec![0x30];
+    der_len(body.len(), &mut out);
+    out.extend(body);
+    out
+}
+
+/// Parses the public key once for each algorithm it allows.
+fn parse_public(
+    key: &DecodingKey,
+    algorithms: &[Algorithm],
+) -> Result<Arc<[(Algorithm, ParsedPublicKey)]>, KeyError> {
+    let bytes = match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => bytes.clone(),
+        DecodingKeyKind::RsaModulusExponent { n, e } => rsa_public_key_der(n, e),
+    };
+    let mut parsed = Vec::with_capacity(algorithms.len());
+    for alg in algorithms {
+        let Some(lc_alg) = lc_algorithm(*alg) else {
+            // HMAC: verified through jsonwebtoken.
+            return Ok(Arc::from(Vec::new()));
+        };
+        let key = ParsedPublicKey::new(lc_alg, &bytes)
+            .map_err(|_| KeyError::new("invalid public key material"))?;
+        parsed.push((*alg, key));
+    }
+    Ok(Arc::from(parsed))
 }
 
 impl VerificationKey {
@@ -113,6 +193,7 @@ impl VerificationKey {
             }
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|_| KeyError::new("invalid key material"))?;
+        let parsed = parse_public(&key, &algorithms)?;
         if let AlgorithmParameters::EllipticCurve(_) = &jwk.algorithm {
             // from_ec_components accepts coordinates of any length: check the point's size.
             let point = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
@@ -129,6 +210,7 @@ impl VerificationKey {
             kid,
             key,
             algorithms,
+            parsed,
         })
     }
 
@@ -186,10 +268,12 @@ impl VerificationKey {
         if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
             return Err(KeyError::new("the key id is too long"));
         }
+        let parsed = parse_public(&key, &algorithms)?;
         Ok(VerificationKey {
             kid: kid.map(str::to_owned),
             key,
             algorithms,
+            parsed,
         })
     }
 
@@ -208,9 +292,25 @@ impl VerificationKey {
         self.algorithms.contains(&alg)
     }
 
-    /// Verifies `signature_b64` over `message` with `alg`, which must be one this key allows.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
-        self.allows(alg)
+    /// Verifies a signature over `message` with `alg`, which must be one this key allows.
+    ///
+    /// Public keys use the copy parsed when the key was loaded (`aws-lc-rs`, the same primitives
+    /// as `jsonwebtoken`'s `aws_lc_rs` provider, without re-parsing the key on every call); HMAC
+    /// secrets go through `jsonwebtoken`, which compares in constant time.
+    pub(crate) fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        signature_b64: &str,
+    ) -> bool {
+        if !self.allows(alg) {
+            return false;
+        }
+        if let Some((_, parsed)) = self.parsed.iter().find(|(a, _)| *a == alg) {
+            return parsed.verify_sig(message, signature).is_ok();
+        }
+        HMAC_ALGS.contains(&alg)
             && matches!(
                 jsonwebtoken::crypto::verify(signature_b64, message, &self.key, alg),
                 Ok(true)
@@ -376,5 +476,43 @@ impl KeySet {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_encoding() {
+        let mut out = Vec::new();
+        der_uint(&[0x00, 0x80], &mut out);
+        assert_eq!(out, [0x02, 0x02, 0x00, 0x80]);
+        let mut out = Vec::new();
+        der_uint(&[0x01, 0x00, 0x01], &mut out);
+        assert_eq!(out, [0x02, 0x03, 0x01, 0x00, 0x01]);
+        let mut out = Vec::new();
+        der_len(300, &mut out);
+        assert_eq!(out, [0x82, 0x01, 0x2c]);
+        let der = rsa_public_key_der(&[0xff; 256], &[1, 0, 1]);
+        assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]);
+    }
+
+    #[test]
+    fn bad_public_keys_are_refused_at_load() {
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": "AAAA"
+        }))
+        .unwrap();
+        assert!(VerificationKey::from_jwk(&jwk, false).is_err());
+        let oct: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "oct", "k": "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"
+        }))
+        .unwrap();
+        assert!(
+            VerificationKey::from_jwk(&oct, false).is_err(),
+            "no symmetric keys from remote sets"
+        );
+        assert!(VerificationKey::from_jwk(&oct, true).is_ok());
     }
 }

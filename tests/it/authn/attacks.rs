@@ -58,6 +58,40 @@ async fn valid_tokens_of_every_algorithm_pass() {
 }
 
 #[tokio::test]
+async fn rsa_jwk_without_alg_allows_pkcs1_and_pss() {
+    let c = clock();
+    let mut jwk: serde_json::Value =
+        serde_json::from_slice(&fixture("rsa2048.pub.jwk.json")).unwrap();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let key = aaa::VerificationKey::from_jwk(&serde_json::from_value(jwk).unwrap(), false).unwrap();
+    let a = JwtAuthenticator::builder()
+        .issuer(
+            issuer(),
+            KeyStore::fixed(KeySet::from_keys([key]), Arc::new(c.clone())),
+        )
+        .clock(Arc::new(c))
+        .build()
+        .unwrap();
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+    ] {
+        a.verify(&token("rsa2048", "rsa-1", alg, &claims()))
+            .await
+            .unwrap();
+    }
+    // The fixture's JWK names RS256: PS256 is then refused.
+    let (strict, _) = authn();
+    refused(
+        &strict,
+        &token("rsa2048", "rsa-1", Algorithm::PS256, &claims()),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn alg_none_in_any_spelling() {
     let (a, _) = authn();
     for alg in ["none", "None", "NONE", "nOnE"] {
@@ -504,4 +538,30 @@ async fn lifetime_cap() {
         refused(&a, &token("p256", "ec-256", Algorithm::ES256, &claims())).await,
         AuthnError::Invalid("the token's lifetime is too long")
     );
+}
+
+#[tokio::test]
+async fn every_single_character_change_is_refused() {
+    // One token, one spelling: changing any one character of a valid token (to another
+    // base64url character, or to a character outside the alphabet) never yields an accepted
+    // token, and never panics.
+    let (a, _) = authn();
+    let good = token("ed25519", "ed-1", Algorithm::EdDSA, &claims());
+    assert!(a.verify(&good).await.is_ok());
+    let bytes = good.as_bytes();
+    for i in 0..bytes.len() {
+        for replacement in [b'A', b'_', b'=', b'.', b'*'] {
+            if bytes[i] == replacement {
+                continue;
+            }
+            let mut mutated = bytes.to_vec();
+            mutated[i] = replacement;
+            let mutated = String::from_utf8(mutated).unwrap();
+            assert!(
+                a.verify(&mutated).await.is_err(),
+                "position {i} -> {}",
+                replacement as char
+            );
+        }
+    }
 }

@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use aaa::{
-    AuthnError, CachePolicy, FixedClock, JwksUrl, JwtAuthenticator, KeyStore, OidcDiscovery,
-    authn::Algorithm,
+    AuthnError, FixedClock, JwksUrl, JwtAuthenticator, KeyStore, OidcDiscovery,
+    authn::{Algorithm, CachePolicy},
 };
 use serde_json::json;
 
@@ -58,6 +58,7 @@ async fn rotation_is_picked_up_on_kid_miss() {
         .await
         .unwrap();
     assert_eq!(idp.fetches(), 2);
+    assert_eq!(a.key_stores().len(), 1);
     let health = a.key_store(super::ISSUER).unwrap().health();
     assert_eq!(health.key_ids, ["ec-256", "rsa-1"]);
     assert_eq!(health.failures, 0);
@@ -233,11 +234,7 @@ async fn oidc_discovery_checks_the_issuer() {
     );
     // A document naming another issuer is refused.
     *idp.discovery_issuer.lock().unwrap() = format!("{}/evil", idp.base);
-    let s2 = KeyStore::new(
-        OidcDiscovery::new(&idp.base, fast_http()).unwrap(),
-        policy(),
-        Arc::new(c.clone()),
-    );
+    let s2 = KeyStore::discover(&idp.base, Arc::new(c.clone())).unwrap();
     assert!(matches!(
         s2.refresh().await,
         Err(aaa::authn::KeySourceError::IssuerMismatch { .. })
@@ -272,4 +269,86 @@ async fn response_size_is_capped() {
         s.refresh().await,
         Err(aaa::authn::KeySourceError::TooLarge(_))
     ));
+}
+
+#[tokio::test]
+async fn verified_token_cache_follows_the_key_set_and_the_clock() {
+    let idp = Idp::start(Answer::Jwks(jwks_of(&["rsa2048", "p256"]), None)).await;
+    let c = clock();
+    let s = store(&idp, &c, policy());
+    let a = JwtAuthenticator::builder()
+        .issuer(issuer(), s.clone())
+        .clock(Arc::new(c.clone()))
+        .verified_token_cache(2)
+        .build()
+        .unwrap();
+    let ec = token("p256", "ec-256", Algorithm::ES256, &claims());
+    let first = a.verify(&ec).await.unwrap();
+    assert_eq!(a.cached_tokens(), 1);
+    assert_eq!(a.verify(&ec).await.unwrap(), first, "served from the cache");
+    // A different spelling of the token is not a hit.
+    let (input, _) = ec.rsplit_once('.').unwrap();
+    assert!(
+        a.verify(&format!("{input}.{}", b64(&[0u8; 64])))
+            .await
+            .is_err()
+    );
+    // Bounded: a third token evicts one entry.
+    a.verify(&long_token("rsa2048", "rsa-1", Algorithm::RS256))
+        .await
+        .unwrap();
+    a.verify(&long_token("p256", "ec-256", Algorithm::ES256))
+        .await
+        .unwrap();
+    assert_eq!(a.cached_tokens(), 2);
+    // The key leaves the JWKS: the cached verdict goes with it.
+    a.verify(&ec).await.unwrap();
+    idp.set(Answer::Jwks(jwks_of(&["rsa2048"]), None));
+    s.refresh().await.unwrap();
+    assert_eq!(
+        a.verify(&ec).await.unwrap_err(),
+        AuthnError::Invalid("unknown signing key")
+    );
+    // And a cached token expires with the token.
+    let rsa = token("rsa2048", "rsa-1", Algorithm::RS256, &claims());
+    a.verify(&rsa).await.unwrap();
+    a.verify(&rsa).await.unwrap();
+    c.advance_seconds(600 + 60);
+    assert_eq!(
+        a.verify(&rsa).await.unwrap_err(),
+        AuthnError::Invalid("the token has expired")
+    );
+}
+
+#[tokio::test]
+async fn a_miss_during_the_cooldown_does_not_delay_a_rotated_key() {
+    let idp = Idp::start(Answer::Jwks(jwks_of(&["p256"]), None)).await;
+    let c = clock();
+    let mut p = policy();
+    p.negative_ttl = Duration::from_secs(120);
+    let a = authenticator(store(&idp, &c, p), &c);
+    a.verify(&long_token("p256", "ec-256", Algorithm::ES256))
+        .await
+        .unwrap();
+    // A token with a not-yet-published kid, inside the cooldown: refused, no fetch.
+    c.advance_seconds(5);
+    let rsa = long_token("rsa2048", "rsa-1", Algorithm::RS256);
+    a.verify(&rsa).await.unwrap_err();
+    assert_eq!(idp.fetches(), 1);
+    // Published now; once the cooldown is over the kid is looked up again and accepted.
+    idp.set(Answer::Jwks(jwks_of(&["p256", "rsa2048"]), None));
+    c.advance_seconds(26);
+    a.verify(&rsa).await.unwrap();
+    assert_eq!(idp.fetches(), 2);
+    // A kid a fetch confirmed absent is remembered for the negative TTL, beyond the cooldown.
+    c.advance_seconds(31);
+    let ghost = long_token("p384", "ghost", Algorithm::ES384);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 3);
+    c.advance_seconds(31);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 3, "negative cache");
+    c.advance_seconds(120);
+    a.verify(&ghost).await.unwrap_err();
+    assert_eq!(idp.fetches(), 4);
 }

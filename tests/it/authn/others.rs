@@ -203,3 +203,73 @@ async fn invalid_tokens_are_401_and_never_echo_the_credential() {
     );
     assert!(!audit.events().is_empty());
 }
+
+/// Records every tracing event's message and fields as text.
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+struct Text<'a>(&'a mut String);
+
+impl tracing::field::Visit for Text<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = event.metadata().target().to_owned();
+        event.record(&mut Text(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn credentials_never_reach_tracing_events() {
+    let capture = Arc::new(Capture::default());
+    let dispatch = tracing::Dispatch::from(capture.clone());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (g, _) = guard();
+            let mut cl = claims();
+            cl["exp"] = serde_json::json!(1);
+            let expired = token("p256", "ec-256", Algorithm::ES256, &cl);
+            let wrong_key = format!("aaa_ci_{}", "S3cr3tS3cr3tS3cr3t");
+            let peer = "192.0.2.7:1";
+            for headers in [
+                vec![("authorization", format!("Bearer {expired}"))],
+                vec![("authorization", "Bearer not.a.jwt".to_owned())],
+                vec![("x-api-key", wrong_key.clone())],
+                vec![(
+                    "x-forwarded-client-cert",
+                    "URI=spiffe://prod/S3cr3tS3cr3t".to_owned(),
+                )],
+            ] {
+                let pairs: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let _ = g.check(&request(&pairs, peer)).await;
+            }
+            let events = capture.0.lock().unwrap().join("\n");
+            assert!(
+                events.contains("aaa::authn"),
+                "events were captured: {events}"
+            );
+            assert!(!events.contains(&expired[expired.len() - 20..]), "{events}");
+            assert!(!events.contains("S3cr3t"), "{events}");
+        });
+    });
+}

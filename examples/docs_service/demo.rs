@@ -46,6 +46,9 @@ pub(crate) struct Options {
     /// How durable each kind of audit event must be before the request goes on. Defaults to the
     /// writer's defaults (authorization decisions wait for `fdatasync`).
     pub(crate) durability: Option<aaa::audit::DurabilityPolicy>,
+    /// How many verified tokens to remember, so a repeated token skips the signature check.
+    /// Defaults to 10,000; 0 turns the cache off.
+    pub(crate) token_cache: usize,
 }
 
 impl Options {
@@ -61,6 +64,7 @@ impl Options {
             issuer: None,
             audience: None,
             durability: None,
+            token_cache: 10_000,
         }
     }
 
@@ -378,6 +382,7 @@ impl Demo {
         issuer.require_access_token_type = true;
         let mut jwt = JwtAuthenticator::builder()
             .clock(clock.clone())
+            .verified_token_cache(options.token_cache)
             .issuer(issuer, KeyStore::fixed(own_keys, clock.clone()));
         if let (Some(url), Some(audience)) = (&options.issuer, &options.audience) {
             let source =

@@ -12,10 +12,12 @@ pub(crate) const VARIANTS: &[&str] = &[
     "axum-bare",
     "axum-jwt",
     "axum-aaa",
+    "axum-aaa_cached",
     "axum-aaa_strict",
     "actix-bare",
     "actix-jwt",
     "actix-aaa",
+    "actix-aaa_cached",
     "actix-aaa_strict",
 ];
 
@@ -29,12 +31,15 @@ pub(crate) fn serve(variant: &str, dir: PathBuf) {
     // `aaa`: decisions are queued for the log (written and signed within milliseconds) and the
     // request does not wait for the disk; `aaa_strict`: the writer's default, where each
     // authorization decision waits for its group commit (`fdatasync`).
-    if wrap == "aaa" {
+    // `aaa_cached`: as `aaa`, with the verified-token cache (the other variants verify every
+    // token, like the JWT-only middleware).
+    options.token_cache = if wrap == "aaa_cached" { 10_000 } else { 0 };
+    if wrap == "aaa" || wrap == "aaa_cached" {
         options.durability = Some(aaa::audit::DurabilityPolicy::all(
             aaa::audit::Durability::Block(std::time::Duration::from_millis(100)),
         ));
     }
-    let wrap = if wrap == "aaa_strict" { "aaa" } else { wrap };
+    let wrap = if wrap.starts_with("aaa") { "aaa" } else { wrap };
     options.policy = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/policies/docs_service.toml"

@@ -52,7 +52,9 @@ fn main() {
     if variants.is_empty() {
         variants = apps::VARIANTS.iter().map(|v| (*v).to_owned()).collect();
     }
-    println!("| variant | req/s | p50 µs | p99 µs | ratio to bare |\n|---|---:|---:|---:|---:|");
+    println!(
+        "| variant | req/s | p50 µs | p99 µs | ratio to bare | non-200 |\n|---|---:|---:|---:|---:|---:|"
+    );
     let mut bare: std::collections::HashMap<String, f64> = Default::default();
     let dir = tempfile::tempdir().unwrap();
     for variant in &variants {
@@ -60,16 +62,18 @@ fn main() {
         let framework = variant.split('-').next().unwrap().to_owned();
         let base = *bare.entry(framework).or_insert(result.rps);
         println!(
-            "| {variant} | {:.0} | {} | {} | {:.3} |",
+            "| {variant} | {:.0} | {} | {} | {:.3} | {} |",
             result.rps,
             result.p50.as_micros(),
             result.p99.as_micros(),
-            result.rps / base
+            result.rps / base,
+            result.errors
         );
     }
 }
 
 struct Result {
+    errors: u64,
     rps: f64,
     p50: Duration,
     p99: Duration,
@@ -99,7 +103,7 @@ fn measure(variant: &str, seconds: u64, connections: usize, dir: &std::path::Pat
         Duration::from_secs(1),
         connections,
     ));
-    let mut latencies = runtime.block_on(load(
+    let (mut latencies, errors) = runtime.block_on(load(
         addr,
         request.as_bytes(),
         Duration::from_secs(seconds),
@@ -110,23 +114,27 @@ fn measure(variant: &str, seconds: u64, connections: usize, dir: &std::path::Pat
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Result {
+        errors,
         rps: latencies.len() as f64 / seconds as f64,
         p50: at(0.50),
         p99: at(0.99),
     }
 }
 
-/// Keeps `connections` keep-alive connections busy for `duration`; returns every latency.
+/// Keeps `connections` keep-alive connections busy for `duration`; returns the latency of every
+/// 200 answer and the number of other answers.
 async fn load(
     addr: SocketAddr,
     request: &[u8],
     duration: Duration,
     connections: usize,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, u64) {
     let deadline = Instant::now() + duration;
+    let errors = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let request = request.to_vec();
+        let errors = errors.clone();
         tasks.spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -135,8 +143,11 @@ async fn load(
             while Instant::now() < deadline {
                 let start = Instant::now();
                 stream.write_all(&request).await.unwrap();
-                read_response(&mut stream, &mut buf).await;
-                latencies.push(start.elapsed());
+                if read_response(&mut stream, &mut buf).await {
+                    latencies.push(start.elapsed());
+                } else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             latencies
         });
@@ -145,11 +156,11 @@ async fn load(
     while let Some(l) = tasks.join_next().await {
         all.extend(l.unwrap());
     }
-    all
+    (all, errors.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-/// Reads one HTTP/1.1 response with a `content-length` body; panics on anything but 200.
-async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+/// Reads one HTTP/1.1 response with a `content-length` body; whether it was a 200.
+async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bool {
     let mut filled = 0;
     loop {
         let n = stream.read(&mut buf[filled..]).await.unwrap();
@@ -157,7 +168,7 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) {
         filled += n;
         if let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end]).unwrap();
-            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            let ok = head.starts_with("HTTP/1.1 200");
             let length: usize = head
                 .lines()
                 .find_map(|l| {
@@ -169,7 +180,7 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) {
             while filled < end + 4 + length {
                 filled += stream.read(&mut buf[filled..]).await.unwrap();
             }
-            return;
+            return ok;
         }
     }
 }

@@ -7,4 +7,5 @@
     reason = "tests fail loudly"
 )]
 
+mod audit;
 mod public_interface;

@@ -224,7 +224,6 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) origin: LogOrigin,
     pub(crate) seq: u64,
     #[serde(borrow)]
-    #[expect(dead_code, reason = "read to check its presence and type")]
     pub(crate) id: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) time: Cow<'a, str>,

@@ -394,7 +394,10 @@ impl State<'_> {
             return Err(Problem::Version(rec.v));
         }
         match &self.origin {
-            None => self.origin = Some(rec.origin.clone()),
+            None => {
+                self.report.origin = Some(rec.origin.line());
+                self.origin = Some(rec.origin.clone());
+            }
             Some(o) if *o != rec.origin => return Err(Problem::OriginChanged),
             Some(_) => {}
         }
@@ -426,7 +429,8 @@ impl State<'_> {
             "recovery" => self.report.recoveries += 1,
             "checkpoint" => {
                 let text = rec.checkpoint.as_deref().unwrap_or_default();
-                self.checkpoint(text, &origin_line, seq, location)?;
+                let own = [format!("time {}", rec.time), format!("id {}", rec.id)];
+                self.checkpoint(text, &origin_line, seq, &own, location)?;
             }
             "key_change" => {
                 let Some(change) = &rec.key_change else {
@@ -491,6 +495,7 @@ impl State<'_> {
         text: &str,
         origin_line: &str,
         seq: u64,
+        own: &[String; 2],
         location: &Location,
     ) -> Result<(), Problem> {
         let note = SignedNote::parse(text).map_err(|e| Problem::CheckpointMalformed(e.0))?;
@@ -505,24 +510,44 @@ impl State<'_> {
         if cp.root != self.tree.root() {
             return Err(Problem::CheckpointMismatch("root hash"));
         }
-        let signer = match &self.current_key {
-            Some(k) => note.signature_by(k).map(|s| (k.clone(), s)),
-            None => self
+        if cp.extensions.as_slice() != own.as_slice() {
+            return Err(Problem::CheckpointMismatch(
+                "time or id of the checkpoint record",
+            ));
+        }
+        // Every signature line must be by a known key and verify (nothing in the line is left
+        // unchecked), and the key in charge must be among them.
+        let mut signers = Vec::new();
+        for sig in &note.signatures {
+            let key = self
                 .known_keys
                 .iter()
-                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s))),
+                .find(|k| k.name() == sig.name && k.id() == sig.id)
+                .ok_or(Problem::UntrustedKey)?;
+            let signature: [u8; 64] = sig
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| Problem::BadSignature)?;
+            signers.push((key.clone(), signature));
+        }
+        let in_charge = match &self.current_key {
+            Some(k) => signers.iter().find(|(s, _)| s == k).map(|(s, _)| s.clone()),
+            None => signers.first().map(|(s, _)| s.clone()),
         };
-        let Some((key, signature)) = signer else {
+        let Some(key) = in_charge else {
             return Err(Problem::UntrustedKey);
         };
-        self.pending.push(PendingSig {
-            ordinal: self.ordinal,
-            location: Some(location.clone()),
-            problem: Problem::BadSignature,
-            message: note.body.into_bytes(),
-            signature,
-            key: key.clone(),
-        });
+        for (signer, signature) in signers {
+            self.pending.push(PendingSig {
+                ordinal: self.ordinal,
+                location: Some(location.clone()),
+                problem: Problem::BadSignature,
+                message: note.body.clone().into_bytes(),
+                signature,
+                key: signer,
+            });
+        }
         self.current_key = Some(key);
         self.report.checkpoints += 1;
         self.report.last_checkpoint = Some(seq);

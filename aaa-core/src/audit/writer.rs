@@ -207,6 +207,10 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AuditE
     Ok(out)
 }
 
+fn record_id(nonce: u64, seq: u64) -> String {
+    format!("{nonce:016x}{seq:016x}")
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{SEGMENT_PREFIX}{first_seq:020}{SEGMENT_SUFFIX}")
 }
@@ -647,7 +651,7 @@ impl Sequencer {
         } else {
             hex(&self.chain.prev)
         };
-        let id = format!("{:016x}{:016x}", self.nonce, seq);
+        let id = record_id(self.nonce, seq);
         let start = self.buf.len();
         let envelope = Envelope {
             origin: &self.origin,
@@ -681,10 +685,16 @@ impl Sequencer {
         now: Timestamp,
         notes: &mut Vec<String>,
     ) -> Result<(), AuditError> {
+        // The checkpoint signs its own record's time and id too, so that nothing in the last
+        // line of a log is left unsigned.
         let cp = Checkpoint {
             origin: self.origin_line.clone(),
             size: self.chain.tree.size(),
             root: self.chain.tree.root(),
+            extensions: vec![
+                format!("time {now}"),
+                format!("id {}", record_id(self.nonce, self.chain.seq)),
+            ],
         };
         let note = match next_key {
             Some(new) => cp.sign(&[new, &self.key]),

@@ -126,7 +126,14 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
         resource_type: Some("Document".into()),
         resource_id: Some(format!("d{i}")),
         tenant: None,
-        route: Some(if i.is_multiple_of(2) { "/docs/{id}" } else { "/a/{id}" }.into()),
+        route: Some(
+            if i.is_multiple_of(2) {
+                "/docs/{id}"
+            } else {
+                "/a/{id}"
+            }
+            .into(),
+        ),
     });
     e.request = Some(RequestInfo {
         request_id: Some(format!("req-{i}")),

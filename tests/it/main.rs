@@ -8,4 +8,5 @@
 )]
 
 mod audit;
+mod audit_crash;
 mod public_interface;

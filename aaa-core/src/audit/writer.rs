@@ -488,7 +488,11 @@ impl Sequencer {
                 if self.chain.since_checkpoint > 0 {
                     self.chain.uncovered_since = Some(Timestamp::from_unix_micros(i64::MIN));
                 }
-                let _ = self.process(cmds);
+                if self.process(cmds).is_err() {
+                    // The failed batch's losses are counted; write them (in a new segment) as a
+                    // gap record before stopping, so that nothing is lost without a record.
+                    let _ = self.process(Vec::new());
+                }
                 return;
             }
             if let Err(e) = self.process(cmds) {

@@ -3,6 +3,8 @@
 //! Subcommands arrive with the policy (`aaa policy ...`) and audit (`aaa audit ...`) work; until
 //! then the command prints its usage and exits with status 2.
 
+mod audit;
+
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: aaa <command>\n\nno commands are available in this version yet";
@@ -14,6 +16,7 @@ fn main() -> ExitCode {
             println!("aaa {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some("audit") => audit::main(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

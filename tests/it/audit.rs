@@ -788,3 +788,142 @@ fn verifier_keys_round_trip_as_text() {
     let parsed: VerifierKey = k.to_string().parse().unwrap();
     assert_eq!(parsed, k);
 }
+
+/// The stored fixtures pin the record format: a log written by this version must keep verifying.
+/// Regenerate with `AAA_REGEN_AUDIT_FIXTURES=1 cargo test --test it audit::fixture`.
+#[test]
+fn fixture_logs_good_tampered_and_reordered() {
+    let root = fixture("audit");
+    if std::env::var_os("AAA_REGEN_AUDIT_FIXTURES").is_some() {
+        let _ = fs::remove_dir_all(&root);
+        let good = root.join("good");
+        append(&good, key("docs/audit", 1), 0, 10, None);
+        fs::write(
+            root.join("trusted.pub"),
+            format!("{}\n", key("docs/audit", 1).verifier_key()),
+        )
+        .unwrap();
+        let seg = only_segment(&good);
+        let name = seg.file_name().unwrap().to_owned();
+        let l = lines(&seg);
+        let mut swapped = l.clone();
+        swapped.swap(2, 3);
+        fs::create_dir_all(root.join("reordered")).unwrap();
+        fs::write(root.join("reordered").join(&name), swapped.concat()).unwrap();
+        let mut tampered = l.concat();
+        let at = tampered.windows(5).position(|w| w == b"user1").unwrap();
+        tampered[at + 4] = b'2';
+        fs::create_dir_all(root.join("tampered")).unwrap();
+        fs::write(root.join("tampered").join(&name), tampered).unwrap();
+    }
+    let pubkey = fs::read_to_string(root.join("trusted.pub")).unwrap();
+    let verifier = Verifier::new([VerifierKey::parse(pubkey.trim()).unwrap()]);
+    let report = verifier.verify_dir(&root.join("good")).unwrap();
+    assert_eq!((report.events, report.uncovered), (10, 0));
+    let err = verifier.verify_dir(&root.join("reordered")).unwrap_err();
+    assert_eq!(err.location.unwrap().line, 3);
+    let err = verifier.verify_dir(&root.join("tampered")).unwrap_err();
+    assert_eq!(err.problem, Problem::HashLink);
+    assert_eq!(err.location.unwrap().line, 3);
+}
+
+/// A witness that blocks the sequencer inside `anchor` until released: a deterministic way to
+/// make the queue fill up.
+#[derive(Debug)]
+struct StallingWitness {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl audit::Witness for StallingWitness {
+    fn anchor(&self, _note: &str) -> Result<(), audit::AuditError> {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self.release.lock().unwrap().recv();
+        Ok(())
+    }
+    fn latest(&self) -> Result<Option<String>, audit::AuditError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn block_deadline_and_strict_fail_closed_when_the_log_cannot_keep_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let mut c = config(dir.path());
+    c.witness = Some(Arc::new(StallingWitness {
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    }));
+    c.checkpoint_every = 1;
+    c.queue_capacity = 1;
+    c.strict_enqueue_timeout = std::time::Duration::from_millis(20);
+    c.durability = DurabilityPolicy {
+        authentication: Durability::Block(std::time::Duration::from_millis(5)),
+        authorization: Durability::Strict,
+        request_completed: Durability::BestEffort,
+        identity_change: Durability::Strict,
+    };
+    let log = Arc::new(AuditWriter::open(c, key("docs/audit", 1)).unwrap());
+    let guard = Guard::builder()
+        .authenticator(Bearer)
+        .policies(Readers)
+        .audit_arc(log.clone())
+        .build()
+        .unwrap();
+    let authn = || {
+        AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::Authentication {
+                outcome: audit::AuthnOutcome::Failure,
+                reason: Some("invalid_token".into()),
+            },
+        )
+    };
+    let completed = || {
+        AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::RequestCompleted {
+                status: 200,
+                latency_us: 1,
+            },
+        )
+    };
+    rt().block_on(async {
+        // The first event's checkpoint stalls the sequencer in the witness.
+        log.record(authn()).await.unwrap();
+        entered.recv().unwrap();
+        // One more fills the queue.
+        log.record(authn()).await.unwrap();
+        // Block mode gives up after its deadline.
+        assert_eq!(
+            log.record(authn()).await,
+            Err(audit::AuditError::Unavailable("the audit queue is full"))
+        );
+        // Best effort drops and counts.
+        assert_eq!(log.record(completed()).await, Ok(None));
+        assert_eq!(log.pending_drops(), 1);
+        // Strict fails closed: the guard answers 503.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {SECRET_TOKEN}").parse().unwrap(),
+        );
+        let facts = RequestFacts::new(http::Method::GET, "/docs/1")
+            .with_matched_route("/docs/{id}")
+            .with_param("id", "1")
+            .with_headers(headers);
+        let Outcome::Reject(rejection) = guard.check(&facts).await else {
+            panic!("a decision that cannot be recorded must not let the request through")
+        };
+        assert_eq!(rejection.status(), 503);
+        // Let the sequencer go: everything accepted is written, the drop as a gap record.
+        drop(release);
+        log.flush().await.unwrap();
+    });
+    drop(guard);
+    drop(log);
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!((report.events, report.dropped), (2, 1));
+}

@@ -927,3 +927,27 @@ fn block_deadline_and_strict_fail_closed_when_the_log_cannot_keep_up() {
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!((report.events, report.dropped), (2, 1));
 }
+
+#[test]
+fn large_segments_are_verified_in_parallel_with_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.checkpoint_every = 1024;
+    c.queue_capacity = 1 << 14;
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..6000 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.events, 6000);
+    let seg = only_segment(dir.path());
+    let mut l = lines(&seg);
+    l.swap(5000, 5001);
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(err.location.unwrap().line, 5001);
+}

@@ -165,10 +165,23 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            let utf16 = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
+            let sorted = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(a, b)| utf16(a, b).is_lt());
+            let mut entries: Vec<(&String, &Value)> = Vec::new();
+            if !sorted {
+                entries = map.iter().collect();
+                entries.sort_by(|a, b| utf16(a.0, b.0));
+            }
+            let iter: Box<dyn Iterator<Item = (&String, &Value)>> = if sorted {
+                Box::new(map.iter())
+            } else {
+                Box::new(entries.into_iter())
+            };
             out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            for (i, (k, v)) in iter.enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }

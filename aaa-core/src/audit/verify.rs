@@ -340,9 +340,12 @@ impl State<'_> {
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let (body, torn) = data.split_at(complete);
             let mut line_no = 0u64;
-            for line in body.split_inclusive(|&b| b == b'\n') {
+            let lines: Vec<&[u8]> = body
+                .split_inclusive(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+                .collect();
+            for (leaf, parsed) in prepare(&lines) {
                 line_no += 1;
-                let line = line.strip_suffix(b"\n").unwrap_or(line);
                 let location = Location {
                     segment: name.clone(),
                     line: line_no,
@@ -351,7 +354,7 @@ impl State<'_> {
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
                     return Err((Some(location), Problem::SegmentName));
                 }
-                self.record(line, &location)
+                self.record(leaf, parsed, &location)
                     .map_err(|p| (Some(location), p))?;
                 self.ordinal += 1;
             }
@@ -387,9 +390,13 @@ impl State<'_> {
         Ok(())
     }
 
-    fn record(&mut self, line: &[u8], location: &Location) -> Result<(), Problem> {
-        let rec: StoredRecord<'_> =
-            serde_json::from_slice(line).map_err(|e| Problem::Malformed(e.to_string()))?;
+    fn record(
+        &mut self,
+        leaf: Hash,
+        parsed: Result<StoredRecord<'_>, String>,
+        location: &Location,
+    ) -> Result<(), Problem> {
+        let rec = parsed.map_err(Problem::Malformed)?;
         if rec.v != SCHEMA_VERSION {
             return Err(Problem::Version(rec.v));
         }
@@ -416,7 +423,7 @@ impl State<'_> {
         if !link_ok {
             return Err(Problem::HashLink);
         }
-        if !rec.body_matches_kind() || crate::Timestamp::parse_rfc3339(&rec.time).is_err() {
+        if !rec.body_matches_kind() || !is_record_time(&rec.time) {
             return Err(Problem::KindMismatch);
         }
         let origin_line = rec.origin.line();
@@ -472,7 +479,6 @@ impl State<'_> {
             }
             _ => return Err(Problem::KindMismatch),
         }
-        let leaf = leaf_hash(line);
         self.tree.push(leaf);
         self.prev = leaf;
         self.report.records += 1;
@@ -577,6 +583,52 @@ impl State<'_> {
             .map(|p| (p.ordinal, (p.location.clone(), p.problem.clone())))
             .or(Some((0, (None, Problem::BadSignature))))
     }
+}
+
+type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
+
+/// Hashes and parses lines, on all cores: the order-dependent checks then run on the results.
+fn prepare<'a>(lines: &[&'a [u8]]) -> Vec<Prepared<'a>> {
+    let one = |line: &&'a [u8]| -> Prepared<'a> {
+        (
+            leaf_hash(line),
+            serde_json::from_slice(line).map_err(|e| e.to_string()),
+        )
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || lines.len() < 4096 {
+        return lines.iter().map(one).collect();
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for (handle, part) in handles.into_iter().zip(lines.chunks(chunk)) {
+            match handle.join() {
+                Ok(done) => out.extend(done),
+                // A panicking parser thread: do the part again here.
+                Err(_) => out.extend(part.iter().map(one)),
+            }
+        }
+        out
+    })
+}
+
+/// Whether `time` has the shape `YYYY-MM-DDTHH:MM:SS.ffffffZ` the writer produces.
+fn is_record_time(time: &str) -> bool {
+    let b = time.as_bytes();
+    b.len() == 27
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            26 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 fn segment_name_matches(name: &str, seq: u64) -> bool {

@@ -230,5 +230,41 @@ fn verification(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, request_path, durable_append, verification);
+/// Where the time goes, per event or line.
+fn parts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("audit/parts");
+    g.throughput(Throughput::Elements(1));
+    let e = event(7);
+    g.bench_function("event_clone", |b| b.iter(|| black_box(e.clone())));
+    g.bench_function("canonical_encode_via_value", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            let v = serde_json::to_value(black_box(&e)).unwrap();
+            aaa_core::audit::record::write_canonical(&v, &mut out);
+            black_box(out.len())
+        });
+    });
+    g.bench_function("plain_serde_json_encode", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&e)).unwrap();
+            black_box(out.len())
+        });
+    });
+    let mut line = Vec::new();
+    aaa_core::audit::record::write_canonical(&serde_json::to_value(&e).unwrap(), &mut line);
+    g.bench_function("leaf_hash_sha256", |b| {
+        b.iter(|| black_box(aaa_core::audit::merkle::leaf_hash(black_box(&line))));
+    });
+    g.bench_function("parse_skipping_values", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&line)).unwrap())
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, request_path, durable_append, verification, parts);
 criterion_main!(benches);

@@ -951,3 +951,43 @@ fn large_segments_are_verified_in_parallel_with_the_same_result() {
     let err = expect_error(dir.path(), &trusted());
     assert_eq!(err.location.unwrap().line, 5001);
 }
+
+#[test]
+fn selected_events_carry_their_own_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.sign_events = |e| matches!(e.kind, EventKind::IdentityChange { .. });
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..6 {
+            log.record(decision(i, true)).await.unwrap();
+            let change = AuditEvent::new(
+                Timestamp::UNIX_EPOCH,
+                EventKind::IdentityChange {
+                    change: audit::IdentityChange::RoleGranted,
+                    subject: format!("user{i}"),
+                    detail: Some("editor".into()),
+                },
+            );
+            log.record(change).await.unwrap();
+        }
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.signed_events, 6);
+    // Changing a signed event is caught at that very record, not only at the next one.
+    let seg = only_segment(dir.path());
+    let mut l = lines(&seg);
+    let at = l
+        .iter()
+        .position(|x| x.windows(6).any(|w| w == b"editor"))
+        .unwrap();
+    let text = String::from_utf8(l[at].clone())
+        .unwrap()
+        .replace("editor", "admin!");
+    l[at] = text.into_bytes();
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(err.problem, Problem::BadSignature);
+    assert_eq!(err.location.unwrap().line, at as u64 + 1);
+}

@@ -164,6 +164,11 @@ impl SigningKey {
         &self.name
     }
 
+    /// The 4-byte key id.
+    pub fn id(&self) -> [u8; 4] {
+        self.id
+    }
+
     /// The public half, as a verifier key.
     pub fn verifier_key(&self) -> VerifierKey {
         VerifierKey {

@@ -7,8 +7,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize, de::IgnoredAny};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canonical::{CanonicalError, to_canonical};
 
 use super::AuditEvent;
 use crate::Timestamp;
@@ -110,6 +112,12 @@ pub fn key_change_statement(origin_line: &str, seq: u64, old_key: &str, new_key:
     format!("aaa audit key change\n{origin_line}\n{seq}\n{old_key}\n{new_key}\n")
 }
 
+/// The bytes signed by an event's own signature (`event_sig`): the log, the record's place and
+/// the SHA-256 (lowercase hex) of the event's canonical JSON exactly as stored in the line.
+pub fn event_statement(origin_line: &str, seq: u64, prev: &str, event_sha256: &str) -> String {
+    format!("aaa audit event\n{origin_line}\n{seq}\n{prev}\n{event_sha256}\n")
+}
+
 /// The envelope fields every record carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope<'a> {
@@ -124,25 +132,63 @@ pub(crate) struct Envelope<'a> {
 pub(crate) fn encode_record(
     envelope: &Envelope<'_>,
     body: &RecordBody,
+    signer: Option<&super::SigningKey>,
     out: &mut Vec<u8>,
-) -> Result<(), serde_json::Error> {
-    let mut map = Map::new();
-    map.insert("v".into(), Value::from(SCHEMA_VERSION));
-    map.insert("origin".into(), serde_json::to_value(envelope.origin)?);
-    map.insert("seq".into(), Value::from(envelope.seq));
-    map.insert("id".into(), Value::from(envelope.id));
-    map.insert("time".into(), Value::from(envelope.time.to_string()));
-    map.insert("prev".into(), Value::from(envelope.prev));
-    map.insert("kind".into(), Value::from(body.kind()));
-    let (key, value) = match body {
-        RecordBody::Event(e) => ("event", serde_json::to_value(e)?),
-        RecordBody::Checkpoint(note) => ("checkpoint", Value::from(note.as_str())),
-        RecordBody::Gap(g) => ("gap", serde_json::to_value(g)?),
-        RecordBody::Recovery(r) => ("recovery", serde_json::to_value(r)?),
-        RecordBody::KeyChange(k) => ("key_change", serde_json::to_value(k)?),
+) -> Result<(), CanonicalError> {
+    let mut body_bytes = Vec::with_capacity(512);
+    match body {
+        RecordBody::Event(e) => to_canonical(e, &mut body_bytes)?,
+        RecordBody::Checkpoint(note) => write_json_string(note, &mut body_bytes),
+        RecordBody::Gap(g) => to_canonical(g, &mut body_bytes)?,
+        RecordBody::Recovery(r) => to_canonical(r, &mut body_bytes)?,
+        RecordBody::KeyChange(k) => to_canonical(k, &mut body_bytes)?,
+    }
+    let json_str = |s: &str| {
+        let mut v = Vec::with_capacity(s.len() + 2);
+        write_json_string(s, &mut v);
+        v
     };
-    map.insert(key.into(), value);
-    write_canonical(&Value::Object(map), out);
+    let mut origin = Vec::with_capacity(64);
+    to_canonical(envelope.origin, &mut origin)?;
+    let mut entries: Vec<(&str, Vec<u8>)> = Vec::with_capacity(9);
+    if let (RecordBody::Event(_), Some(key)) = (body, signer) {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = hex(&sha2::Sha256::digest(&body_bytes));
+        let statement = event_statement(
+            &envelope.origin.line(),
+            envelope.seq,
+            envelope.prev,
+            &digest,
+        );
+        let mut blob = key.id().to_vec();
+        blob.extend_from_slice(&key.sign(statement.as_bytes()));
+        let sig = format!(
+            "{} {}",
+            key.name(),
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        );
+        entries.push(("event_sig", json_str(&sig)));
+    }
+    entries.push(("v", SCHEMA_VERSION.to_string().into_bytes()));
+    entries.push(("origin", origin));
+    entries.push(("seq", envelope.seq.to_string().into_bytes()));
+    entries.push(("id", json_str(envelope.id)));
+    entries.push(("time", json_str(&envelope.time.to_string())));
+    entries.push(("prev", json_str(envelope.prev)));
+    entries.push(("kind", json_str(body.kind())));
+    entries.push((body.kind(), body_bytes));
+    entries.sort_by_key(|e| e.0);
+    out.push(b'{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(key, out);
+        out.push(b':');
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -153,7 +199,7 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_json_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -185,7 +231,7 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(k, out);
+                write_json_string(k, out);
                 out.push(b':');
                 write_canonical(v, out);
             }
@@ -194,7 +240,8 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Writes `s` as a JSON string with the shortest escapes.
+pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
@@ -244,8 +291,10 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) prev: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) kind: Cow<'a, str>,
-    #[serde(default)]
-    pub(crate) event: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub(crate) event: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    pub(crate) event_sig: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub(crate) checkpoint: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -269,6 +318,7 @@ impl StoredRecord<'_> {
         present
             .iter()
             .all(|(name, is)| *is == (*name == self.kind.as_ref()))
+            && (self.event_sig.is_none() || self.event.is_some())
     }
 }
 
@@ -347,8 +397,15 @@ mod tests {
             prev: GENESIS_PREV,
         };
         let mut out = Vec::new();
-        encode_record(&env, &RecordBody::Event(event), &mut out).unwrap();
+        encode_record(&env, &RecordBody::Event(event), None, &mut out).unwrap();
         assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
+        // The line is canonical: parsing and re-encoding it gives the same bytes.
+        let mut again = Vec::new();
+        write_canonical(&serde_json::from_slice(&out).unwrap(), &mut again);
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            String::from_utf8(out.clone()).unwrap()
+        );
         let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed.seq, 0);
         assert!(parsed.body_matches_kind());

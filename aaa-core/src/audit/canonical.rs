@@ -3,6 +3,8 @@
 //! [`write_canonical`](super::record::write_canonical)`(&serde_json::to_value(x)?)`, several
 //! times faster.
 
+use std::borrow::Cow;
+
 use serde::{
     Serialize,
     ser::{self, Impossible},
@@ -37,15 +39,18 @@ struct Canonical<'a> {
     out: &'a mut Vec<u8>,
 }
 
-/// Collects the entries of an object, then writes them sorted.
+/// Writes the entries of an object straight into the output, then, only if their keys came out
+/// of order, rewrites them sorted.
 struct Object<'a> {
     out: &'a mut Vec<u8>,
-    /// (key, start, end) of each entry's serialized value in `scratch`.
-    entries: Vec<(String, usize, usize)>,
-    scratch: Vec<u8>,
+    /// Where the first entry starts (after `{`).
+    start: usize,
+    /// (key, start, end) of each `"key":value` in `out`.
+    entries: Vec<(Cow<'static, str>, usize, usize)>,
+    sorted: bool,
     pending_key: Option<String>,
-    /// For `serialize_struct_variant`/`serialize_newtype_variant`: wrap in `{"variant":...}`.
-    variant: Option<&'static str>,
+    /// For `serialize_struct_variant`: close the `{"variant":` wrapper too.
+    variant: bool,
 }
 
 struct Array<'a> {
@@ -58,50 +63,69 @@ fn write_number(out: &mut Vec<u8>, n: serde_json::Number) {
     out.extend_from_slice(n.to_string().as_bytes());
 }
 
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.cmp(b)
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
+}
+
 impl<'a> Object<'a> {
     fn new(out: &'a mut Vec<u8>, variant: Option<&'static str>) -> Self {
+        if let Some(v) = variant {
+            out.push(b'{');
+            write_json_string(v, out);
+            out.push(b':');
+        }
+        out.push(b'{');
+        let start = out.len();
         Object {
             out,
-            entries: Vec::new(),
-            scratch: Vec::with_capacity(256),
+            start,
+            entries: Vec::with_capacity(8),
+            sorted: true,
             pending_key: None,
-            variant,
+            variant: variant.is_some(),
         }
     }
 
     fn entry<T: Serialize + ?Sized>(
         &mut self,
-        key: String,
+        key: Cow<'static, str>,
         value: &T,
     ) -> Result<(), CanonicalError> {
-        let start = self.scratch.len();
+        if let Some((last, ..)) = self.entries.last() {
+            if utf16_cmp(last, &key).is_ge() {
+                self.sorted = false;
+            }
+            self.out.push(b',');
+        }
+        let start = self.out.len();
+        write_json_string(&key, self.out);
+        self.out.push(b':');
         value.serialize(Canonical {
-            out: &mut self.scratch,
+            out: &mut *self.out,
         })?;
-        self.entries.push((key, start, self.scratch.len()));
+        self.entries.push((key, start, self.out.len()));
         Ok(())
     }
 
     fn finish(mut self) -> Result<(), CanonicalError> {
-        self.entries
-            .sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-        if let Some(v) = self.variant {
-            self.out.push(b'{');
-            write_json_string(v, self.out);
-            self.out.push(b':');
-        }
-        self.out.push(b'{');
-        for (i, (key, start, end)) in self.entries.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
+        if !self.sorted {
+            let written = self.out.split_off(self.start);
+            self.entries.sort_by(|a, b| utf16_cmp(&a.0, &b.0));
+            for (i, (_, start, end)) in self.entries.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                let range = (start - self.start)..(end - self.start);
+                self.out
+                    .extend_from_slice(written.get(range).unwrap_or_default());
             }
-            write_json_string(key, self.out);
-            self.out.push(b':');
-            self.out
-                .extend_from_slice(self.scratch.get(*start..*end).unwrap_or_default());
         }
         self.out.push(b'}');
-        if self.variant.is_some() {
+        if self.variant {
             self.out.push(b'}');
         }
         Ok(())
@@ -347,7 +371,7 @@ impl ser::SerializeMap for Object<'_> {
             .pending_key
             .take()
             .ok_or_else(|| CanonicalError("a map value without a key".to_owned()))?;
-        self.entry(key, v)
+        self.entry(Cow::Owned(key), v)
     }
     fn end(self) -> Result<(), CanonicalError> {
         self.finish()
@@ -362,7 +386,7 @@ impl ser::SerializeStruct for Object<'_> {
         key: &'static str,
         v: &T,
     ) -> Result<(), CanonicalError> {
-        self.entry(key.to_owned(), v)
+        self.entry(Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<(), CanonicalError> {
         self.finish()
@@ -377,7 +401,7 @@ impl ser::SerializeStructVariant for Object<'_> {
         key: &'static str,
         v: &T,
     ) -> Result<(), CanonicalError> {
-        self.entry(key.to_owned(), v)
+        self.entry(Cow::Borrowed(key), v)
     }
     fn end(self) -> Result<(), CanonicalError> {
         self.finish()

@@ -25,10 +25,10 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogOrigin {
-    /// The service name.
-    pub service: String,
     /// The instance (host, pod) of the service.
     pub instance: String,
+    /// The service name.
+    pub service: String,
 }
 
 impl LogOrigin {
@@ -85,24 +85,24 @@ pub struct GapInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryInfo {
-    /// The segment file whose tail was cut.
-    pub segment: String,
-    /// The length the segment was cut to.
-    pub offset: u64,
     /// How many bytes were cut.
     pub cut_bytes: u64,
     /// Lowercase hex SHA-256 of the bytes cut.
     pub cut_sha256: String,
+    /// The length the segment was cut to.
+    pub offset: u64,
+    /// The segment file whose tail was cut.
+    pub segment: String,
 }
 
 /// Body of a key change record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyChangeInfo {
-    /// The verifier key that signed until now.
-    pub old_key: String,
     /// The verifier key that signs from now on.
     pub new_key: String,
+    /// The verifier key that signed until now.
+    pub old_key: String,
     /// Base64 Ed25519 signature by the old key over [`key_change_statement`].
     pub signature: String,
 }

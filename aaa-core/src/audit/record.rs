@@ -281,7 +281,8 @@ pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoredRecord<'a> {
     pub(crate) v: u64,
-    pub(crate) origin: LogOrigin,
+    #[serde(borrow)]
+    pub(crate) origin: OriginRef<'a>,
     pub(crate) seq: u64,
     #[serde(borrow)]
     pub(crate) id: Cow<'a, str>,
@@ -303,6 +304,29 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) recovery: Option<RecoveryInfo>,
     #[serde(default)]
     pub(crate) key_change: Option<KeyChangeInfo>,
+}
+
+/// A borrowed [`LogOrigin`], as the verifier reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OriginRef<'a> {
+    #[serde(borrow)]
+    pub(crate) instance: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) service: Cow<'a, str>,
+}
+
+impl OriginRef<'_> {
+    pub(crate) fn is(&self, origin: &LogOrigin) -> bool {
+        self.instance == origin.instance.as_str() && self.service == origin.service.as_str()
+    }
+
+    pub(crate) fn to_owned(&self) -> LogOrigin {
+        LogOrigin {
+            instance: self.instance.clone().into_owned(),
+            service: self.service.clone().into_owned(),
+        }
+    }
 }
 
 impl StoredRecord<'_> {

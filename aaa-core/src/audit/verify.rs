@@ -185,10 +185,28 @@ struct PendingSig {
     key: VerifierKey,
 }
 
+/// Where a line is, cheaply; turned into a [`Location`] only when needed.
+struct At<'s> {
+    segment: &'s str,
+    line: u64,
+    seq: u64,
+}
+
+impl At<'_> {
+    fn location(&self) -> Location {
+        Location {
+            segment: self.segment.to_owned(),
+            line: self.line,
+            seq: self.seq,
+        }
+    }
+}
+
 struct State<'k> {
     verifier: &'k Verifier,
     report: VerifyReport,
     origin: Option<LogOrigin>,
+    origin_line: String,
     tree: MerkleTree,
     prev: Hash,
     current_key: Option<VerifierKey>,
@@ -263,6 +281,7 @@ impl Verifier {
             verifier: self,
             report: VerifyReport::default(),
             origin: None,
+            origin_line: String::new(),
             tree: MerkleTree::new(),
             prev: [0; 32],
             current_key: None,
@@ -348,16 +367,16 @@ impl State<'_> {
                 .collect();
             for (leaf, parsed) in prepare(&lines) {
                 line_no += 1;
-                let location = Location {
-                    segment: name.clone(),
+                let at = At {
+                    segment: name,
                     line: line_no,
                     seq: self.tree.size(),
                 };
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
-                    return Err((Some(location), Problem::SegmentName));
+                    return Err((Some(at.location()), Problem::SegmentName));
                 }
-                self.record(leaf, parsed, &location)
-                    .map_err(|p| (Some(location), p))?;
+                self.record(leaf, parsed, &at)
+                    .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
             if !torn.is_empty() {
@@ -396,7 +415,7 @@ impl State<'_> {
         &mut self,
         leaf: Hash,
         parsed: Result<StoredRecord<'_>, String>,
-        location: &Location,
+        at: &At<'_>,
     ) -> Result<(), Problem> {
         let rec = parsed.map_err(Problem::Malformed)?;
         if rec.v != SCHEMA_VERSION {
@@ -404,10 +423,12 @@ impl State<'_> {
         }
         match &self.origin {
             None => {
-                self.report.origin = Some(rec.origin.line());
-                self.origin = Some(rec.origin.clone());
+                let origin = rec.origin.to_owned();
+                self.report.origin = Some(origin.line());
+                self.origin_line = origin.line();
+                self.origin = Some(origin);
             }
-            Some(o) if *o != rec.origin => return Err(Problem::OriginChanged),
+            Some(o) if !rec.origin.is(o) => return Err(Problem::OriginChanged),
             Some(_) => {}
         }
         let seq = self.tree.size();
@@ -428,12 +449,39 @@ impl State<'_> {
         if !rec.body_matches_kind() || !is_record_time(&rec.time) {
             return Err(Problem::KindMismatch);
         }
-        let origin_line = rec.origin.line();
+        let origin_line = std::mem::take(&mut self.origin_line);
+        let result = self.body(&rec, seq, &origin_line, at);
+        self.origin_line = origin_line;
+        result?;
+        self.tree.push(leaf);
+        self.prev = leaf;
+        self.report.records += 1;
+        self.report.uncovered += 1;
+        if rec.kind == "checkpoint" {
+            self.report.uncovered = 0;
+        }
+        if self
+            .anchor
+            .as_ref()
+            .is_some_and(|a| a.size == self.tree.size())
+        {
+            self.anchor_root = Some(self.tree.root());
+        }
+        Ok(())
+    }
+
+    fn body(
+        &mut self,
+        rec: &StoredRecord<'_>,
+        seq: u64,
+        origin_line: &str,
+        at: &At<'_>,
+    ) -> Result<(), Problem> {
         match rec.kind.as_ref() {
             "event" => {
                 self.report.events += 1;
                 if let (Some(sig), Some(event)) = (&rec.event_sig, rec.event) {
-                    self.event_signature(sig, event.get(), &origin_line, seq, &rec.prev, location)?;
+                    self.event_signature(sig, event.get(), origin_line, seq, &rec.prev, at)?;
                 }
             }
             "gap" => {
@@ -444,7 +492,7 @@ impl State<'_> {
             "checkpoint" => {
                 let text = rec.checkpoint.as_deref().unwrap_or_default();
                 let own = [format!("time {}", rec.time), format!("id {}", rec.id)];
-                self.checkpoint(text, &origin_line, seq, &own, location)?;
+                self.checkpoint(text, origin_line, seq, &own, at)?;
             }
             "key_change" => {
                 let Some(change) = &rec.key_change else {
@@ -468,10 +516,10 @@ impl State<'_> {
                     .ok_or(Problem::KeyChange("malformed signature"))?;
                 self.pending.push(PendingSig {
                     ordinal: self.ordinal,
-                    location: Some(location.clone()),
+                    location: Some(at.location()),
                     problem: Problem::KeyChange("bad signature by the old key"),
                     message: key_change_statement(
-                        &origin_line,
+                        origin_line,
                         seq,
                         &change.old_key,
                         &change.new_key,
@@ -486,20 +534,6 @@ impl State<'_> {
             }
             _ => return Err(Problem::KindMismatch),
         }
-        self.tree.push(leaf);
-        self.prev = leaf;
-        self.report.records += 1;
-        self.report.uncovered += 1;
-        if rec.kind == "checkpoint" {
-            self.report.uncovered = 0;
-        }
-        if self
-            .anchor
-            .as_ref()
-            .is_some_and(|a| a.size == self.tree.size())
-        {
-            self.anchor_root = Some(self.tree.root());
-        }
         Ok(())
     }
 
@@ -510,7 +544,7 @@ impl State<'_> {
         origin_line: &str,
         seq: u64,
         prev: &str,
-        location: &Location,
+        at: &At<'_>,
     ) -> Result<(), Problem> {
         let (name, blob) = sig
             .split_once(' ')
@@ -532,7 +566,7 @@ impl State<'_> {
         let digest = hex(&sha2::Sha256::digest(event.as_bytes()));
         self.pending.push(PendingSig {
             ordinal: self.ordinal,
-            location: Some(location.clone()),
+            location: Some(at.location()),
             problem: Problem::BadSignature,
             message: event_statement(origin_line, seq, prev, &digest).into_bytes(),
             signature,
@@ -548,7 +582,7 @@ impl State<'_> {
         origin_line: &str,
         seq: u64,
         own: &[String; 2],
-        location: &Location,
+        at: &At<'_>,
     ) -> Result<(), Problem> {
         let note = SignedNote::parse(text).map_err(|e| Problem::CheckpointMalformed(e.0))?;
         let cp =
@@ -593,7 +627,7 @@ impl State<'_> {
         for (signer, signature) in signers {
             self.pending.push(PendingSig {
                 ordinal: self.ordinal,
-                location: Some(location.clone()),
+                location: Some(at.location()),
                 problem: Problem::BadSignature,
                 message: note.body.clone().into_bytes(),
                 signature,

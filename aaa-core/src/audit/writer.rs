@@ -567,7 +567,7 @@ impl Sequencer {
                 if rec.v != super::record::SCHEMA_VERSION {
                     return Err(corrupt("unknown schema version"));
                 }
-                if rec.origin != self.origin {
+                if !rec.origin.is(&self.origin) {
                     return Err(AuditError::Config("the log belongs to another origin"));
                 }
                 if rec.seq != self.chain.seq {

@@ -299,11 +299,11 @@ pub(crate) struct StoredRecord<'a> {
     #[serde(default, borrow)]
     pub(crate) checkpoint: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub(crate) gap: Option<GapInfo>,
+    pub(crate) gap: Option<Box<GapInfo>>,
     #[serde(default)]
-    pub(crate) recovery: Option<RecoveryInfo>,
+    pub(crate) recovery: Option<Box<RecoveryInfo>>,
     #[serde(default)]
-    pub(crate) key_change: Option<KeyChangeInfo>,
+    pub(crate) key_change: Option<Box<KeyChangeInfo>>,
 }
 
 /// A borrowed [`LogOrigin`], as the verifier reads it.

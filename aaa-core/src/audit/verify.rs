@@ -365,7 +365,8 @@ impl State<'_> {
                 .split_inclusive(|&b| b == b'\n')
                 .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
                 .collect();
-            for (leaf, parsed) in prepare(&lines) {
+            // In chunks, so the parsed records stay in cache and the memory is reused.
+            for (leaf, parsed) in lines.chunks(PREPARE_CHUNK).flat_map(prepare) {
                 line_no += 1;
                 let at = At {
                     segment: name,
@@ -665,6 +666,9 @@ impl State<'_> {
     }
 }
 
+/// Lines hashed and parsed at a time (in parallel when the log has at least this many).
+const PREPARE_CHUNK: usize = 4096;
+
 type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
 
 /// Hashes and parses lines, on all cores: the order-dependent checks then run on the results.
@@ -676,7 +680,7 @@ fn prepare<'a>(lines: &[&'a [u8]]) -> Vec<Prepared<'a>> {
         )
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || lines.len() < 4096 {
+    if threads < 2 || lines.len() < PREPARE_CHUNK {
         return lines.iter().map(one).collect();
     }
     let chunk = lines.len().div_ceil(threads);

@@ -991,3 +991,26 @@ fn selected_events_carry_their_own_signature() {
     assert_eq!(err.problem, Problem::BadSignature);
     assert_eq!(err.location.unwrap().line, at as u64 + 1);
 }
+
+#[test]
+fn writer_refuses_a_log_rewritten_behind_its_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let witness = dir.path().join("witness.note");
+    append(&log, key("docs/audit", 1), 0, 20, Some(&witness));
+    // Same key, same length, different history (as an insider with the key could produce).
+    fs::remove_dir_all(&log).unwrap();
+    append(&log, key("docs/audit", 1), 100, 20, None);
+    let mut c = config(&log);
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let refused = AuditWriter::open(c, key("docs/audit", 1)).unwrap_err();
+    assert!(
+        matches!(refused, audit::AuditError::Diverged { .. }),
+        "{refused}"
+    );
+    let err = expect_error(
+        &log,
+        &trusted().with_anchor(fs::read_to_string(&witness).unwrap()),
+    );
+    assert!(matches!(err.problem, Problem::AnchorMismatch(_)), "{err}");
+}

@@ -142,6 +142,41 @@ struct Shared {
 ///
 /// Dropping the writer (or [`close`](AuditWriter::close)) writes what is queued and a final
 /// checkpoint, and waits for the thread.
+///
+/// A service wires it up like this: a key generated on first start, a witness file, the guard.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aaa_core::audit::{load_or_generate_key, AuditWriter, AuditWriterConfig, FileWitness, Verifier};
+/// use aaa_core::{Guard, Outcome, http::RequestFacts};
+/// # use aaa_core::{Action, Authorizer, Context, Evaluation, Identity, Resource, RouteBinding};
+/// # #[derive(Debug)] struct Policy;
+/// # impl Authorizer for Policy {
+/// #     fn bind_route(&self, _: &RequestFacts) -> RouteBinding { RouteBinding::Public }
+/// #     fn authorize(&self, _: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation { Evaluation::not_permitted() }
+/// # }
+///
+/// let state = tempfile::tempdir()?; // the service's state directory
+/// let key = load_or_generate_key(&state.path().join("audit.key"), "orders/audit")?;
+/// let trusted = key.verifier_key(); // publish `trusted.to_string()` for verifiers
+/// let mut config = AuditWriterConfig::new(state.path().join("audit"), "orders", "pod-1");
+/// config.witness = Some(Arc::new(FileWitness::new(state.path().join("audit.anchor"))));
+/// let log = Arc::new(AuditWriter::open(config, key)?);
+/// let guard = Guard::builder().policies(Policy).audit_arc(log.clone()).build()?;
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let facts = RequestFacts::new(http::Method::GET, "/health").with_matched_route("/health");
+/// let Outcome::Proceed(admission) = guard.check(&facts).await else { panic!() };
+/// // Authorization decisions are strict by default: the receipt says where it landed.
+/// let receipt = admission.receipt.expect("strict events have receipts");
+/// assert_eq!((receipt.log.as_str(), receipt.seq), ("orders/pod-1", 0));
+/// # });
+/// drop(guard);
+/// drop(log); // the last handle closes the log with a final checkpoint
+/// let report = Verifier::new([trusted]).verify_dir(&state.path().join("audit"))?;
+/// assert_eq!((report.events, report.uncovered), (1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct AuditWriter {
     tx: Option<Sender<Command>>,
     shared: Arc<Shared>,

@@ -521,11 +521,23 @@ fn key_rotation_is_signed_by_the_old_key() {
     // The retired key can no longer append.
     let refused = AuditWriter::open(config(dir.path()), key("docs/audit", 1)).unwrap_err();
     assert_eq!(refused, audit::AuditError::WrongKey);
-    // The new one can.
-    AuditWriter::open(config(dir.path()), key("docs/audit-2", 2))
-        .unwrap()
-        .close();
-    trusted().verify_dir(dir.path()).unwrap();
+    // The new one can, and its checkpoints anchor: an anchor signed by the new key only is
+    // accepted by a verifier that trusts the old key, through the key change.
+    let witness = dir.path().join("witness.note");
+    let mut c = config(dir.path());
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let log = AuditWriter::open(c, key("docs/audit-2", 2)).unwrap();
+    rt().block_on(async {
+        log.record(decision(10, true)).await.unwrap();
+        log.checkpoint_now().await.unwrap();
+    });
+    log.close();
+    let anchor = fs::read_to_string(&witness).unwrap();
+    assert!(SignedNote::parse(&anchor).unwrap().signatures.len() == 1);
+    trusted()
+        .with_anchor(anchor)
+        .verify_dir(dir.path())
+        .unwrap();
 }
 
 #[test]

@@ -330,31 +330,16 @@ fn parse_prev(prev: &str) -> Option<Hash> {
 
 impl State<'_> {
     fn run(&mut self, segments: &[(String, Vec<u8>)]) -> Result<(), Failure> {
+        let mut anchor_note = None;
         if let Some(text) = &self.verifier.anchor {
             let note = SignedNote::parse(text).map_err(|_| (None, Problem::BadAnchor))?;
             let cp = Checkpoint::parse_body(&note.body).map_err(|_| (None, Problem::BadAnchor))?;
-            // Signed by one of the keys given; keys introduced later are checked at the end.
-            let Some((key, sig)) = self
-                .verifier
-                .keys
-                .iter()
-                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
-            else {
-                return Err((None, Problem::BadAnchor));
-            };
-            self.pending.push(PendingSig {
-                ordinal: u64::MAX,
-                location: None,
-                problem: Problem::BadAnchor,
-                message: note.body.into_bytes(),
-                signature: sig,
-                key,
-            });
             self.report.anchor_size = Some(cp.size);
             if cp.size == 0 {
                 self.anchor_root = Some(self.tree.root());
             }
             self.anchor = Some(cp);
+            anchor_note = Some(note);
         }
         let count = segments.len();
         for (i, (name, data)) in segments.iter().enumerate() {
@@ -391,6 +376,24 @@ impl State<'_> {
                     Problem::Unterminated,
                 ));
             }
+        }
+        if let Some(note) = anchor_note {
+            // Signed by a trusted key: one given, or one introduced by a valid key change.
+            let Some((key, signature)) = self
+                .known_keys
+                .iter()
+                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
+            else {
+                return Err((None, Problem::BadAnchor));
+            };
+            self.pending.push(PendingSig {
+                ordinal: u64::MAX,
+                location: None,
+                problem: Problem::BadAnchor,
+                message: note.body.into_bytes(),
+                signature,
+                key,
+            });
         }
         if let Some(anchor) = &self.anchor {
             match self.anchor_root {

@@ -1,13 +1,19 @@
-//! The `aaa` command.
-//!
-//! Subcommands arrive with the policy (`aaa policy ...`) and audit (`aaa audit ...`) work; until
-//! then the command prints its usage and exits with status 2.
+//! The `aaa` command: check, test and explain policies (`aaa policy ...`); generate keys for,
+//! verify and summarize audit logs (`aaa audit ...`).
 
+mod audit;
 mod policy;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: aaa <command>\n\nno commands are available in this version yet";
+const USAGE: &str = "usage: aaa <command>\n\n\
+commands:\n  \
+policy check FILE                 check a policy file (exit 0, or diagnostics and exit 1)\n  \
+policy test FILE FIXTURES         run fixture cases against a policy, with a coverage report\n  \
+policy explain FILE REQUEST.json  the decision for one request, and why\n  \
+audit keygen --name N --out FILE  make an audit signing key; prints the verifier key\n  \
+audit verify DIR --key KEY...     verify an audit log offline\n  \
+audit summary DIR                 requests per principal and per route";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,6 +23,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("policy") => policy::run(args.get(1..).unwrap_or_default()),
+        Some("audit") => audit::main(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

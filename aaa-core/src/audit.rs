@@ -82,6 +82,7 @@
 //! - **Availability.** In strict mode a failing disk fails requests (503, fail closed); in best
 //!   effort mode events may be lost, but each loss is counted in a gap record.
 
+mod canonical;
 mod event;
 pub mod merkle;
 pub mod note;
@@ -92,6 +93,7 @@ mod verify;
 mod witness;
 mod writer;
 
+pub use canonical::{CanonicalError, to_canonical};
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use note::{Checkpoint, KeyError, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};

@@ -8,6 +8,8 @@
 )]
 
 mod adapters;
+mod audit;
+mod audit_crash;
 mod authn;
 mod conformance;
 mod docs_demo;

@@ -137,24 +137,26 @@ pub enum IdentityChange {
 }
 
 /// Who acted, as recorded: never the credential, only a reference to it.
+///
+/// Fields are declared in key order, so the canonical encoder writes them without sorting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
+    /// A reference to the credential.
+    pub credential: CredentialRef,
     /// The principal's id.
     pub id: String,
-    /// User, service or device.
-    pub kind: PrincipalKind,
     /// Who vouched for it.
     pub issuer: String,
-    /// Its tenant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    /// User, service or device.
+    pub kind: PrincipalKind,
     /// How it authenticated.
     pub method: AuthMethod,
     /// Whether more than one factor was used.
     pub mfa: bool,
-    /// A reference to the credential.
-    pub credential: CredentialRef,
+    /// Its tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl From<&Principal> for Actor {
@@ -178,36 +180,36 @@ pub struct Target {
     /// The action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
-    /// The resource type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_type: Option<String>,
     /// The resource id (cut with [`truncate_untrusted`]: it can come from the path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
-    /// The resource's tenant.
+    /// The resource type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub resource_type: Option<String>,
     /// The route template the router matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The resource's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// The request an event happened in. No headers, query, or body.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInfo {
-    /// The request id (untrusted, cut).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The W3C trace id from `traceparent`, when well-formed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
     /// The HTTP method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The peer address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_ip: Option<IpAddr>,
+    /// The request id (untrusted, cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The W3C trace id from `traceparent`, when well-formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The `User-Agent` (untrusted, cut).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,

@@ -164,6 +164,11 @@ impl SigningKey {
         &self.name
     }
 
+    /// The 4-byte key id.
+    pub fn id(&self) -> [u8; 4] {
+        self.id
+    }
+
     /// The public half, as a verifier key.
     pub fn verifier_key(&self) -> VerifierKey {
         VerifierKey {
@@ -382,17 +387,25 @@ pub struct Checkpoint {
     pub size: u64,
     /// The root hash.
     pub root: Hash,
+    /// Extension lines after the root (this crate writes `time <time>` and `id <id>` of the
+    /// checkpoint record itself, so that its own envelope is signed too).
+    pub extensions: Vec<String>,
 }
 
 impl Checkpoint {
-    /// The note body: `origin\nsize\nbase64(root)\n`.
+    /// The note body: `origin\nsize\nbase64(root)\n`, then one line per extension.
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             B64.encode(self.root)
-        )
+        );
+        for line in &self.extensions {
+            body.push_str(line);
+            body.push('\n');
+        }
+        body
     }
 
     /// Signs the body with every key in `keys`, giving the signed note text.
@@ -431,10 +444,18 @@ impl Checkpoint {
             .ok()
             .and_then(|r| r.try_into().ok())
             .ok_or(NoteError("bad root hash"))?;
+        let mut extensions = Vec::new();
+        for line in lines {
+            if line.is_empty() {
+                break;
+            }
+            extensions.push(line.to_owned());
+        }
         Ok(Checkpoint {
             origin: origin.to_owned(),
             size,
             root,
+            extensions,
         })
     }
 }
@@ -451,6 +472,7 @@ mod tests {
             origin: "example.com/log".into(),
             size: 42,
             root: [3; 32],
+            extensions: vec!["time x".into()],
         };
         let text = cp.sign(&[&key]);
         let note = SignedNote::parse(&text).unwrap();

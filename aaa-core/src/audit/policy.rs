@@ -139,10 +139,13 @@ impl RecordingPolicy {
 #[non_exhaustive]
 pub enum Durability {
     /// The request waits until its event is on disk (`fdatasync` done); if that fails, the
-    /// request fails (503). The receipt names the event's place in the log.
+    /// request fails (503). The receipt names the event's place in the log. The wait for the disk
+    /// is asynchronous; only a full queue blocks the calling thread, for at most
+    /// [`strict_enqueue_timeout`](super::AuditWriterConfig::strict_enqueue_timeout).
     Strict,
     /// The request waits up to this long for room in the queue, then fails (503). It does not
-    /// wait for the disk.
+    /// wait for the disk. The wait happens only when the queue is full, and it blocks the calling
+    /// thread (keep the deadline short: milliseconds).
     Block(Duration),
     /// The event is queued if there is room, else dropped and counted; the count is written later
     /// as a gap record. The request never waits.

@@ -7,8 +7,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize, de::IgnoredAny};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canonical::{CanonicalError, to_canonical};
 
 use super::AuditEvent;
 use crate::Timestamp;
@@ -23,10 +25,10 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogOrigin {
-    /// The service name.
-    pub service: String,
     /// The instance (host, pod) of the service.
     pub instance: String,
+    /// The service name.
+    pub service: String,
 }
 
 impl LogOrigin {
@@ -83,24 +85,24 @@ pub struct GapInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryInfo {
-    /// The segment file whose tail was cut.
-    pub segment: String,
-    /// The length the segment was cut to.
-    pub offset: u64,
     /// How many bytes were cut.
     pub cut_bytes: u64,
     /// Lowercase hex SHA-256 of the bytes cut.
     pub cut_sha256: String,
+    /// The length the segment was cut to.
+    pub offset: u64,
+    /// The segment file whose tail was cut.
+    pub segment: String,
 }
 
 /// Body of a key change record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyChangeInfo {
-    /// The verifier key that signed until now.
-    pub old_key: String,
     /// The verifier key that signs from now on.
     pub new_key: String,
+    /// The verifier key that signed until now.
+    pub old_key: String,
     /// Base64 Ed25519 signature by the old key over [`key_change_statement`].
     pub signature: String,
 }
@@ -108,6 +110,12 @@ pub struct KeyChangeInfo {
 /// The bytes the old key signs to introduce a new one at `seq` of the log `origin_line`.
 pub fn key_change_statement(origin_line: &str, seq: u64, old_key: &str, new_key: &str) -> String {
     format!("aaa audit key change\n{origin_line}\n{seq}\n{old_key}\n{new_key}\n")
+}
+
+/// The bytes signed by an event's own signature (`event_sig`): the log, the record's place and
+/// the SHA-256 (lowercase hex) of the event's canonical JSON exactly as stored in the line.
+pub fn event_statement(origin_line: &str, seq: u64, prev: &str, event_sha256: &str) -> String {
+    format!("aaa audit event\n{origin_line}\n{seq}\n{prev}\n{event_sha256}\n")
 }
 
 /// The envelope fields every record carries.
@@ -124,25 +132,63 @@ pub(crate) struct Envelope<'a> {
 pub(crate) fn encode_record(
     envelope: &Envelope<'_>,
     body: &RecordBody,
+    signer: Option<&super::SigningKey>,
     out: &mut Vec<u8>,
-) -> Result<(), serde_json::Error> {
-    let mut map = Map::new();
-    map.insert("v".into(), Value::from(SCHEMA_VERSION));
-    map.insert("origin".into(), serde_json::to_value(envelope.origin)?);
-    map.insert("seq".into(), Value::from(envelope.seq));
-    map.insert("id".into(), Value::from(envelope.id));
-    map.insert("time".into(), Value::from(envelope.time.to_string()));
-    map.insert("prev".into(), Value::from(envelope.prev));
-    map.insert("kind".into(), Value::from(body.kind()));
-    let (key, value) = match body {
-        RecordBody::Event(e) => ("event", serde_json::to_value(e)?),
-        RecordBody::Checkpoint(note) => ("checkpoint", Value::from(note.as_str())),
-        RecordBody::Gap(g) => ("gap", serde_json::to_value(g)?),
-        RecordBody::Recovery(r) => ("recovery", serde_json::to_value(r)?),
-        RecordBody::KeyChange(k) => ("key_change", serde_json::to_value(k)?),
+) -> Result<(), CanonicalError> {
+    let mut body_bytes = Vec::with_capacity(512);
+    match body {
+        RecordBody::Event(e) => to_canonical(e, &mut body_bytes)?,
+        RecordBody::Checkpoint(note) => write_json_string(note, &mut body_bytes),
+        RecordBody::Gap(g) => to_canonical(g, &mut body_bytes)?,
+        RecordBody::Recovery(r) => to_canonical(r, &mut body_bytes)?,
+        RecordBody::KeyChange(k) => to_canonical(k, &mut body_bytes)?,
+    }
+    let json_str = |s: &str| {
+        let mut v = Vec::with_capacity(s.len() + 2);
+        write_json_string(s, &mut v);
+        v
     };
-    map.insert(key.into(), value);
-    write_canonical(&Value::Object(map), out);
+    let mut origin = Vec::with_capacity(64);
+    to_canonical(envelope.origin, &mut origin)?;
+    let mut entries: Vec<(&str, Vec<u8>)> = Vec::with_capacity(9);
+    if let (RecordBody::Event(_), Some(key)) = (body, signer) {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = hex(&sha2::Sha256::digest(&body_bytes));
+        let statement = event_statement(
+            &envelope.origin.line(),
+            envelope.seq,
+            envelope.prev,
+            &digest,
+        );
+        let mut blob = key.id().to_vec();
+        blob.extend_from_slice(&key.sign(statement.as_bytes()));
+        let sig = format!(
+            "{} {}",
+            key.name(),
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        );
+        entries.push(("event_sig", json_str(&sig)));
+    }
+    entries.push(("v", SCHEMA_VERSION.to_string().into_bytes()));
+    entries.push(("origin", origin));
+    entries.push(("seq", envelope.seq.to_string().into_bytes()));
+    entries.push(("id", json_str(envelope.id)));
+    entries.push(("time", json_str(&envelope.time.to_string())));
+    entries.push(("prev", json_str(envelope.prev)));
+    entries.push(("kind", json_str(body.kind())));
+    entries.push((body.kind(), body_bytes));
+    entries.sort_by_key(|e| e.0);
+    out.push(b'{');
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_string(key, out);
+        out.push(b':');
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -153,7 +199,7 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_json_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -165,14 +211,27 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            let utf16 = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
+            let sorted = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(a, b)| utf16(a, b).is_lt());
+            let mut entries: Vec<(&String, &Value)> = Vec::new();
+            if !sorted {
+                entries = map.iter().collect();
+                entries.sort_by(|a, b| utf16(a.0, b.0));
+            }
+            let iter: Box<dyn Iterator<Item = (&String, &Value)>> = if sorted {
+                Box::new(map.iter())
+            } else {
+                Box::new(entries.into_iter())
+            };
             out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            for (i, (k, v)) in iter.enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(k, out);
+                write_json_string(k, out);
                 out.push(b':');
                 write_canonical(v, out);
             }
@@ -181,7 +240,8 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Writes `s` as a JSON string with the shortest escapes.
+pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
@@ -221,10 +281,10 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoredRecord<'a> {
     pub(crate) v: u64,
-    pub(crate) origin: LogOrigin,
+    #[serde(borrow)]
+    pub(crate) origin: OriginRef<'a>,
     pub(crate) seq: u64,
     #[serde(borrow)]
-    #[expect(dead_code, reason = "read to check its presence and type")]
     pub(crate) id: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) time: Cow<'a, str>,
@@ -232,16 +292,41 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) prev: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) kind: Cow<'a, str>,
-    #[serde(default)]
-    pub(crate) event: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub(crate) event: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    pub(crate) event_sig: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub(crate) checkpoint: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub(crate) gap: Option<GapInfo>,
+    pub(crate) gap: Option<Box<GapInfo>>,
     #[serde(default)]
-    pub(crate) recovery: Option<RecoveryInfo>,
+    pub(crate) recovery: Option<Box<RecoveryInfo>>,
     #[serde(default)]
-    pub(crate) key_change: Option<KeyChangeInfo>,
+    pub(crate) key_change: Option<Box<KeyChangeInfo>>,
+}
+
+/// A borrowed [`LogOrigin`], as the verifier reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OriginRef<'a> {
+    #[serde(borrow)]
+    pub(crate) instance: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) service: Cow<'a, str>,
+}
+
+impl OriginRef<'_> {
+    pub(crate) fn is(&self, origin: &LogOrigin) -> bool {
+        self.instance == origin.instance.as_str() && self.service == origin.service.as_str()
+    }
+
+    pub(crate) fn to_owned(&self) -> LogOrigin {
+        LogOrigin {
+            instance: self.instance.clone().into_owned(),
+            service: self.service.clone().into_owned(),
+        }
+    }
 }
 
 impl StoredRecord<'_> {
@@ -257,6 +342,7 @@ impl StoredRecord<'_> {
         present
             .iter()
             .all(|(name, is)| *is == (*name == self.kind.as_ref()))
+            && (self.event_sig.is_none() || self.event.is_some())
     }
 }
 
@@ -335,8 +421,15 @@ mod tests {
             prev: GENESIS_PREV,
         };
         let mut out = Vec::new();
-        encode_record(&env, &RecordBody::Event(event), &mut out).unwrap();
+        encode_record(&env, &RecordBody::Event(event), None, &mut out).unwrap();
         assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
+        // The line is canonical: parsing and re-encoding it gives the same bytes.
+        let mut again = Vec::new();
+        write_canonical(&serde_json::from_slice(&out).unwrap(), &mut again);
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            String::from_utf8(out.clone()).unwrap()
+        );
         let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed.seq, 0);
         assert!(parsed.body_matches_kind());

@@ -54,3 +54,27 @@ impl AuditSink for TracingSink {
         Box::pin(std::future::ready(result))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Timestamp, audit::EventKind};
+
+    #[test]
+    fn stdout_and_tracing_sinks_accept_events_without_receipts() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let event = AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::RequestCompleted {
+                status: 204,
+                latency_us: 1,
+            },
+        );
+        rt.block_on(async {
+            assert_eq!(StdoutSink.record(event.clone()).await, Ok(None));
+            assert_eq!(TracingSink.record(event).await, Ok(None));
+        });
+    }
+}

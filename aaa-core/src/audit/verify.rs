@@ -9,7 +9,7 @@ use super::{
     merkle::{Hash, MerkleTree, leaf_hash},
     note::{Checkpoint, SignedNote, VerifierKey},
     record::{
-        GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, hex,
+        GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
     writer::{SEGMENT_PREFIX, SEGMENT_SUFFIX, segment_files},
@@ -42,6 +42,8 @@ pub struct VerifyReport {
     pub recoveries: u64,
     /// Key changes.
     pub key_changes: u64,
+    /// Events carrying their own signature (all verified).
+    pub signed_events: u64,
     /// The root hash of the tree over all records.
     pub root: Hash,
     /// The size of the witness anchor checked against, if one was given.
@@ -183,10 +185,28 @@ struct PendingSig {
     key: VerifierKey,
 }
 
+/// Where a line is, cheaply; turned into a [`Location`] only when needed.
+struct At<'s> {
+    segment: &'s str,
+    line: u64,
+    seq: u64,
+}
+
+impl At<'_> {
+    fn location(&self) -> Location {
+        Location {
+            segment: self.segment.to_owned(),
+            line: self.line,
+            seq: self.seq,
+        }
+    }
+}
+
 struct State<'k> {
     verifier: &'k Verifier,
     report: VerifyReport,
     origin: Option<LogOrigin>,
+    origin_line: String,
     tree: MerkleTree,
     prev: Hash,
     current_key: Option<VerifierKey>,
@@ -261,6 +281,7 @@ impl Verifier {
             verifier: self,
             report: VerifyReport::default(),
             origin: None,
+            origin_line: String::new(),
             tree: MerkleTree::new(),
             prev: [0; 32],
             current_key: None,
@@ -309,50 +330,39 @@ fn parse_prev(prev: &str) -> Option<Hash> {
 
 impl State<'_> {
     fn run(&mut self, segments: &[(String, Vec<u8>)]) -> Result<(), Failure> {
+        let mut anchor_note = None;
         if let Some(text) = &self.verifier.anchor {
             let note = SignedNote::parse(text).map_err(|_| (None, Problem::BadAnchor))?;
             let cp = Checkpoint::parse_body(&note.body).map_err(|_| (None, Problem::BadAnchor))?;
-            // Signed by one of the keys given; keys introduced later are checked at the end.
-            let Some((key, sig)) = self
-                .verifier
-                .keys
-                .iter()
-                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
-            else {
-                return Err((None, Problem::BadAnchor));
-            };
-            self.pending.push(PendingSig {
-                ordinal: u64::MAX,
-                location: None,
-                problem: Problem::BadAnchor,
-                message: note.body.into_bytes(),
-                signature: sig,
-                key,
-            });
             self.report.anchor_size = Some(cp.size);
             if cp.size == 0 {
                 self.anchor_root = Some(self.tree.root());
             }
             self.anchor = Some(cp);
+            anchor_note = Some(note);
         }
         let count = segments.len();
         for (i, (name, data)) in segments.iter().enumerate() {
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let (body, torn) = data.split_at(complete);
             let mut line_no = 0u64;
-            for line in body.split_inclusive(|&b| b == b'\n') {
+            let lines: Vec<&[u8]> = body
+                .split_inclusive(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+                .collect();
+            // In chunks, so the parsed records stay in cache and the memory is reused.
+            for (leaf, parsed) in lines.chunks(PREPARE_CHUNK).flat_map(prepare) {
                 line_no += 1;
-                let line = line.strip_suffix(b"\n").unwrap_or(line);
-                let location = Location {
-                    segment: name.clone(),
+                let at = At {
+                    segment: name,
                     line: line_no,
                     seq: self.tree.size(),
                 };
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
-                    return Err((Some(location), Problem::SegmentName));
+                    return Err((Some(at.location()), Problem::SegmentName));
                 }
-                self.record(line, &location)
-                    .map_err(|p| (Some(location), p))?;
+                self.record(leaf, parsed, &at)
+                    .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
             if !torn.is_empty() {
@@ -366,6 +376,24 @@ impl State<'_> {
                     Problem::Unterminated,
                 ));
             }
+        }
+        if let Some(note) = anchor_note {
+            // Signed by a trusted key: one given, or one introduced by a valid key change.
+            let Some((key, signature)) = self
+                .known_keys
+                .iter()
+                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
+            else {
+                return Err((None, Problem::BadAnchor));
+            };
+            self.pending.push(PendingSig {
+                ordinal: u64::MAX,
+                location: None,
+                problem: Problem::BadAnchor,
+                message: note.body.into_bytes(),
+                signature,
+                key,
+            });
         }
         if let Some(anchor) = &self.anchor {
             match self.anchor_root {
@@ -387,15 +415,24 @@ impl State<'_> {
         Ok(())
     }
 
-    fn record(&mut self, line: &[u8], location: &Location) -> Result<(), Problem> {
-        let rec: StoredRecord<'_> =
-            serde_json::from_slice(line).map_err(|e| Problem::Malformed(e.to_string()))?;
+    fn record(
+        &mut self,
+        leaf: Hash,
+        parsed: Result<StoredRecord<'_>, String>,
+        at: &At<'_>,
+    ) -> Result<(), Problem> {
+        let rec = parsed.map_err(Problem::Malformed)?;
         if rec.v != SCHEMA_VERSION {
             return Err(Problem::Version(rec.v));
         }
         match &self.origin {
-            None => self.origin = Some(rec.origin.clone()),
-            Some(o) if *o != rec.origin => return Err(Problem::OriginChanged),
+            None => {
+                let origin = rec.origin.to_owned();
+                self.report.origin = Some(origin.line());
+                self.origin_line = origin.line();
+                self.origin = Some(origin);
+            }
+            Some(o) if !rec.origin.is(o) => return Err(Problem::OriginChanged),
             Some(_) => {}
         }
         let seq = self.tree.size();
@@ -413,12 +450,44 @@ impl State<'_> {
         if !link_ok {
             return Err(Problem::HashLink);
         }
-        if !rec.body_matches_kind() || crate::Timestamp::parse_rfc3339(&rec.time).is_err() {
+        if !rec.body_matches_kind() || !is_record_time(&rec.time) {
             return Err(Problem::KindMismatch);
         }
-        let origin_line = rec.origin.line();
+        let origin_line = std::mem::take(&mut self.origin_line);
+        let result = self.body(&rec, seq, &origin_line, at);
+        self.origin_line = origin_line;
+        result?;
+        self.tree.push(leaf);
+        self.prev = leaf;
+        self.report.records += 1;
+        self.report.uncovered += 1;
+        if rec.kind == "checkpoint" {
+            self.report.uncovered = 0;
+        }
+        if self
+            .anchor
+            .as_ref()
+            .is_some_and(|a| a.size == self.tree.size())
+        {
+            self.anchor_root = Some(self.tree.root());
+        }
+        Ok(())
+    }
+
+    fn body(
+        &mut self,
+        rec: &StoredRecord<'_>,
+        seq: u64,
+        origin_line: &str,
+        at: &At<'_>,
+    ) -> Result<(), Problem> {
         match rec.kind.as_ref() {
-            "event" => self.report.events += 1,
+            "event" => {
+                self.report.events += 1;
+                if let (Some(sig), Some(event)) = (&rec.event_sig, rec.event) {
+                    self.event_signature(sig, event.get(), origin_line, seq, &rec.prev, at)?;
+                }
+            }
             "gap" => {
                 self.report.gaps += 1;
                 self.report.dropped += rec.gap.as_ref().map_or(0, |g| g.dropped);
@@ -426,7 +495,8 @@ impl State<'_> {
             "recovery" => self.report.recoveries += 1,
             "checkpoint" => {
                 let text = rec.checkpoint.as_deref().unwrap_or_default();
-                self.checkpoint(text, &origin_line, seq, location)?;
+                let own = [format!("time {}", rec.time), format!("id {}", rec.id)];
+                self.checkpoint(text, origin_line, seq, &own, at)?;
             }
             "key_change" => {
                 let Some(change) = &rec.key_change else {
@@ -450,10 +520,10 @@ impl State<'_> {
                     .ok_or(Problem::KeyChange("malformed signature"))?;
                 self.pending.push(PendingSig {
                     ordinal: self.ordinal,
-                    location: Some(location.clone()),
+                    location: Some(at.location()),
                     problem: Problem::KeyChange("bad signature by the old key"),
                     message: key_change_statement(
-                        &origin_line,
+                        origin_line,
                         seq,
                         &change.old_key,
                         &change.new_key,
@@ -468,21 +538,45 @@ impl State<'_> {
             }
             _ => return Err(Problem::KindMismatch),
         }
-        let leaf = leaf_hash(line);
-        self.tree.push(leaf);
-        self.prev = leaf;
-        self.report.records += 1;
-        self.report.uncovered += 1;
-        if rec.kind == "checkpoint" {
-            self.report.uncovered = 0;
+        Ok(())
+    }
+
+    fn event_signature(
+        &mut self,
+        sig: &str,
+        event: &str,
+        origin_line: &str,
+        seq: u64,
+        prev: &str,
+        at: &At<'_>,
+    ) -> Result<(), Problem> {
+        let (name, blob) = sig
+            .split_once(' ')
+            .ok_or(Problem::Malformed("malformed event signature".to_owned()))?;
+        let blob = B64
+            .decode(blob)
+            .map_err(|_| Problem::Malformed("malformed event signature".to_owned()))?;
+        let (id, signature) = blob.split_at_checked(4).ok_or(Problem::BadSignature)?;
+        let signature: [u8; 64] = signature.try_into().map_err(|_| Problem::BadSignature)?;
+        let key = self
+            .known_keys
+            .iter()
+            .find(|k| k.name() == name && k.id() == id)
+            .ok_or(Problem::UntrustedKey)?;
+        if self.current_key.as_ref().is_some_and(|c| c != key) {
+            return Err(Problem::UntrustedKey);
         }
-        if self
-            .anchor
-            .as_ref()
-            .is_some_and(|a| a.size == self.tree.size())
-        {
-            self.anchor_root = Some(self.tree.root());
-        }
+        use sha2::Digest;
+        let digest = hex(&sha2::Sha256::digest(event.as_bytes()));
+        self.pending.push(PendingSig {
+            ordinal: self.ordinal,
+            location: Some(at.location()),
+            problem: Problem::BadSignature,
+            message: event_statement(origin_line, seq, prev, &digest).into_bytes(),
+            signature,
+            key: key.clone(),
+        });
+        self.report.signed_events += 1;
         Ok(())
     }
 
@@ -491,7 +585,8 @@ impl State<'_> {
         text: &str,
         origin_line: &str,
         seq: u64,
-        location: &Location,
+        own: &[String; 2],
+        at: &At<'_>,
     ) -> Result<(), Problem> {
         let note = SignedNote::parse(text).map_err(|e| Problem::CheckpointMalformed(e.0))?;
         let cp =
@@ -505,24 +600,44 @@ impl State<'_> {
         if cp.root != self.tree.root() {
             return Err(Problem::CheckpointMismatch("root hash"));
         }
-        let signer = match &self.current_key {
-            Some(k) => note.signature_by(k).map(|s| (k.clone(), s)),
-            None => self
+        if cp.extensions.as_slice() != own.as_slice() {
+            return Err(Problem::CheckpointMismatch(
+                "time or id of the checkpoint record",
+            ));
+        }
+        // Every signature line must be by a known key and verify (nothing in the line is left
+        // unchecked), and the key in charge must be among them.
+        let mut signers = Vec::new();
+        for sig in &note.signatures {
+            let key = self
                 .known_keys
                 .iter()
-                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s))),
+                .find(|k| k.name() == sig.name && k.id() == sig.id)
+                .ok_or(Problem::UntrustedKey)?;
+            let signature: [u8; 64] = sig
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| Problem::BadSignature)?;
+            signers.push((key.clone(), signature));
+        }
+        let in_charge = match &self.current_key {
+            Some(k) => signers.iter().find(|(s, _)| s == k).map(|(s, _)| s.clone()),
+            None => signers.first().map(|(s, _)| s.clone()),
         };
-        let Some((key, signature)) = signer else {
+        let Some(key) = in_charge else {
             return Err(Problem::UntrustedKey);
         };
-        self.pending.push(PendingSig {
-            ordinal: self.ordinal,
-            location: Some(location.clone()),
-            problem: Problem::BadSignature,
-            message: note.body.into_bytes(),
-            signature,
-            key: key.clone(),
-        });
+        for (signer, signature) in signers {
+            self.pending.push(PendingSig {
+                ordinal: self.ordinal,
+                location: Some(at.location()),
+                problem: Problem::BadSignature,
+                message: note.body.clone().into_bytes(),
+                signature,
+                key: signer,
+            });
+        }
         self.current_key = Some(key);
         self.report.checkpoints += 1;
         self.report.last_checkpoint = Some(seq);
@@ -552,6 +667,55 @@ impl State<'_> {
             .map(|p| (p.ordinal, (p.location.clone(), p.problem.clone())))
             .or(Some((0, (None, Problem::BadSignature))))
     }
+}
+
+/// Lines hashed and parsed at a time (in parallel when the log has at least this many).
+const PREPARE_CHUNK: usize = 4096;
+
+type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
+
+/// Hashes and parses lines, on all cores: the order-dependent checks then run on the results.
+fn prepare<'a>(lines: &[&'a [u8]]) -> Vec<Prepared<'a>> {
+    let one = |line: &&'a [u8]| -> Prepared<'a> {
+        (
+            leaf_hash(line),
+            serde_json::from_slice(line).map_err(|e| e.to_string()),
+        )
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || lines.len() < PREPARE_CHUNK {
+        return lines.iter().map(one).collect();
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for (handle, part) in handles.into_iter().zip(lines.chunks(chunk)) {
+            match handle.join() {
+                Ok(done) => out.extend(done),
+                // A panicking parser thread: do the part again here.
+                Err(_) => out.extend(part.iter().map(one)),
+            }
+        }
+        out
+    })
+}
+
+/// Whether `time` has the shape `YYYY-MM-DDTHH:MM:SS.ffffffZ` the writer produces.
+fn is_record_time(time: &str) -> bool {
+    let b = time.as_bytes();
+    b.len() == 27
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            26 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 fn segment_name_matches(name: &str, seq: u64) -> bool {
@@ -649,6 +813,5 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
             }
         }
     }
-    let _ = hex;
     Ok(summary)
 }

@@ -1,0 +1,210 @@
+//! `aaa audit keygen | verify | summary`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use aaa_core::audit::{self, SigningKey, Verifier, VerifierKey, VerifyReport};
+
+const USAGE: &str = "usage:
+  aaa audit keygen --name NAME --out PRIVATE_KEY_FILE
+      generate an Ed25519 key; write the private key (mode 0600, never overwritten) and print
+      the verifier key `name+keyid+base64`
+  aaa audit verify DIR --key VERIFIER_KEY_FILE... [--anchor CHECKPOINT_FILE]
+      check every record, hash link, sequence number, checkpoint and signature of the log in DIR;
+      exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors
+  aaa audit summary DIR
+      count authorization decisions per principal and per route (does not verify)";
+
+/// Runs `aaa audit ARGS...`.
+pub(crate) fn main(args: &[String]) -> ExitCode {
+    let result = match args.first().map(String::as_str) {
+        Some("keygen") => keygen(args.get(1..).unwrap_or_default()),
+        Some("verify") => verify(args.get(1..).unwrap_or_default()),
+        Some("summary") => summary(args.get(1..).unwrap_or_default()),
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(Usage("unknown or missing audit command".to_owned())),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(msg)) => {
+            eprintln!("aaa audit: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Usage(String);
+
+/// Positional arguments and `(flag, value)` options.
+type Parsed = (Vec<String>, Vec<(String, String)>);
+
+/// Splits `args` into positional arguments and `--flag value` options.
+fn parse(args: &[String], flags: &[&str]) -> Result<Parsed, Usage> {
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(flag) = arg.strip_prefix("--") {
+            if !flags.contains(&flag) {
+                return Err(Usage(format!("unknown option `--{flag}`")));
+            }
+            let value = iter
+                .next()
+                .ok_or_else(|| Usage(format!("`--{flag}` needs a value")))?;
+            options.push((flag.to_owned(), value.clone()));
+        } else {
+            positional.push(arg.clone());
+        }
+    }
+    Ok((positional, options))
+}
+
+fn option<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn keygen(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, options) = parse(args, &["name", "out"])?;
+    if !positional.is_empty() {
+        return Err(Usage("keygen takes no positional arguments".to_owned()));
+    }
+    let name = option(&options, "name").ok_or_else(|| Usage("`--name` is required".to_owned()))?;
+    let out = option(&options, "out").ok_or_else(|| Usage("`--out` is required".to_owned()))?;
+    let key = match SigningKey::generate(name) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("aaa audit keygen: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(e) = audit::write_private_key(Path::new(out), &key) {
+        eprintln!("aaa audit keygen: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}", key.verifier_key());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads verifier keys: a file with one key per line (blank lines and `#` comments ignored), or
+/// the key text itself.
+fn read_keys(arg: &str) -> Result<Vec<VerifierKey>, String> {
+    let text = match std::fs::read_to_string(arg) {
+        Ok(text) => text,
+        Err(_) if VerifierKey::parse(arg).is_ok() => arg.to_owned(),
+        Err(e) => return Err(format!("cannot read key file `{arg}`: {e}")),
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| VerifierKey::parse(l).map_err(|e| format!("`{arg}`: {e}")))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn describe(report: &VerifyReport) -> String {
+    let checkpoint = match report.last_checkpoint {
+        Some(seq) => format!(
+            "last checkpoint at seq {seq} covers {} records; {} records after it are not yet covered",
+            report.covered, report.uncovered
+        ),
+        None => format!(
+            "no checkpoint: none of the {} records is covered by a signature",
+            report.records
+        ),
+    };
+    format!(
+        "{} records ({} events, {} checkpoints, {} gaps with {} events lost, {} recoveries, {} key changes)\n{checkpoint}\nroot {}",
+        report.records,
+        report.events,
+        report.checkpoints,
+        report.gaps,
+        report.dropped,
+        report.recoveries,
+        report.key_changes,
+        hex(&report.root)
+    )
+}
+
+fn verify(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, options) = parse(args, &["key", "anchor"])?;
+    let [dir] = positional.as_slice() else {
+        return Err(Usage("verify takes exactly one directory".to_owned()));
+    };
+    let mut keys = Vec::new();
+    for (_, file) in options.iter().filter(|(k, _)| k == "key") {
+        match read_keys(file) {
+            Ok(k) => keys.extend(k),
+            Err(e) => {
+                eprintln!("aaa audit verify: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(Usage("at least one `--key` is required".to_owned()));
+    }
+    let mut verifier = Verifier::new(keys);
+    if let Some(anchor) = option(&options, "anchor") {
+        match std::fs::read_to_string(anchor) {
+            Ok(text) => verifier = verifier.with_anchor(text),
+            Err(e) => {
+                eprintln!("aaa audit verify: cannot read anchor `{anchor}`: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        eprintln!("aaa audit verify: `{}` is not a directory", dir.display());
+        return Ok(ExitCode::from(2));
+    }
+    match verifier.verify_dir(&dir) {
+        Ok(report) => {
+            println!("ok: {}", describe(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            println!("verified before the failure: {}", describe(&e.report));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn summary(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, _) = parse(args, &[])?;
+    let [dir] = positional.as_slice() else {
+        return Err(Usage("summary takes exactly one directory".to_owned()));
+    };
+    match audit::summarize(Path::new(dir)) {
+        Ok(summary) => {
+            for (title, rows) in [
+                ("principal", &summary.by_principal),
+                ("route", &summary.by_route),
+            ] {
+                println!("{title:<40} {:>10} {:>10}", "allowed", "denied");
+                for (name, counts) in rows {
+                    println!("{name:<40} {:>10} {:>10}", counts.allowed, counts.denied);
+                }
+                println!();
+            }
+            println!("events lost (gap records): {}", summary.dropped);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("aaa audit summary: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `aaa audit` run as a real process: keygen, verify (good and tampered logs), summary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use std::{path::Path, process::Command, sync::Arc};
+
+use aaa_core::{
+    Decision, FixedClock, Principal, PrincipalKind, Reason, Timestamp,
+    audit::{
+        Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, SigningKey, Target,
+    },
+};
+
+fn aaa(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aaa"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn write_log(dir: &Path, key: SigningKey) {
+    let mut c = AuditWriterConfig::new(dir, "docs", "pod-1");
+    c.clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
+    c.checkpoint_every = 4;
+    let log = AuditWriter::open(c, key).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..10 {
+            let allow = i != 3;
+            let mut e = AuditEvent::new(
+                Timestamp::from_unix_seconds(1_700_000_000),
+                EventKind::Authorization {
+                    decision: if allow {
+                        Decision::Allow
+                    } else {
+                        Decision::Deny
+                    },
+                    reason: if allow {
+                        Reason::Permitted
+                    } else {
+                        Reason::Forbidden
+                    },
+                    rules: vec![],
+                    errors: vec![],
+                    policy_version: None,
+                },
+            );
+            e.actor = Some(Actor::from(&Principal::new(
+                if i % 2 == 0 { "alice" } else { "bob" },
+                PrincipalKind::User,
+                "idp",
+            )));
+            e.target = Some(Target {
+                route: Some("/docs/{id}".into()),
+                ..Target::default()
+            });
+            log.record(e).await.unwrap();
+        }
+    });
+    log.close();
+}
+
+#[test]
+fn keygen_verify_summary_and_tamper_detection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("audit.key");
+    let private_s = private.to_str().unwrap();
+
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "keygen",
+        "--name",
+        "docs/audit",
+        "--out",
+        private_s,
+    ]);
+    assert_eq!(code, 0);
+    let verifier_key = stdout.trim().to_owned();
+    assert!(verifier_key.starts_with("docs/audit+"), "{verifier_key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&private).unwrap();
+    assert!(
+        !stdout.contains(text.trim()),
+        "the private key is never printed"
+    );
+    // Never overwritten.
+    let (code, _, _) = aaa(&[
+        "audit",
+        "keygen",
+        "--name",
+        "docs/audit",
+        "--out",
+        private_s,
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), text);
+
+    let pubfile = tmp.path().join("audit.pub");
+    std::fs::write(&pubfile, format!("# trusted\n{verifier_key}\n")).unwrap();
+    let log = tmp.path().join("log");
+    write_log(&log, SigningKey::from_private_text(&text).unwrap());
+
+    let (code, stdout, stderr) = aaa(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--key",
+        pubfile.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok: 13 records (10 events, 3 checkpoints"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0 records after it are not yet covered"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let alice = stdout.lines().find(|l| l.starts_with("alice")).unwrap();
+    assert_eq!(
+        alice.split_whitespace().collect::<Vec<_>>(),
+        ["alice", "5", "0"]
+    );
+    let bob = stdout.lines().find(|l| l.starts_with("bob")).unwrap();
+    assert_eq!(
+        bob.split_whitespace().collect::<Vec<_>>(),
+        ["bob", "4", "1"]
+    );
+    let route = stdout
+        .lines()
+        .find(|l| l.starts_with("/docs/{id}"))
+        .unwrap();
+    assert_eq!(
+        route.split_whitespace().collect::<Vec<_>>(),
+        ["/docs/{id}", "9", "1"]
+    );
+
+    // Flip one byte of the third line: found and located.
+    let segment = std::fs::read_dir(&log)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let third = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    let at = third
+        + bytes[third..]
+            .windows(5)
+            .position(|w| w == b"alice" || w == b"bob\",")
+            .unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, bytes).unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--key",
+        &verifier_key,
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(
+        stdout.starts_with(&format!("FAILED: {name}:4 (seq 3): `prev` does not match")),
+        "{stdout}"
+    );
+
+    // Usage errors exit 2.
+    assert_eq!(aaa(&["audit", "verify", log.to_str().unwrap()]).0, 2);
+    assert_eq!(aaa(&["audit", "frobnicate"]).0, 2);
+}

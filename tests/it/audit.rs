@@ -1,0 +1,1028 @@
+//! The audit log: RFC 6962/9162 vectors, the tamper suite, receipts and proofs, key rotation,
+//! checkpoint timing, gaps, and the guarantee that credentials never reach the log.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+};
+
+use aaa::{
+    Action, AuthInfo, AuthMethod, Authenticator, AuthnError, Authorizer, BoxFuture, Context,
+    CredentialRef, Decision, Evaluation, FixedClock, Guard, Identity, Outcome, Principal,
+    PrincipalKind, Reason, Resource, RouteBinding, Timestamp,
+    audit::{
+        self, Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, Durability,
+        DurabilityPolicy, EventKind, FileWitness, Problem, RequestInfo, SigningKey, Target,
+        Verifier, VerifierKey,
+        merkle::{self, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion},
+        note::{Checkpoint, SignedNote},
+    },
+    http::RequestFacts,
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+fn b64(v: &Value) -> Vec<u8> {
+    B64.decode(v.as_str().unwrap_or_default()).unwrap()
+}
+
+fn proof_of(v: &Value) -> Vec<Vec<u8>> {
+    v.as_array()
+        .map(|a| a.iter().map(b64).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn transparency_dev_inclusion_vectors() {
+    let all: Value =
+        serde_json::from_slice(&fs::read(fixture("vectors/transparency-dev-merkle.json")).unwrap())
+            .unwrap();
+    let cases = all["inclusion"].as_object().unwrap();
+    assert!(cases.len() >= 98);
+    for (name, c) in cases {
+        let got = verify_inclusion(
+            c["leafIdx"].as_u64().unwrap(),
+            c["treeSize"].as_u64().unwrap(),
+            &b64(&c["leafHash"]),
+            &proof_of(&c["proof"]),
+            &b64(&c["root"]),
+        );
+        assert_eq!(
+            got.is_err(),
+            c["wantErr"].as_bool().unwrap(),
+            "{name}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn transparency_dev_consistency_vectors() {
+    let all: Value =
+        serde_json::from_slice(&fs::read(fixture("vectors/transparency-dev-merkle.json")).unwrap())
+            .unwrap();
+    let cases = all["consistency"].as_object().unwrap();
+    assert!(cases.len() >= 98);
+    for (name, c) in cases {
+        let got = verify_consistency(
+            c["size1"].as_u64().unwrap(),
+            c["size2"].as_u64().unwrap(),
+            &proof_of(&c["proof"]),
+            &b64(&c["root1"]),
+            &b64(&c["root2"]),
+        );
+        assert_eq!(
+            got.is_err(),
+            c["wantErr"].as_bool().unwrap(),
+            "{name}: {got:?}"
+        );
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn key(name: &str, seed: u8) -> SigningKey {
+    SigningKey::from_seed(name, &[seed; 32]).unwrap()
+}
+
+fn decision(i: usize, allow: bool) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        Timestamp::from_unix_seconds(1_700_000_000 + i as i64),
+        EventKind::Authorization {
+            decision: if allow {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            },
+            reason: if allow {
+                Reason::Permitted
+            } else {
+                Reason::NotPermitted
+            },
+            rules: vec![format!("rule-{}", i % 4)],
+            errors: vec![],
+            policy_version: Some("v1".into()),
+        },
+    );
+    e.actor = Some(Actor::from(&Principal::new(
+        format!("user{}", i % 3),
+        PrincipalKind::User,
+        "https://idp.example",
+    )));
+    e.target = Some(Target {
+        action: Some("read".into()),
+        resource_type: Some("Document".into()),
+        resource_id: Some(format!("d{i}")),
+        tenant: None,
+        route: Some(
+            if i.is_multiple_of(2) {
+                "/docs/{id}"
+            } else {
+                "/a/{id}"
+            }
+            .into(),
+        ),
+    });
+    e.request = Some(RequestInfo {
+        request_id: Some(format!("req-{i}")),
+        user_agent: Some("curl/8.5\r\n{\"seq\":0}".into()),
+        ..RequestInfo::default()
+    });
+    e
+}
+
+fn config(dir: &Path) -> AuditWriterConfig {
+    let mut c = AuditWriterConfig::new(dir, "docs", "pod-1");
+    c.clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
+    c.checkpoint_every = 8;
+    c.durability = DurabilityPolicy::all(Durability::BestEffort);
+    c
+}
+
+/// Appends `n` events (numbered from `from`) to the log in `dir` and closes it.
+fn append(dir: &Path, signer: SigningKey, from: usize, n: usize, witness: Option<&Path>) {
+    let mut c = config(dir);
+    if let Some(w) = witness {
+        c.witness = Some(Arc::new(FileWitness::new(w)));
+    }
+    let log = AuditWriter::open(c, signer).unwrap();
+    rt().block_on(async {
+        for i in from..from + n {
+            log.record(decision(i, i % 5 != 0)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    log.close();
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    assert_eq!(segs.len(), 1);
+    segs.pop().unwrap()
+}
+
+fn lines(path: &Path) -> Vec<Vec<u8>> {
+    fs::read(path)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn trusted() -> Verifier {
+    Verifier::new([key("docs/audit", 1).verifier_key()])
+}
+
+/// A good log of 40 events (plus checkpoints) in a fresh directory.
+fn good_log() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let witness = dir.path().join("witness.note");
+    append(
+        &dir.path().join("log"),
+        key("docs/audit", 1),
+        0,
+        40,
+        Some(&witness),
+    );
+    (dir, witness)
+}
+
+#[test]
+fn good_log_verifies_and_reports_coverage() {
+    let (dir, witness) = good_log();
+    let log = dir.path().join("log");
+    let report = trusted()
+        .with_anchor(fs::read_to_string(&witness).unwrap())
+        .verify_dir(&log)
+        .unwrap();
+    assert_eq!(report.events, 40);
+    assert_eq!(report.checkpoints, 5, "one after every 8 records");
+    assert_eq!(report.uncovered, 0);
+    assert_eq!(report.records, 45);
+    assert_eq!(report.anchor_size, Some(44));
+    // Hostile strings stay inside one line.
+    assert_eq!(lines(&only_segment(&log)).len(), 45);
+}
+
+fn expect_error(dir: &Path, verifier: &Verifier) -> audit::VerifyError {
+    verifier
+        .verify_dir(dir)
+        .expect_err("tampering must be detected")
+}
+
+#[test]
+fn tamper_one_byte_flipped_is_detected_and_located() {
+    let (dir, _) = good_log();
+    let log = dir.path().join("log");
+    let seg = only_segment(&log);
+    let original = fs::read(&seg).unwrap();
+    for pos in (0..original.len()).step_by(97) {
+        let mut bytes = original.clone();
+        bytes[pos] ^= 0x01;
+        fs::write(&seg, &bytes).unwrap();
+        let err = expect_error(&log, &trusted());
+        let line = 1 + original[..pos].iter().filter(|&&b| b == b'\n').count() as u64;
+        let at = err.location.as_ref().expect("located").line;
+        assert!(
+            at == line || at == line + 1,
+            "byte {pos} on line {line}, reported {err}"
+        );
+    }
+}
+
+#[test]
+fn tamper_deleted_record_is_detected_and_located() {
+    let (dir, _) = good_log();
+    let log = dir.path().join("log");
+    let seg = only_segment(&log);
+    let mut l = lines(&seg);
+    l.remove(10);
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(&log, &trusted());
+    let loc = err.location.unwrap();
+    assert_eq!((loc.line, loc.seq), (11, 10));
+    assert_eq!(
+        err.problem,
+        Problem::Sequence {
+            expected: 10,
+            found: 11
+        }
+    );
+}
+
+#[test]
+fn tamper_swapped_records_are_detected_and_located() {
+    let (dir, _) = good_log();
+    let log = dir.path().join("log");
+    let seg = only_segment(&log);
+    let mut l = lines(&seg);
+    l.swap(20, 21);
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.location.unwrap().line, 21);
+    assert!(matches!(err.problem, Problem::Sequence { .. }));
+}
+
+#[test]
+fn tamper_tail_cut_is_reported_against_the_last_checkpoint_and_the_anchor() {
+    let (dir, witness) = good_log();
+    let log = dir.path().join("log");
+    let seg = only_segment(&log);
+    let l = lines(&seg);
+    // Cut the final checkpoint and the last three events: the log still chains, but the report
+    // shows the last checkpoint covers fewer records and three are uncovered...
+    fs::write(&seg, l[..l.len() - 4].concat()).unwrap();
+    let report = trusted().verify_dir(&log).unwrap();
+    assert_eq!(report.last_checkpoint, Some(35));
+    assert_eq!(report.covered, 35);
+    assert_eq!(report.uncovered, 5);
+    // ...and against the witness anchor it is a rollback.
+    let err = expect_error(
+        &log,
+        &trusted().with_anchor(fs::read_to_string(&witness).unwrap()),
+    );
+    assert_eq!(
+        err.problem,
+        Problem::Rollback {
+            log_size: 41,
+            anchor_size: 44
+        }
+    );
+    // A cut in the middle of a line is a torn record, located.
+    let mut bytes = l[..l.len() - 4].concat();
+    bytes.extend_from_slice(&l[l.len() - 4][..50]);
+    fs::write(&seg, bytes).unwrap();
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.problem, Problem::Unterminated);
+    assert_eq!(err.location.unwrap().line, 42);
+}
+
+#[test]
+fn tamper_log_rewritten_with_another_key_is_detected() {
+    let (dir, witness) = good_log();
+    let log = dir.path().join("log");
+    fs::remove_dir_all(&log).unwrap();
+    append(&log, key("docs/audit", 2), 0, 40, None);
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.problem, Problem::UntrustedKey);
+    assert_eq!(err.location.unwrap().line, 9, "the first checkpoint");
+    // The same name and a forged key id do not help either: the anchor disagrees too.
+    let err = expect_error(
+        &log,
+        &Verifier::new([key("docs/audit", 2).verifier_key()])
+            .with_anchor(fs::read_to_string(&witness).unwrap()),
+    );
+    assert_eq!(err.problem, Problem::BadAnchor);
+}
+
+#[test]
+fn tamper_stale_copy_restored_is_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let witness = dir.path().join("witness.note");
+    append(&log, key("docs/audit", 1), 0, 20, Some(&witness));
+    let stale = fs::read(only_segment(&log)).unwrap();
+    append(&log, key("docs/audit", 1), 20, 20, Some(&witness));
+    fs::write(only_segment(&log), stale).unwrap();
+
+    // The verifier, given the anchor, says rollback.
+    let err = expect_error(
+        &log,
+        &trusted().with_anchor(fs::read_to_string(&witness).unwrap()),
+    );
+    assert!(matches!(err.problem, Problem::Rollback { .. }), "{err}");
+    // The writer refuses to start on it.
+    let mut c = config(&log);
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let refused = AuditWriter::open(c, key("docs/audit", 1)).unwrap_err();
+    assert!(
+        matches!(refused, audit::AuditError::Rollback { .. }),
+        "{refused}"
+    );
+}
+
+#[test]
+fn tamper_forged_checkpoint_is_detected() {
+    let (dir, _) = good_log();
+    let log = dir.path().join("log");
+    let seg = only_segment(&log);
+    let original = lines(&seg);
+    let line = String::from_utf8(original[8].clone()).unwrap();
+    assert!(line.contains("\"kind\":\"checkpoint\""));
+    let mut record: Value = serde_json::from_str(&line).unwrap();
+    let note = SignedNote::parse(record["checkpoint"].as_str().unwrap()).unwrap();
+    let mut cp = Checkpoint::parse_body(&note.body).unwrap();
+
+    // 1. A checkpoint signed by an attacker's key under the trusted key's name.
+    let attacker = key("docs/audit", 9);
+    record["checkpoint"] = cp.sign(&[&attacker]).into();
+    let mut forged = original.clone();
+    let mut bytes = Vec::new();
+    audit::record::write_canonical(&record, &mut bytes);
+    bytes.push(b'\n');
+    forged[8] = bytes;
+    fs::write(&seg, forged.concat()).unwrap();
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.location.unwrap().line, 9);
+    assert_eq!(err.problem, Problem::UntrustedKey);
+
+    // 2. The trusted key's name and id, but a signature over another root.
+    cp.root = [0; 32];
+    let mut text = cp.body();
+    text.push('\n');
+    let real_sig = note.signatures[0].clone();
+    let mut blob = real_sig.id.to_vec();
+    blob.extend_from_slice(&real_sig.signature);
+    text.push_str(&format!(
+        "\u{2014} {} {}\n",
+        real_sig.name,
+        B64.encode(blob)
+    ));
+    record["checkpoint"] = text.into();
+    let mut bytes = Vec::new();
+    audit::record::write_canonical(&record, &mut bytes);
+    bytes.push(b'\n');
+    let mut forged = original.clone();
+    forged[8] = bytes;
+    fs::write(&seg, forged.concat()).unwrap();
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.location.unwrap().line, 9);
+    assert!(matches!(err.problem, Problem::CheckpointMismatch(_)));
+
+    // 3. The right body with a corrupted signature.
+    let mut text = note.body.clone();
+    text.push('\n');
+    let mut blob = real_sig.id.to_vec();
+    let mut sig = real_sig.signature.clone();
+    sig[10] ^= 1;
+    blob.extend_from_slice(&sig);
+    text.push_str(&format!(
+        "\u{2014} {} {}\n",
+        real_sig.name,
+        B64.encode(blob)
+    ));
+    record["checkpoint"] = text.into();
+    let mut bytes = Vec::new();
+    audit::record::write_canonical(&record, &mut bytes);
+    bytes.push(b'\n');
+    let mut forged = original;
+    forged[8] = bytes;
+    fs::write(&seg, forged.concat()).unwrap();
+    let err = expect_error(&log, &trusted());
+    assert_eq!(err.location.unwrap().line, 9);
+    assert_eq!(err.problem, Problem::BadSignature);
+}
+
+fn good_segment() -> &'static (String, Vec<u8>) {
+    static SEGMENT: OnceLock<(String, Vec<u8>)> = OnceLock::new();
+    SEGMENT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        append(dir.path(), key("docs/audit", 1), 0, 12, None);
+        let seg = only_segment(dir.path());
+        let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+        (name, fs::read(seg).unwrap())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn any_single_byte_change_is_detected(pos in any::<prop::sample::Index>(), delta in 1u8..=255) {
+        let (name, bytes) = good_segment();
+        let mut bytes = bytes.clone();
+        let i = pos.index(bytes.len());
+        bytes[i] = bytes[i].wrapping_add(delta);
+        let result = trusted().verify_segments(&[(name.clone(), bytes)]);
+        prop_assert!(result.is_err(), "change at {} undetected", i);
+    }
+}
+
+#[test]
+fn receipts_give_inclusion_and_consistency_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.durability = DurabilityPolicy::default();
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    let receipts = rt().block_on(async {
+        let mut out = Vec::new();
+        for i in 0..20 {
+            out.push(log.record(decision(i, true)).await.unwrap().unwrap());
+        }
+        out
+    });
+    log.close();
+    trusted().verify_dir(dir.path()).unwrap();
+    let leaves = audit::leaf_hashes(dir.path()).unwrap();
+    // Checkpoints in the log, by (size, root).
+    let checkpoints: Vec<Checkpoint> = lines(&only_segment(dir.path()))
+        .iter()
+        .filter_map(|l| {
+            let r: Value = serde_json::from_slice(l).ok()?;
+            let note = SignedNote::parse(r["checkpoint"].as_str()?).ok()?;
+            Checkpoint::parse_body(&note.body).ok()
+        })
+        .collect();
+    let last = checkpoints.last().unwrap();
+    for r in &receipts {
+        assert_eq!(r.log, "docs/pod-1");
+        let leaf = leaves[r.seq as usize];
+        assert_eq!(r.leaf_hash, hex(&leaf));
+        let proof = inclusion_proof(&leaves[..last.size as usize], r.seq).unwrap();
+        verify_inclusion(r.seq, last.size, &leaf, &proof, &last.root).unwrap();
+    }
+    let first = &checkpoints[0];
+    let proof = consistency_proof(&leaves[..last.size as usize], first.size).unwrap();
+    verify_consistency(first.size, last.size, &proof, &first.root, &last.root).unwrap();
+    assert_eq!(merkle::root_of(&leaves[..first.size as usize]), first.root);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn key_rotation_is_signed_by_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditWriter::open(config(dir.path()), key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..5 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+        log.rotate_key(key("docs/audit-2", 2)).await.unwrap();
+        for i in 5..10 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.key_changes, 1);
+    // Trusting only the new key does not vouch for what the old one signed.
+    let err = expect_error(
+        dir.path(),
+        &Verifier::new([key("docs/audit-2", 2).verifier_key()]),
+    );
+    assert!(matches!(err.problem, Problem::KeyChange(_)), "{err}");
+    // The retired key can no longer append.
+    let refused = AuditWriter::open(config(dir.path()), key("docs/audit", 1)).unwrap_err();
+    assert_eq!(refused, audit::AuditError::WrongKey);
+    // The new one can, and its checkpoints anchor: an anchor signed by the new key only is
+    // accepted by a verifier that trusts the old key, through the key change.
+    let witness = dir.path().join("witness.note");
+    let mut c = config(dir.path());
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let log = AuditWriter::open(c, key("docs/audit-2", 2)).unwrap();
+    rt().block_on(async {
+        log.record(decision(10, true)).await.unwrap();
+        log.checkpoint_now().await.unwrap();
+    });
+    log.close();
+    let anchor = fs::read_to_string(&witness).unwrap();
+    assert!(SignedNote::parse(&anchor).unwrap().signatures.len() == 1);
+    trusted()
+        .with_anchor(anchor)
+        .verify_dir(dir.path())
+        .unwrap();
+}
+
+#[test]
+fn checkpoint_is_due_after_the_interval_on_the_injected_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000));
+    let mut c = config(dir.path());
+    c.clock = Arc::new(clock.clone());
+    c.checkpoint_every = 1_000_000;
+    c.durability = DurabilityPolicy::all(Durability::Strict);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    let count = |dir: &Path| {
+        fs::read_to_string(only_segment(dir))
+            .unwrap()
+            .matches("\"kind\":\"checkpoint\"")
+            .count()
+    };
+    rt().block_on(async {
+        log.record(decision(0, true)).await.unwrap();
+        log.record(decision(1, true)).await.unwrap();
+        log.flush().await.unwrap();
+        assert_eq!(count(dir.path()), 0);
+        clock.advance_micros(1_000_001);
+        log.record(decision(2, true)).await.unwrap();
+        log.flush().await.unwrap();
+        assert_eq!(count(dir.path()), 1);
+    });
+    drop(log);
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.uncovered, 0);
+}
+
+#[test]
+fn best_effort_drops_become_a_gap_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.queue_capacity = 1;
+    c.max_batch = 1;
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    let sent = 2000;
+    rt().block_on(async {
+        for i in 0..sent {
+            assert_eq!(log.record(decision(i, true)).await.unwrap(), None);
+        }
+        log.flush().await.unwrap();
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert!(report.dropped > 0, "a queue of one must overflow");
+    assert_eq!(
+        report.events + report.dropped,
+        sent as u64,
+        "nothing lost without a record"
+    );
+    assert!(report.gaps > 0);
+}
+
+#[test]
+fn torn_tail_is_cut_and_a_recovery_record_written() {
+    let dir = tempfile::tempdir().unwrap();
+    append(dir.path(), key("docs/audit", 1), 0, 10, None);
+    let seg = only_segment(dir.path());
+    let mut bytes = fs::read(&seg).unwrap();
+    let good_len = bytes.len();
+    bytes.extend_from_slice(b"{\"event\":{\"actor\":");
+    fs::write(&seg, &bytes).unwrap();
+    assert_eq!(
+        expect_error(dir.path(), &trusted()).problem,
+        Problem::Unterminated
+    );
+    append(dir.path(), key("docs/audit", 1), 10, 2, None);
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.recoveries, 1);
+    assert_eq!(report.events, 12);
+    let text = fs::read_to_string(&seg).unwrap();
+    let recovery = text
+        .lines()
+        .find(|l| l.contains("\"kind\":\"recovery\""))
+        .unwrap();
+    assert!(
+        recovery.contains(&format!("\"offset\":{good_len}")),
+        "{recovery}"
+    );
+    assert!(recovery.contains("\"cut_bytes\":18"), "{recovery}");
+}
+
+#[test]
+fn segments_rotate_and_stay_continuous() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.segment_max_bytes = 2048;
+    c.max_batch = 4;
+    c.durability = DurabilityPolicy::all(Durability::Strict);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..30 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+    });
+    log.close();
+    let segments = fs::read_dir(dir.path()).unwrap().count();
+    assert!(segments > 3, "{segments} segments");
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.events, 30);
+    // Deleting a whole middle segment is noticed.
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    fs::remove_file(&names[1]).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(err.problem, Problem::SegmentName);
+}
+
+#[test]
+fn recording_policy_first_match_wins() {
+    use aaa::audit::{Level, RecordingPolicy, RecordingRule};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.recording = RecordingPolicy::new([
+        RecordingRule::new(Level::None).with_route("/a/*"),
+        RecordingRule::new(Level::Metadata).with_decision(Decision::Allow),
+    ]);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..10 {
+            log.record(decision(i, i != 4)).await.unwrap();
+        }
+    });
+    log.close();
+    let text = fs::read_to_string(only_segment(dir.path())).unwrap();
+    assert!(
+        !text.contains("/a/{id}"),
+        "odd events on /a/* are not recorded"
+    );
+    // Even events: 0, 2, 6, 8 allowed (metadata only), 4 denied (with request attributes).
+    assert_eq!(text.matches("\"route\":\"/docs/{id}\"").count(), 5);
+    assert_eq!(text.matches("req-").count(), 1);
+    assert!(text.contains("req-4"));
+}
+
+const SECRET_TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2VuLXBheWxvYWQ.c2lnbmF0dXJl";
+
+#[derive(Debug)]
+struct Bearer;
+
+impl Authenticator for Bearer {
+    fn authenticate<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        let token = facts
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        Box::pin(async move {
+            Ok(match token {
+                Some(t) if t == SECRET_TOKEN => Principal::new("alice", PrincipalKind::User, "idp")
+                    .with_roles(["reader"])
+                    .with_auth(AuthInfo::new(
+                        AuthMethod::Jwt,
+                        Timestamp::UNIX_EPOCH,
+                        CredentialRef::token(t.as_bytes()),
+                    ))
+                    .into(),
+                Some(_) => return Err(AuthnError::MultipleCredentials),
+                None => Identity::Anonymous,
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Readers;
+
+impl Authorizer for Readers {
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+        RouteBinding::Protected {
+            action: Action::new("read"),
+            resource: Resource::new("Document").with_id(facts.param("id").unwrap_or_default()),
+        }
+    }
+    fn authorize(&self, who: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation {
+        match who.principal() {
+            Some(p) if p.roles.contains("reader") => Evaluation::permit(["readers-read"]),
+            _ => Evaluation::not_permitted(),
+        }
+    }
+}
+
+#[test]
+fn a_token_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.durability = DurabilityPolicy::default();
+    let log = Arc::new(AuditWriter::open(c, key("docs/audit", 1)).unwrap());
+    let guard = Guard::builder()
+        .authenticator(Bearer)
+        .policies(Readers)
+        .audit_arc(log.clone())
+        .build()
+        .unwrap();
+    rt().block_on(async {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {SECRET_TOKEN}").parse().unwrap(),
+        );
+        headers.insert(
+            http::header::COOKIE,
+            "session=cookie-secret-42".parse().unwrap(),
+        );
+        headers.insert(http::header::USER_AGENT, "agent/1".parse().unwrap());
+        let facts = RequestFacts::new(http::Method::GET, "/docs/7?api_key=query-secret-99")
+            .with_matched_route("/docs/{id}")
+            .with_param("id", "7")
+            .with_headers(headers);
+        let Outcome::Proceed(admission) = guard.check(&facts).await else {
+            panic!("alice may read")
+        };
+        let receipt = admission
+            .receipt
+            .clone()
+            .expect("strict decisions give receipts");
+        assert_eq!(receipt.log, "docs/pod-1");
+        guard.complete(&admission, 200).await.unwrap();
+        log.checkpoint_now().await.unwrap();
+    });
+    drop(guard);
+    drop(log);
+    let text = fs::read_to_string(only_segment(dir.path())).unwrap();
+    assert!(text.contains("\"id\":\"alice\""));
+    for secret in [
+        SECRET_TOKEN,
+        "c2VjcmV0LXRva2VuLXBheWxvYWQ",
+        "cookie-secret-42",
+        "query-secret-99",
+        "Bearer",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the log");
+    }
+    trusted().verify_dir(dir.path()).unwrap();
+}
+
+#[test]
+fn strict_events_fail_when_the_writer_is_gone() {
+    // A writer that cannot open its directory is an error at start, not a silent sink.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    assert!(AuditWriter::open(config(&file), key("docs/audit", 1)).is_err());
+}
+
+#[test]
+fn verifier_keys_round_trip_as_text() {
+    let k = key("docs/audit", 1).verifier_key();
+    let parsed: VerifierKey = k.to_string().parse().unwrap();
+    assert_eq!(parsed, k);
+}
+
+/// The stored fixtures pin the record format: a log written by this version must keep verifying.
+/// Regenerate with `AAA_REGEN_AUDIT_FIXTURES=1 cargo test --test it audit::fixture`.
+#[test]
+fn fixture_logs_good_tampered_and_reordered() {
+    let root = fixture("audit");
+    if std::env::var_os("AAA_REGEN_AUDIT_FIXTURES").is_some() {
+        let _ = fs::remove_dir_all(&root);
+        let good = root.join("good");
+        append(&good, key("docs/audit", 1), 0, 10, None);
+        fs::write(
+            root.join("trusted.pub"),
+            format!("{}\n", key("docs/audit", 1).verifier_key()),
+        )
+        .unwrap();
+        let seg = only_segment(&good);
+        let name = seg.file_name().unwrap().to_owned();
+        let l = lines(&seg);
+        let mut swapped = l.clone();
+        swapped.swap(2, 3);
+        fs::create_dir_all(root.join("reordered")).unwrap();
+        fs::write(root.join("reordered").join(&name), swapped.concat()).unwrap();
+        let mut tampered = l.concat();
+        let at = tampered.windows(5).position(|w| w == b"user1").unwrap();
+        tampered[at + 4] = b'2';
+        fs::create_dir_all(root.join("tampered")).unwrap();
+        fs::write(root.join("tampered").join(&name), tampered).unwrap();
+    }
+    let pubkey = fs::read_to_string(root.join("trusted.pub")).unwrap();
+    let verifier = Verifier::new([VerifierKey::parse(pubkey.trim()).unwrap()]);
+    let report = verifier.verify_dir(&root.join("good")).unwrap();
+    assert_eq!((report.events, report.uncovered), (10, 0));
+    let err = verifier.verify_dir(&root.join("reordered")).unwrap_err();
+    assert_eq!(err.location.unwrap().line, 3);
+    let err = verifier.verify_dir(&root.join("tampered")).unwrap_err();
+    assert_eq!(err.problem, Problem::HashLink);
+    assert_eq!(err.location.unwrap().line, 3);
+}
+
+/// A witness that blocks the sequencer inside `anchor` until released: a deterministic way to
+/// make the queue fill up.
+#[derive(Debug)]
+struct StallingWitness {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl audit::Witness for StallingWitness {
+    fn anchor(&self, _note: &str) -> Result<(), audit::AuditError> {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self.release.lock().unwrap().recv();
+        Ok(())
+    }
+    fn latest(&self) -> Result<Option<String>, audit::AuditError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn block_deadline_and_strict_fail_closed_when_the_log_cannot_keep_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let mut c = config(dir.path());
+    c.witness = Some(Arc::new(StallingWitness {
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    }));
+    c.checkpoint_every = 1;
+    c.queue_capacity = 1;
+    c.strict_enqueue_timeout = std::time::Duration::from_millis(20);
+    c.durability = DurabilityPolicy {
+        authentication: Durability::Block(std::time::Duration::from_millis(5)),
+        authorization: Durability::Strict,
+        request_completed: Durability::BestEffort,
+        identity_change: Durability::Strict,
+    };
+    let log = Arc::new(AuditWriter::open(c, key("docs/audit", 1)).unwrap());
+    let guard = Guard::builder()
+        .authenticator(Bearer)
+        .policies(Readers)
+        .audit_arc(log.clone())
+        .build()
+        .unwrap();
+    let authn = || {
+        AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::Authentication {
+                outcome: audit::AuthnOutcome::Failure,
+                reason: Some("invalid_token".into()),
+            },
+        )
+    };
+    let completed = || {
+        AuditEvent::new(
+            Timestamp::UNIX_EPOCH,
+            EventKind::RequestCompleted {
+                status: 200,
+                latency_us: 1,
+            },
+        )
+    };
+    rt().block_on(async {
+        // The first event's checkpoint stalls the sequencer in the witness.
+        log.record(authn()).await.unwrap();
+        entered.recv().unwrap();
+        // One more fills the queue.
+        log.record(authn()).await.unwrap();
+        // Block mode gives up after its deadline.
+        assert_eq!(
+            log.record(authn()).await,
+            Err(audit::AuditError::Unavailable("the audit queue is full"))
+        );
+        // Best effort drops and counts.
+        assert_eq!(log.record(completed()).await, Ok(None));
+        assert_eq!(log.pending_drops(), 1);
+        // Strict fails closed: the guard answers 503.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {SECRET_TOKEN}").parse().unwrap(),
+        );
+        let facts = RequestFacts::new(http::Method::GET, "/docs/1")
+            .with_matched_route("/docs/{id}")
+            .with_param("id", "1")
+            .with_headers(headers);
+        let Outcome::Reject(rejection) = guard.check(&facts).await else {
+            panic!("a decision that cannot be recorded must not let the request through")
+        };
+        assert_eq!(rejection.status(), 503);
+        // Let the sequencer go: everything accepted is written, the drop as a gap record.
+        drop(release);
+        log.flush().await.unwrap();
+    });
+    drop(guard);
+    drop(log);
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!((report.events, report.dropped), (2, 1));
+}
+
+#[test]
+fn large_segments_are_verified_in_parallel_with_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.checkpoint_every = 1024;
+    c.queue_capacity = 1 << 14;
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..6000 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.events, 6000);
+    let seg = only_segment(dir.path());
+    let mut l = lines(&seg);
+    l.swap(5000, 5001);
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(err.location.unwrap().line, 5001);
+}
+
+#[test]
+fn selected_events_carry_their_own_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.sign_events = |e| matches!(e.kind, EventKind::IdentityChange { .. });
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..6 {
+            log.record(decision(i, true)).await.unwrap();
+            let change = AuditEvent::new(
+                Timestamp::UNIX_EPOCH,
+                EventKind::IdentityChange {
+                    change: audit::IdentityChange::RoleGranted,
+                    subject: format!("user{i}"),
+                    detail: Some("editor".into()),
+                },
+            );
+            log.record(change).await.unwrap();
+        }
+    });
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.signed_events, 6);
+    // Changing a signed event is caught at that very record, not only at the next one.
+    let seg = only_segment(dir.path());
+    let mut l = lines(&seg);
+    let at = l
+        .iter()
+        .position(|x| x.windows(6).any(|w| w == b"editor"))
+        .unwrap();
+    let text = String::from_utf8(l[at].clone())
+        .unwrap()
+        .replace("editor", "admin!");
+    l[at] = text.into_bytes();
+    fs::write(&seg, l.concat()).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(err.problem, Problem::BadSignature);
+    assert_eq!(err.location.unwrap().line, at as u64 + 1);
+}
+
+#[test]
+fn writer_refuses_a_log_rewritten_behind_its_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let witness = dir.path().join("witness.note");
+    append(&log, key("docs/audit", 1), 0, 20, Some(&witness));
+    // Same key, same length, different history (as an insider with the key could produce).
+    fs::remove_dir_all(&log).unwrap();
+    append(&log, key("docs/audit", 1), 100, 20, None);
+    let mut c = config(&log);
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let refused = AuditWriter::open(c, key("docs/audit", 1)).unwrap_err();
+    assert!(
+        matches!(refused, audit::AuditError::Diverged { .. }),
+        "{refused}"
+    );
+    let err = expect_error(
+        &log,
+        &trusted().with_anchor(fs::read_to_string(&witness).unwrap()),
+    );
+    assert!(matches!(err.problem, Problem::AnchorMismatch(_)), "{err}");
+}

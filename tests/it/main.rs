@@ -7,7 +7,5 @@
     reason = "tests fail loudly"
 )]
 
-mod policy_fixtures;
-mod policy_guard;
-mod policy_workload;
+mod policy;
 mod public_interface;

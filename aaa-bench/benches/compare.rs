@@ -36,88 +36,6 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-struct Stats {
-    name: &'static str,
-    load: Duration,
-    rss_kib: u64,
-    mean_ns: f64,
-    p50_ns: f64,
-    p99_ns: f64,
-    hot: (f64, f64, f64),
-}
-
-/// Like [`measure`], with each request's data in cache: blocks of 32 requests are decided once
-/// untimed, then timed (mean); each call is made once untimed, then timed (p50/p99). This is a
-/// service's situation: the principal and the resource were built just before the decision.
-fn measure_hot(n: usize, mut decide: impl FnMut(usize) -> bool) -> (f64, f64, f64) {
-    let overhead = timer_overhead();
-    let mut total = Duration::ZERO;
-    for start in (0..n).step_by(32) {
-        let end = (start + 32).min(n);
-        for i in start..end {
-            black_box(decide(i));
-        }
-        let t = Instant::now();
-        for i in start..end {
-            black_box(decide(i));
-        }
-        total += t.elapsed();
-    }
-    let mut calls: Vec<f64> = (0..n)
-        .map(|i| {
-            black_box(decide(i));
-            let t = Instant::now();
-            black_box(decide(i));
-            (t.elapsed().as_nanos() as f64 - overhead).max(0.0)
-        })
-        .collect();
-    calls.sort_by(f64::total_cmp);
-    (
-        total.as_nanos() as f64 / n as f64,
-        calls[calls.len() / 2],
-        calls[calls.len() * 99 / 100],
-    )
-}
-
-fn timer_overhead() -> f64 {
-    let mut v: Vec<u128> = (0..10_000)
-        .map(|_| {
-            let t = Instant::now();
-            t.elapsed().as_nanos()
-        })
-        .collect();
-    v.sort_unstable();
-    v[v.len() / 2] as f64
-}
-
-/// Times `decide(i)` for every request: a batch pass for the mean per decision (median of
-/// `rounds` passes), then a pass timing each call for p50/p99 (timer overhead subtracted).
-fn measure(n: usize, rounds: usize, mut decide: impl FnMut(usize) -> bool) -> (f64, f64, f64) {
-    let mut means = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for i in 0..n {
-            black_box(decide(i));
-        }
-        means.push(t.elapsed().as_nanos() as f64 / n as f64);
-    }
-    means.sort_by(f64::total_cmp);
-    let overhead = timer_overhead();
-    let mut calls: Vec<f64> = (0..n)
-        .map(|i| {
-            let t = Instant::now();
-            black_box(decide(i));
-            (t.elapsed().as_nanos() as f64 - overhead).max(0.0)
-        })
-        .collect();
-    calls.sort_by(f64::total_cmp);
-    (
-        means[means.len() / 2],
-        calls[calls.len() / 2],
-        calls[calls.len() * 99 / 100],
-    )
-}
-
 /// The nine rules by hand over compact structs: the floor.
 mod floor {
     use std::net::IpAddr;
@@ -202,14 +120,82 @@ mod floor {
     }
 }
 
+/// An engine under test: how long it took to load, the memory it added, and its decision.
+struct Engine<'a> {
+    name: &'static str,
+    load: Option<Duration>,
+    rss_kib: Option<u64>,
+    decide: Box<dyn Fn(usize) -> bool + 'a>,
+}
+
+fn timer_overhead() -> f64 {
+    let mut v: Vec<f64> = (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            t.elapsed().as_nanos() as f64
+        })
+        .collect();
+    median(&mut v)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn percentile(v: &mut [f64], p: usize) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() * p / 100).copied().unwrap_or(f64::NAN)
+}
+
+#[derive(Default)]
+struct Samples {
+    cold_means: Vec<f64>,
+    hot_means: Vec<f64>,
+    cold_calls: Vec<f64>,
+    hot_calls: Vec<f64>,
+}
+
+/// One round for one engine: a cold pass over all requests (mean), a hot pass in blocks of 32
+/// decided twice (the second timed), and per-call times on a sample of requests, cold and hot.
+fn round(n: usize, r: usize, overhead: f64, decide: &dyn Fn(usize) -> bool, s: &mut Samples) {
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(decide(i));
+    }
+    s.cold_means.push(t.elapsed().as_nanos() as f64 / n as f64);
+    let mut hot = Duration::ZERO;
+    for start in (0..n).step_by(32) {
+        let end = (start + 32).min(n);
+        for i in start..end {
+            black_box(decide(i));
+        }
+        let t = Instant::now();
+        for i in start..end {
+            black_box(decide(i));
+        }
+        hot += t.elapsed();
+    }
+    s.hot_means.push(hot.as_nanos() as f64 / n as f64);
+    for i in (r % 7..n).step_by(7) {
+        let t = Instant::now();
+        black_box(decide(i));
+        s.cold_calls
+            .push((t.elapsed().as_nanos() as f64 - overhead).max(0.0));
+        let t = Instant::now();
+        black_box(decide(i));
+        s.hot_calls
+            .push((t.elapsed().as_nanos() as f64 - overhead).max(0.0));
+    }
+}
+
 fn main() -> Res<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
     let w = Workload::load()?;
     let n = w.requests.len();
-    let rounds = 5;
-    let mut results = Vec::new();
+    let mut engines: Vec<Engine<'_>> = Vec::new();
 
     // ---- aaa
     let before = rss_kib();
@@ -219,76 +205,61 @@ fn main() -> Res<()> {
     let load = t.elapsed();
     let inputs = w.aaa_inputs();
     let rss = rss_kib().saturating_sub(before);
-    let aaa_decide = |i: usize| {
-        let r = &w.requests[i];
-        policy.decide(
-            &inputs.principals[r.user][usize::from(r.mfa)],
-            &inputs.actions[i],
-            &inputs.resources[r.resource],
-            &inputs.contexts[i],
-        ) == Decision::Allow
-    };
-    check("aaa", &w, aaa_decide)?;
-    let (mean, p50, p99) = measure(n, rounds, aaa_decide);
-    let hot = measure_hot(n, aaa_decide);
-    results.push(Stats {
-        name: "aaa (decide)",
-        load,
-        rss_kib: rss,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
-    });
-    // With the context built per request from the IP string, as an adapter would.
-    let aaa_with_ctx = |i: usize| {
-        let r = &w.requests[i];
-        let mut ctx = aaa_core::Context::new(aaa_core::Timestamp::from_unix_seconds(1_700_000_000));
-        ctx.peer_ip = r.ip.parse::<IpAddr>().ok();
-        policy.decide(
-            &inputs.principals[r.user][usize::from(r.mfa)],
-            &inputs.actions[i],
-            &inputs.resources[r.resource],
-            &ctx,
-        ) == Decision::Allow
-    };
-    check("aaa+ctx", &w, aaa_with_ctx)?;
-    let (mean, p50, p99) = measure(n, rounds, aaa_with_ctx);
-    let hot = measure_hot(n, aaa_with_ctx);
-    results.push(Stats {
-        name: "aaa (decide, context built per call)",
-        load,
-        rss_kib: rss,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
-    });
-    let aaa_eval = |i: usize| {
-        let r = &w.requests[i];
-        policy
-            .evaluate(
+    // Leaked: the engines below borrow them for the rest of the run.
+    let (policy, inputs, wr): (&PolicySet, &_, &Workload) = (
+        Box::leak(Box::new(policy)),
+        Box::leak(Box::new(inputs)),
+        Box::leak(Box::new(w.clone())),
+    );
+    engines.push(Engine {
+        name: "aaa `decide`",
+        load: Some(load),
+        rss_kib: Some(rss),
+        decide: Box::new(move |i| {
+            let r = &wr.requests[i];
+            policy.decide(
                 &inputs.principals[r.user][usize::from(r.mfa)],
                 &inputs.actions[i],
                 &inputs.resources[r.resource],
                 &inputs.contexts[i],
-            )
-            .is_allowed()
-    };
-    check("aaa evaluate", &w, aaa_eval)?;
-    let (mean, p50, p99) = measure(n, rounds, aaa_eval);
-    let hot = measure_hot(n, aaa_eval);
-    results.push(Stats {
-        name: "aaa (evaluate: Evaluation with rule ids)",
-        load,
-        rss_kib: rss,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
+            ) == Decision::Allow
+        }),
+    });
+    engines.push(Engine {
+        name: "aaa `decide`, context built per call from the IP string",
+        load: None,
+        rss_kib: None,
+        decide: Box::new(move |i| {
+            let r = &wr.requests[i];
+            let mut ctx =
+                aaa_core::Context::new(aaa_core::Timestamp::from_unix_seconds(1_700_000_000));
+            ctx.peer_ip = r.ip.parse::<IpAddr>().ok();
+            policy.decide(
+                &inputs.principals[r.user][usize::from(r.mfa)],
+                &inputs.actions[i],
+                &inputs.resources[r.resource],
+                &ctx,
+            ) == Decision::Allow
+        }),
+    });
+    engines.push(Engine {
+        name: "aaa `evaluate` (Evaluation with rule ids)",
+        load: None,
+        rss_kib: None,
+        decide: Box::new(move |i| {
+            let r = &wr.requests[i];
+            policy
+                .evaluate(
+                    &inputs.principals[r.user][usize::from(r.mfa)],
+                    &inputs.actions[i],
+                    &inputs.resources[r.resource],
+                    &inputs.contexts[i],
+                )
+                .is_allowed()
+        }),
     });
 
-    // ---- floor
+    // ---- floors
     let tenants = ["acme", "globex", "initech"];
     let tix = |t: &str| tenants.iter().position(|x| *x == t).unwrap_or(255) as u8;
     let users: Vec<floor::User> = w
@@ -339,52 +310,43 @@ fn main() -> Res<()> {
         .map(|r| r.ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))
         .collect();
     let uids: Vec<u32> = w.users.iter().map(|u| uid(&u.id)).collect();
-    let floor_decide = |i: usize| {
-        let r = &w.requests[i];
-        floor::decide(
-            uids[r.user],
-            &users[r.user],
-            acts[i],
-            &res[r.resource],
-            &ips[i],
-            r.mfa,
-        )
-    };
-    check("floor", &w, floor_decide)?;
-    let (mean, p50, p99) = measure(n, rounds, floor_decide);
-    let hot = measure_hot(n, floor_decide);
-    results.push(Stats {
-        name: "hand-written floor (pre-digested: integer tenants, role flags)",
-        load: Duration::ZERO,
-        rss_kib: 0,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
+    let (users, res, acts, ips, uids): (&[_], &[_], &[_], &[IpAddr], &[u32]) = (
+        Box::leak(users.into_boxed_slice()),
+        Box::leak(res.into_boxed_slice()),
+        Box::leak(acts.into_boxed_slice()),
+        Box::leak(ips.into_boxed_slice()),
+        Box::leak(uids.into_boxed_slice()),
+    );
+    engines.push(Engine {
+        name: "hand-written floor over the workload's strings",
+        load: None,
+        rss_kib: None,
+        decide: Box::new(move |i| {
+            let r = &wr.requests[i];
+            floor::decide_strings(
+                &wr.users[r.user],
+                &r.action,
+                &wr.resources[r.resource],
+                &ips[i],
+                r.mfa,
+            )
+        }),
     });
-    // The same nine rules over the workload's data as given (strings, role names), which is
-    // what an engine is handed.
-    let floor_strings = |i: usize| {
-        let r = &w.requests[i];
-        floor::decide_strings(
-            &w.users[r.user],
-            &r.action,
-            &w.resources[r.resource],
-            &ips[i],
-            r.mfa,
-        )
-    };
-    check("floor (strings)", &w, floor_strings)?;
-    let (mean, p50, p99) = measure(n, rounds, floor_strings);
-    let hot = measure_hot(n, floor_strings);
-    results.push(Stats {
-        name: "hand-written floor (over the workload's strings)",
-        load: Duration::ZERO,
-        rss_kib: 0,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
+    engines.push(Engine {
+        name: "hand-written floor, pre-digested (integer tenants, role flags)",
+        load: None,
+        rss_kib: None,
+        decide: Box::new(move |i| {
+            let r = &wr.requests[i];
+            floor::decide(
+                uids[r.user],
+                &users[r.user],
+                acts[i],
+                &res[r.resource],
+                &ips[i],
+                r.mfa,
+            )
+        }),
     });
 
     // ---- cedar
@@ -393,20 +355,13 @@ fn main() -> Res<()> {
     let cedar = cedar::Engine::load(&w)?;
     let load = t.elapsed();
     let rss = rss_kib().saturating_sub(before);
-    let cedar_decide = |i: usize| cedar.decide(&w, i);
-    check("cedar", &w, cedar_decide)?;
-    let (mean, p50, p99) = measure(n, 3, cedar_decide);
-    let hot = measure_hot(n, cedar_decide);
-    results.push(Stats {
-        name: "cedar-policy 4",
-        load,
-        rss_kib: rss,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
+    let cedar: &cedar::Engine = Box::leak(Box::new(cedar));
+    engines.push(Engine {
+        name: "cedar-policy 4.14",
+        load: Some(load),
+        rss_kib: Some(rss),
+        decide: Box::new(move |i| cedar.decide(wr, i)),
     });
-    drop(cedar);
 
     // ---- casbin
     let before = rss_kib();
@@ -414,54 +369,119 @@ fn main() -> Res<()> {
     let casbin = casbin_engine::Engine::load(&w)?;
     let load = t.elapsed();
     let rss = rss_kib().saturating_sub(before);
-    let casbin_decide = |i: usize| casbin.decide(&w, i);
-    check("casbin", &w, casbin_decide)?;
-    let (mean, p50, p99) = measure(n, 3, casbin_decide);
-    let hot = measure_hot(n, casbin_decide);
-    results.push(Stats {
-        name: "casbin 2",
-        load,
-        rss_kib: rss,
-        mean_ns: mean,
-        p50_ns: p50,
-        p99_ns: p99,
-        hot,
+    let casbin: &casbin_engine::Engine = Box::leak(Box::new(casbin));
+    engines.push(Engine {
+        name: "casbin 2.20",
+        load: Some(load),
+        rss_kib: Some(rss),
+        decide: Box::new(move |i| casbin.decide(wr, i)),
     });
 
-    let find = |p: &str| results.iter().find(|s| s.name.starts_with(p));
-    let (cedar_cold, cedar_hot) =
-        find("cedar").map_or((f64::NAN, f64::NAN), |s| (s.mean_ns, s.hot.0));
-    let (floor_cold, floor_hot) =
-        find("hand-written floor (over").map_or((f64::NAN, f64::NAN), |s| (s.mean_ns, s.hot.0));
-    println!("all {n} decisions agree with the expected ones, for every engine\n");
-    println!("cold: cycling through all {n} requests (each request's data mostly out of cache)");
-    println!("hot: each request's data touched just before (as in a service)\n");
+    for e in &engines {
+        check(e.name, &w, &*e.decide)?;
+    }
+    println!("all {n} decisions agree with the expected ones, for every engine");
+
+    // Interleaved rounds, so that load on the machine affects every engine alike.
+    let rounds = 5;
+    let overhead = timer_overhead();
+    let mut samples: Vec<Samples> = engines.iter().map(|_| Samples::default()).collect();
+    for r in 0..rounds {
+        for (e, s) in engines.iter().zip(samples.iter_mut()) {
+            round(n, r, overhead, &*e.decide, s);
+        }
+    }
+    let mut rows = Vec::new();
+    for (e, s) in engines.iter().zip(samples.iter_mut()) {
+        rows.push((
+            e,
+            median(&mut s.cold_means),
+            percentile(&mut s.cold_calls, 50),
+            percentile(&mut s.cold_calls, 99),
+            median(&mut s.hot_means),
+            percentile(&mut s.hot_calls, 50),
+            percentile(&mut s.hot_calls, 99),
+        ));
+    }
+    let by = |p: &str| {
+        rows.iter()
+            .find(|r| r.0.name.starts_with(p))
+            .map(|r| (r.1, r.4))
+    };
+    let (cedar_cold, cedar_hot) = by("cedar").unwrap_or((f64::NAN, f64::NAN));
+    let (floor_cold, floor_hot) = by("hand-written floor over").unwrap_or((f64::NAN, f64::NAN));
     println!(
-        "| engine | cold ns/decision | cold p50 / p99 | hot ns/decision | hot p50 / p99 | cedar/engine cold, hot | engine/floor cold, hot | load | RSS delta |"
+        "\ncold: one pass over all {n} requests in file order (their data mostly out of cache)"
+    );
+    println!(
+        "hot: each request's data touched just before, as in a service; median of {rounds} interleaved rounds\n"
+    );
+    println!(
+        "| engine | cold ns/decision | cold p50 / p99 | hot ns/decision | hot p50 / p99 | cedar ÷ engine (cold, hot) | engine ÷ floor (cold, hot) | load | RSS added |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for s in &results {
+    for (e, cm, c50, c99, hm, h50, h99) in &rows {
         println!(
-            "| {} | {:.0} | {:.0} / {:.0} | {:.0} | {:.0} / {:.0} | {:.1}x, {:.1}x | {:.1}x, {:.1}x | {:.2} ms | {} KiB |",
-            s.name,
-            s.mean_ns,
-            s.p50_ns,
-            s.p99_ns,
-            s.hot.0,
-            s.hot.1,
-            s.hot.2,
-            cedar_cold / s.mean_ns,
-            cedar_hot / s.hot.0,
-            s.mean_ns / floor_cold,
-            s.hot.0 / floor_hot,
-            s.load.as_secs_f64() * 1e3,
-            s.rss_kib
+            "| {} | {cm:.0} | {c50:.0} / {c99:.0} | {hm:.0} | {h50:.0} / {h99:.0} | {:.0}x, {:.0}x | {:.1}x, {:.1}x | {} | {} |",
+            e.name,
+            cedar_cold / cm,
+            cedar_hot / hm,
+            cm / floor_cold,
+            hm / floor_hot,
+            e.load.map_or("-".to_owned(), |d| format!(
+                "{:.2} ms",
+                d.as_secs_f64() * 1e3
+            )),
+            e.rss_kib.map_or("-".to_owned(), |k| format!("{k} KiB")),
+        );
+    }
+
+    // ---- scaling with policy size, interleaved
+    let mut sized = Vec::new();
+    for rules in [10, 1_000, 10_000] {
+        let text = aaa_bench::docs_service::policy_with_rules(rules)?;
+        let before = rss_kib();
+        let t = Instant::now();
+        let p = PolicySet::from_toml(&text, "grown.toml").map_err(|e| e.render())?;
+        let load = t.elapsed();
+        let rss = rss_kib().saturating_sub(before);
+        sized.push((rules, (load, rss), p, Vec::new()));
+    }
+    for _ in 0..15 {
+        for (_, _, p, times) in &mut sized {
+            let t = Instant::now();
+            for rep in 0..40 {
+                for i in 0..256 {
+                    let i = (i + rep) % n;
+                    let r = &w.requests[i];
+                    black_box(p.decide(
+                        &inputs.principals[r.user][usize::from(r.mfa)],
+                        &inputs.actions[i],
+                        &inputs.resources[r.resource],
+                        &inputs.contexts[i],
+                    ));
+                }
+            }
+            times.push(t.elapsed().as_nanos() as f64 / (40.0 * 256.0));
+        }
+    }
+    println!(
+        "\n| rules | decide ns (median of 15 interleaved rounds, 256 hot requests) | vs 10 rules | load+compile | RSS added |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    let base = median(&mut sized[0].3.clone());
+    for (rules, (load, rss), _, times) in &mut sized {
+        let m = median(times);
+        println!(
+            "| {rules} | {m:.0} | {:.2}x | {:.1} ms | {rss} KiB |",
+            m / base,
+            load.as_secs_f64() * 1e3
         );
     }
     Ok(())
 }
 
-fn check(name: &str, w: &Workload, mut decide: impl FnMut(usize) -> bool) -> Res<()> {
+fn check(name: &str, w: &Workload, decide: &dyn Fn(usize) -> bool) -> Res<()> {
     for (i, r) in w.requests.iter().enumerate() {
         if decide(i) != (r.expected == Decision::Allow) {
             return Err(format!("{name} disagrees on request {i}: {r:?}").into());

@@ -118,16 +118,28 @@ impl Value {
     }
 }
 
-/// Parses an IP address (as a host range) or a CIDR range.
+/// Parses an IP address (as a host range) or a CIDR range, strictly: the address part goes
+/// through the standard library's parser (no leading zeros, no octal, no shorthand) and the prefix
+/// must be plain decimal digits within range.
 pub(crate) fn parse_ip(text: &str) -> Result<IpNet, ValueError> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        // IpNet accepts host bits set (10.1.2.3/8); keep the address as written, containment
-        // checks use the network.
-        return Ok(net);
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| ValueError::InvalidIp)?;
+    let Some(prefix) = prefix else {
+        return Ok(IpNet::from(addr));
+    };
+    let plain = !prefix.is_empty()
+        && prefix.len() <= 3
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+        && !(prefix.len() > 1 && prefix.starts_with('0'));
+    if !plain {
+        return Err(ValueError::InvalidIp);
     }
-    text.parse::<std::net::IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| ValueError::InvalidIp)
+    let len: u8 = prefix.parse().map_err(|_| ValueError::InvalidIp)?;
+    // Host bits may be set (10.1.2.3/8); containment checks use the network.
+    IpNet::new(addr, len).map_err(|_| ValueError::InvalidIp)
 }
 
 impl From<&str> for Value {

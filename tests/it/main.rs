@@ -13,7 +13,5 @@ mod audit_crash;
 mod authn;
 mod conformance;
 mod docs_demo;
-mod policy_fixtures;
-mod policy_guard;
-mod policy_workload;
+mod policy;
 mod public_interface;

@@ -449,6 +449,10 @@ when = 'context.forwarded.isInRange(ip("10.0.0.0/8"))'
         ("", false),
         ("10.1.2.3.4", false),
         ("999.1.2.3", false),
+        ("010.1.2.3/8", false),
+        ("10.1.2.3/33", false),
+        ("10.0.0.0/8", true),
+        ("1.2.3.4/8", false),
     ] {
         let c = ctx().with_attribute("forwarded", raw);
         let e = p.evaluate(&user("u"), "fwd", &r, &c);

@@ -82,3 +82,35 @@ fn fixture_files_refuse_unknown_fields_with_a_position() {
     assert!(message.contains("expected"), "{message}");
     assert!(Fixtures::from_toml("[[case]]\nname = 1", "c.toml").is_err());
 }
+
+#[test]
+fn the_reference_page_examples_are_valid_and_say_what_they_do() {
+    use aaa::{Context, Principal, PrincipalKind, Reason, Resource, Timestamp};
+    let page = std::fs::read_to_string(root().join("docs/policy.md")).unwrap();
+    let blocks: Vec<&str> = page
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let policy = PolicySet::from_toml(blocks[0], "docs/policy.md")
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let fixtures = blocks.iter().find(|b| b.contains("[[case]]")).unwrap();
+    Fixtures::from_toml(fixtures, "docs/policy.md").unwrap();
+
+    let alice = Principal::new("alice", PrincipalKind::User, "idp")
+        .with_tenant("acme")
+        .with_roles(["editor"])
+        .with_attribute("suspended", false);
+    let doc = |class: &str, owner: &str| {
+        Resource::new("Document")
+            .with_attribute("tenant", "acme")
+            .with_attribute("owner", owner)
+            .with_attribute("classification", class)
+    };
+    let now = Context::new(Timestamp::from_unix_seconds(1_700_000_000));
+    let read = policy.evaluate(&alice, "docs:read", &doc("public", "bob"), &now);
+    assert_eq!(read.rules, ["viewer-read"]);
+    let delete = policy.evaluate(&alice, "docs:delete", &doc("secret", "alice"), &now);
+    assert_eq!(delete.reason, Reason::Forbidden);
+    assert_eq!(delete.rules, ["forbid-secret-delete"]);
+}

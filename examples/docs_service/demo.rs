@@ -49,6 +49,8 @@ pub(crate) struct Options {
     /// How many verified tokens to remember, so a repeated token skips the signature check.
     /// Defaults to 10,000; 0 turns the cache off.
     pub(crate) token_cache: usize,
+    /// Run the guard without recording anything (for benchmarks that isolate the log's cost).
+    pub(crate) unaudited: bool,
 }
 
 impl Options {
@@ -65,6 +67,7 @@ impl Options {
             audience: None,
             durability: None,
             token_cache: 10_000,
+            unaudited: false,
         }
     }
 
@@ -438,16 +441,20 @@ impl Demo {
             Some(extra) => Arc::new(Tee(audit.clone(), extra)),
             None => audit.clone(),
         };
-        let guard = Guard::builder()
+        let builder = Guard::builder()
             .authenticator(jwt)
             .authenticator(api_keys)
             .authenticator(forwarded)
             .policies(policy)
             .resources(Loader(store.clone()))
-            .audit_arc(sink)
-            .realm("docs")
-            .build()
-            .map_err(|e| e.to_string())?;
+            .realm("docs");
+        // Benchmarks measure the guard without its log too; the demo always records.
+        let builder = if options.unaudited {
+            builder.audit_disabled()
+        } else {
+            builder.audit_arc(sink)
+        };
+        let guard = builder.build().map_err(|e| e.to_string())?;
         Ok(Demo {
             guard,
             store,

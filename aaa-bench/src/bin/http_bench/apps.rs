@@ -12,12 +12,16 @@ pub(crate) const VARIANTS: &[&str] = &[
     "axum-bare",
     "axum-jwt",
     "axum-aaa",
+    "axum-aaa_unaudited",
     "axum-aaa_cached",
+    "axum-aaa_cached_unaudited",
     "axum-aaa_strict",
     "actix-bare",
     "actix-jwt",
     "actix-aaa",
+    "actix-aaa_unaudited",
     "actix-aaa_cached",
+    "actix-aaa_cached_unaudited",
     "actix-aaa_strict",
 ];
 
@@ -33,8 +37,14 @@ pub(crate) fn serve(variant: &str, dir: PathBuf) {
     // authorization decision waits for its group commit (`fdatasync`).
     // `aaa_cached`: as `aaa`, with the verified-token cache (the other variants verify every
     // token, like the JWT-only middleware).
-    options.token_cache = if wrap == "aaa_cached" { 10_000 } else { 0 };
-    if wrap == "aaa" || wrap == "aaa_cached" {
+    // `aaa_cached_unaudited`: the same without the log, to show what the log costs.
+    options.token_cache = if wrap.starts_with("aaa_cached") {
+        10_000
+    } else {
+        0
+    };
+    options.unaudited = wrap.ends_with("_unaudited");
+    if wrap == "aaa" || wrap.starts_with("aaa_cached") {
         options.durability = Some(aaa::audit::DurabilityPolicy::all(
             aaa::audit::Durability::Block(std::time::Duration::from_millis(100)),
         ));

@@ -1,4 +1,6 @@
 use std::{
+    cell::RefCell,
+    collections::HashMap,
     future::{Future, Ready, ready},
     pin::Pin,
     rc::Rc,
@@ -61,6 +63,7 @@ where
             service: Rc::new(service),
             guard: self.guard.clone(),
             receipt_header: self.receipt_header,
+            patterns: Patterns::default(),
         }))
     }
 }
@@ -72,6 +75,7 @@ pub struct AaaMiddleware<S> {
     service: Rc<S>,
     guard: Guard,
     receipt_header: bool,
+    patterns: Patterns,
 }
 
 impl<S, B> Service<ServiceRequest> for AaaMiddleware<S>
@@ -89,8 +93,9 @@ where
         let service = Rc::clone(&self.service);
         let guard = self.guard.clone();
         let receipt_header = self.receipt_header;
+        let patterns = self.patterns.clone();
         Box::pin(async move {
-            let facts = match facts_of(&req) {
+            let facts = match facts_of(&req, &patterns) {
                 Ok(facts) => facts,
                 Err(rejection) => return Ok(reject(req, rejection)),
             };
@@ -137,7 +142,28 @@ fn reject<B>(
 }
 
 /// Translates the request into [`RequestFacts`].
-fn facts_of(req: &ServiceRequest) -> Result<RequestFacts, aaa_core::http::Rejection> {
+/// The compiled patterns of the app's routes, per worker: compiling one costs more than the
+/// rest of the translation, and an app has a fixed, small set of them.
+#[derive(Debug, Clone, Default)]
+struct Patterns(Rc<RefCell<HashMap<String, Rc<ResourceDef>>>>);
+
+impl Patterns {
+    fn get(&self, pattern: &str) -> Rc<ResourceDef> {
+        if let Some(def) = self.0.borrow().get(pattern) {
+            return Rc::clone(def);
+        }
+        let def = Rc::new(ResourceDef::new(pattern));
+        self.0
+            .borrow_mut()
+            .insert(pattern.to_owned(), Rc::clone(&def));
+        def
+    }
+}
+
+fn facts_of(
+    req: &ServiceRequest,
+    patterns: &Patterns,
+) -> Result<RequestFacts, aaa_core::http::Rejection> {
     let method = http::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| aaa_core::http::Rejection::bad_request("the request method is not valid"))?;
     let mut headers = http::HeaderMap::with_capacity(req.headers().len());
@@ -168,7 +194,7 @@ fn facts_of(req: &ServiceRequest) -> Result<RequestFacts, aaa_core::http::Reject
         ));
     }
     let mut path = Path::new(url);
-    if ResourceDef::new(pattern.as_str()).capture_match_info(&mut path) {
+    if patterns.get(&pattern).capture_match_info(&mut path) {
         for (name, raw) in path.iter() {
             // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
             let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();

@@ -5,7 +5,7 @@ use std::{
     sync::Arc,
 };
 
-use aaa_core::{Action, Admission, Evaluation, Guard, Identity, Principal, Resource};
+use aaa_core::{Action, Admitted, Evaluation, Identity, Principal, Resource};
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
     dev::Payload,
@@ -64,13 +64,6 @@ impl From<aaa_core::http::Rejection> for Rejection {
     }
 }
 
-/// What the extractors find in the extensions of an admitted request.
-#[derive(Debug, Clone)]
-pub(crate) struct Admitted {
-    pub(crate) guard: Guard,
-    pub(crate) admission: Arc<Admission>,
-}
-
 fn admitted(req: &HttpRequest) -> Result<Admitted, Rejection> {
     req.extensions()
         .get::<Admitted>()
@@ -96,10 +89,7 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, Rejection>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(admitted(req).and_then(|a| match &a.admission.identity {
-            Identity::Authenticated(p) => Ok(Authenticated(Arc::clone(p))),
-            Identity::Anonymous => Err(aaa_core::http::Rejection::missing_credentials().into()),
-        }))
+        ready(admitted(req).and_then(|a| Ok(Authenticated(a.principal()?))))
     }
 }
 
@@ -119,17 +109,12 @@ impl Authorizer {
         action: impl Into<Action>,
         resource: &Resource,
     ) -> Result<Evaluation, Rejection> {
-        let action = action.into();
-        self.0
-            .guard
-            .authorize(&self.0.admission, &action, resource)
-            .await
-            .map_err(Rejection)
+        self.0.check(action, resource).await.map_err(Rejection)
     }
 
     /// The caller.
     pub fn identity(&self) -> &Identity {
-        &self.0.admission.identity
+        self.0.identity()
     }
 }
 

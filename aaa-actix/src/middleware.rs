@@ -4,11 +4,10 @@ use std::{
     future::{Future, Ready, ready},
     pin::Pin,
     rc::Rc,
-    sync::Arc,
 };
 
 use aaa_core::{
-    Guard, Outcome,
+    Admitted, Guard, Outcome,
     http::{RECEIPT_HEADER, RequestFacts},
 };
 use actix_web::{
@@ -20,7 +19,7 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
 };
 
-use crate::extract::{Admitted, Rejection};
+use crate::extract::Rejection;
 
 /// The middleware factory: `App::new().wrap(Aaa::new(guard))`.
 #[derive(Debug, Clone)]
@@ -99,29 +98,30 @@ where
                 Ok(facts) => facts,
                 Err(rejection) => return Ok(reject(req, rejection)),
             };
-            let admission = match guard.check(&facts).await {
+            let admitted = match guard.check(&facts).await {
                 Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
-                Outcome::Proceed(admission) => Arc::new(*admission),
+                Outcome::Proceed(admission) => Admitted::new(guard, *admission),
             };
             {
                 let mut extensions = req.extensions_mut();
-                extensions.insert(admission.identity.clone());
-                extensions.insert(admission.evaluation.clone());
-                extensions.insert(Admitted {
-                    guard: guard.clone(),
-                    admission: Arc::clone(&admission),
-                });
+                extensions.insert(admitted.identity().clone());
+                extensions.insert(admitted.admission().evaluation.clone());
+                extensions.insert(admitted.clone());
             }
             let mut response = service.call(req).await?;
             if receipt_header
-                && let Some(value) = admission.receipt.as_ref().and_then(|r| r.header_value())
+                && let Some(value) = admitted
+                    .admission()
+                    .receipt
+                    .as_ref()
+                    .and_then(|r| r.header_value())
                 && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
             {
                 response
                     .headers_mut()
                     .insert(HeaderName::from_static(RECEIPT_HEADER), value);
             }
-            match guard.complete(&admission, response.status().as_u16()).await {
+            match admitted.complete(response.status().as_u16()).await {
                 Ok(()) => Ok(response.map_into_left_body()),
                 Err(rejection) => {
                     let (request, _) = response.into_parts();

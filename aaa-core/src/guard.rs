@@ -9,8 +9,8 @@ use std::{fmt, marker::PhantomData, sync::Arc};
 use tracing::trace;
 
 use crate::{
-    Action, Authenticator, Authorizer, Clock, Context, Evaluation, Identity, Reason, Resource,
-    ResourceLoader, RouteBinding, SystemClock, Timestamp,
+    Action, Authenticator, Authorizer, Clock, Context, Evaluation, Identity, Principal, Reason,
+    Resource, ResourceLoader, RouteBinding, SystemClock, Timestamp,
     audit::{
         Actor, AuditEvent, AuditReceipt, AuditSink, AuthnOutcome, EventKind, RequestInfo, Target,
         truncate_untrusted,
@@ -44,6 +44,71 @@ pub struct Admission {
     started: Timestamp,
     request: RequestInfo,
     route: Option<String>,
+}
+
+/// An admitted request, as adapters leave it in the request for extractors: the guard and the
+/// [`Admission`], for handler-level decisions and the completion record. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    guard: Guard,
+    admission: Arc<Admission>,
+}
+
+impl Admitted {
+    /// The admission `guard` gave.
+    pub fn new(guard: Guard, admission: Admission) -> Self {
+        Admitted {
+            guard,
+            admission: Arc::new(admission),
+        }
+    }
+
+    /// What the guard decided.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The caller.
+    pub fn identity(&self) -> &Identity {
+        &self.admission.identity
+    }
+
+    /// The authenticated principal.
+    ///
+    /// # Errors
+    ///
+    /// A 401 [`Rejection`] (with the guard's realm) when the caller is anonymous.
+    pub fn principal(&self) -> Result<Arc<Principal>, Rejection> {
+        match &self.admission.identity {
+            Identity::Authenticated(p) => Ok(Arc::clone(p)),
+            Identity::Anonymous => Err(self.guard.rejection(Rejection::missing_credentials())),
+        }
+    }
+
+    /// Decides, at handler level, `action` on a resource the handler has loaded; audited like
+    /// the guard's own decisions. See [`Guard::authorize`].
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] to answer with (401 anonymous, 403 denied, 503 audit unavailable).
+    pub async fn check(
+        &self,
+        action: impl Into<Action>,
+        resource: &Resource,
+    ) -> Result<Evaluation, Rejection> {
+        self.guard
+            .authorize(&self.admission, &action.into(), resource)
+            .await
+    }
+
+    /// Records the request's completion. See [`Guard::complete`].
+    ///
+    /// # Errors
+    ///
+    /// The 503 [`Rejection`] when the record cannot be made in strict audit mode.
+    pub async fn complete(&self, status: u16) -> Result<(), Rejection> {
+        self.guard.complete(&self.admission, status).await
+    }
 }
 
 /// The guard could not be built.

@@ -103,7 +103,9 @@ pub use authn::{
 pub use authn::{Authenticator, AuthnError};
 pub use authz::{Authorizer, LoadError, ResourceLoader, RouteBinding};
 pub use decision::{Decision, Evaluation, EvaluationError, NearestMiss, Reason};
-pub use guard::{Admission, ConfigError, Guard, GuardBuilder, HasPolicy, NeedsPolicy, Outcome};
+pub use guard::{
+    Admission, Admitted, ConfigError, Guard, GuardBuilder, HasPolicy, NeedsPolicy, Outcome,
+};
 pub use identity::{AuthInfo, AuthMethod, CredentialRef, Identity, Principal, PrincipalKind};
 pub use policy::{Policy, PolicyError, PolicyHandle, PolicySet};
 pub use request::{Action, Context, Resource};

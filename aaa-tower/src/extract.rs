@@ -2,13 +2,13 @@
 
 use std::{net::SocketAddr, ops::Deref, sync::Arc};
 
-use aaa_core::{Action, Evaluation, Identity, Principal, Resource, http::RequestFacts};
+use aaa_core::{Action, Admitted, Evaluation, Identity, Principal, Resource, http::RequestFacts};
 use axum::extract::{
     ConnectInfo, FromRequestParts, MatchedPath, OptionalFromRequestParts, RawPathParams,
 };
 use http::request::Parts;
 
-use crate::{rejection::Rejection, service::Admitted};
+use crate::rejection::Rejection;
 
 /// Adds what axum knows: the matched route, its decoded parameters, the peer address.
 pub(crate) async fn axum_facts(
@@ -65,11 +65,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        admitted(parts)?;
-        match parts.extensions.get::<Identity>() {
-            Some(Identity::Authenticated(p)) => Ok(Authenticated(Arc::clone(p))),
-            _ => Err(aaa_core::http::Rejection::missing_credentials().into()),
-        }
+        Ok(Authenticated(admitted(parts)?.principal()?))
     }
 }
 
@@ -77,11 +73,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        admitted(parts)?;
-        Ok(match parts.extensions.get::<Identity>() {
-            Some(Identity::Authenticated(p)) => Some(Authenticated(Arc::clone(p))),
-            _ => None,
-        })
+        Ok(admitted(parts)?.principal().ok().map(Authenticated))
     }
 }
 
@@ -114,17 +106,12 @@ impl Authorizer {
         action: impl Into<Action>,
         resource: &Resource,
     ) -> Result<Evaluation, Rejection> {
-        let action = action.into();
-        self.0
-            .guard
-            .authorize(&self.0.admission, &action, resource)
-            .await
-            .map_err(Rejection)
+        self.0.check(action, resource).await.map_err(Rejection)
     }
 
     /// The caller.
     pub fn identity(&self) -> &Identity {
-        &self.0.admission.identity
+        self.0.identity()
     }
 }
 

@@ -1,10 +1,7 @@
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use aaa_core::http::RECEIPT_HEADER;
-use aaa_core::{Guard, Outcome, http::RequestFacts};
+use aaa_core::{Admitted, Guard, Outcome, http::RequestFacts};
 use http::{Request, Response, request::Parts};
 use tower::Service;
 
@@ -28,14 +25,6 @@ pub struct AaaService<S> {
     pub(crate) inner: S,
     pub(crate) guard: Guard,
     pub(crate) receipt_header: bool,
-}
-
-/// What the extractors find in the request extensions of an admitted request.
-#[cfg(feature = "axum")]
-#[derive(Debug, Clone)]
-pub(crate) struct Admitted {
-    pub(crate) guard: Guard,
-    pub(crate) admission: Arc<aaa_core::Admission>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AaaService<S>
@@ -65,23 +54,22 @@ where
                 Ok(facts) => facts,
                 Err(rejection) => return Ok(Rejection(rejection).into_response()),
             };
-            let admission = match guard.check(&facts).await {
+            let admitted = match guard.check(&facts).await {
                 Outcome::Reject(rejection) => return Ok(Rejection(rejection).into_response()),
-                Outcome::Proceed(admission) => Arc::new(*admission),
+                Outcome::Proceed(admission) => Admitted::new(guard, *admission),
             };
-            parts.extensions.insert(admission.identity.clone());
-            parts.extensions.insert(admission.evaluation.clone());
-            #[cfg(feature = "axum")]
-            parts.extensions.insert(Admitted {
-                guard: guard.clone(),
-                admission: Arc::clone(&admission),
-            });
+            parts.extensions.insert(admitted.identity().clone());
+            parts
+                .extensions
+                .insert(admitted.admission().evaluation.clone());
+            parts.extensions.insert(admitted.clone());
             let mut response = inner.call(Request::from_parts(parts, body)).await?;
-            if let Err(rejection) = guard.complete(&admission, response.status().as_u16()).await {
+            if let Err(rejection) = admitted.complete(response.status().as_u16()).await {
                 return Ok(Rejection(rejection).into_response());
             }
             if receipt_header
-                && let Some(value) = admission
+                && let Some(value) = admitted
+                    .admission()
                     .receipt
                     .as_ref()
                     .and_then(aaa_core::audit::AuditReceipt::header_value)

@@ -2,10 +2,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
-use aaa::{
-    PrincipalKind,
-    tower::{AaaLayer, Authenticated, Authorizer, Rejection},
-};
+use aaa::tower::{AaaLayer, Authenticated, Authorizer, Rejection};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
@@ -83,24 +80,12 @@ async fn create(
     Query(q): Query<HashMap<String, String>>,
     text: String,
 ) -> Result<Response, Rejection> {
-    if who.kind != PrincipalKind::User {
-        return Ok((StatusCode::BAD_REQUEST, "only people create documents").into_response());
-    }
-    let Some(id) = q
-        .get("id")
-        .filter(|id| !id.is_empty() && d.store.get(id).is_none())
-    else {
-        return Ok((StatusCode::CONFLICT, "give a new ?id=").into_response());
-    };
-    let doc = Doc {
-        id: id.clone(),
-        tenant: who.tenant.clone().unwrap_or_default(),
-        owner: who.id.clone(),
-        classification: q
-            .get("classification")
-            .cloned()
-            .unwrap_or_else(|| "internal".to_owned()),
-        text,
+    let doc = match d.draft(&who, &q, text) {
+        Ok(doc) => doc,
+        Err((status, why)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok((status, why).into_response());
+        }
     };
     authz.check("docs:create", &doc.resource()).await?;
     d.store.put(doc.clone());

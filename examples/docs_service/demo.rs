@@ -466,6 +466,35 @@ impl Demo {
         })
     }
 
+    /// The document `POST /docs?id=ID&classification=C` with body `text` would create for `who`,
+    /// or the status and reason to refuse it with (before any policy decision).
+    pub(crate) fn draft(
+        &self,
+        who: &aaa::Principal,
+        query: &std::collections::HashMap<String, String>,
+        text: String,
+    ) -> Result<Doc, (u16, &'static str)> {
+        if who.kind != aaa::PrincipalKind::User {
+            return Err((400, "only people create documents"));
+        }
+        let Some(id) = query
+            .get("id")
+            .filter(|id| !id.is_empty() && self.store.get(id).is_none())
+        else {
+            return Err((409, "give a new ?id="));
+        };
+        Ok(Doc {
+            id: id.clone(),
+            tenant: who.tenant.clone().unwrap_or_default(),
+            owner: who.id.clone(),
+            classification: query
+                .get("classification")
+                .cloned()
+                .unwrap_or_else(|| "internal".to_owned()),
+            text,
+        })
+    }
+
     /// The current time in Unix seconds.
     pub(crate) fn now(&self) -> i64 {
         self.clock.now().unix_seconds()

@@ -3,13 +3,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use aaa::{
-    PrincipalKind,
-    actix::{Aaa, Authenticated, Authorizer, Rejection},
-};
-use actix_web::{HttpResponse, web};
+use aaa::actix::{Aaa, Authenticated, Authorizer, Rejection};
+use actix_web::{HttpResponse, http::StatusCode, web};
 
-use super::demo::{Demo, Doc};
+use super::demo::Demo;
 
 type Shared = web::Data<Arc<Demo>>;
 type Query = web::Query<HashMap<String, String>>;
@@ -73,24 +70,12 @@ async fn create(
     q: Query,
     text: String,
 ) -> Result<HttpResponse, Rejection> {
-    if who.kind != PrincipalKind::User {
-        return Ok(HttpResponse::BadRequest().body("only people create documents"));
-    }
-    let Some(id) = q
-        .get("id")
-        .filter(|id| !id.is_empty() && d.store.get(id).is_none())
-    else {
-        return Ok(HttpResponse::Conflict().body("give a new ?id="));
-    };
-    let doc = Doc {
-        id: id.clone(),
-        tenant: who.tenant.clone().unwrap_or_default(),
-        owner: who.id.clone(),
-        classification: q
-            .get("classification")
-            .cloned()
-            .unwrap_or_else(|| "internal".to_owned()),
-        text,
+    let doc = match d.draft(&who, &q, text) {
+        Ok(doc) => doc,
+        Err((status, why)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(HttpResponse::build(status).body(why));
+        }
     };
     authz.check("docs:create", &doc.resource()).await?;
     d.store.put(doc.clone());

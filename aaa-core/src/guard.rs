@@ -333,8 +333,14 @@ impl Guard {
         routes
             .into_iter()
             .filter(|(method, template)| {
-                let facts =
+                let mut facts =
                     RequestFacts::new(method.clone(), *template).with_matched_route(*template);
+                // The template's parameters (`{id}`, `{*rest}`, `{id:\\d+}`), with a sample value.
+                for part in template.split('{').skip(1) {
+                    let name = part.split('}').next().unwrap_or_default();
+                    let name = name.split(':').next().unwrap_or_default();
+                    facts = facts.with_param(name.trim_matches('*'), "x");
+                }
                 self.inner.authorizer.bind_route(&facts) == RouteBinding::Unmapped
             })
             .collect()

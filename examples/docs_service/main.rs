@@ -54,6 +54,9 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let demo = Arc::new(Demo::new(&options, addr, None)?);
     println!("{}", demo.banner(addr, &options.audit_dir));
+    for route in app::unmapped(&demo) {
+        eprintln!("warning: the policy does not map {route}: every request to it is denied");
+    }
     let server = tokio::spawn(app::serve(listener, demo.clone()));
     if self_test {
         let result = exercise(addr, &demo).await;

@@ -216,6 +216,12 @@ async fn adapter_cases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_maps_every_route_of_the_demo() {
+    let running = docs_demo::axum().await;
+    assert_eq!(docs_demo::unmapped(&running.demo), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docs_service_cases() {
     let cases = load("docs_service.toml");
     let mut failures = Vec::new();

@@ -15,6 +15,7 @@ use std::{net::SocketAddr, sync::Arc};
 use aaa::audit::{MemorySink, Verifier, VerifierKey};
 use tempfile::TempDir;
 
+pub(crate) use axum_app::unmapped;
 pub(crate) use demo::Demo;
 
 /// A running demo.

@@ -47,6 +47,14 @@ fn rfc7515_a1_hs256() {
 }
 
 #[test]
+fn rfc7515_a2_rs256() {
+    let v = fixture("rfc7515-a2-rs256.json");
+    let token = v["token"].as_str().unwrap();
+    assert!(verifies(&v, token));
+    assert!(!verifies(&v, &tampered(token)));
+}
+
+#[test]
 fn rfc7515_a3_es256() {
     let v = fixture("rfc7515-a3-es256.json");
     let token = v["token"].as_str().unwrap();
@@ -74,6 +82,7 @@ async fn rfc7515_vectors_through_the_authenticator() {
     let clock = FixedClock::new(Timestamp::from_unix_seconds(1_300_819_000));
     for (file, alg) in [
         ("rfc7515-a1-hs256.json", Algorithm::HS256),
+        ("rfc7515-a2-rs256.json", Algorithm::RS256),
         ("rfc7515-a3-es256.json", Algorithm::ES256),
     ] {
         let v = fixture(file);

@@ -254,3 +254,72 @@ async fn docs_service_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--issuer URL --audience AUD`: the demo trusts a real OIDC issuer (here another demo's identity
+/// provider, found by discovery over HTTP) beside its own. Its valid tokens are decided by the
+/// policy; its tokens that fail validation get 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_trusts_an_external_issuer_by_discovery() {
+    let idp = docs_demo::axum().await;
+    let issuer = format!("http://{}", idp.addr);
+    let service = docs_demo::axum_trusting(Some(&issuer)).await;
+
+    let token = idp.demo.idp.token("alice", false, idp.demo.now()).unwrap();
+    let auth = format!("Authorization: Bearer {token}");
+    let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
+    assert_eq!(
+        r.status, 200,
+        "alice of the external issuer owns d1: {}",
+        r.body
+    );
+    let r = adapters::send(service.addr, "GET", "/docs/d2", &[auth.as_str()]).await;
+    assert_eq!(r.status, 403, "and the policy still decides");
+
+    // A token of the external issuer with a broken signature.
+    let mut forged = token.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let auth = format!("Authorization: Bearer {forged}");
+    let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    // The failed authentication was recorded.
+    let events = service.events.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Authentication { .. }))
+    );
+}
+
+/// With the layer installed outside the router, no route is known: every request is refused,
+/// never passed on unchecked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_installed_outside_the_router_fails_closed() {
+    use tower_crate::Layer as _;
+    let running = docs_demo::axum().await;
+    let router = docs_demo::router(running.demo.clone());
+    let outside = aaa::tower::AaaLayer::new(running.demo.guard.clone()).layer(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, tower_crate::make::Shared::new(outside))
+            .await
+            .unwrap();
+    });
+    let token = running
+        .demo
+        .idp
+        .token("alice", false, running.demo.now())
+        .unwrap();
+    let auth = format!("Authorization: Bearer {token}");
+    for path in ["/health", "/docs/d1"] {
+        let r = adapters::send(addr, "GET", path, &[auth.as_str()]).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+}

@@ -15,7 +15,7 @@ use std::{net::SocketAddr, sync::Arc};
 use aaa::audit::{MemorySink, Verifier, VerifierKey};
 use tempfile::TempDir;
 
-pub(crate) use axum_app::unmapped;
+pub(crate) use axum_app::{router, unmapped};
 pub(crate) use demo::Demo;
 
 /// A running demo.
@@ -52,19 +52,28 @@ impl Running {
     }
 }
 
-fn build(addr: SocketAddr) -> (Arc<Demo>, Arc<MemorySink>, TempDir) {
+fn build(addr: SocketAddr, trust: Option<&str>) -> (Arc<Demo>, Arc<MemorySink>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let events = Arc::new(MemorySink::new());
-    let options = demo::Options::new(dir.path());
+    let mut options = demo::Options::new(dir.path());
+    if let Some(issuer) = trust {
+        options.issuer = Some(issuer.to_owned());
+        options.audience = Some(demo::AUDIENCE.to_owned());
+    }
     let demo = Arc::new(Demo::new(&options, addr, Some(events.clone())).unwrap());
     (demo, events, dir)
 }
 
 /// The demo on axum.
 pub(crate) async fn axum() -> Running {
+    axum_trusting(None).await
+}
+
+/// The demo on axum, also trusting the OIDC issuer at `issuer` (`--issuer URL --audience AUD`).
+pub(crate) async fn axum_trusting(issuer: Option<&str>) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (demo, events, dir) = build(addr);
+    let (demo, events, dir) = build(addr, issuer);
     tokio::spawn(axum_app::serve(listener, demo.clone()));
     Running {
         name: "axum",
@@ -79,7 +88,7 @@ pub(crate) async fn axum() -> Running {
 pub(crate) async fn actix() -> Running {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (demo, events, dir) = build(addr);
+    let (demo, events, dir) = build(addr, None);
     let shared = demo.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

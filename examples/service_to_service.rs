@@ -17,10 +17,7 @@ mod demo;
 #[path = "docs_service/app.rs"]
 mod app;
 
-use std::{net::SocketAddr, sync::Arc};
-
-use aaa::audit::{Verifier, VerifierKey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -54,51 +51,18 @@ async fn main() -> Result<(), String> {
         ("with a wrong key", "/docs/d3", wrong, 401),
         ("with no key", "/docs/d3", "", 401),
     ] {
-        let status = get(addr, path, header).await?;
+        let status = demo::status_of(addr, "GET", path, header).await?;
         println!("indexer reads {what}: GET {path} -> {status}");
         if status != expected {
             return Err(format!("GET {path}: expected {expected}, got {status}"));
         }
     }
 
-    docs.audit
-        .checkpoint_now()
-        .await
-        .map_err(|e| e.to_string())?;
-    let key = VerifierKey::parse(&docs.verifier_key).map_err(|e| e.to_string())?;
-    let report = Verifier::new([key])
-        .verify_dir(&dir.join("log"))
-        .map_err(|e| e.to_string())?;
+    let report = docs.verify_log(&dir).await?;
     println!(
         "audit log verified: {} records; the API key appears in none of them",
         report.records
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-async fn get(addr: SocketAddr, path: &str, header: &str) -> Result<u16, String> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let extra = if header.is_empty() {
-        String::new()
-    } else {
-        format!("{header}\r\n")
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: docs\r\nConnection: close\r\n{extra}\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .await
-        .map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&reply)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "no status line".to_owned())
 }

@@ -542,3 +542,56 @@ impl AuditSink for Tee {
         })
     }
 }
+
+impl Demo {
+    /// Covers everything written with a checkpoint and verifies the log in `audit_dir` offline.
+    pub(crate) async fn verify_log(
+        &self,
+        audit_dir: &Path,
+    ) -> Result<aaa::audit::VerifyReport, String> {
+        self.audit
+            .checkpoint_now()
+            .await
+            .map_err(|e| e.to_string())?;
+        let key = aaa::audit::VerifierKey::parse(&self.verifier_key).map_err(|e| e.to_string())?;
+        aaa::audit::Verifier::new([key])
+            .verify_dir(&audit_dir.join("log"))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Sends `method path` to `addr` with one extra header line (or none), over a fresh connection,
+/// and returns the response status: the examples' tiny HTTP client.
+pub(crate) async fn status_of(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    header: &str,
+) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let extra = if header.is_empty() {
+        String::new()
+    } else {
+        format!("{header}\r\n")
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .await
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&reply)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "no status line".to_owned())
+}

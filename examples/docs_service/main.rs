@@ -19,9 +19,7 @@ mod demo;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use aaa::audit::{Verifier, VerifierKey};
 use demo::{Demo, Options};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -61,14 +59,7 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
     if self_test {
         let result = exercise(addr, &demo).await;
         server.abort();
-        demo.audit
-            .checkpoint_now()
-            .await
-            .map_err(|e| e.to_string())?;
-        let key = VerifierKey::parse(&demo.verifier_key).map_err(|e| e.to_string())?;
-        let report = Verifier::new([key])
-            .verify_dir(&options.audit_dir.join("log"))
-            .map_err(|e| e.to_string())?;
+        let report = demo.verify_log(&options.audit_dir).await?;
         println!(
             "audit log verified: {} records, {} checkpoints, {} not yet covered",
             report.records, report.checkpoints, report.uncovered
@@ -98,39 +89,11 @@ async fn exercise(addr: SocketAddr, demo: &Demo) -> Result<(), String> {
         ("POST", "/docs/d1/share", auth.as_str(), 403),
         ("GET", "/docs/d1", "Authorization: Bearer not.a.token", 401),
     ] {
-        let status = send(addr, method, path, header).await?;
+        let status = demo::status_of(addr, method, path, header).await?;
         println!("{method} {path} -> {status}");
         if status != want {
             return Err(format!("{method} {path}: expected {want}, got {status}"));
         }
     }
     Ok(())
-}
-
-async fn send(addr: SocketAddr, method: &str, path: &str, header: &str) -> Result<u16, String> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let extra = if header.is_empty() {
-        String::new()
-    } else {
-        format!("{header}\r\n")
-    };
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .await
-        .map_err(|e| e.to_string())?;
-    String::from_utf8_lossy(&reply)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "no status line".to_owned())
 }

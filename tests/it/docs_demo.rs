@@ -12,7 +12,7 @@ mod actix_app;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use aaa::audit::{MemorySink, Verifier, VerifierKey};
+use aaa::audit::MemorySink;
 use tempfile::TempDir;
 
 pub(crate) use axum_app::{router, unmapped};
@@ -30,10 +30,9 @@ pub(crate) struct Running {
 impl Running {
     /// Makes everything written durable, covers it with a checkpoint, and verifies the log.
     pub(crate) async fn verify_log(&self) -> aaa::audit::VerifyReport {
-        self.demo.audit.checkpoint_now().await.unwrap();
-        let key = VerifierKey::parse(&self.demo.verifier_key).unwrap();
-        Verifier::new([key])
-            .verify_dir(&self.dir.path().join("log"))
+        self.demo
+            .verify_log(self.dir.path())
+            .await
             .unwrap_or_else(|e| panic!("[{}] the audit log does not verify: {e}", self.name))
     }
 

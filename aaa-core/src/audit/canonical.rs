@@ -60,7 +60,9 @@ struct Array<'a> {
 }
 
 fn write_number(out: &mut Vec<u8>, n: serde_json::Number) {
-    out.extend_from_slice(n.to_string().as_bytes());
+    use std::io::Write as _;
+    // Writing into a `Vec` cannot fail.
+    let _ = write!(out, "{n}");
 }
 
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {

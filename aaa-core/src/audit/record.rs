@@ -247,6 +247,10 @@ pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        // Control characters, `"` and `\` are escaped; everything else is copied in runs.
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
         let escape: Option<&[u8]> = match b {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -255,8 +259,7 @@ pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
             b'\t' => Some(b"\\t"),
             0x08 => Some(b"\\b"),
             0x0c => Some(b"\\f"),
-            0..=0x1f => None,
-            _ => continue,
+            _ => None,
         };
         out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
         match escape {
@@ -363,20 +366,7 @@ pub struct ReadRecord {
     pub gap: Option<GapInfo>,
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(
-            HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-        ));
-        out.push(char::from(
-            HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-        ));
-    }
-    out
-}
+pub(crate) use crate::identity::hex;
 
 #[cfg(test)]
 mod tests {

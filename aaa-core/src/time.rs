@@ -23,7 +23,7 @@ use std::{
 };
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// A point in time, UTC, with microsecond precision.
 ///
@@ -84,24 +84,38 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_offset_date_time() {
-            Some(dt) => {
-                let dt = dt.to_offset(UtcOffset::UTC);
-                write!(
-                    f,
-                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                    dt.year(),
-                    u8::from(dt.month()),
-                    dt.day(),
-                    dt.hour(),
-                    dt.minute(),
-                    dt.second(),
-                    dt.microsecond()
-                )
-            }
-            None => write!(f, "@{}us", self.0),
+        // Plain integer arithmetic (civil-from-days): audit records format two timestamps each.
+        let seconds = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        let second_of_day = seconds.rem_euclid(86_400);
+        if !(0..=9999).contains(&year) {
+            return write!(f, "@{}us", self.0);
         }
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            second_of_day / 3600,
+            second_of_day % 3600 / 60,
+            second_of_day % 60,
+        )
     }
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl fmt::Debug for Timestamp {
@@ -199,6 +213,44 @@ mod tests {
         let t = Timestamp::from_unix_micros(1_763_904_784_000_001);
         assert_eq!(t.to_string(), "2025-11-23T13:33:04.000001Z");
         assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn display_agrees_with_the_time_crate() {
+        let reference = |t: Timestamp| {
+            let dt = t.to_offset_date_time().unwrap();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.microsecond()
+            )
+        };
+        // Every day from 1900 to 2200 at varying times, leap years and century rules included.
+        let mut micros = -2_208_988_800_000_000_i64;
+        while micros < 7_258_118_400_000_000 {
+            let t = Timestamp::from_unix_micros(micros);
+            assert_eq!(t.to_string(), reference(t), "{micros}");
+            micros += 86_400_000_000 + 3_723_000_017;
+        }
+        for edge in [0, -1, 1, 951_782_400_000_000, 253_402_300_799_999_999] {
+            let t = Timestamp::from_unix_micros(edge);
+            assert_eq!(t.to_string(), reference(t), "{edge}");
+        }
+        assert!(
+            Timestamp::from_unix_micros(i64::MAX)
+                .to_string()
+                .starts_with('@')
+        );
+        assert!(
+            Timestamp::from_unix_micros(i64::MIN)
+                .to_string()
+                .starts_with('@')
+        );
     }
 
     #[test]

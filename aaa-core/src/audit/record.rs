@@ -242,41 +242,68 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// Writes `s` as a JSON string with the shortest escapes.
 pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        // Control characters, `"` and `\` are escaped; everything else is copied in runs.
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight bytes at a time while none of them needs escaping.
+        if let Some(chunk) = bytes
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            && !may_need_escape(u64::from_le_bytes(chunk))
+        {
+            i += 8;
             continue;
         }
-        let escape: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            _ => None,
-        };
-        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-        match escape {
-            Some(e) => out.extend_from_slice(e),
-            None => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-                HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-            ]),
+        let b = bytes.get(i).copied().unwrap_or(b'a');
+        if needs_escape(b) {
+            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+            write_escape(b, out);
+            start = i + 1;
         }
-        start = i + 1;
+        i += 1;
     }
     out.extend_from_slice(bytes.get(start..).unwrap_or_default());
     out.push(b'"');
+}
+
+/// Control characters, `"` and `\` are escaped in JSON strings; everything else is copied.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether any of the eight bytes of `w` may need escaping (never a false "no").
+fn may_need_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let quote = quote.wrapping_sub(ONES) & !quote & HIGH;
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let backslash = backslash.wrapping_sub(ONES) & !backslash & HIGH;
+    below_space | quote | backslash != 0
+}
+
+fn write_escape(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+            HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+        ]),
+    }
 }
 
 /// The envelope of a stored record as the verifier reads it: borrowed, no event decoding.
@@ -367,6 +394,38 @@ pub struct ReadRecord {
 }
 
 pub(crate) use crate::identity::hex;
+
+#[cfg(test)]
+mod string_tests {
+    use super::write_json_string;
+
+    /// The same bytes as `serde_json` for every ASCII byte at every position of strings of
+    /// lengths around the eight-byte stride, and for multi-byte characters.
+    #[test]
+    fn json_strings_match_serde_json() {
+        let mut cases = Vec::new();
+        for len in 0..20 {
+            for pos in 0..len {
+                for b in 0u8..0x80 {
+                    let mut s = "abcdefghijklmnopqrstuvwxyz".as_bytes()[..len].to_vec();
+                    s[pos] = b;
+                    cases.push(String::from_utf8(s).unwrap());
+                }
+            }
+        }
+        cases.push("é€😀\u{1}\"".repeat(5));
+        cases.push("ÿ\u{80}\u{7f}a\u{2028}".repeat(3));
+        for case in cases {
+            let mut out = Vec::new();
+            write_json_string(&case, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&case).unwrap(),
+                "{case:?}"
+            );
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

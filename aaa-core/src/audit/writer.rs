@@ -54,10 +54,11 @@ pub struct AuditWriterConfig {
     pub queue_capacity: usize,
     /// Most commands written per batch (per `fdatasync`). Defaults to 1024.
     pub max_batch: usize,
-    /// After the first record of a batch arrives, the sequencer waits this long for more before
-    /// writing (group commit delay). Requests enqueue without waking it meanwhile, so a busy
-    /// service pays one thread wake-up and one `fdatasync` per batch instead of per event; a
-    /// strict event waits this much longer. Defaults to 500 µs; zero writes at once.
+    /// After the first record of a batch arrives, the sequencer waits for more, in steps of a
+    /// fifth of this, for as long as more keep arriving and at most this long in all (group
+    /// commit delay). Requests enqueue without waking it meanwhile, so a busy service pays one
+    /// thread wake-up and one `fdatasync` per batch instead of per event; a strict event waits up
+    /// to this much longer. Defaults to 500 µs; zero writes at once.
     pub group_commit_delay: Duration,
     /// A new segment file is started once the current one reaches this size. Defaults to 64 MiB.
     pub segment_max_bytes: u64,
@@ -516,6 +517,25 @@ enum Ack {
 }
 
 impl Sequencer {
+    /// Group commit: waits, in short steps and at most `group_commit_delay` in all, while more
+    /// records keep arriving, so that they share one write and one `fdatasync`.
+    fn linger(&self, rx: &Receiver<Command>) {
+        if self.group_commit_delay.is_zero() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + self.group_commit_delay;
+        let step = (self.group_commit_delay / 5).max(Duration::from_micros(20));
+        let mut queued = rx.len();
+        while queued < self.max_batch && std::time::Instant::now() < deadline {
+            std::thread::sleep(step);
+            let now = rx.len();
+            if now == queued {
+                break;
+            }
+            queued = now;
+        }
+    }
+
     fn run(mut self, rx: &Receiver<Command>) {
         let tick = (self.checkpoint_interval / 4).max(Duration::from_millis(1));
         loop {
@@ -523,9 +543,7 @@ impl Sequencer {
             let disconnected = match rx.recv_timeout(tick) {
                 Ok(cmd) => {
                     cmds.push(cmd);
-                    if !self.group_commit_delay.is_zero() && rx.len() < self.max_batch {
-                        std::thread::sleep(self.group_commit_delay);
-                    }
+                    self.linger(rx);
                     false
                 }
                 Err(RecvTimeoutError::Timeout) => false,

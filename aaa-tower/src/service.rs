@@ -102,11 +102,19 @@ async fn facts_of(parts: &mut Parts) -> Result<RequestFacts, aaa_core::http::Rej
         facts = crate::extract::axum_facts(parts, facts).await?;
     }
     if facts.matched_route().is_none() {
-        tracing::warn!(
-            target: "aaa::tower",
-            "no matched route is known for this request: it is refused with 404. Install AaaLayer \
-             with Router::layer or Router::route_layer (axum feature), or insert a MatchedRoute"
-        );
+        // Every unknown URL lands here too (a scanner would flood the log): warn once, then trace.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::trace!(target: "aaa::tower", "no matched route: refused with 404");
+        } else {
+            tracing::warn!(
+                target: "aaa::tower",
+                "no matched route is known for this request: it is refused with 404 (so is every \
+                 request no route matches). If this happens for routes that exist, install \
+                 AaaLayer with Router::layer or Router::route_layer (axum feature), or insert a \
+                 MatchedRoute"
+            );
+        }
     }
     Ok(facts)
 }

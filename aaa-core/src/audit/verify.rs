@@ -16,6 +16,8 @@ use super::{
 };
 use crate::Decision;
 
+mod scan;
+
 /// What a successful verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -341,17 +343,26 @@ impl State<'_> {
             self.anchor = Some(cp);
             anchor_note = Some(note);
         }
-        let count = segments.len();
-        for (i, (name, data)) in segments.iter().enumerate() {
-            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        // Complete lines, cut into pieces hashed and parsed on all cores; the order-dependent
+        // checks run here, on the results in order, while the next pieces are prepared.
+        let mut work = Vec::new();
+        let mut torn_tails = Vec::with_capacity(segments.len());
+        for (i, (_, data)) in segments.iter().enumerate() {
+            let complete = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
             let (body, torn) = data.split_at(complete);
-            let mut line_no = 0u64;
-            let lines: Vec<&[u8]> = body
-                .split_inclusive(|&b| b == b'\n')
-                .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
-                .collect();
-            // In chunks, so the parsed records stay in cache and the memory is reused.
-            for (leaf, parsed) in lines.chunks(PREPARE_CHUNK).flat_map(prepare) {
+            split_work(i, body, &mut work);
+            torn_tails.push(torn);
+        }
+        let mut segment = 0;
+        let mut line_no = 0u64;
+        prepared_in_order(&work, |index, prepared| {
+            while segment < index {
+                self.segment_end(segments, segment, line_no, &torn_tails)?;
+                segment += 1;
+                line_no = 0;
+            }
+            let name = segments.get(segment).map_or("", |s| s.0.as_str());
+            for (leaf, parsed) in prepared {
                 line_no += 1;
                 let at = At {
                     segment: name,
@@ -365,17 +376,12 @@ impl State<'_> {
                     .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
-            if !torn.is_empty() {
-                let _ = (i, count);
-                return Err((
-                    Some(Location {
-                        segment: name.clone(),
-                        line: line_no + 1,
-                        seq: self.tree.size(),
-                    }),
-                    Problem::Unterminated,
-                ));
-            }
+            Ok(())
+        })?;
+        while segment < segments.len() {
+            self.segment_end(segments, segment, line_no, &torn_tails)?;
+            segment += 1;
+            line_no = 0;
         }
         if let Some(note) = anchor_note {
             // Signed by a trusted key: one given, or one introduced by a valid key change.
@@ -411,6 +417,30 @@ impl State<'_> {
                 }
                 Some(_) => {}
             }
+        }
+        Ok(())
+    }
+
+    /// The end of a segment: a torn tail (no final newline) is an error.
+    fn segment_end(
+        &self,
+        segments: &[(String, Vec<u8>)],
+        segment: usize,
+        line_no: u64,
+        torn_tails: &[&[u8]],
+    ) -> Result<(), Failure> {
+        if torn_tails.get(segment).is_some_and(|t| !t.is_empty()) {
+            return Err((
+                Some(Location {
+                    segment: segments
+                        .get(segment)
+                        .map(|s| s.0.clone())
+                        .unwrap_or_default(),
+                    line: line_no + 1,
+                    seq: self.tree.size(),
+                }),
+                Problem::Unterminated,
+            ));
         }
         Ok(())
     }
@@ -485,7 +515,7 @@ impl State<'_> {
             "event" => {
                 self.report.events += 1;
                 if let (Some(sig), Some(event)) = (&rec.event_sig, rec.event) {
-                    self.event_signature(sig, event.get(), origin_line, seq, &rec.prev, at)?;
+                    self.event_signature(sig, event, origin_line, seq, &rec.prev, at)?;
                 }
             }
             "gap" => {
@@ -669,38 +699,96 @@ impl State<'_> {
     }
 }
 
-/// Lines hashed and parsed at a time (in parallel when the log has at least this many).
-const PREPARE_CHUNK: usize = 4096;
+/// Bytes of complete lines hashed and parsed at a time, by one thread.
+const WORK_BYTES: usize = 128 * 1024;
+
+/// Pieces prepared ahead of the checks, per thread.
+const AHEAD: usize = 2;
+
+/// A piece of a segment: complete lines.
+struct Work<'a> {
+    segment: usize,
+    lines: &'a [u8],
+}
+
+/// Cuts `body` (complete lines) into pieces of about [`WORK_BYTES`].
+fn split_work<'a>(segment: usize, body: &'a [u8], out: &mut Vec<Work<'a>>) {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let cut = rest.get(WORK_BYTES..).map_or(rest.len(), |tail| {
+            memchr::memchr(b'\n', tail).map_or(rest.len(), |p| WORK_BYTES + p + 1)
+        });
+        let (lines, tail) = rest.split_at(cut);
+        out.push(Work { segment, lines });
+        rest = tail;
+    }
+}
 
 type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
 
-/// Hashes and parses lines, on all cores: the order-dependent checks then run on the results.
-fn prepare<'a>(lines: &[&'a [u8]]) -> Vec<Prepared<'a>> {
-    let one = |line: &&'a [u8]| -> Prepared<'a> {
-        (
-            leaf_hash(line),
-            serde_json::from_slice(line).map_err(|e| e.to_string()),
-        )
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || lines.len() < PREPARE_CHUNK {
-        return lines.iter().map(one).collect();
+/// Hashes and parses the lines of a piece (each ends with a newline).
+fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
+    let mut out = Vec::with_capacity(lines.len() / 512 + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', lines) {
+        let line = lines.get(start..end).unwrap_or_default();
+        start = end + 1;
+        let parsed = scan::parse(line).map_or_else(
+            || serde_json::from_slice(line).map_err(|e| e.to_string()),
+            Ok,
+        );
+        out.push((leaf_hash(line), parsed));
     }
-    let chunk = lines.len().div_ceil(threads);
+    out
+}
+
+/// Calls `consume(segment, prepared)` for every piece of `work`, in order, while other threads
+/// prepare the pieces ahead (at most [`AHEAD`] each); stops at the first error.
+fn prepared_in_order<'a, E>(
+    work: &[Work<'a>],
+    mut consume: impl FnMut(usize, Vec<Prepared<'a>>) -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(work.len());
+    if threads < 2 {
+        for w in work {
+            consume(w.segment, prepare(w.lines))?;
+        }
+        return Ok(());
+    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for (handle, part) in handles.into_iter().zip(lines.chunks(chunk)) {
-            match handle.join() {
-                Ok(done) => out.extend(done),
-                // A panicking parser thread: do the part again here.
-                Err(_) => out.extend(part.iter().map(one)),
+        let mut receivers = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+            handles.push(scope.spawn(move || {
+                for w in work.iter().skip(t).step_by(threads) {
+                    // The checks stopped: nobody waits for more.
+                    if tx.send(prepare(w.lines)).is_err() {
+                        break;
+                    }
+                }
+            }));
+            receivers.push(rx);
+        }
+        let mut result = Ok(());
+        for (k, w) in work.iter().enumerate() {
+            // A thread that panicked: prepare its pieces here.
+            let prepared = receivers
+                .get(k % threads)
+                .and_then(|rx| rx.recv().ok())
+                .unwrap_or_else(|| prepare(w.lines));
+            result = consume(w.segment, prepared);
+            if result.is_err() {
+                break;
             }
         }
-        out
+        drop(receivers);
+        for handle in handles {
+            let _ = handle.join();
+        }
+        result
     })
 }
 

@@ -315,17 +315,20 @@ impl Verifier {
     }
 }
 
+/// The hash in a `prev` field: exactly 64 lowercase hex digits.
 fn parse_prev(prev: &str) -> Option<Hash> {
-    if prev.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = prev.get(i * 2..i * 2 + 2)?;
-        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
-            return None;
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
         }
-        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    let digits: &[u8; 64] = prev.as_bytes().try_into().ok()?;
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let [hi, lo] = <[u8; 2]>::try_from(pair).ok()?;
+        *byte = (nibble(hi)? << 4) | nibble(lo)?;
     }
     Some(out)
 }
@@ -362,7 +365,7 @@ impl State<'_> {
                 line_no = 0;
             }
             let name = segments.get(segment).map_or("", |s| s.0.as_str());
-            for (leaf, parsed) in prepared {
+            for Prepared { leaf, prev, parsed } in prepared {
                 line_no += 1;
                 let at = At {
                     segment: name,
@@ -372,7 +375,7 @@ impl State<'_> {
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
                     return Err((Some(at.location()), Problem::SegmentName));
                 }
-                self.record(leaf, parsed, &at)
+                self.record(leaf, prev, parsed, &at)
                     .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
@@ -448,6 +451,7 @@ impl State<'_> {
     fn record(
         &mut self,
         leaf: Hash,
+        prev: Option<Hash>,
         parsed: Result<StoredRecord<'_>, String>,
         at: &At<'_>,
     ) -> Result<(), Problem> {
@@ -475,7 +479,7 @@ impl State<'_> {
         let link_ok = if seq == 0 {
             rec.prev == GENESIS_PREV
         } else {
-            parse_prev(&rec.prev) == Some(self.prev)
+            prev == Some(self.prev)
         };
         if !link_ok {
             return Err(Problem::HashLink);
@@ -724,7 +728,12 @@ fn split_work<'a>(segment: usize, body: &'a [u8], out: &mut Vec<Work<'a>>) {
     }
 }
 
-type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
+/// A line hashed and parsed, with its `prev` hash decoded.
+struct Prepared<'a> {
+    leaf: Hash,
+    prev: Option<Hash>,
+    parsed: Result<StoredRecord<'a>, String>,
+}
 
 /// Hashes and parses the lines of a piece (each ends with a newline).
 fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
@@ -737,7 +746,11 @@ fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
             || serde_json::from_slice(line).map_err(|e| e.to_string()),
             Ok,
         );
-        out.push((leaf_hash(line), parsed));
+        out.push(Prepared {
+            leaf: leaf_hash(line),
+            prev: parsed.as_ref().ok().and_then(|r| parse_prev(&r.prev)),
+            parsed,
+        });
     }
     out
 }

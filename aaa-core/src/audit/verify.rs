@@ -315,22 +315,33 @@ impl Verifier {
     }
 }
 
-/// The hash in a `prev` field: exactly 64 lowercase hex digits.
-fn parse_prev(prev: &str) -> Option<Hash> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
+/// The value of a lowercase hex digit, or `0xff` (selects, not branches).
+fn hex_digit(c: u8) -> u8 {
+    let digit = c.wrapping_sub(b'0');
+    let letter = c.wrapping_sub(b'a');
+    if digit < 10 {
+        digit
+    } else if letter < 6 {
+        letter + 10
+    } else {
+        0xff
     }
+}
+
+/// The hash in a `prev` field: exactly 64 lowercase hex digits. Without a branch per digit.
+fn parse_prev(prev: &str) -> Option<Hash> {
     let digits: &[u8; 64] = prev.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let [hi, lo] = <[u8; 2]>::try_from(pair).ok()?;
-        *byte = (nibble(hi)? << 4) | nibble(lo)?;
+        let (hi, lo) = match pair {
+            [hi, lo] => (hex_digit(*hi), hex_digit(*lo)),
+            _ => (0xff, 0xff),
+        };
+        bad |= hi | lo;
+        *byte = (hi << 4) | lo;
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl State<'_> {
@@ -915,4 +926,28 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prev_is_exactly_64_lowercase_hex_digits() {
+        let hash: Hash = std::array::from_fn(|i| (i * 37) as u8);
+        let text = hex(&hash);
+        assert_eq!(parse_prev(&text), Some(hash));
+        assert_eq!(parse_prev(GENESIS_PREV), Some([0; 32]));
+        for bad in [
+            text.to_uppercase(),
+            text[..63].to_owned(),
+            format!("{text}0"),
+            format!("+{}", &text[1..]),
+            format!("{}g", &text[..63]),
+            format!("{} ", &text[..63]),
+            format!("é{}", &text[2..]),
+        ] {
+            assert_eq!(parse_prev(&bad), None, "{bad}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use std::{borrow::Cow, ops::Not};
 
 use crate::audit::record::{OriginRef, StoredRecord};
 
-/// Containers nested deeper than this are left to `serde_json`.
+/// Containers nested deeper than this are left to `serde_json` (the depth is a stack of bits).
 const MAX_DEPTH: u32 = 64;
 
 /// Parses `line` if it has the plain shape; `None` means "ask `serde_json`".
@@ -60,7 +60,7 @@ pub(super) fn parse(line: &[u8]) -> Option<StoredRecord<'_>> {
                 if c.peek()? == b'n' {
                     return None;
                 }
-                c.value(0)?;
+                c.value()?;
                 set(&mut event, text.get(start..c.i)?)?;
             }
             _ => return None,
@@ -146,21 +146,25 @@ fn block_quotes(bytes: &[u8], block: usize) -> Option<u64> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.i).copied()
     }
 
+    #[inline]
     fn next(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.i += 1;
         Some(b)
     }
 
+    #[inline]
     fn eat(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
     }
 
     /// The position of the first `"` at or after `from`.
+    #[inline]
     fn next_quote(&mut self, from: usize) -> Option<usize> {
         let mut block = from / 64;
         let mut skip = from % 64;
@@ -191,8 +195,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string inside the event: the same rules.
+    #[inline]
     fn string(&mut self) -> Option<()> {
-        self.plain_str().map(|_| ())
+        self.eat(b'"')?;
+        self.i = self.next_quote(self.i)? + 1;
+        Some(())
     }
 
     /// An unsigned integer of at most 19 digits, without leading zeros.
@@ -289,53 +296,61 @@ impl<'a> Cursor<'a> {
         Some(())
     }
 
-    /// Any JSON value, without whitespace.
-    fn value(&mut self, depth: u32) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.string(),
-            b'{' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.string()?;
-                    self.eat(b':')?;
-                    self.value(depth + 1)?;
-                    match self.next()? {
-                        b',' => {}
-                        b'}' => return Some(()),
-                        _ => return None,
+    /// Any JSON value, without whitespace. A loop, with the open containers as a stack of
+    /// bits (1: object, 0: array).
+    fn value(&mut self) -> Option<()> {
+        let mut stack = 0u64;
+        let mut depth = 0u32;
+        loop {
+            match self.next()? {
+                b'"' => self.i = self.next_quote(self.i)? + 1,
+                open @ (b'{' | b'[') => {
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.i += 1;
+                    } else {
+                        if depth >= MAX_DEPTH {
+                            return None;
+                        }
+                        depth += 1;
+                        stack = (stack << 1) | u64::from(open == b'{');
+                        if open == b'{' {
+                            self.string()?;
+                            self.eat(b':')?;
+                        }
+                        continue;
                     }
                 }
-            }
-            b'[' => {
-                if depth >= MAX_DEPTH {
-                    return None;
+                b't' => self.literal(b"rue")?,
+                b'f' => self.literal(b"alse")?,
+                b'n' => self.literal(b"ull")?,
+                b'-' | b'0'..=b'9' => {
+                    self.i -= 1;
+                    self.number()?;
                 }
-                self.i += 1;
-                if self.peek()? == b']' {
-                    self.i += 1;
+                _ => return None,
+            }
+            // A value is complete: close the containers it completes, or go on after a comma.
+            loop {
+                if depth == 0 {
                     return Some(());
                 }
-                loop {
-                    self.value(depth + 1)?;
-                    match self.next()? {
-                        b',' => {}
-                        b']' => return Some(()),
-                        _ => return None,
+                let in_object = stack & 1 == 1;
+                match self.next()? {
+                    b',' => {
+                        if in_object {
+                            self.string()?;
+                            self.eat(b':')?;
+                        }
+                        break;
                     }
+                    b'}' if in_object => {}
+                    b']' if !in_object => {}
+                    _ => return None,
                 }
+                stack >>= 1;
+                depth -= 1;
             }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
         }
     }
 }

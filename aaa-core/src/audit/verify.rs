@@ -376,7 +376,7 @@ impl State<'_> {
                 line_no = 0;
             }
             let name = segments.get(segment).map_or("", |s| s.0.as_str());
-            for Prepared { leaf, prev, parsed } in prepared {
+            for prepared in &prepared {
                 line_no += 1;
                 let at = At {
                     segment: name,
@@ -386,7 +386,7 @@ impl State<'_> {
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
                     return Err((Some(at.location()), Problem::SegmentName));
                 }
-                self.record(leaf, prev, parsed, &at)
+                self.record(prepared, &at)
                     .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
@@ -459,14 +459,11 @@ impl State<'_> {
         Ok(())
     }
 
-    fn record(
-        &mut self,
-        leaf: Hash,
-        prev: Option<Hash>,
-        parsed: Result<StoredRecord<'_>, String>,
-        at: &At<'_>,
-    ) -> Result<(), Problem> {
-        let rec = parsed.map_err(Problem::Malformed)?;
+    fn record(&mut self, prepared: &Prepared<'_>, at: &At<'_>) -> Result<(), Problem> {
+        let rec = prepared
+            .parsed
+            .as_ref()
+            .map_err(|e| Problem::Malformed(e.clone()))?;
         if rec.v != SCHEMA_VERSION {
             return Err(Problem::Version(rec.v));
         }
@@ -490,20 +487,20 @@ impl State<'_> {
         let link_ok = if seq == 0 {
             rec.prev == GENESIS_PREV
         } else {
-            prev == Some(self.prev)
+            prepared.prev == Some(self.prev)
         };
         if !link_ok {
             return Err(Problem::HashLink);
         }
-        if !rec.body_matches_kind() || !is_record_time(&rec.time) {
+        if !prepared.shape_ok {
             return Err(Problem::KindMismatch);
         }
         let origin_line = std::mem::take(&mut self.origin_line);
-        let result = self.body(&rec, seq, &origin_line, at);
+        let result = self.body(rec, seq, &origin_line, at);
         self.origin_line = origin_line;
         result?;
-        self.tree.push(leaf);
-        self.prev = leaf;
+        self.tree.push(prepared.leaf);
+        self.prev = prepared.leaf;
         self.report.records += 1;
         self.report.uncovered += 1;
         if rec.kind == "checkpoint" {
@@ -739,10 +736,13 @@ fn split_work<'a>(segment: usize, body: &'a [u8], out: &mut Vec<Work<'a>>) {
     }
 }
 
-/// A line hashed and parsed, with its `prev` hash decoded.
+/// A line hashed and parsed, with the checks that need no other record done.
 struct Prepared<'a> {
     leaf: Hash,
+    /// The `prev` hash decoded.
     prev: Option<Hash>,
+    /// The body matches the kind, and the time has the writer's format.
+    shape_ok: bool,
     parsed: Result<StoredRecord<'a>, String>,
 }
 
@@ -757,9 +757,16 @@ fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
             || serde_json::from_slice(line).map_err(|e| e.to_string()),
             Ok,
         );
+        let (prev, shape_ok) = parsed.as_ref().map_or((None, false), |r| {
+            (
+                parse_prev(&r.prev),
+                r.body_matches_kind() && is_record_time(&r.time),
+            )
+        });
         out.push(Prepared {
             leaf: leaf_hash(line),
-            prev: parsed.as_ref().ok().and_then(|r| parse_prev(&r.prev)),
+            prev,
+            shape_ok,
             parsed,
         });
     }

@@ -957,4 +957,57 @@ mod tests {
             assert_eq!(parse_prev(&bad), None, "{bad}");
         }
     }
+
+    /// Pieces come back in order, with their segment, every line once; a consumer error stops
+    /// the threads (no deadlock) and is returned.
+    #[test]
+    fn pieces_are_prepared_ahead_and_consumed_in_order() {
+        let line = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 700));
+        let sizes = [0usize, 1, 3000, 0, 700, 2];
+        let mut n = 0;
+        let segments: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&count| {
+                (0..count)
+                    .flat_map(|_| {
+                        n += 1;
+                        line(n).into_bytes()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut work = Vec::new();
+        for (i, data) in segments.iter().enumerate() {
+            split_work(i, data, &mut work);
+        }
+        assert!(work.len() > 8, "several pieces per large segment");
+        let mut seen = Vec::new();
+        let result: Result<(), ()> = prepared_in_order(&work, |segment, prepared| {
+            for p in prepared {
+                seen.push((segment, p.leaf));
+            }
+            Ok(())
+        });
+        assert!(result.is_ok());
+        let expected: Vec<(usize, Hash)> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(segment, &count)| std::iter::repeat_n(segment, count))
+            .enumerate()
+            .map(|(i, segment)| {
+                let l = line(i + 1);
+                (segment, leaf_hash(l.trim_end_matches('\n').as_bytes()))
+            })
+            .collect();
+        assert_eq!(seen, expected);
+
+        for stop_at in [0, 1, work.len() / 2, work.len() - 1] {
+            let mut calls = 0;
+            let result = prepared_in_order(&work, |_, _| {
+                calls += 1;
+                if calls > stop_at { Err(calls) } else { Ok(()) }
+            });
+            assert_eq!(result, Err(stop_at + 1));
+        }
+    }
 }

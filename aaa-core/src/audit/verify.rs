@@ -1,4 +1,13 @@
 //! Offline verification of a log, and reading it back (leaf hashes for proofs, summaries).
+//!
+//! Verification is one pass over all segments. They are cut into pieces of complete lines that
+//! threads on the other cores hash (the Merkle leaf) and parse ahead, doing also the checks that
+//! need no other record (the `prev` hash decoded, the body matching the kind, the time format);
+//! the calling thread runs the checks that depend on order (sequence, hash link, origin, segment
+//! names, tree, checkpoints, keys, anchor) on the results, in order. Signatures are collected and
+//! batch-verified at the end; on a failure the first bad one is found. Lines in the shape the
+//! writer produces are read by a strict fast path (`scan`), any other line by `serde_json`,
+//! which then decides: both read the same record from the same line.
 
 use std::{collections::BTreeMap, fmt, fs, path::Path};
 

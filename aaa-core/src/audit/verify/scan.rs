@@ -120,6 +120,7 @@ fn no_escapes(line: &[u8]) -> bool {
 
 /// The quotes of the 64-byte block `block` of `bytes` as a bit mask (bit `j`: byte `64 * block
 /// + j`), eight bytes at a time without a branch per byte.
+#[inline(never)]
 fn block_quotes(bytes: &[u8], block: usize) -> Option<u64> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -164,7 +165,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The position of the first `"` at or after `from`.
-    #[inline]
+    #[inline(always)]
     fn next_quote(&mut self, from: usize) -> Option<usize> {
         let mut block = from / 64;
         let mut skip = from % 64;

@@ -144,11 +144,13 @@ pub enum Durability {
     /// [`strict_enqueue_timeout`](super::AuditWriterConfig::strict_enqueue_timeout).
     Strict,
     /// The request waits up to this long for room in the queue, then fails (503). It does not
-    /// wait for the disk. The wait happens only when the queue is full, and it blocks the calling
-    /// thread (keep the deadline short: milliseconds).
+    /// wait for the disk: the event is written within
+    /// [`write_delay`](super::AuditWriterConfig::write_delay) and made durable with the next
+    /// checkpoint or strict event. The wait happens only when the queue is full, and it blocks the
+    /// calling thread (keep the deadline short: milliseconds).
     Block(Duration),
     /// The event is queued if there is room, else dropped and counted; the count is written later
-    /// as a gap record. The request never waits.
+    /// as a gap record. The request never waits. Written and synced as for `Block`.
     BestEffort,
 }
 

@@ -253,6 +253,14 @@ fn parts(c: &mut Criterion) {
             black_box(out.len())
         });
     });
+    g.bench_function("canonical_encode_event", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            aaa_core::audit::encode_event(black_box(&e), &mut out).unwrap();
+            black_box(out.len())
+        });
+    });
     g.bench_function("plain_serde_json_encode", |b| {
         let mut out = Vec::with_capacity(1024);
         b.iter(|| {

@@ -86,6 +86,7 @@
 //!   effort mode events may be lost, but each loss is counted in a gap record.
 
 mod canonical;
+mod encode;
 mod event;
 pub mod merkle;
 pub mod note;
@@ -97,6 +98,7 @@ mod witness;
 mod writer;
 
 pub use canonical::{CanonicalError, to_canonical};
+pub use encode::encode_event;
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use note::{Checkpoint, KeyError, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};

@@ -129,66 +129,84 @@ pub(crate) struct Envelope<'a> {
 }
 
 /// Serializes one record as a canonical JSON line, without the final newline, appended to `out`.
+///
+/// The envelope's keys are written in sorted order around the body's (`checkpoint`, `event`,
+/// `event_sig`, `gap`, `id`, `key_change`, `kind`, `origin`, `prev`, `recovery`, `seq`, `time`,
+/// `v`), straight into `out`.
 pub(crate) fn encode_record(
     envelope: &Envelope<'_>,
     body: &RecordBody,
     signer: Option<&super::SigningKey>,
     out: &mut Vec<u8>,
 ) -> Result<(), CanonicalError> {
-    let mut body_bytes = Vec::with_capacity(512);
-    match body {
-        RecordBody::Event(e) => to_canonical(e, &mut body_bytes)?,
-        RecordBody::Checkpoint(note) => write_json_string(note, &mut body_bytes),
-        RecordBody::Gap(g) => to_canonical(g, &mut body_bytes)?,
-        RecordBody::Recovery(r) => to_canonical(r, &mut body_bytes)?,
-        RecordBody::KeyChange(k) => to_canonical(k, &mut body_bytes)?,
-    }
-    let json_str = |s: &str| {
-        let mut v = Vec::with_capacity(s.len() + 2);
-        write_json_string(s, &mut v);
-        v
-    };
-    let mut origin = Vec::with_capacity(64);
-    to_canonical(envelope.origin, &mut origin)?;
-    let mut entries: Vec<(&str, Vec<u8>)> = Vec::with_capacity(9);
-    if let (RecordBody::Event(_), Some(key)) = (body, signer) {
-        use base64::Engine;
-        use sha2::Digest;
-        let digest = hex(&sha2::Sha256::digest(&body_bytes));
-        let statement = event_statement(
-            &envelope.origin.line(),
-            envelope.seq,
-            envelope.prev,
-            &digest,
-        );
-        let mut blob = key.id().to_vec();
-        blob.extend_from_slice(&key.sign(statement.as_bytes()));
-        let sig = format!(
-            "{} {}",
-            key.name(),
-            base64::engine::general_purpose::STANDARD.encode(blob)
-        );
-        entries.push(("event_sig", json_str(&sig)));
-    }
-    entries.push(("v", SCHEMA_VERSION.to_string().into_bytes()));
-    entries.push(("origin", origin));
-    entries.push(("seq", envelope.seq.to_string().into_bytes()));
-    entries.push(("id", json_str(envelope.id)));
-    entries.push(("time", json_str(&envelope.time.to_string())));
-    entries.push(("prev", json_str(envelope.prev)));
-    entries.push(("kind", json_str(body.kind())));
-    entries.push((body.kind(), body_bytes));
-    entries.sort_by_key(|e| e.0);
     out.push(b'{');
-    for (i, (key, value)) in entries.iter().enumerate() {
-        if i > 0 {
+    match body {
+        RecordBody::Checkpoint(note) => {
+            out.extend_from_slice(b"\"checkpoint\":");
+            write_json_string(note, out);
             out.push(b',');
         }
-        write_json_string(key, out);
-        out.push(b':');
-        out.extend_from_slice(value);
+        RecordBody::Event(e) => {
+            out.extend_from_slice(b"\"event\":");
+            let start = out.len();
+            super::encode_event(e, out)?;
+            if let Some(key) = signer {
+                use base64::Engine;
+                use sha2::Digest;
+                let digest = hex(&sha2::Sha256::digest(out.get(start..).unwrap_or_default()));
+                let statement = event_statement(
+                    &envelope.origin.line(),
+                    envelope.seq,
+                    envelope.prev,
+                    &digest,
+                );
+                let mut blob = key.id().to_vec();
+                blob.extend_from_slice(&key.sign(statement.as_bytes()));
+                let sig = format!(
+                    "{} {}",
+                    key.name(),
+                    base64::engine::general_purpose::STANDARD.encode(blob)
+                );
+                out.extend_from_slice(b",\"event_sig\":");
+                write_json_string(&sig, out);
+            }
+            out.push(b',');
+        }
+        RecordBody::Gap(g) => {
+            out.extend_from_slice(b"\"gap\":");
+            to_canonical(g, out)?;
+            out.push(b',');
+        }
+        RecordBody::Recovery(_) | RecordBody::KeyChange(_) => {}
     }
-    out.push(b'}');
+    out.extend_from_slice(b"\"id\":");
+    write_json_string(envelope.id, out);
+    if let RecordBody::KeyChange(k) = body {
+        out.extend_from_slice(b",\"key_change\":");
+        to_canonical(k, out)?;
+    }
+    out.extend_from_slice(b",\"kind\":");
+    write_json_string(body.kind(), out);
+    out.extend_from_slice(b",\"origin\":{\"instance\":");
+    write_json_string(&envelope.origin.instance, out);
+    out.extend_from_slice(b",\"service\":");
+    write_json_string(&envelope.origin.service, out);
+    out.extend_from_slice(b"},\"prev\":");
+    write_json_string(envelope.prev, out);
+    if let RecordBody::Recovery(r) = body {
+        out.extend_from_slice(b",\"recovery\":");
+        to_canonical(r, out)?;
+    }
+    {
+        use std::io::Write as _;
+        // Writing into a `Vec` cannot fail.
+        let _ = write!(out, ",\"seq\":{},\"time\":", envelope.seq);
+    }
+    super::encode::write_timestamp(envelope.time, out);
+    {
+        use std::io::Write as _;
+        let _ = write!(out, ",\"v\":{SCHEMA_VERSION}}}");
+    }
     Ok(())
 }
 
@@ -482,5 +500,66 @@ mod tests {
         let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed.seq, 0);
         assert!(parsed.body_matches_kind());
+    }
+
+    /// Every kind of record, signed or not, is canonical: its keys sorted, nothing to re-encode.
+    #[test]
+    fn every_kind_of_record_is_canonical() {
+        let origin = LogOrigin {
+            service: "svc\"".into(),
+            instance: "é1".into(),
+        };
+        let key = crate::audit::SigningKey::from_seed("k", &[7; 32]).unwrap();
+        let event = AuditEvent::new(
+            Timestamp::from_unix_micros(5),
+            EventKind::RequestCompleted {
+                status: 200,
+                latency_us: 1,
+            },
+        );
+        let bodies = [
+            RecordBody::Event(event),
+            RecordBody::Checkpoint("o\n1\nroot\n\n— k sig\n".into()),
+            RecordBody::Gap(GapInfo {
+                dropped: 3,
+                reason: "queue_full".into(),
+            }),
+            RecordBody::Recovery(RecoveryInfo {
+                cut_bytes: 1,
+                cut_sha256: "ab".into(),
+                offset: 2,
+                segment: "s".into(),
+            }),
+            RecordBody::KeyChange(KeyChangeInfo {
+                new_key: "n".into(),
+                old_key: "o".into(),
+                signature: "s".into(),
+            }),
+        ];
+        for body in &bodies {
+            for signer in [None, Some(&key)] {
+                let env = Envelope {
+                    origin: &origin,
+                    seq: 12,
+                    id: "00ff",
+                    time: Timestamp::from_unix_micros(1_700_000_000_000_001),
+                    prev: GENESIS_PREV,
+                };
+                let mut out = Vec::new();
+                encode_record(&env, body, signer, &mut out).unwrap();
+                let mut again = Vec::new();
+                write_canonical(&serde_json::from_slice(&out).unwrap(), &mut again);
+                assert_eq!(
+                    String::from_utf8(again).unwrap(),
+                    String::from_utf8(out.clone()).unwrap()
+                );
+                let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
+                assert!(parsed.body_matches_kind(), "{}", body.kind());
+                assert_eq!(
+                    parsed.event_sig.is_some(),
+                    signer.is_some() && body.kind() == "event"
+                );
+            }
+        }
     }
 }

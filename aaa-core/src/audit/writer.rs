@@ -249,6 +249,9 @@ struct Sequencer {
     write_failed_drops: u64,
     sign_events: fn(&AuditEvent) -> bool,
     buf: Vec<u8>,
+    /// Reused for each record's `prev` and `id`.
+    prev_hex: String,
+    id: String,
 }
 
 fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
@@ -364,6 +367,8 @@ impl AuditWriter {
             write_failed_drops: 0,
             sign_events: config.sign_events,
             buf: Vec::with_capacity(1 << 16),
+            prev_hex: String::with_capacity(64),
+            id: String::with_capacity(32),
         };
         seq.scan()?;
         // Cover what the previous run left uncovered, and record any recovery, before anything new.
@@ -806,19 +811,24 @@ impl Sequencer {
 
     fn stage(&mut self, body: &RecordBody, now: Timestamp) -> Result<(u64, Hash), AuditError> {
         let seq = self.chain.seq;
-        let prev = if seq == 0 {
-            GENESIS_PREV.to_owned()
+        self.prev_hex.clear();
+        if seq == 0 {
+            self.prev_hex.push_str(GENESIS_PREV);
         } else {
-            hex(&self.chain.prev)
-        };
-        let id = record_id(self.nonce, seq);
+            crate::identity::hex_to(&self.chain.prev, &mut self.prev_hex);
+        }
+        self.id.clear();
+        {
+            use std::fmt::Write as _;
+            let _ = write!(self.id, "{:016x}{seq:016x}", self.nonce);
+        }
         let start = self.buf.len();
         let envelope = Envelope {
             origin: &self.origin,
             seq,
-            id: &id,
+            id: &self.id,
             time: now,
-            prev: &prev,
+            prev: &self.prev_hex,
         };
         let signer = match body {
             RecordBody::Event(e) if (self.sign_events)(e) => Some(&self.key),

@@ -7,6 +7,8 @@
 //! order); the tests compare the output with [`to_canonical`] for every kind of event and every
 //! combination of optional fields.
 
+use crate::CredentialRef;
+
 use super::{
     Actor, AuditEvent, EventKind, RequestInfo, Target,
     canonical::{CanonicalError, to_canonical},
@@ -159,20 +161,32 @@ fn target_time(o: &mut Object<'_>, event: &AuditEvent) {
 
 /// Writes `time` as a JSON string (its text never needs escaping).
 pub(crate) fn write_timestamp(time: crate::Timestamp, out: &mut Vec<u8>) {
-    use std::io::Write as _;
     out.push(b'"');
-    // Writing into a `Vec` cannot fail.
-    let _ = write!(out, "{time}");
+    time.write_to(out);
     out.push(b'"');
 }
 
 fn encode_actor(actor: &Actor, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     let mut o = Object::open(out);
-    o.serde("credential", &actor.credential)?;
+    {
+        let mut c = Object::open(o.key("credential"));
+        match &actor.credential {
+            CredentialRef::None => c.str("type", "none"),
+            CredentialRef::KeyId(id) => {
+                c.str("type", "key_id");
+                c.str("value", id);
+            }
+            CredentialRef::Sha256(hash) => {
+                c.str("type", "sha256");
+                c.str("value", hash);
+            }
+        }
+        c.close();
+    }
     o.str("id", &actor.id);
     o.str("issuer", &actor.issuer);
-    o.serde("kind", &actor.kind)?;
-    o.serde("method", &actor.method)?;
+    o.str("kind", actor.kind.as_str());
+    o.str("method", actor.method.as_str());
     o.key("mfa")
         .extend_from_slice(if actor.mfa { b"true" } else { b"false" });
     o.opt_str("tenant", actor.tenant.as_ref());
@@ -206,9 +220,9 @@ fn encode_request(request: &RequestInfo, out: &mut Vec<u8>) -> Result<(), Canoni
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CredentialRef;
     use crate::{
-        AuthMethod, CredentialRef, Decision, EvaluationError, Principal, PrincipalKind, Reason,
-        Timestamp,
+        AuthMethod, Decision, EvaluationError, Principal, PrincipalKind, Reason, Timestamp,
         audit::{AuthnOutcome, IdentityChange},
     };
 
@@ -251,6 +265,50 @@ mod tests {
             });
         }
         out
+    }
+
+    /// The names written by hand are serde's.
+    #[test]
+    fn enum_names_are_serdes() {
+        let json = |v: &dyn erased::Ser| v.json();
+        for kind in [
+            PrincipalKind::User,
+            PrincipalKind::Service,
+            PrincipalKind::Device,
+        ] {
+            assert_eq!(json(&kind), format!("\"{}\"", kind.as_str()));
+        }
+        for method in [
+            AuthMethod::Jwt,
+            AuthMethod::ApiKey,
+            AuthMethod::ForwardedMtls,
+        ] {
+            assert_eq!(json(&method), format!("\"{}\"", method.as_str()));
+        }
+        for (cred, text) in [
+            (CredentialRef::None, r#"{"type":"none"}"#),
+            (
+                CredentialRef::KeyId("k".into()),
+                r#"{"type":"key_id","value":"k"}"#,
+            ),
+            (
+                CredentialRef::Sha256("h".into()),
+                r#"{"type":"sha256","value":"h"}"#,
+            ),
+        ] {
+            assert_eq!(json(&cred), text);
+        }
+    }
+
+    mod erased {
+        pub(super) trait Ser {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
     }
 
     /// The same bytes as the generic canonical encoder, for every kind and every combination of

@@ -375,7 +375,7 @@ impl AuditWriter {
         if seq.pending_recovery.is_some() || seq.chain.since_checkpoint > 0 {
             seq.chain.uncovered_since = Some(Timestamp::from_unix_micros(i64::MIN));
         }
-        seq.process(Vec::new())?;
+        seq.process(&mut Vec::new())?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let thread = std::thread::Builder::new()
             .name("aaa-audit".into())
@@ -622,8 +622,10 @@ impl Sequencer {
 
     fn run(mut self, rx: &Receiver<Command>) {
         let tick = (self.checkpoint_interval / 4).max(Duration::from_millis(1));
+        // Reused from batch to batch (commands are large: growing a new vector each time would
+        // copy them again and again).
+        let mut cmds = Vec::with_capacity(self.max_batch.min(1024));
         loop {
-            let mut cmds = Vec::new();
             let mut disconnected = self.drain(rx, &mut cmds);
             if cmds.is_empty() && !disconnected {
                 // Nothing queued: sleep until the next event wakes us (see `AuditWriter::wake`)
@@ -643,15 +645,15 @@ impl Sequencer {
             if disconnected {
                 // Final batch: cover everything, including this batch, with a checkpoint.
                 self.closing = true;
-                if self.process(cmds).is_err() {
+                if self.process(&mut cmds).is_err() {
                     // The failed batch's losses are counted; write them (in a new segment) as a
                     // gap record before stopping, so that nothing is lost without a record.
-                    let _ = self.process(Vec::new());
+                    let _ = self.process(&mut Vec::new());
                 }
                 return;
             }
             let busy = !cmds.is_empty();
-            if let Err(e) = self.process(cmds) {
+            if let Err(e) = self.process(&mut cmds) {
                 tracing::warn!(target: "aaa::audit", error = %e, "audit batch failed");
             }
             if busy {
@@ -880,13 +882,18 @@ impl Sequencer {
     }
 
     /// Stages, writes and syncs one batch; acknowledges its commands.
-    fn process(&mut self, cmds: Vec<Command>) -> Result<(), AuditError> {
+    fn process(&mut self, cmds: &mut Vec<Command>) -> Result<(), AuditError> {
         let snapshot = self.chain.clone();
         let now = self.clock.now();
         self.buf.clear();
         let mut acks = Vec::new();
         let mut notes = Vec::new();
-        let mut unacked_events = 0u64;
+        // Should the batch fail, its events that nobody waits for are counted as lost (those
+        // somebody waits for get the error).
+        let unacked_events = cmds
+            .iter()
+            .filter(|c| matches!(c, Command::Event { ack: None, .. }))
+            .count() as u64;
         let mut force = false;
         let mut next_key: Option<Box<SigningKey>> = None;
         let recovery = self.pending_recovery.take();
@@ -923,13 +930,12 @@ impl Sequencer {
                     force = true;
                 }
             }
-            for cmd in cmds {
+            for cmd in cmds.drain(..) {
                 match cmd {
                     Command::Event { event, ack } => {
                         let (seq, leaf) = self.stage(&RecordBody::Event(event), now)?;
-                        match ack {
-                            Some(ack) => acks.push(Ack::Event(ack, seq, leaf)),
-                            None => unacked_events += 1,
+                        if let Some(ack) = ack {
+                            acks.push(Ack::Event(ack, seq, leaf));
                         }
                     }
                     Command::Flush { checkpoint, ack } => {
@@ -1030,6 +1036,18 @@ impl Sequencer {
                     .dropped
                     .fetch_add(queue_drops, Ordering::Relaxed);
                 self.write_failed_drops = write_drops + unacked_events;
+                // Commands the batch did not reach fail too.
+                for cmd in cmds.drain(..) {
+                    match cmd {
+                        Command::Event { ack: None, .. } => {}
+                        Command::Event { ack: Some(tx), .. } => {
+                            let _ = tx.send(Err(e.clone()));
+                        }
+                        Command::Flush { ack, .. } | Command::RotateKey { ack, .. } => {
+                            let _ = ack.send(Err(e.clone()));
+                        }
+                    }
+                }
                 for ack in acks {
                     match ack {
                         Ack::Event(tx, ..) => {

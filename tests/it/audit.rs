@@ -116,12 +116,12 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
             policy_version: Some("v1".into()),
         },
     );
-    e.actor = Some(Actor::from(&Principal::new(
+    e.actor = Some(std::sync::Arc::new(Actor::from(&Principal::new(
         format!("user{}", i % 3),
         PrincipalKind::User,
         "https://idp.example",
-    )));
-    e.target = Some(Target {
+    ))));
+    e.target = Some(std::sync::Arc::new(Target {
         action: Some("read".into()),
         resource_type: Some("Document".into()),
         resource_id: Some(format!("d{i}")),
@@ -134,12 +134,12 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
             }
             .into(),
         ),
-    });
-    e.request = Some(RequestInfo {
+    }));
+    e.request = Some(std::sync::Arc::new(RequestInfo {
         request_id: Some(format!("req-{i}")),
         user_agent: Some("curl/8.5\r\n{\"seq\":0}".into()),
         ..RequestInfo::default()
-    });
+    }));
     e
 }
 

@@ -353,9 +353,9 @@ mod tests {
                             Timestamp::from_unix_micros(1_700_000_000_123_456),
                             kind.clone(),
                         );
-                        e.actor = actor.clone();
-                        e.target = target.clone();
-                        e.request = request.clone();
+                        e.actor = actor.clone().map(std::sync::Arc::new);
+                        e.target = target.clone().map(std::sync::Arc::new);
+                        e.request = request.clone().map(std::sync::Arc::new);
                         let (mut fast, mut generic) = (Vec::new(), Vec::new());
                         encode_event(&e, &mut fast).unwrap();
                         to_canonical(&e, &mut generic).unwrap();

@@ -94,7 +94,7 @@ impl RecordingRule {
 ///
 /// let policy = RecordingPolicy::new([RecordingRule::new(Level::None).with_route("/health")]);
 /// let mut event = AuditEvent::new(Timestamp::UNIX_EPOCH, EventKind::RequestCompleted { status: 200, latency_us: 3 });
-/// event.target = Some(Target { route: Some("/health".into()), ..Target::default() });
+/// event.target = Some(std::sync::Arc::new(Target { route: Some("/health".into()), ..Target::default() }));
 /// assert_eq!(policy.level(&event), Level::None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -41,10 +41,6 @@ impl LogOrigin {
 /// What a record holds, besides its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "nearly every record is an event; staged by reference"
-)]
 pub enum RecordBody {
     /// An audit event.
     Event(AuditEvent),
@@ -476,10 +472,10 @@ mod tests {
                 latency_us: 1,
             },
         );
-        event.request = Some(crate::audit::RequestInfo {
+        event.request = Some(std::sync::Arc::new(crate::audit::RequestInfo {
             user_agent: Some("evil\r\n{\"seq\":9}\n".into()),
             ..Default::default()
-        });
+        }));
         let env = Envelope {
             origin: &origin,
             seq: 0,

@@ -117,10 +117,6 @@ impl AuditWriterConfig {
     }
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "nearly every command is an event; boxing would cost an allocation per event"
-)]
 enum Command {
     Event {
         event: AuditEvent,

@@ -815,11 +815,10 @@ impl Sequencer {
         } else {
             crate::identity::hex_to(&self.chain.prev, &mut self.prev_hex);
         }
+        // `{nonce:016x}{seq:016x}`
         self.id.clear();
-        {
-            use std::fmt::Write as _;
-            let _ = write!(self.id, "{:016x}{seq:016x}", self.nonce);
-        }
+        crate::identity::hex_to(&self.nonce.to_be_bytes(), &mut self.id);
+        crate::identity::hex_to(&seq.to_be_bytes(), &mut self.id);
         let start = self.buf.len();
         let envelope = Envelope {
             origin: &self.origin,
@@ -1103,4 +1102,24 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditError
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("cannot write the key file", &e))
+}
+
+#[cfg(test)]
+mod id_tests {
+    /// The record id the sequencer writes (hex of the big-endian bytes) is the one the
+    /// checkpoint's `id` extension names.
+    #[test]
+    fn record_ids_agree() {
+        for (nonce, seq) in [
+            (0, 0),
+            (1, 2),
+            (u64::MAX, 0x0123_4567_89ab_cdef),
+            (0xabc, 1 << 40),
+        ] {
+            let mut id = String::new();
+            crate::identity::hex_to(&u64::to_be_bytes(nonce), &mut id);
+            crate::identity::hex_to(&u64::to_be_bytes(seq), &mut id);
+            assert_eq!(id, super::record_id(nonce, seq));
+        }
+    }
 }

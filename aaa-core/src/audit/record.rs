@@ -256,30 +256,43 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// Writes `s` as a JSON string with the shortest escapes.
 pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip eight bytes at a time while none of them needs escaping.
-        if let Some(chunk) = bytes
-            .get(i..i + 8)
-            .and_then(|c| <[u8; 8]>::try_from(c).ok())
-            && !may_need_escape(u64::from_le_bytes(chunk))
-        {
-            i += 8;
-            continue;
-        }
-        let b = bytes.get(i).copied().unwrap_or(b'a');
-        if needs_escape(b) {
-            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-            write_escape(b, out);
-            start = i + 1;
-        }
-        i += 1;
-    }
-    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
+    if needs_no_escape(bytes) {
+        // Nearly every string of a record: one copy.
+        out.extend_from_slice(bytes);
+    } else {
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if needs_escape(b) {
+                out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+                write_escape(b, out);
+                start = i + 1;
+            }
+        }
+        out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    }
+    out.push(b'"');
+}
+
+/// Whether no byte of `bytes` needs escaping, eight bytes at a time (the last few padded with a
+/// byte that needs none).
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if may_need_escape(u64::from_le_bytes(word)) {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut word = [b'a'; 8];
+    if let Some(head) = word.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    !may_need_escape(u64::from_le_bytes(word))
 }
 
 /// Control characters, `"` and `\` are escaped in JSON strings; everything else is copied.

@@ -105,15 +105,7 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), Canonic
             if let Some(request) = &event.request {
                 encode_request(request, o.key("request"))?;
             }
-            let out = o.key("rules");
-            out.push(b'[');
-            for (i, rule) in rules.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json_string(rule, out);
-            }
-            out.push(b']');
+            o.serde("rules", rules)?;
             target_time(&mut o, event);
         }
         EventKind::RequestCompleted { status, latency_us } => {

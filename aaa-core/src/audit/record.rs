@@ -499,16 +499,21 @@ mod tests {
         let mut out = Vec::new();
         encode_record(&env, &RecordBody::Event(event), None, &mut out).unwrap();
         assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
-        // The line is canonical: parsing and re-encoding it gives the same bytes.
-        let mut again = Vec::new();
-        write_canonical(&serde_json::from_slice(&out).unwrap(), &mut again);
-        assert_eq!(
-            String::from_utf8(again).unwrap(),
-            String::from_utf8(out.clone()).unwrap()
-        );
-        let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
+        let parsed = parse_canonical(&out);
         assert_eq!(parsed.seq, 0);
         assert!(parsed.body_matches_kind());
+    }
+
+    /// Parses a line, checking that it is canonical: parsing and re-encoding it gives the same
+    /// bytes.
+    fn parse_canonical(out: &[u8]) -> StoredRecord<'_> {
+        let mut again = Vec::new();
+        write_canonical(&serde_json::from_slice(out).unwrap(), &mut again);
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            String::from_utf8(out.to_vec()).unwrap()
+        );
+        serde_json::from_slice(out).unwrap()
     }
 
     /// Every kind of record, signed or not, is canonical: its keys sorted, nothing to re-encode.
@@ -556,13 +561,7 @@ mod tests {
                 };
                 let mut out = Vec::new();
                 encode_record(&env, body, signer, &mut out).unwrap();
-                let mut again = Vec::new();
-                write_canonical(&serde_json::from_slice(&out).unwrap(), &mut again);
-                assert_eq!(
-                    String::from_utf8(again).unwrap(),
-                    String::from_utf8(out.clone()).unwrap()
-                );
-                let parsed: StoredRecord<'_> = serde_json::from_slice(&out).unwrap();
+                let parsed = parse_canonical(&out);
                 assert!(parsed.body_matches_kind(), "{}", body.kind());
                 assert_eq!(
                     parsed.event_sig.is_some(),

@@ -418,31 +418,25 @@ impl AuditWriter {
     }
 
     fn send(&self, cmd: Command, wait: Duration, urgent: bool) -> Result<(), AuditError> {
+        const STOPPED: AuditError = AuditError::Unavailable("the audit writer stopped");
         let tx = self.sender()?;
-        match tx.try_send(cmd) {
-            Ok(()) => {
-                self.wake(urgent);
-                Ok(())
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                Err(AuditError::Unavailable("the audit writer stopped"))
-            }
+        let sent = match tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(STOPPED),
             Err(TrySendError::Full(cmd)) => {
                 self.wake(true);
-                match tx.send_timeout(cmd, wait) {
-                    Ok(()) => {
-                        self.wake(urgent);
-                        Ok(())
+                tx.send_timeout(cmd, wait).map_err(|e| match e {
+                    SendTimeoutError::Timeout(_) => {
+                        AuditError::Unavailable("the audit queue is full")
                     }
-                    Err(SendTimeoutError::Timeout(_)) => {
-                        Err(AuditError::Unavailable("the audit queue is full"))
-                    }
-                    Err(SendTimeoutError::Disconnected(_)) => {
-                        Err(AuditError::Unavailable("the audit writer stopped"))
-                    }
-                }
+                    SendTimeoutError::Disconnected(_) => STOPPED,
+                })
             }
+        };
+        if sent.is_ok() {
+            self.wake(urgent);
         }
+        sent
     }
 
     async fn control(

@@ -43,25 +43,25 @@ fn event(i: u64) -> AuditEvent {
             policy_version: Some("2026-11-01".into()),
         },
     );
-    e.actor = Some(Actor::from(&Principal::new(
+    e.actor = Some(std::sync::Arc::new(Actor::from(&Principal::new(
         format!("user-{}", i % 100),
         PrincipalKind::User,
         "https://idp.example.com/",
-    )));
-    e.target = Some(Target {
+    ))));
+    e.target = Some(std::sync::Arc::new(Target {
         action: Some("write".into()),
         resource_type: Some("Document".into()),
         resource_id: Some(format!("doc-{i}")),
         tenant: Some("acme".into()),
         route: Some("/tenants/{tenant}/docs/{id}".into()),
-    });
-    e.request = Some(RequestInfo {
+    }));
+    e.request = Some(std::sync::Arc::new(RequestInfo {
         request_id: Some(format!("req-{i:016x}")),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         method: Some("PUT".into()),
         peer_ip: Some("10.1.2.3".parse().unwrap()),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0".into()),
-    });
+    }));
     e
 }
 
@@ -250,6 +250,14 @@ fn parts(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             aaa_core::audit::to_canonical(black_box(&e), &mut out).unwrap();
+            black_box(out.len())
+        });
+    });
+    g.bench_function("canonical_encode_event", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            aaa_core::audit::encode_event(black_box(&e), &mut out).unwrap();
             black_box(out.len())
         });
     });

@@ -57,15 +57,15 @@ fn write_log(dir: &Path, key: SigningKey) {
                     policy_version: None,
                 },
             );
-            e.actor = Some(Actor::from(&Principal::new(
+            e.actor = Some(std::sync::Arc::new(Actor::from(&Principal::new(
                 if i % 2 == 0 { "alice" } else { "bob" },
                 PrincipalKind::User,
                 "idp",
-            )));
-            e.target = Some(Target {
+            ))));
+            e.target = Some(std::sync::Arc::new(Target {
                 route: Some("/docs/{id}".into()),
                 ..Target::default()
-            });
+            }));
             log.record(e).await.unwrap();
         }
     });

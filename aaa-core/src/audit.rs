@@ -14,8 +14,11 @@
 //!   tlog-checkpoint, signed as a C2SP signed note with Ed25519, [`note`]) is appended and
 //!   handed to the [`Witness`];
 //! - writing happens on one sequencer thread behind a bounded queue, with one `fdatasync` per
-//!   batch, and each event kind has an explicit [`Durability`]: strict, block with a deadline,
-//!   or best effort, where drops are written later as a gap record.
+//!   batch of events that are waited for (group commit), and each event kind has an explicit
+//!   [`Durability`]: strict, block with a deadline, or best effort, where drops are written later
+//!   as a gap record. Events nobody waits for are written every few milliseconds and synced with
+//!   the next checkpoint or strict event, so every record is durable and signed within
+//!   [`checkpoint_interval`](AuditWriterConfig::checkpoint_interval).
 //!
 //! A [`Verifier`] checks a log offline against trusted [`VerifierKey`]s (and optionally a
 //! witness anchor), and reports the first bad record by file, line and sequence number.
@@ -83,6 +86,7 @@
 //!   effort mode events may be lost, but each loss is counted in a gap record.
 
 mod canonical;
+mod encode;
 mod event;
 pub mod merkle;
 pub mod note;
@@ -94,6 +98,7 @@ mod witness;
 mod writer;
 
 pub use canonical::{CanonicalError, to_canonical};
+pub use encode::encode_event;
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use note::{Checkpoint, KeyError, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};

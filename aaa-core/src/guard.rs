@@ -42,8 +42,11 @@ pub struct Admission {
     /// Where the decision was recorded, if the sink gives receipts.
     pub receipt: Option<AuditReceipt>,
     started: Timestamp,
-    request: RequestInfo,
+    request: Arc<RequestInfo>,
     route: Option<String>,
+    /// The actor and target of the decision event, shared with the completion event.
+    actor: Option<Arc<Actor>>,
+    target: Arc<Target>,
 }
 
 /// An admitted request, as adapters leave it in the request for extractors: the guard and the
@@ -352,12 +355,11 @@ impl Guard {
     /// caller on a protected route, a deny, and (in strict audit mode) an audit failure all reject.
     pub async fn check(&self, facts: &RequestFacts) -> Outcome {
         let started = self.inner.clock.now();
-        let request = request_info(facts);
-        let route = facts.matched_route().map(str::to_owned);
-
         let Some(template) = facts.matched_route() else {
             return self.reject(Rejection::not_found());
         };
+        let route = Some(template.to_owned());
+        let request = Arc::new(request_info(facts));
 
         let identity = match self.authenticate(facts).await {
             Ok(identity) => identity,
@@ -369,10 +371,10 @@ impl Guard {
                         reason: Some(error.reason_code().to_owned()),
                     },
                 );
-                event.target = Some(Target {
-                    route: Some(template.to_owned()),
+                event.target = Some(Arc::new(Target {
+                    route,
                     ..Target::default()
-                });
+                }));
                 event.request = Some(request);
                 if let Err(rejection) = self.record(event).await {
                     return self.reject(rejection);
@@ -390,11 +392,9 @@ impl Guard {
                     let evaluation = Evaluation::not_permitted();
                     let event = decision_event(
                         started,
-                        &identity,
-                        Some(&action),
-                        Some(&resource),
                         &evaluation,
-                        route.clone(),
+                        None,
+                        Arc::new(target(Some(&action), Some(&resource), route)),
                         request,
                     );
                     if let Err(rejection) = self.record(event).await {
@@ -423,13 +423,13 @@ impl Guard {
             }
         };
 
+        let actor = identity.principal().map(|p| Arc::new(Actor::from(p)));
+        let target = Arc::new(target(action.as_ref(), resource.as_ref(), route.clone()));
         let event = decision_event(
             started,
-            &identity,
-            action.as_ref(),
-            resource.as_ref(),
             &evaluation,
-            route.clone(),
+            actor.clone(),
+            target.clone(),
             request.clone(),
         );
         let receipt = match self.record(event).await {
@@ -448,6 +448,8 @@ impl Guard {
             started,
             request,
             route,
+            actor,
+            target,
         }))
     }
 
@@ -477,11 +479,13 @@ impl Guard {
                 .authorize(&admission.identity, action, resource, &context);
         let event = decision_event(
             now,
-            &admission.identity,
-            Some(action),
-            Some(resource),
             &evaluation,
-            admission.route.clone(),
+            admission.actor.clone(),
+            Arc::new(target(
+                Some(action),
+                Some(resource),
+                admission.route.clone(),
+            )),
             admission.request.clone(),
         );
         self.record(event).await.map_err(|r| self.rejection(r))?;
@@ -510,12 +514,8 @@ impl Guard {
                 latency_us: u64::try_from(latency).unwrap_or(0),
             },
         );
-        event.actor = admission.identity.principal().map(Actor::from);
-        event.target = Some(target(
-            admission.action.as_ref(),
-            admission.resource.as_ref(),
-            admission.route.clone(),
-        ));
+        event.actor.clone_from(&admission.actor);
+        event.target = Some(admission.target.clone());
         event.request = Some(admission.request.clone());
         self.record(event).await.map(|_| ())
     }
@@ -585,12 +585,10 @@ fn target(action: Option<&Action>, resource: Option<&Resource>, route: Option<St
 
 fn decision_event(
     time: Timestamp,
-    identity: &Identity,
-    action: Option<&Action>,
-    resource: Option<&Resource>,
     evaluation: &Evaluation,
-    route: Option<String>,
-    request: RequestInfo,
+    actor: Option<Arc<Actor>>,
+    target: Arc<Target>,
+    request: Arc<RequestInfo>,
 ) -> AuditEvent {
     let mut event = AuditEvent::new(
         time,
@@ -602,8 +600,8 @@ fn decision_event(
             policy_version: evaluation.policy_version.clone(),
         },
     );
-    event.actor = identity.principal().map(Actor::from);
-    event.target = Some(target(action, resource, route));
+    event.actor = actor;
+    event.target = Some(target);
     event.request = Some(request);
     event
 }
@@ -616,7 +614,7 @@ fn request_info(facts: &RequestFacts) -> RequestInfo {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .and_then(trace_id),
-        method: Some(facts.method().as_str().to_owned()).map(|m| truncate_untrusted(&m)),
+        method: Some(truncate_untrusted(facts.method().as_str())),
         peer_ip: facts.peer().map(|p| p.ip()),
         user_agent: headers
             .get(::http::header::USER_AGENT)

@@ -236,8 +236,14 @@ impl fmt::Debug for CredentialRef {
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    hex_to(bytes, &mut out);
+    out
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+pub(crate) fn hex_to(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
             out.push(char::from(
@@ -245,7 +251,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             ));
         }
     }
-    out
 }
 
 /// The outcome of authentication: an authenticated [`Principal`], or explicitly nobody.

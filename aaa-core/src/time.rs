@@ -82,23 +82,57 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Plain integer arithmetic (civil-from-days): audit records format two timestamps each.
+impl Timestamp {
+    /// The RFC 3339 text of `Display` (`2026-11-23T13:33:04.250000Z`), as bytes, without the
+    /// formatting machinery: audit records write two timestamps each. `None` outside the years
+    /// 0 to 9999.
+    fn rfc3339_bytes(self) -> Option<[u8; 27]> {
+        // Plain integer arithmetic (civil-from-days).
         let seconds = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
         let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
         let second_of_day = seconds.rem_euclid(86_400);
         if !(0..=9999).contains(&year) {
-            return write!(f, "@{}us", self.0);
+            return None;
         }
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            second_of_day / 3600,
-            second_of_day % 3600 / 60,
-            second_of_day % 60,
-        )
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                if let (Some(slot), Ok(digit)) = (out.get_mut(i), u8::try_from(value % 10)) {
+                    *slot = b'0' + digit;
+                }
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, second_of_day / 3600);
+        put(14, 2, second_of_day % 3600 / 60);
+        put(17, 2, second_of_day % 60);
+        put(20, 6, micros);
+        Some(out)
+    }
+
+    /// Appends the `Display` text to `out`.
+    pub(crate) fn write_to(self, out: &mut Vec<u8>) {
+        match self.rfc3339_bytes() {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => {
+                use std::io::Write as _;
+                // Writing into a `Vec` cannot fail.
+                let _ = write!(out, "@{}us", self.0);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339_bytes() {
+            Some(bytes) => f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?),
+            None => write!(f, "@{}us", self.0),
+        }
     }
 }
 

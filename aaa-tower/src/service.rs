@@ -58,6 +58,7 @@ where
                 Outcome::Reject(rejection) => return Ok(Rejection(rejection).into_response()),
                 Outcome::Proceed(admission) => Admitted::new(guard, *admission),
             };
+            parts.headers = facts.into_headers();
             parts.extensions.insert(admitted.identity().clone());
             parts
                 .extensions
@@ -84,10 +85,11 @@ where
     }
 }
 
-/// Translates the request head into [`RequestFacts`].
+/// Translates the request head into [`RequestFacts`]. The headers move into the facts (the
+/// caller puts them back after the check).
 async fn facts_of(parts: &mut Parts) -> Result<RequestFacts, aaa_core::http::Rejection> {
     let mut facts = RequestFacts::new(parts.method.clone(), parts.uri.path())
-        .with_headers(parts.headers.clone());
+        .with_headers(std::mem::take(&mut parts.headers));
     if let Some(authority) = parts.uri.authority() {
         facts = facts.with_host(authority.as_str());
     }

@@ -116,12 +116,12 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
             policy_version: Some("v1".into()),
         },
     );
-    e.actor = Some(Actor::from(&Principal::new(
+    e.actor = Some(std::sync::Arc::new(Actor::from(&Principal::new(
         format!("user{}", i % 3),
         PrincipalKind::User,
         "https://idp.example",
-    )));
-    e.target = Some(Target {
+    ))));
+    e.target = Some(std::sync::Arc::new(Target {
         action: Some("read".into()),
         resource_type: Some("Document".into()),
         resource_id: Some(format!("d{i}")),
@@ -134,12 +134,12 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
             }
             .into(),
         ),
-    });
-    e.request = Some(RequestInfo {
+    }));
+    e.request = Some(std::sync::Arc::new(RequestInfo {
         request_id: Some(format!("req-{i}")),
         user_agent: Some("curl/8.5\r\n{\"seq\":0}".into()),
         ..RequestInfo::default()
-    });
+    }));
     e
 }
 
@@ -568,6 +568,63 @@ fn checkpoint_is_due_after_the_interval_on_the_injected_clock() {
     drop(log);
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.uncovered, 0);
+}
+
+/// Events nobody waits for do not wake the sequencer one by one, but the first after a quiet
+/// spell does: it reaches the file with no flush and no checkpoint due (a sequencer left asleep
+/// would only look again after a quarter of the hour-long checkpoint interval).
+#[test]
+fn events_nobody_waits_for_are_written_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.checkpoint_interval = std::time::Duration::from_secs(3600);
+    c.checkpoint_every = 1_000_000;
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    let written = |n: usize| {
+        fs::read_to_string(only_segment(dir.path()))
+            .unwrap()
+            .lines()
+            .count()
+            >= n
+    };
+    rt().block_on(async {
+        for round in 1..=3 {
+            log.record(decision(round, true)).await.unwrap();
+            // Waits for an observable result (the line in the file), not for a time.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !written(round) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "event {round} not written"
+                );
+                std::thread::yield_now();
+            }
+        }
+    });
+    drop(log);
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!((report.events, report.uncovered), (3, 0));
+}
+
+/// Closing the writer right behind a burst of queued events covers all of them, even when they
+/// are drained together with the news that the writer is gone.
+#[test]
+fn closing_covers_the_last_queued_events_with_a_checkpoint() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.checkpoint_every = 1_000_000;
+        let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+        rt().block_on(async {
+            log.checkpoint_now().await.unwrap();
+            for i in 0..5 {
+                log.record(decision(i, true)).await.unwrap();
+            }
+        });
+        log.close();
+        let report = trusted().verify_dir(dir.path()).unwrap();
+        assert_eq!((report.events, report.uncovered), (5, 0));
+    }
 }
 
 #[test]

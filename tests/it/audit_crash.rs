@@ -34,18 +34,18 @@ fn event(i: usize) -> AuditEvent {
             policy_version: Some("v1".into()),
         },
     );
-    e.actor = Some(Actor::from(&Principal::new(
+    e.actor = Some(std::sync::Arc::new(Actor::from(&Principal::new(
         format!("user-{}", i % 7),
         PrincipalKind::User,
         "https://idp.example",
-    )));
-    e.target = Some(Target {
+    ))));
+    e.target = Some(std::sync::Arc::new(Target {
         action: Some("read".into()),
         resource_type: Some("Document".into()),
         resource_id: Some(format!("doc-{i}-{}", "x".repeat(200))),
         tenant: Some("acme".into()),
         route: Some("/docs/{id}".into()),
-    });
+    }));
     e
 }
 

@@ -1,4 +1,4 @@
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +33,16 @@ pub struct AuditEvent {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
-    /// Who did it, if known.
+    /// Who did it, if known. Shared (`Arc`): a request's decision and completion events name
+    /// the same actor, target and request without copying them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<Actor>,
+    pub actor: Option<Arc<Actor>>,
     /// What it was done to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
+    pub target: Option<Arc<Target>>,
     /// The request it happened in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<RequestInfo>,
+    pub request: Option<Arc<RequestInfo>>,
 }
 
 impl AuditEvent {
@@ -244,19 +245,19 @@ mod tests {
                 policy_version: Some("v1".into()),
             },
         );
-        e.actor = Some(Actor::from(&p));
-        e.target = Some(Target {
+        e.actor = Some(Arc::new(Actor::from(&p)));
+        e.target = Some(Arc::new(Target {
             action: Some("read".into()),
             resource_type: Some("Document".into()),
             resource_id: Some("d1".into()),
             tenant: None,
             route: Some("/docs/{id}".into()),
-        });
-        e.request = Some(RequestInfo {
+        }));
+        e.request = Some(Arc::new(RequestInfo {
             request_id: Some("r1".into()),
             peer_ip: Some("127.0.0.1".parse().unwrap()),
             ..RequestInfo::default()
-        });
+        }));
         let json = serde_json::to_string(&e).unwrap();
         assert!(json.contains("\"event\":\"authorization\""), "{json}");
         assert_eq!(serde_json::from_str::<AuditEvent>(&json).unwrap(), e);

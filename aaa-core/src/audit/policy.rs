@@ -94,7 +94,7 @@ impl RecordingRule {
 ///
 /// let policy = RecordingPolicy::new([RecordingRule::new(Level::None).with_route("/health")]);
 /// let mut event = AuditEvent::new(Timestamp::UNIX_EPOCH, EventKind::RequestCompleted { status: 200, latency_us: 3 });
-/// event.target = Some(Target { route: Some("/health".into()), ..Target::default() });
+/// event.target = Some(std::sync::Arc::new(Target { route: Some("/health".into()), ..Target::default() }));
 /// assert_eq!(policy.level(&event), Level::None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,11 +144,13 @@ pub enum Durability {
     /// [`strict_enqueue_timeout`](super::AuditWriterConfig::strict_enqueue_timeout).
     Strict,
     /// The request waits up to this long for room in the queue, then fails (503). It does not
-    /// wait for the disk. The wait happens only when the queue is full, and it blocks the calling
-    /// thread (keep the deadline short: milliseconds).
+    /// wait for the disk: the event is written within
+    /// [`write_delay`](super::AuditWriterConfig::write_delay) and made durable with the next
+    /// checkpoint or strict event. The wait happens only when the queue is full, and it blocks the
+    /// calling thread (keep the deadline short: milliseconds).
     Block(Duration),
     /// The event is queued if there is room, else dropped and counted; the count is written later
-    /// as a gap record. The request never waits.
+    /// as a gap record. The request never waits. Written and synced as for `Block`.
     BestEffort,
 }
 

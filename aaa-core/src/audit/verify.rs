@@ -925,10 +925,10 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
             let EventKind::Authorization { decision, .. } = event.kind else {
                 continue;
             };
-            let principal = event.actor.map_or_else(|| "-".to_owned(), |a| a.id);
+            let principal = event.actor.map_or_else(|| "-".to_owned(), |a| a.id.clone());
             let route = event
                 .target
-                .and_then(|t| t.route)
+                .and_then(|t| t.route.clone())
                 .unwrap_or_else(|| "-".to_owned());
             for counts in [
                 summary.by_principal.entry(principal).or_default(),

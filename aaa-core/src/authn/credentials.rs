@@ -45,11 +45,27 @@ impl std::fmt::Debug for BearerToken<'_> {
 
 /// Whether `s` is a non-empty RFC 6750 `b64token` (token68).
 pub(crate) fn is_token68(s: &str) -> bool {
+    // A table: bearer tokens are hundreds of bytes long and checked on every request.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "evaluated at compile time, within bounds"
+    )]
+    const TOKEN68: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            b += 1;
+        }
+        table
+    };
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && body
+            .bytes()
+            .all(|b| TOKEN68.get(usize::from(b)).copied().unwrap_or(false))
 }
 
 /// Splits an `Authorization` value into its scheme and the rest, by the first space.
@@ -188,6 +204,21 @@ fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, Au
 mod tests {
     use super::*;
     use http::{HeaderMap, HeaderValue, Method};
+
+    /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`,
+    /// byte by byte.
+    #[test]
+    fn token68_accepts_exactly_its_alphabet() {
+        for b in 0..=255u8 {
+            let allowed = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            let s = String::from_utf8_lossy(&[b'a', b, b'z']).into_owned();
+            assert_eq!(is_token68(&s), allowed, "{b:#x}");
+        }
+        assert!(is_token68("abc=="));
+        assert!(!is_token68("=="));
+        assert!(!is_token68("a=b"));
+        assert!(!is_token68(""));
+    }
 
     fn facts(auth: &[&str], cookies: &[&str]) -> RequestFacts {
         let mut h = HeaderMap::new();

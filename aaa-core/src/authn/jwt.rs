@@ -315,7 +315,7 @@ impl JwtAuthenticator {
         let now = self.clock.now();
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(&hash, now)
-            && let Some(entry) = self.issuers.get(&hit.issuer)
+            && let Some(entry) = self.issuers.get(&*hit.issuer)
         {
             match entry.keys.key_for(hit.kid.as_deref(), hit.alg).await {
                 Ok(key) if Arc::ptr_eq(&key, &hit.key) => return Ok(hit.principal),
@@ -372,8 +372,8 @@ impl JwtAuthenticator {
                 hash,
                 CacheEntry {
                     principal: principal.clone(),
-                    issuer: config.issuer.clone(),
-                    kid: header.kid.map(str::to_owned),
+                    issuer: Arc::from(config.issuer.as_str()),
+                    kid: header.kid.map(Arc::from),
                     alg: header.alg,
                     key,
                     valid_until: times.exp.add_micros(leeway),

@@ -22,8 +22,9 @@ use crate::{Principal, Timestamp, authn::VerificationKey};
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) principal: Arc<Principal>,
-    pub(crate) issuer: String,
-    pub(crate) kid: Option<String>,
+    /// Shared, so that a hit copies no string.
+    pub(crate) issuer: Arc<str>,
+    pub(crate) kid: Option<Arc<str>>,
     pub(crate) alg: Algorithm,
     pub(crate) key: Arc<VerificationKey>,
     /// `exp` plus leeway: the entry is dead from then on.

@@ -140,6 +140,12 @@ impl RequestFacts {
         &self.headers
     }
 
+    /// Gives the headers back (with sensitive values marked), so that an adapter can hand them
+    /// on to the handler without having copied them.
+    pub fn into_headers(self) -> HeaderMap {
+        self.headers
+    }
+
     /// The peer's socket address, if the adapter knows it.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer

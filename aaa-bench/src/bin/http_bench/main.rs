@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! cargo build --release -p aaa-bench --bin http-bench
-//! taskset -c 1 target/release/http-bench [--seconds 5] [--connections 32] [VARIANT...]
+//! taskset -c 1 target/release/http-bench [--seconds 5] [--connections 32] [--rounds 1] [VARIANT...]
 //! ```
+//!
+//! With `--rounds N`, every variant is measured N times, the rounds interleaved (all variants,
+//! then all again), and the median round of each variant is reported: on a shared machine the
+//! noise then falls on every variant alike.
 //!
 //! Every variant is served by a child process (`http-bench serve VARIANT`, started under
 //! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
@@ -40,35 +44,55 @@ fn main() {
     }
     let mut seconds = 5u64;
     let mut connections = 32usize;
+    let mut rounds = 1usize;
     let mut variants = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => seconds = it.next().unwrap().parse().unwrap(),
             "--connections" => connections = it.next().unwrap().parse().unwrap(),
+            "--rounds" => rounds = it.next().unwrap().parse::<usize>().unwrap().max(1),
             v => variants.push(v.to_owned()),
         }
     }
     if variants.is_empty() {
         variants = apps::VARIANTS.iter().map(|v| (*v).to_owned()).collect();
     }
+    let dir = tempfile::tempdir().unwrap();
+    let mut results: Vec<Vec<Result>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (variant, results) in variants.iter().zip(&mut results) {
+            let path = dir.path().join(format!("{variant}-{round}"));
+            results.push(measure(variant, seconds, connections, &path));
+        }
+    }
     println!(
         "| variant | req/s | p50 µs | p99 µs | ratio to bare | non-200 |\n|---|---:|---:|---:|---:|---:|"
     );
     let mut bare: std::collections::HashMap<String, f64> = Default::default();
-    let dir = tempfile::tempdir().unwrap();
-    for variant in &variants {
-        let result = measure(variant, seconds, connections, &dir.path().join(variant));
+    let mut rounds_of = Vec::new();
+    for (variant, mut results) in variants.iter().zip(results) {
+        // The median round by throughput.
+        results.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        let result = &results[results.len() / 2];
         let framework = variant.split('-').next().unwrap().to_owned();
         let base = *bare.entry(framework).or_insert(result.rps);
+        let all: Vec<String> = results.iter().map(|r| format!("{:.0}", r.rps)).collect();
+        rounds_of.push(format!("- {variant}: {} req/s", all.join(", ")));
         println!(
             "| {variant} | {:.0} | {} | {} | {:.3} | {} |",
             result.rps,
             result.p50.as_micros(),
             result.p99.as_micros(),
             result.rps / base,
-            result.errors
+            result.errors,
         );
+    }
+    if rounds > 1 {
+        println!("\nEvery round (the table shows the median):\n");
+        for line in rounds_of {
+            println!("{line}");
+        }
     }
 }
 

@@ -110,7 +110,7 @@ struct Cursor<'a> {
     quotes: u64,
 }
 
-/// Whether the line holds no `\\` and no control character: then every string in it ends at
+/// Whether the line holds no backslash and no control character: then every string in it ends at
 /// the next `"`. A loop without early exit, which the compiler vectorizes.
 fn no_escapes(line: &[u8]) -> bool {
     line.iter()

@@ -349,8 +349,9 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) prev: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pub(crate) event: Option<&'a serde_json::value::RawValue>,
+    /// The event's JSON text exactly as stored (validated as JSON, not decoded).
+    #[serde(default, borrow, deserialize_with = "raw_json")]
+    pub(crate) event: Option<&'a str>,
     #[serde(default, borrow)]
     pub(crate) event_sig: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -361,6 +362,11 @@ pub(crate) struct StoredRecord<'a> {
     pub(crate) recovery: Option<Box<RecoveryInfo>>,
     #[serde(default)]
     pub(crate) key_change: Option<Box<KeyChangeInfo>>,
+}
+
+/// An optional JSON value kept as its exact text (checked to be JSON, not decoded).
+fn raw_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    Option::<&'de serde_json::value::RawValue>::deserialize(d).map(|v| v.map(|v| v.get()))
 }
 
 /// A borrowed [`LogOrigin`], as the verifier reads it.

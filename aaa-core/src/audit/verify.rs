@@ -1,4 +1,13 @@
 //! Offline verification of a log, and reading it back (leaf hashes for proofs, summaries).
+//!
+//! Verification is one pass over all segments. They are cut into pieces of complete lines that
+//! threads on the other cores hash (the Merkle leaf) and parse ahead, doing also the checks that
+//! need no other record (the `prev` hash decoded, the body matching the kind, the time format);
+//! the calling thread runs the checks that depend on order (sequence, hash link, origin, segment
+//! names, tree, checkpoints, keys, anchor) on the results, in order. Signatures are collected and
+//! batch-verified at the end; on a failure the first bad one is found. Lines in the shape the
+//! writer produces are read by a strict fast path (`scan`), any other line by `serde_json`,
+//! which then decides: both read the same record from the same line.
 
 use std::{collections::BTreeMap, fmt, fs, path::Path};
 
@@ -15,6 +24,8 @@ use super::{
     writer::{SEGMENT_PREFIX, SEGMENT_SUFFIX, segment_files},
 };
 use crate::Decision;
+
+mod scan;
 
 /// What a successful verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -313,19 +324,33 @@ impl Verifier {
     }
 }
 
+/// The value of a lowercase hex digit, or `0xff` (selects, not branches).
+fn hex_digit(c: u8) -> u8 {
+    let digit = c.wrapping_sub(b'0');
+    let letter = c.wrapping_sub(b'a');
+    if digit < 10 {
+        digit
+    } else if letter < 6 {
+        letter + 10
+    } else {
+        0xff
+    }
+}
+
+/// The hash in a `prev` field: exactly 64 lowercase hex digits. Without a branch per digit.
 fn parse_prev(prev: &str) -> Option<Hash> {
-    if prev.len() != 64 {
-        return None;
-    }
+    let digits: &[u8; 64] = prev.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = prev.get(i * 2..i * 2 + 2)?;
-        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(pair, 16).ok()?;
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [hi, lo] => (hex_digit(*hi), hex_digit(*lo)),
+            _ => (0xff, 0xff),
+        };
+        bad |= hi | lo;
+        *byte = (hi << 4) | lo;
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl State<'_> {
@@ -341,17 +366,26 @@ impl State<'_> {
             self.anchor = Some(cp);
             anchor_note = Some(note);
         }
-        let count = segments.len();
-        for (i, (name, data)) in segments.iter().enumerate() {
-            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        // Complete lines, cut into pieces hashed and parsed on all cores; the order-dependent
+        // checks run here, on the results in order, while the next pieces are prepared.
+        let mut work = Vec::new();
+        let mut torn_tails = Vec::with_capacity(segments.len());
+        for (i, (_, data)) in segments.iter().enumerate() {
+            let complete = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
             let (body, torn) = data.split_at(complete);
-            let mut line_no = 0u64;
-            let lines: Vec<&[u8]> = body
-                .split_inclusive(|&b| b == b'\n')
-                .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
-                .collect();
-            // In chunks, so the parsed records stay in cache and the memory is reused.
-            for (leaf, parsed) in lines.chunks(PREPARE_CHUNK).flat_map(prepare) {
+            split_work(i, body, &mut work);
+            torn_tails.push(torn);
+        }
+        let mut segment = 0;
+        let mut line_no = 0u64;
+        prepared_in_order(&work, |index, prepared| {
+            while segment < index {
+                self.segment_end(segments, segment, line_no, &torn_tails)?;
+                segment += 1;
+                line_no = 0;
+            }
+            let name = segments.get(segment).map_or("", |s| s.0.as_str());
+            for prepared in &prepared {
                 line_no += 1;
                 let at = At {
                     segment: name,
@@ -361,21 +395,16 @@ impl State<'_> {
                 if line_no == 1 && !segment_name_matches(name, self.tree.size()) {
                     return Err((Some(at.location()), Problem::SegmentName));
                 }
-                self.record(leaf, parsed, &at)
+                self.record(prepared, &at)
                     .map_err(|p| (Some(at.location()), p))?;
                 self.ordinal += 1;
             }
-            if !torn.is_empty() {
-                let _ = (i, count);
-                return Err((
-                    Some(Location {
-                        segment: name.clone(),
-                        line: line_no + 1,
-                        seq: self.tree.size(),
-                    }),
-                    Problem::Unterminated,
-                ));
-            }
+            Ok(())
+        })?;
+        while segment < segments.len() {
+            self.segment_end(segments, segment, line_no, &torn_tails)?;
+            segment += 1;
+            line_no = 0;
         }
         if let Some(note) = anchor_note {
             // Signed by a trusted key: one given, or one introduced by a valid key change.
@@ -415,13 +444,35 @@ impl State<'_> {
         Ok(())
     }
 
-    fn record(
-        &mut self,
-        leaf: Hash,
-        parsed: Result<StoredRecord<'_>, String>,
-        at: &At<'_>,
-    ) -> Result<(), Problem> {
-        let rec = parsed.map_err(Problem::Malformed)?;
+    /// The end of a segment: a torn tail (no final newline) is an error.
+    fn segment_end(
+        &self,
+        segments: &[(String, Vec<u8>)],
+        segment: usize,
+        line_no: u64,
+        torn_tails: &[&[u8]],
+    ) -> Result<(), Failure> {
+        if torn_tails.get(segment).is_some_and(|t| !t.is_empty()) {
+            return Err((
+                Some(Location {
+                    segment: segments
+                        .get(segment)
+                        .map(|s| s.0.clone())
+                        .unwrap_or_default(),
+                    line: line_no + 1,
+                    seq: self.tree.size(),
+                }),
+                Problem::Unterminated,
+            ));
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, prepared: &Prepared<'_>, at: &At<'_>) -> Result<(), Problem> {
+        let rec = prepared
+            .parsed
+            .as_ref()
+            .map_err(|e| Problem::Malformed(e.clone()))?;
         if rec.v != SCHEMA_VERSION {
             return Err(Problem::Version(rec.v));
         }
@@ -445,20 +496,20 @@ impl State<'_> {
         let link_ok = if seq == 0 {
             rec.prev == GENESIS_PREV
         } else {
-            parse_prev(&rec.prev) == Some(self.prev)
+            prepared.prev == Some(self.prev)
         };
         if !link_ok {
             return Err(Problem::HashLink);
         }
-        if !rec.body_matches_kind() || !is_record_time(&rec.time) {
+        if !prepared.shape_ok {
             return Err(Problem::KindMismatch);
         }
         let origin_line = std::mem::take(&mut self.origin_line);
-        let result = self.body(&rec, seq, &origin_line, at);
+        let result = self.body(rec, seq, &origin_line, at);
         self.origin_line = origin_line;
         result?;
-        self.tree.push(leaf);
-        self.prev = leaf;
+        self.tree.push(prepared.leaf);
+        self.prev = prepared.leaf;
         self.report.records += 1;
         self.report.uncovered += 1;
         if rec.kind == "checkpoint" {
@@ -485,7 +536,7 @@ impl State<'_> {
             "event" => {
                 self.report.events += 1;
                 if let (Some(sig), Some(event)) = (&rec.event_sig, rec.event) {
-                    self.event_signature(sig, event.get(), origin_line, seq, &rec.prev, at)?;
+                    self.event_signature(sig, event, origin_line, seq, &rec.prev, at)?;
                 }
             }
             "gap" => {
@@ -669,38 +720,115 @@ impl State<'_> {
     }
 }
 
-/// Lines hashed and parsed at a time (in parallel when the log has at least this many).
-const PREPARE_CHUNK: usize = 4096;
+/// Bytes of complete lines hashed and parsed at a time, by one thread.
+const WORK_BYTES: usize = 128 * 1024;
 
-type Prepared<'a> = (Hash, Result<StoredRecord<'a>, String>);
+/// Pieces prepared ahead of the checks, per thread.
+const AHEAD: usize = 2;
 
-/// Hashes and parses lines, on all cores: the order-dependent checks then run on the results.
-fn prepare<'a>(lines: &[&'a [u8]]) -> Vec<Prepared<'a>> {
-    let one = |line: &&'a [u8]| -> Prepared<'a> {
-        (
-            leaf_hash(line),
-            serde_json::from_slice(line).map_err(|e| e.to_string()),
-        )
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || lines.len() < PREPARE_CHUNK {
-        return lines.iter().map(one).collect();
+/// A piece of a segment: complete lines.
+struct Work<'a> {
+    segment: usize,
+    lines: &'a [u8],
+}
+
+/// Cuts `body` (complete lines) into pieces of about [`WORK_BYTES`].
+fn split_work<'a>(segment: usize, body: &'a [u8], out: &mut Vec<Work<'a>>) {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let cut = rest.get(WORK_BYTES..).map_or(rest.len(), |tail| {
+            memchr::memchr(b'\n', tail).map_or(rest.len(), |p| WORK_BYTES + p + 1)
+        });
+        let (lines, tail) = rest.split_at(cut);
+        out.push(Work { segment, lines });
+        rest = tail;
     }
-    let chunk = lines.len().div_ceil(threads);
+}
+
+/// A line hashed and parsed, with the checks that need no other record done.
+struct Prepared<'a> {
+    leaf: Hash,
+    /// The `prev` hash decoded.
+    prev: Option<Hash>,
+    /// The body matches the kind, and the time has the writer's format.
+    shape_ok: bool,
+    parsed: Result<StoredRecord<'a>, String>,
+}
+
+/// Hashes and parses the lines of a piece (each ends with a newline).
+fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
+    let mut out = Vec::with_capacity(lines.len() / 512 + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', lines) {
+        let line = lines.get(start..end).unwrap_or_default();
+        start = end + 1;
+        let parsed = scan::parse(line).map_or_else(
+            || serde_json::from_slice(line).map_err(|e| e.to_string()),
+            Ok,
+        );
+        let (prev, shape_ok) = parsed.as_ref().map_or((None, false), |r| {
+            (
+                parse_prev(&r.prev),
+                r.body_matches_kind() && is_record_time(&r.time),
+            )
+        });
+        out.push(Prepared {
+            leaf: leaf_hash(line),
+            prev,
+            shape_ok,
+            parsed,
+        });
+    }
+    out
+}
+
+/// Calls `consume(segment, prepared)` for every piece of `work`, in order, while other threads
+/// prepare the pieces ahead (at most [`AHEAD`] each); stops at the first error.
+fn prepared_in_order<'a, E>(
+    work: &[Work<'a>],
+    mut consume: impl FnMut(usize, Vec<Prepared<'a>>) -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(work.len());
+    if threads < 2 {
+        for w in work {
+            consume(w.segment, prepare(w.lines))?;
+        }
+        return Ok(());
+    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for (handle, part) in handles.into_iter().zip(lines.chunks(chunk)) {
-            match handle.join() {
-                Ok(done) => out.extend(done),
-                // A panicking parser thread: do the part again here.
-                Err(_) => out.extend(part.iter().map(one)),
+        let mut receivers = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+            handles.push(scope.spawn(move || {
+                for w in work.iter().skip(t).step_by(threads) {
+                    // The checks stopped: nobody waits for more.
+                    if tx.send(prepare(w.lines)).is_err() {
+                        break;
+                    }
+                }
+            }));
+            receivers.push(rx);
+        }
+        let mut result = Ok(());
+        for (k, w) in work.iter().enumerate() {
+            // A thread that panicked: prepare its pieces here.
+            let prepared = receivers
+                .get(k % threads)
+                .and_then(|rx| rx.recv().ok())
+                .unwrap_or_else(|| prepare(w.lines));
+            result = consume(w.segment, prepared);
+            if result.is_err() {
+                break;
             }
         }
-        out
+        drop(receivers);
+        for handle in handles {
+            let _ = handle.join();
+        }
+        result
     })
 }
 
@@ -814,4 +942,81 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prev_is_exactly_64_lowercase_hex_digits() {
+        let hash: Hash = std::array::from_fn(|i| (i * 37) as u8);
+        let text = hex(&hash);
+        assert_eq!(parse_prev(&text), Some(hash));
+        assert_eq!(parse_prev(GENESIS_PREV), Some([0; 32]));
+        for bad in [
+            text.to_uppercase(),
+            text[..63].to_owned(),
+            format!("{text}0"),
+            format!("+{}", &text[1..]),
+            format!("{}g", &text[..63]),
+            format!("{} ", &text[..63]),
+            format!("é{}", &text[2..]),
+        ] {
+            assert_eq!(parse_prev(&bad), None, "{bad}");
+        }
+    }
+
+    /// Pieces come back in order, with their segment, every line once; a consumer error stops
+    /// the threads (no deadlock) and is returned.
+    #[test]
+    fn pieces_are_prepared_ahead_and_consumed_in_order() {
+        let line = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 700));
+        let sizes = [0usize, 1, 3000, 0, 700, 2];
+        let mut n = 0;
+        let segments: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&count| {
+                (0..count)
+                    .flat_map(|_| {
+                        n += 1;
+                        line(n).into_bytes()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut work = Vec::new();
+        for (i, data) in segments.iter().enumerate() {
+            split_work(i, data, &mut work);
+        }
+        assert!(work.len() > 8, "several pieces per large segment");
+        let mut seen = Vec::new();
+        let result: Result<(), ()> = prepared_in_order(&work, |segment, prepared| {
+            for p in prepared {
+                seen.push((segment, p.leaf));
+            }
+            Ok(())
+        });
+        assert!(result.is_ok());
+        let expected: Vec<(usize, Hash)> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(segment, &count)| std::iter::repeat_n(segment, count))
+            .enumerate()
+            .map(|(i, segment)| {
+                let l = line(i + 1);
+                (segment, leaf_hash(l.trim_end_matches('\n').as_bytes()))
+            })
+            .collect();
+        assert_eq!(seen, expected);
+
+        for stop_at in [0, 1, work.len() / 2, work.len() - 1] {
+            let mut calls = 0;
+            let result = prepared_in_order(&work, |_, _| {
+                calls += 1;
+                if calls > stop_at { Err(calls) } else { Ok(()) }
+            });
+            assert_eq!(result, Err(stop_at + 1));
+        }
+    }
 }

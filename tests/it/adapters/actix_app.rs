@@ -17,9 +17,15 @@ use super::{Server, guard};
 fn routes(cfg: &mut web::ServiceConfig, hits: Arc<AtomicUsize>) {
     cfg.route(
         "/health",
-        web::get().to(|who: Option<Authenticated>| async move {
-            who.map_or_else(|| "ok anonymous".to_owned(), |p| format!("ok {}", p.id))
-        }),
+        web::get().to(
+            |who: Option<Authenticated>, req: actix_web::HttpRequest| async move {
+                let who = who.map_or_else(|| "anonymous".to_owned(), |p| p.id.clone());
+                format!(
+                    "ok {who}{}",
+                    super::echo(|n| req.headers().get(n)?.to_str().ok())
+                )
+            },
+        ),
     )
     .service(
         web::resource("/docs/{id}")

@@ -24,9 +24,12 @@ pub(crate) async fn start() -> Server {
     let app = Router::new()
         .route(
             "/health",
-            get(|who: Option<Authenticated>| async move {
-                who.map_or_else(|| "ok anonymous".to_owned(), |p| format!("ok {}", p.id))
-            }),
+            get(
+                |who: Option<Authenticated>, headers: axum::http::HeaderMap| async move {
+                    let who = who.map_or_else(|| "anonymous".to_owned(), |p| p.id.clone());
+                    format!("ok {who}{}", super::echo(|n| headers.get(n)?.to_str().ok()))
+                },
+            ),
         )
         .route(
             "/docs/{id}",

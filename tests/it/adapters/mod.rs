@@ -94,6 +94,18 @@ impl Policy for Rules {
 mod actix_app;
 mod axum_app;
 
+/// What `/health` adds to its answer when asked with `X-Echo`: the headers the handler sees after
+/// the layer (the tower adapter lends them to the guard and puts them back).
+pub(crate) fn echo<'a>(get: impl Fn(&str) -> Option<&'a str>) -> String {
+    match get("x-echo") {
+        Some(echo) => format!(
+            " echo={echo} authorization={}",
+            get("authorization").unwrap_or("-")
+        ),
+        None => String::new(),
+    }
+}
+
 /// A running app under test.
 pub(crate) struct Server {
     pub(crate) name: &'static str,
@@ -220,6 +232,12 @@ async fn extractors_on(s: &Server) {
         r.header(RECEIPT_HEADER)
             .unwrap()
             .starts_with("log=\"memory\"; seq=")
+    );
+    // The handler sees the request's headers, the credentials included.
+    let r = send(s.addr, "GET", "/health", &[ann[0], "X-Echo: hi"]).await;
+    assert_eq!(
+        r.body, "ok ann echo=hi authorization=Bearer good-ann",
+        "headers reach the handler"
     );
     // Outside the layer, the extractor says the layer is missing.
     if s.has_outside {

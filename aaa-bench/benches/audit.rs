@@ -236,39 +236,32 @@ fn parts(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let e = event(7);
     g.bench_function("event_clone", |b| b.iter(|| black_box(e.clone())));
-    g.bench_function("canonical_encode_via_value", |b| {
-        let mut out = Vec::with_capacity(1024);
-        b.iter(|| {
-            out.clear();
-            let v = serde_json::to_value(black_box(&e)).unwrap();
-            aaa_core::audit::record::write_canonical(&v, &mut out);
-            black_box(out.len())
+    type Encode = fn(&AuditEvent, &mut Vec<u8>);
+    let encoders: [(&str, Encode); 4] = [
+        ("canonical_encode_via_value", |e, out| {
+            let v = serde_json::to_value(e).unwrap();
+            aaa_core::audit::record::write_canonical(&v, out);
+        }),
+        ("canonical_encode_direct", |e, out| {
+            aaa_core::audit::to_canonical(e, out).unwrap();
+        }),
+        ("canonical_encode_event", |e, out| {
+            aaa_core::audit::encode_event(e, out).unwrap();
+        }),
+        ("plain_serde_json_encode", |e, out| {
+            serde_json::to_writer(out, e).unwrap();
+        }),
+    ];
+    for (name, encode) in encoders {
+        g.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(1024);
+            b.iter(|| {
+                out.clear();
+                encode(black_box(&e), &mut out);
+                black_box(out.len())
+            });
         });
-    });
-    g.bench_function("canonical_encode_direct", |b| {
-        let mut out = Vec::with_capacity(1024);
-        b.iter(|| {
-            out.clear();
-            aaa_core::audit::to_canonical(black_box(&e), &mut out).unwrap();
-            black_box(out.len())
-        });
-    });
-    g.bench_function("canonical_encode_event", |b| {
-        let mut out = Vec::with_capacity(1024);
-        b.iter(|| {
-            out.clear();
-            aaa_core::audit::encode_event(black_box(&e), &mut out).unwrap();
-            black_box(out.len())
-        });
-    });
-    g.bench_function("plain_serde_json_encode", |b| {
-        let mut out = Vec::with_capacity(1024);
-        b.iter(|| {
-            out.clear();
-            serde_json::to_writer(&mut out, black_box(&e)).unwrap();
-            black_box(out.len())
-        });
-    });
+    }
     let mut line = Vec::new();
     aaa_core::audit::record::write_canonical(&serde_json::to_value(&e).unwrap(), &mut line);
     g.bench_function("leaf_hash_sha256", |b| {

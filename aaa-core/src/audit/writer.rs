@@ -276,8 +276,16 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AuditE
     Ok(out)
 }
 
+/// The id of record `seq` of the run with `nonce`: `{nonce:016x}{seq:016x}`, appended to `out`.
+fn push_record_id(nonce: u64, seq: u64, out: &mut String) {
+    crate::identity::hex_to(&nonce.to_be_bytes(), out);
+    crate::identity::hex_to(&seq.to_be_bytes(), out);
+}
+
 fn record_id(nonce: u64, seq: u64) -> String {
-    format!("{nonce:016x}{seq:016x}")
+    let mut id = String::with_capacity(32);
+    push_record_id(nonce, seq, &mut id);
+    id
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -809,10 +817,8 @@ impl Sequencer {
         } else {
             crate::identity::hex_to(&self.chain.prev, &mut self.prev_hex);
         }
-        // `{nonce:016x}{seq:016x}`
         self.id.clear();
-        crate::identity::hex_to(&self.nonce.to_be_bytes(), &mut self.id);
-        crate::identity::hex_to(&seq.to_be_bytes(), &mut self.id);
+        push_record_id(self.nonce, seq, &mut self.id);
         let start = self.buf.len();
         let envelope = Envelope {
             origin: &self.origin,
@@ -1100,8 +1106,7 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditError
 
 #[cfg(test)]
 mod id_tests {
-    /// The record id the sequencer writes (hex of the big-endian bytes) is the one the
-    /// checkpoint's `id` extension names.
+    /// Record ids are the nonce and the sequence number as 16 hex digits each.
     #[test]
     fn record_ids_agree() {
         for (nonce, seq) in [
@@ -1110,9 +1115,7 @@ mod id_tests {
             (u64::MAX, 0x0123_4567_89ab_cdef),
             (0xabc, 1 << 40),
         ] {
-            let mut id = String::new();
-            crate::identity::hex_to(&u64::to_be_bytes(nonce), &mut id);
-            crate::identity::hex_to(&u64::to_be_bytes(seq), &mut id);
+            let id = format!("{nonce:016x}{seq:016x}");
             assert_eq!(id, super::record_id(nonce, seq));
         }
     }

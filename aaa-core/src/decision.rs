@@ -50,6 +50,21 @@ pub enum Reason {
     UnmappedRoute,
 }
 
+impl Reason {
+    /// The reason's name as the audit log and serde write it: `permitted`, `public`,
+    /// `forbidden`, `not_permitted`, `missing_scope` or `unmapped_route`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Permitted => "permitted",
+            Reason::Public => "public",
+            Reason::Forbidden => "forbidden",
+            Reason::NotPermitted => "not_permitted",
+            Reason::MissingScope => "missing_scope",
+            Reason::UnmappedRoute => "unmapped_route",
+        }
+    }
+}
+
 /// A rule that failed to evaluate (missing attribute, wrong type). It never grants access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

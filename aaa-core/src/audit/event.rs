@@ -116,6 +116,16 @@ pub enum AuthnOutcome {
     Failure,
 }
 
+impl AuthnOutcome {
+    /// `success` or `failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthnOutcome::Success => "success",
+            AuthnOutcome::Failure => "failure",
+        }
+    }
+}
+
 /// A change to an identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -124,60 +124,68 @@ pub(crate) struct Envelope<'a> {
     pub(crate) prev: &'a str,
 }
 
+/// What [`encode_record`] writes as a record's body.
+#[derive(Clone, Copy)]
+pub(crate) enum Body<'a> {
+    /// A record body, encoded here.
+    Record(&'a RecordBody),
+    /// An event already encoded with [`encode_event`](super::encode_event) (the writer encodes
+    /// events on the caller's thread, off its own).
+    EncodedEvent(&'a [u8]),
+}
+
+impl Body<'_> {
+    /// The `kind` field of this body.
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Body::Record(body) => body.kind(),
+            Body::EncodedEvent(_) => "event",
+        }
+    }
+}
+
 /// Serializes one record as a canonical JSON line, without the final newline, appended to `out`.
 ///
 /// The envelope's keys are written in sorted order around the body's (`checkpoint`, `event`,
 /// `event_sig`, `gap`, `id`, `key_change`, `kind`, `origin`, `prev`, `recovery`, `seq`, `time`,
-/// `v`), straight into `out`.
+/// `v`), straight into `out`. An event is signed by `signer` when one is given.
 pub(crate) fn encode_record(
     envelope: &Envelope<'_>,
-    body: &RecordBody,
+    body: Body<'_>,
     signer: Option<&super::SigningKey>,
     out: &mut Vec<u8>,
 ) -> Result<(), CanonicalError> {
     out.push(b'{');
     match body {
-        RecordBody::Checkpoint(note) => {
+        Body::Record(RecordBody::Checkpoint(note)) => {
             out.extend_from_slice(b"\"checkpoint\":");
             write_json_string(note, out);
             out.push(b',');
         }
-        RecordBody::Event(e) => {
+        Body::Record(RecordBody::Event(e)) => {
             out.extend_from_slice(b"\"event\":");
             let start = out.len();
             super::encode_event(e, out)?;
-            if let Some(key) = signer {
-                use base64::Engine;
-                use sha2::Digest;
-                let digest = hex(&sha2::Sha256::digest(out.get(start..).unwrap_or_default()));
-                let statement = event_statement(
-                    &envelope.origin.line(),
-                    envelope.seq,
-                    envelope.prev,
-                    &digest,
-                );
-                let mut blob = key.id().to_vec();
-                blob.extend_from_slice(&key.sign(statement.as_bytes()));
-                let sig = format!(
-                    "{} {}",
-                    key.name(),
-                    base64::engine::general_purpose::STANDARD.encode(blob)
-                );
-                out.extend_from_slice(b",\"event_sig\":");
-                write_json_string(&sig, out);
-            }
+            sign_event(envelope, signer, start, out);
             out.push(b',');
         }
-        RecordBody::Gap(g) => {
+        Body::EncodedEvent(json) => {
+            out.extend_from_slice(b"\"event\":");
+            let start = out.len();
+            out.extend_from_slice(json);
+            sign_event(envelope, signer, start, out);
+            out.push(b',');
+        }
+        Body::Record(RecordBody::Gap(g)) => {
             out.extend_from_slice(b"\"gap\":");
             to_canonical(g, out)?;
             out.push(b',');
         }
-        RecordBody::Recovery(_) | RecordBody::KeyChange(_) => {}
+        Body::Record(RecordBody::Recovery(_) | RecordBody::KeyChange(_)) => {}
     }
     out.extend_from_slice(b"\"id\":");
     write_json_string(envelope.id, out);
-    if let RecordBody::KeyChange(k) = body {
+    if let Body::Record(RecordBody::KeyChange(k)) = body {
         out.extend_from_slice(b",\"key_change\":");
         to_canonical(k, out)?;
     }
@@ -189,21 +197,49 @@ pub(crate) fn encode_record(
     write_json_string(&envelope.origin.service, out);
     out.extend_from_slice(b"},\"prev\":");
     write_json_string(envelope.prev, out);
-    if let RecordBody::Recovery(r) = body {
+    if let Body::Record(RecordBody::Recovery(r)) = body {
         out.extend_from_slice(b",\"recovery\":");
         to_canonical(r, out)?;
     }
-    {
-        use std::io::Write as _;
-        // Writing into a `Vec` cannot fail.
-        let _ = write!(out, ",\"seq\":{},\"time\":", envelope.seq);
-    }
+    out.extend_from_slice(b",\"seq\":");
+    super::encode::write_u64(envelope.seq, out);
+    out.extend_from_slice(b",\"time\":");
     super::encode::write_timestamp(envelope.time, out);
-    {
-        use std::io::Write as _;
-        let _ = write!(out, ",\"v\":{SCHEMA_VERSION}}}");
-    }
+    out.extend_from_slice(b",\"v\":");
+    super::encode::write_u64(SCHEMA_VERSION, out);
+    out.push(b'}');
     Ok(())
+}
+
+/// Appends `,"event_sig":...` when there is a signer: its signature over the record's origin,
+/// `seq`, `prev` and the SHA-256 of the event JSON, which starts at `start` in `out`.
+fn sign_event(
+    envelope: &Envelope<'_>,
+    signer: Option<&super::SigningKey>,
+    start: usize,
+    out: &mut Vec<u8>,
+) {
+    let Some(key) = signer else {
+        return;
+    };
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = hex(&sha2::Sha256::digest(out.get(start..).unwrap_or_default()));
+    let statement = event_statement(
+        &envelope.origin.line(),
+        envelope.seq,
+        envelope.prev,
+        &digest,
+    );
+    let mut blob = key.id().to_vec();
+    blob.extend_from_slice(&key.sign(statement.as_bytes()));
+    let sig = format!(
+        "{} {}",
+        key.name(),
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    );
+    out.extend_from_slice(b",\"event_sig\":");
+    write_json_string(&sig, out);
 }
 
 /// Writes `value` as canonical JSON (sorted keys, no whitespace).
@@ -503,7 +539,13 @@ mod tests {
             prev: GENESIS_PREV,
         };
         let mut out = Vec::new();
-        encode_record(&env, &RecordBody::Event(event), None, &mut out).unwrap();
+        encode_record(
+            &env,
+            Body::Record(&RecordBody::Event(event)),
+            None,
+            &mut out,
+        )
+        .unwrap();
         assert!(!out.contains(&b'\n') && !out.contains(&b'\r'));
         let parsed = parse_canonical(&out);
         assert_eq!(parsed.seq, 0);
@@ -566,13 +608,22 @@ mod tests {
                     prev: GENESIS_PREV,
                 };
                 let mut out = Vec::new();
-                encode_record(&env, body, signer, &mut out).unwrap();
+                encode_record(&env, Body::Record(body), signer, &mut out).unwrap();
                 let parsed = parse_canonical(&out);
                 assert!(parsed.body_matches_kind(), "{}", body.kind());
                 assert_eq!(
                     parsed.event_sig.is_some(),
                     signer.is_some() && body.kind() == "event"
                 );
+                // An event the writer's caller encoded makes the very same record, signature
+                // included.
+                if let RecordBody::Event(event) = body {
+                    let mut json = Vec::new();
+                    crate::audit::encode_event(event, &mut json).unwrap();
+                    let mut again = Vec::new();
+                    encode_record(&env, Body::EncodedEvent(&json), signer, &mut again).unwrap();
+                    assert_eq!(String::from_utf8(again), String::from_utf8(out.clone()));
+                }
             }
         }
     }

@@ -18,12 +18,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::{
-    AuditError, AuditEvent, AuditReceipt, AuditSink,
+    AuditError, AuditEvent, AuditReceipt, AuditSink, encode_event,
     merkle::{Hash, MerkleTree, leaf_hash},
     note::{Checkpoint, SignedNote, SigningKey},
     policy::{Durability, DurabilityPolicy, RecordingPolicy},
     record::{
-        Envelope, GENESIS_PREV, GapInfo, KeyChangeInfo, LogOrigin, RecordBody, RecoveryInfo,
+        Body, Envelope, GENESIS_PREV, GapInfo, KeyChangeInfo, LogOrigin, RecordBody, RecoveryInfo,
         StoredRecord, encode_record, hex, key_change_statement,
     },
     witness::Witness,
@@ -33,6 +33,9 @@ use crate::{BoxFuture, Clock, SystemClock, Timestamp};
 /// File name prefix and suffix of segment files: `audit-<first seq, 20 digits>.jsonl`.
 pub(crate) const SEGMENT_PREFIX: &str = "audit-";
 pub(crate) const SEGMENT_SUFFIX: &str = ".jsonl";
+
+/// Room reserved for one encoded event: a request's events take 400 to 700 bytes.
+const EVENT_CAPACITY: usize = 768;
 
 /// Settings of an [`AuditWriter`]. Build with [`AuditWriterConfig::new`], then adjust fields.
 #[derive(Debug, Clone)]
@@ -118,8 +121,11 @@ impl AuditWriterConfig {
 }
 
 enum Command {
+    /// An event, encoded by the caller (see [`encode_event`]): the sequencer, the log's one
+    /// serial stage, only frames, hashes and writes it.
     Event {
-        event: AuditEvent,
+        json: Vec<u8>,
+        sign: bool,
         ack: Option<oneshot::Sender<Result<AuditReceipt, AuditError>>>,
     },
     Flush {
@@ -143,6 +149,7 @@ struct Shared {
     idle: AtomicBool,
     /// Queue length from which any event wakes the sequencer.
     wake_at: usize,
+    sign_events: fn(&AuditEvent) -> bool,
 }
 
 /// A tamper-evident audit log in a directory of segment files, written off the request path.
@@ -243,7 +250,6 @@ struct Sequencer {
     closing: bool,
     pending_recovery: Option<RecoveryInfo>,
     write_failed_drops: u64,
-    sign_events: fn(&AuditEvent) -> bool,
     buf: Vec<u8>,
     /// Reused for each record's `prev` and `id`.
     prev_hex: String,
@@ -339,6 +345,7 @@ impl AuditWriter {
             strict_enqueue_timeout: config.strict_enqueue_timeout,
             idle: AtomicBool::new(false),
             wake_at: (config.queue_capacity / 2).max(1),
+            sign_events: config.sign_events,
         });
         let mut seq = Sequencer {
             dir: config.dir.clone(),
@@ -369,7 +376,6 @@ impl AuditWriter {
             closing: false,
             pending_recovery: None,
             write_failed_drops: 0,
-            sign_events: config.sign_events,
             buf: Vec::with_capacity(1 << 16),
             prev_hex: String::with_capacity(64),
             id: String::with_capacity(32),
@@ -525,12 +531,24 @@ impl AuditSink for AuditWriter {
         let Some(event) = self.shared.recording.apply(event) else {
             return Box::pin(std::future::ready(Ok(None)));
         };
-        match self.shared.durability.for_kind(&event.kind) {
+        let durability = self.shared.durability.for_kind(&event.kind);
+        let sign = (self.shared.sign_events)(&event);
+        // Encoded here, on the caller's thread: the sequencer stays a short serial stage, and
+        // the event's parts are freed by the thread that allocated them.
+        let mut json = Vec::with_capacity(EVENT_CAPACITY);
+        if encode_event(&event, &mut json).is_err() {
+            return Box::pin(std::future::ready(Err(AuditError::Unavailable(
+                "the event cannot be encoded",
+            ))));
+        }
+        drop(event);
+        match durability {
             Durability::Strict => {
                 let (ack, rx) = oneshot::channel();
                 let sent = self.send(
                     Command::Event {
-                        event,
+                        json,
+                        sign,
                         ack: Some(ack),
                     },
                     self.shared.strict_enqueue_timeout,
@@ -544,13 +562,25 @@ impl AuditSink for AuditWriter {
                 })
             }
             Durability::Block(wait) => {
-                let sent = self.send(Command::Event { event, ack: None }, wait, false);
+                let sent = self.send(
+                    Command::Event {
+                        json,
+                        sign,
+                        ack: None,
+                    },
+                    wait,
+                    false,
+                );
                 Box::pin(std::future::ready(sent.map(|()| None)))
             }
             Durability::BestEffort => {
                 let result = match self.sender() {
                     Err(e) => Err(e),
-                    Ok(tx) => match tx.try_send(Command::Event { event, ack: None }) {
+                    Ok(tx) => match tx.try_send(Command::Event {
+                        json,
+                        sign,
+                        ack: None,
+                    }) {
                         Ok(()) => {
                             self.wake(false);
                             Ok(None)
@@ -809,7 +839,13 @@ impl Sequencer {
         Ok(())
     }
 
-    fn stage(&mut self, body: &RecordBody, now: Timestamp) -> Result<(u64, Hash), AuditError> {
+    /// Appends one record to the batch; `sign` signs an event record.
+    fn stage(
+        &mut self,
+        body: Body<'_>,
+        sign: bool,
+        now: Timestamp,
+    ) -> Result<(u64, Hash), AuditError> {
         let seq = self.chain.seq;
         self.prev_hex.clear();
         if seq == 0 {
@@ -827,10 +863,7 @@ impl Sequencer {
             time: now,
             prev: &self.prev_hex,
         };
-        let signer = match body {
-            RecordBody::Event(e) if (self.sign_events)(e) => Some(&self.key),
-            _ => None,
-        };
+        let signer = (sign && body.kind() == "event").then_some(&self.key);
         if encode_record(&envelope, body, signer, &mut self.buf).is_err() {
             self.buf.truncate(start);
             return Err(AuditError::Unavailable("cannot encode the record"));
@@ -840,7 +873,7 @@ impl Sequencer {
         self.chain.tree.push(leaf);
         self.chain.prev = leaf;
         self.chain.seq += 1;
-        if matches!(body, RecordBody::Checkpoint(_)) {
+        if matches!(body, Body::Record(RecordBody::Checkpoint(_))) {
             self.chain.since_checkpoint = 0;
             self.chain.uncovered_since = None;
         } else {
@@ -871,7 +904,11 @@ impl Sequencer {
             Some(new) => cp.sign(&[new, &self.key]),
             None => cp.sign(&[&self.key]),
         };
-        self.stage(&RecordBody::Checkpoint(note.clone()), now)?;
+        self.stage(
+            Body::Record(&RecordBody::Checkpoint(note.clone())),
+            false,
+            now,
+        )?;
         notes.push(note);
         Ok(())
     }
@@ -912,7 +949,7 @@ impl Sequencer {
                 self.open_segment()?;
             }
             if let Some(rec) = &recovery {
-                self.stage(&RecordBody::Recovery(rec.clone()), now)?;
+                self.stage(Body::Record(&RecordBody::Recovery(rec.clone())), false, now)?;
                 force = true;
             }
             for (dropped, reason) in [(queue_drops, "queue_full"), (write_drops, "write_failed")] {
@@ -921,14 +958,14 @@ impl Sequencer {
                         dropped,
                         reason: reason.to_owned(),
                     };
-                    self.stage(&RecordBody::Gap(gap), now)?;
+                    self.stage(Body::Record(&RecordBody::Gap(gap)), false, now)?;
                     force = true;
                 }
             }
             for cmd in cmds.drain(..) {
                 match cmd {
-                    Command::Event { event, ack } => {
-                        let (seq, leaf) = self.stage(&RecordBody::Event(event), now)?;
+                    Command::Event { json, sign, ack } => {
+                        let (seq, leaf) = self.stage(Body::EncodedEvent(&json), sign, now)?;
                         if let Some(ack) = ack {
                             acks.push(Ack::Event(ack, seq, leaf));
                         }
@@ -951,7 +988,7 @@ impl Sequencer {
                             new_key: new,
                             signature,
                         };
-                        self.stage(&RecordBody::KeyChange(change), now)?;
+                        self.stage(Body::Record(&RecordBody::KeyChange(change)), false, now)?;
                         // Later key changes in the same batch are refused by rotating once.
                         if next_key.is_none() {
                             next_key = Some(key);

@@ -127,12 +127,41 @@ fn measure(variant: &str, seconds: u64, connections: usize, dir: &std::path::Pat
         Duration::from_secs(1),
         connections,
     ));
+    // With `HTTP_BENCH_PERF=DIR`, the measured load is profiled with `perf record` (cpu-clock,
+    // no call graph unless `HTTP_BENCH_PERF_CALLS=fp|dwarf`) into `DIR/perf-VARIANT.data`, for
+    // per-symbol comparisons between variants.
+    let perf = std::env::var_os("HTTP_BENCH_PERF").map(|dir| {
+        let out = std::path::Path::new(&dir).join(format!("perf-{variant}.data"));
+        Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "2000"])
+            .args(
+                std::env::var("HTTP_BENCH_PERF_CALLS")
+                    .ok()
+                    .map(|g| format!("--call-graph={g}")),
+            )
+            .arg("-p")
+            .arg(child.id().to_string())
+            .arg("-o")
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf is needed for HTTP_BENCH_PERF")
+    });
     let (mut latencies, errors) = runtime.block_on(load(
         addr,
         request.as_bytes(),
         Duration::from_secs(seconds),
         connections,
     ));
+    if let Some(mut perf) = perf {
+        // SIGINT makes perf write its file and exit.
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        perf.wait().unwrap();
+        println!("{variant}: {} requests profiled", latencies.len());
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     latencies.sort_unstable();

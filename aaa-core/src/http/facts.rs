@@ -66,24 +66,23 @@ impl RequestFacts {
     /// well-formed `x-request-id` (visible ASCII, at most 128 bytes) are picked up.
     #[must_use]
     pub fn with_headers(mut self, mut headers: HeaderMap) -> Self {
-        for name in SENSITIVE_HEADERS {
-            if let header::Entry::Occupied(mut entry) = headers.entry(name) {
-                for value in entry.iter_mut() {
-                    value.set_sensitive(true);
-                }
+        // One pass over the headers rather than a lookup per name: requests carry few headers.
+        let mut request_id = None;
+        for (name, value) in &mut headers {
+            if SENSITIVE_HEADERS.contains(name) {
+                value.set_sensitive(true);
+            } else if request_id.is_none() && name.as_str() == "x-request-id" {
+                // The first one, as `HeaderMap::get` would give.
+                request_id = Some(value.as_bytes());
             }
         }
-        self.host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        self.request_id = headers
-            .get("x-request-id")
-            .map(http::HeaderValue::as_bytes)
+        self.request_id = request_id
             .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
             .filter(|v| v.iter().all(|b| b.is_ascii_graphic()))
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned);
+        // `host()` reads the `Host` header when no host is set.
+        self.host = None;
         self.headers = headers;
         self
     }
@@ -130,9 +129,12 @@ impl RequestFacts {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The host the request was addressed to.
+    /// The host the request was addressed to: the one set by [`with_host`](Self::with_host), or
+    /// else the `Host` header's.
     pub fn host(&self) -> Option<&str> {
-        self.host.as_deref()
+        self.host
+            .as_deref()
+            .or_else(|| self.headers.get(header::HOST).and_then(|v| v.to_str().ok()))
     }
 
     /// The request headers.
@@ -191,6 +193,45 @@ mod tests {
         assert!(shown.contains("authorization"));
         assert!(facts.headers()[header::AUTHORIZATION].is_sensitive());
         assert!(facts.headers()[header::COOKIE].is_sensitive());
+    }
+
+    #[test]
+    fn host_is_the_one_set_or_the_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, "first.example".parse().unwrap());
+        h.append(header::HOST, "second.example".parse().unwrap());
+        let facts = RequestFacts::new(Method::GET, "/").with_headers(h.clone());
+        assert_eq!(facts.host(), Some("first.example"));
+        let facts = facts.with_host("authority.example");
+        assert_eq!(facts.host(), Some("authority.example"));
+        // New headers replace what was known of the old ones, the host included.
+        let facts = facts.with_headers(h);
+        assert_eq!(facts.host(), Some("first.example"));
+        assert_eq!(RequestFacts::new(Method::GET, "/").host(), None);
+    }
+
+    #[test]
+    fn every_credential_value_is_sensitive_and_the_first_request_id_counts() {
+        let mut h = HeaderMap::new();
+        for name in SENSITIVE_HEADERS {
+            h.append(name, "a".parse().unwrap());
+            h.append(name, "b".parse().unwrap());
+        }
+        h.append("x-request-id", "first".parse().unwrap());
+        h.append("x-request-id", "second".parse().unwrap());
+        let facts = RequestFacts::new(Method::GET, "/").with_headers(h);
+        for name in SENSITIVE_HEADERS {
+            assert!(
+                facts
+                    .headers()
+                    .get_all(name)
+                    .iter()
+                    .all(|v| v.is_sensitive()),
+                "{name}"
+            );
+        }
+        assert_eq!(facts.request_id(), Some("first"));
+        assert!(!facts.headers()["x-request-id"].is_sensitive());
     }
 
     #[test]

@@ -606,6 +606,45 @@ fn events_nobody_waits_for_are_written_without_a_flush() {
     assert_eq!((report.events, report.uncovered), (3, 0));
 }
 
+/// Event buffers go round between the callers and the sequencer: whatever the order of long and
+/// short events, each record holds exactly its own event.
+#[test]
+fn reused_event_buffers_carry_nothing_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditWriter::open(config(dir.path()), key("docs/audit", 1)).unwrap();
+    let events: Vec<AuditEvent> = (0..1500)
+        .map(|i| {
+            let mut e = decision(i, true);
+            // Long, short, and now and then longer than any kept buffer.
+            let len = [300, 1, 40, 9000][i % 4];
+            e.target = Some(std::sync::Arc::new(Target {
+                resource_id: Some("x".repeat(len)),
+                ..Target::default()
+            }));
+            e
+        })
+        .collect();
+    rt().block_on(async {
+        for e in &events {
+            log.record(e.clone()).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    drop(log);
+    let written: Vec<Value> = fs::read_to_string(only_segment(dir.path()))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "event")
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(written.len(), events.len());
+    for (got, want) in written.iter().zip(&events) {
+        assert_eq!(*got, serde_json::to_value(want).unwrap());
+    }
+    trusted().verify_dir(dir.path()).unwrap();
+}
+
 /// Closing the writer right behind a burst of queued events covers all of them, even when they
 /// are drained together with the news that the writer is gone.
 #[test]

@@ -312,8 +312,8 @@ pub(crate) fn write_json_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Whether no byte of `bytes` needs escaping, eight bytes at a time (the last few padded with a
-/// byte that needs none).
+/// Whether no byte of `bytes` needs escaping, eight bytes at a time, then the last few one by
+/// one.
 fn needs_no_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
@@ -323,12 +323,7 @@ fn needs_no_escape(bytes: &[u8]) -> bool {
             return false;
         }
     }
-    let rest = chunks.remainder();
-    let mut word = [b'a'; 8];
-    if let Some(head) = word.get_mut(..rest.len()) {
-        head.copy_from_slice(rest);
-    }
-    !may_need_escape(u64::from_le_bytes(word))
+    !chunks.remainder().iter().any(|&b| needs_escape(b))
 }
 
 /// Control characters, `"` and `\` are escaped in JSON strings; everything else is copied.

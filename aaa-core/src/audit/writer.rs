@@ -165,8 +165,10 @@ struct Shared {
 ///
 /// Records are chained and made leaves of an RFC 6962 Merkle tree; signed checkpoints are
 /// appended every [`checkpoint_every`](AuditWriterConfig::checkpoint_every) records or
-/// [`checkpoint_interval`](AuditWriterConfig::checkpoint_interval). One dedicated thread (the
-/// sequencer) owns the files: it takes whatever is queued (up to
+/// [`checkpoint_interval`](AuditWriterConfig::checkpoint_interval). Each event is encoded as
+/// canonical JSON by the thread that records it (a few hundred nanoseconds, into a reused
+/// buffer), so that the one serial stage stays short. One dedicated thread (the sequencer) owns
+/// the files: it frames, chains and hashes the encoded events, takes whatever is queued (up to
 /// [`max_batch`](AuditWriterConfig::max_batch)), writes it with one `write` and, when somebody
 /// waits for it or it holds a checkpoint, one `fdatasync`, then acknowledges the strict events
 /// of the batch. Events nobody waits for do not wake it: it collects them every

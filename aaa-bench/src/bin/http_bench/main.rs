@@ -230,8 +230,15 @@ async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> bo
                         .then(|| v.trim().parse().ok())?
                 })
                 .unwrap_or(0);
+            let status = (!ok).then(|| head.lines().next().unwrap_or_default().to_owned());
             while filled < end + 4 + length {
                 filled += stream.read(&mut buf[filled..]).await.unwrap();
+            }
+            if let Some(status) = status {
+                // Rare by design (a 503 means the log could not keep up, and the layer refused
+                // rather than serve unrecorded): say which, on stderr.
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length.min(300)]);
+                eprintln!("non-200: {status} {body}");
             }
             return ok;
         }

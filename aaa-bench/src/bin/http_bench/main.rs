@@ -9,7 +9,8 @@
 //!
 //! With `--rounds N`, every variant is measured N times, the rounds interleaved (all variants,
 //! then all again), and the median round of each variant is reported: on a shared machine the
-//! noise then falls on every variant alike.
+//! noise then falls on every variant alike. The ratios the targets are about are also computed
+//! within each round and reported with their median.
 //!
 //! Every variant is served by a child process (`http-bench serve VARIANT`, started under
 //! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
@@ -66,12 +67,14 @@ fn main() {
             results.push(measure(variant, seconds, connections, &path));
         }
     }
+    let paired = paired_ratios(&variants, &results);
     println!(
-        "| variant | req/s | p50 µs | p99 µs | ratio to bare | non-200 |\n|---|---:|---:|---:|---:|---:|"
+        "| variant | req/s | p50 µs | p99 µs | ratio to bare | non-200 (all rounds) |\n|---|---:|---:|---:|---:|---:|"
     );
     let mut bare: std::collections::HashMap<String, f64> = Default::default();
     let mut rounds_of = Vec::new();
     for (variant, mut results) in variants.iter().zip(results) {
+        let errors: u64 = results.iter().map(|r| r.errors).sum();
         // The median round by throughput.
         results.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         let result = &results[results.len() / 2];
@@ -85,7 +88,7 @@ fn main() {
             result.p50.as_micros(),
             result.p99.as_micros(),
             result.rps / base,
-            result.errors,
+            errors,
         );
     }
     if rounds > 1 {
@@ -93,7 +96,53 @@ fn main() {
         for line in rounds_of {
             println!("{line}");
         }
+        if !paired.is_empty() {
+            println!(
+                "\nRatios within each round (both variants measured in the same round, so a \
+                 drift of the machine between rounds falls on both):\n\n\
+                 | ratio | median | every round |\n|---|---:|---|"
+            );
+            for line in paired {
+                println!("{line}");
+            }
+        }
     }
+}
+
+/// The ratios the targets are about, computed within each round and summarised by their median.
+fn paired_ratios(variants: &[String], results: &[Vec<Result>]) -> Vec<String> {
+    const PAIRS: &[(&str, &str)] = &[
+        ("aaa", "jwt"),
+        ("aaa_cached", "bare"),
+        ("aaa", "aaa_unaudited"),
+        ("aaa_cached", "aaa_cached_unaudited"),
+        ("aaa_unaudited", "jwt"),
+    ];
+    let find = |name: &str| variants.iter().position(|v| v == name);
+    let mut lines = Vec::new();
+    for framework in ["axum", "actix"] {
+        for (num, den) in PAIRS {
+            let (Some(n), Some(d)) = (
+                find(&format!("{framework}-{num}")),
+                find(&format!("{framework}-{den}")),
+            ) else {
+                continue;
+            };
+            let mut ratios: Vec<f64> = results[n]
+                .iter()
+                .zip(&results[d])
+                .map(|(a, b)| a.rps / b.rps)
+                .collect();
+            let every: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+            ratios.sort_by(f64::total_cmp);
+            lines.push(format!(
+                "| {framework}-{num} / {framework}-{den} | {:.3} | {} |",
+                ratios[ratios.len() / 2],
+                every.join(", ")
+            ));
+        }
+    }
+    lines
 }
 
 struct Result {

@@ -60,6 +60,13 @@ pub struct AuditWriterConfig {
     /// on an idle log.
     pub checkpoint_interval: Duration,
     /// Capacity of the queue between requests and the sequencer. Defaults to 8192.
+    ///
+    /// The queue absorbs the sequencer's pauses: at R events a second it holds capacity / R
+    /// seconds (8192 is about 90 ms at 90 000 events a second, a request making two). While the
+    /// sequencer waits for a slow `fdatasync` (some shared disks take hundreds of milliseconds
+    /// now and then), a full queue makes `block` events wait for room up to their deadline and
+    /// then fail (the guard answers 503), and `best-effort` events be dropped and counted in a
+    /// gap record. Size it for the disk's slowest sync at the peak rate.
     pub queue_capacity: usize,
     /// Most commands written per batch (per `fdatasync`). Defaults to 1024.
     pub max_batch: usize,

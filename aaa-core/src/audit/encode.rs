@@ -12,7 +12,7 @@ use crate::CredentialRef;
 use super::{
     Actor, AuditEvent, EventKind, RequestInfo, Target,
     canonical::{CanonicalError, to_canonical},
-    record::write_json_string,
+    record::{write_array, write_json_string},
 };
 
 /// Writes the entries of one JSON object, in the order given, with commas between them.
@@ -103,7 +103,9 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), Canonic
             if let Some(request) = &event.request {
                 encode_request(request, o.key("request"))?;
             }
-            write_strings(rules, o.key("rules"));
+            write_array(rules, o.key("rules"), |rule, out| {
+                write_json_string(rule, out)
+            });
             target_time(&mut o, event);
         }
         EventKind::RequestCompleted { status, latency_us } => {
@@ -132,18 +134,6 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), Canonic
     }
     o.close();
     Ok(())
-}
-
-/// Writes `items` as a JSON array of strings.
-fn write_strings(items: &[String], out: &mut Vec<u8>) {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_json_string(item, out);
-    }
-    out.push(b']');
 }
 
 fn request_target_time(o: &mut Object<'_>, event: &AuditEvent) -> Result<(), CanonicalError> {

@@ -250,16 +250,7 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::String(s) => write_json_string(s, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_array(items, out, write_canonical),
         Value::Object(map) => {
             let utf16 = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
             let sorted = map
@@ -288,6 +279,18 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             out.push(b'}');
         }
     }
+}
+
+/// Writes `items` as a JSON array, each with `write_item`.
+pub(crate) fn write_array<T>(items: &[T], out: &mut Vec<u8>, write_item: fn(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_item(item, out);
+    }
+    out.push(b']');
 }
 
 /// Writes `s` as a JSON string with the shortest escapes.

@@ -100,7 +100,8 @@ fn main() {
             println!(
                 "\nRatios within each round (both variants measured in the same round, so a \
                  drift of the machine between rounds falls on both):\n\n\
-                 | ratio | median | every round |\n|---|---:|---|"
+                 | ratio | throughput, median | throughput, every round | p99 latency, median |\n\
+                 |---|---:|---|---:|"
             );
             for line in paired {
                 println!("{line}");
@@ -128,17 +129,20 @@ fn paired_ratios(variants: &[String], results: &[Vec<Result>]) -> Vec<String> {
             ) else {
                 continue;
             };
-            let mut ratios: Vec<f64> = results[n]
-                .iter()
-                .zip(&results[d])
-                .map(|(a, b)| a.rps / b.rps)
+            let pairs = || results[n].iter().zip(&results[d]);
+            let mut ratios: Vec<f64> = pairs().map(|(a, b)| a.rps / b.rps).collect();
+            // Latency the other way round: how many times the peer's p99.
+            let mut p99: Vec<f64> = pairs()
+                .map(|(a, b)| a.p99.as_secs_f64() / b.p99.as_secs_f64())
                 .collect();
             let every: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
             ratios.sort_by(f64::total_cmp);
+            p99.sort_by(f64::total_cmp);
             lines.push(format!(
-                "| {framework}-{num} / {framework}-{den} | {:.3} | {} |",
+                "| {framework}-{num} / {framework}-{den} | {:.3} | {} | {:.2} |",
                 ratios[ratios.len() / 2],
-                every.join(", ")
+                every.join(", "),
+                p99[p99.len() / 2],
             ));
         }
     }

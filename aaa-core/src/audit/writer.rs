@@ -81,16 +81,9 @@ pub struct AuditWriterConfig {
     /// accumulated, instead of being woken by each event; once the queue is half full it is woken
     /// at once. They are handed to the operating system (and so survive a crash of the process)
     /// within about this time, and made durable (`fdatasync`) with the next checkpoint or strict
-    /// event, so within [`checkpoint_interval`](Self::checkpoint_interval), or sooner (see
-    /// [`max_unsynced_bytes`](Self::max_unsynced_bytes)). Defaults to 2 ms: 500 wake-ups a second
-    /// on a busy service instead of one per event.
+    /// event, so within [`checkpoint_interval`](Self::checkpoint_interval). Defaults to 2 ms:
+    /// 500 wake-ups a second on a busy service instead of one per event.
     pub write_delay: Duration,
-    /// A batch is `fdatasync`ed, even if nobody waits for it, once this many bytes have been
-    /// written since the last sync. This bounds what one sync has to flush, and so how long it
-    /// holds up the sequencer: without it, a busy log flushes a whole checkpoint interval's worth
-    /// at the checkpoint (measured: tens of megabytes, up to half a second on a shared disk,
-    /// long enough to fill the queue). Defaults to 4 MiB.
-    pub max_unsynced_bytes: u64,
     /// A new segment file is started once the current one reaches this size. Defaults to 64 MiB.
     pub segment_max_bytes: u64,
     /// How long a strict event waits for room in a full queue before failing. Defaults to 1 s.
@@ -129,7 +122,6 @@ impl AuditWriterConfig {
             max_batch: 1024,
             group_commit_delay: Duration::from_micros(500),
             write_delay: Duration::from_millis(2),
-            max_unsynced_bytes: 4 << 20,
             segment_max_bytes: 64 << 20,
             strict_enqueue_timeout: Duration::from_secs(1),
             durability: DurabilityPolicy::default(),
@@ -271,8 +263,7 @@ struct Sequencer {
     group_commit_delay: Duration,
     write_delay: Duration,
     /// Bytes written to the current segment since its last `fdatasync`.
-    unsynced: u64,
-    max_unsynced_bytes: u64,
+    unsynced: bool,
     /// The writer was dropped: this batch is the last and ends with a checkpoint.
     closing: bool,
     pending_recovery: Option<RecoveryInfo>,
@@ -292,13 +283,6 @@ fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
 
 fn valid_origin_part(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(|c| c.is_control() || c == '/')
-}
-
-/// Whether a batch of `batch` bytes is `fdatasync`ed: when it is `waited_for` (somebody waits
-/// for it, or it holds a checkpoint, which a witness may anchor), or when `limit` bytes or more
-/// would otherwise be unsynced. Other batches are synced with the next of these.
-fn must_sync(waited_for: bool, unsynced: u64, batch: usize, limit: u64) -> bool {
-    waited_for || unsynced.saturating_add(batch as u64) >= limit
 }
 
 /// The segment files of `dir`, sorted by name (which is by first sequence number).
@@ -407,8 +391,7 @@ impl AuditWriter {
             max_batch: config.max_batch,
             group_commit_delay: config.group_commit_delay,
             write_delay: config.write_delay,
-            unsynced: 0,
-            max_unsynced_bytes: config.max_unsynced_bytes,
+            unsynced: false,
             closing: false,
             pending_recovery: None,
             write_failed_drops: 0,
@@ -976,7 +959,7 @@ impl Sequencer {
         let staged = (|| -> Result<(), AuditError> {
             if self.need_new_segment || (self.seg_len > 0 && self.seg_len >= self.segment_max_bytes)
             {
-                if self.unsynced > 0
+                if self.unsynced
                     && let Some(file) = &self.file
                 {
                     // A segment is durable before the next one starts. After a failed batch
@@ -986,7 +969,7 @@ impl Sequencer {
                         synced.map_err(|e| io_error("cannot write the audit log", &e))?;
                     }
                 }
-                self.unsynced = 0;
+                self.unsynced = false;
                 self.open_segment()?;
             }
             if let Some(rec) = &recovery {
@@ -1061,13 +1044,10 @@ impl Sequencer {
             if (force || due) && self.chain.since_checkpoint > 0 {
                 self.stage_checkpoint(next_key.as_deref(), now, &mut notes)?;
             }
-            let sync = must_sync(
-                force || !acks.is_empty() || !notes.is_empty(),
-                self.unsynced,
-                self.buf.len(),
-                self.max_unsynced_bytes,
-            );
-            if self.buf.is_empty() && !(sync && self.unsynced > 0) {
+            // Only what somebody waits for, and checkpoints (which a witness may anchor), are
+            // synced at once; other events are synced with the next of these.
+            let sync = force || !acks.is_empty() || !notes.is_empty();
+            if self.buf.is_empty() && !(sync && self.unsynced) {
                 return Ok(());
             }
             let Some(file) = self.file.as_mut() else {
@@ -1077,11 +1057,7 @@ impl Sequencer {
                 .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
                 .map_err(|e| io_error("cannot write the audit log", &e))?;
             self.seg_len += self.buf.len() as u64;
-            self.unsynced = if sync {
-                0
-            } else {
-                self.unsynced.saturating_add(self.buf.len() as u64)
-            };
+            self.unsynced = !sync && (self.unsynced || !self.buf.is_empty());
             Ok(())
         })();
 
@@ -1197,37 +1173,6 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditError
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("cannot write the key file", &e))
-}
-
-#[cfg(test)]
-mod sync_tests {
-    use super::must_sync;
-
-    /// Unsynced bytes never pile up beyond the limit: the batch that would reach it is synced.
-    #[test]
-    fn batches_are_synced_when_waited_for_or_once_enough_is_unsynced() {
-        const LIMIT: u64 = 4 << 20;
-        assert!(must_sync(true, 0, 10, LIMIT));
-        assert!(!must_sync(false, 0, 10, LIMIT));
-        assert!(!must_sync(false, LIMIT - 11, 10, LIMIT));
-        assert!(must_sync(false, LIMIT - 10, 10, LIMIT));
-        assert!(must_sync(false, 0, 4 << 20, LIMIT));
-        assert!(must_sync(false, u64::MAX, 1, LIMIT));
-        // A writer that batches 100 KiB at a time syncs every 41st batch at the latest.
-        let (mut unsynced, mut since_sync, mut longest) = (0u64, 0, 0);
-        for _ in 0..1000 {
-            since_sync += 1;
-            if must_sync(false, unsynced, 100 << 10, LIMIT) {
-                unsynced = 0;
-                longest = longest.max(since_sync);
-                since_sync = 0;
-            } else {
-                unsynced += 100 << 10;
-            }
-            assert!(unsynced < LIMIT);
-        }
-        assert_eq!(longest, 41);
-    }
 }
 
 #[cfg(test)]

@@ -214,6 +214,11 @@ impl Store {
         self.docs.read().ok()?.get(id).cloned()
     }
 
+    /// The document `id` as the policy sees it, without copying the document.
+    pub(crate) fn resource(&self, id: &str) -> Option<Resource> {
+        self.docs.read().ok()?.get(id).map(Doc::resource)
+    }
+
     /// Every document, in id order.
     pub(crate) fn all(&self) -> Vec<Doc> {
         self.docs
@@ -246,7 +251,7 @@ impl ResourceLoader for Loader {
     ) -> BoxFuture<'a, Result<Option<Resource>, LoadError>> {
         let id = resource.id.as_deref().unwrap_or_default();
         let found = match resource.resource_type.as_str() {
-            "Document" => self.0.get(id).map(|d| d.resource()),
+            "Document" => self.0.resource(id),
             // Audit logs are named after their tenant: `/audit-logs/acme`.
             "AuditLog" => USERS
                 .iter()

@@ -162,17 +162,14 @@ pub(crate) fn encode_record(
             write_json_string(note, out);
             out.push(b',');
         }
-        Body::Record(RecordBody::Event(e)) => {
+        Body::Record(RecordBody::Event(_)) | Body::EncodedEvent(_) => {
             out.extend_from_slice(b"\"event\":");
             let start = out.len();
-            super::encode_event(e, out)?;
-            sign_event(envelope, signer, start, out);
-            out.push(b',');
-        }
-        Body::EncodedEvent(json) => {
-            out.extend_from_slice(b"\"event\":");
-            let start = out.len();
-            out.extend_from_slice(json);
+            if let Body::Record(RecordBody::Event(e)) = body {
+                super::encode_event(e, out)?;
+            } else if let Body::EncodedEvent(json) = body {
+                out.extend_from_slice(json);
+            }
             sign_event(envelope, signer, start, out);
             out.push(b',');
         }

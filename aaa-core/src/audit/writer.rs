@@ -887,7 +887,8 @@ impl Sequencer {
             time: now,
             prev: &self.prev_hex,
         };
-        let signer = (sign && body.kind() == "event").then_some(&self.key);
+        // `encode_record` signs event records only.
+        let signer = sign.then_some(&self.key);
         if encode_record(&envelope, body, signer, &mut self.buf).is_err() {
             self.buf.truncate(start);
             return Err(AuditError::Unavailable("cannot encode the record"));

@@ -76,17 +76,11 @@ fn all_token68_chars(bytes: &[u8]) -> bool {
 fn plain_bearer(value: &http::HeaderValue) -> Option<&str> {
     let bytes = value.as_bytes();
     let scheme = bytes.get(..6)?;
-    let token = bytes.get(7..)?;
     if !scheme.eq_ignore_ascii_case(b"bearer") || bytes.get(6) != Some(&b' ') {
         return None;
     }
-    let body_len = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
-    let body = token.get(..body_len)?;
-    if body.is_empty() || !all_token68_chars(body) {
-        return None;
-    }
-    // All ASCII by now.
-    std::str::from_utf8(token).ok()
+    let token = std::str::from_utf8(bytes.get(7..)?).ok()?;
+    is_token68(token).then_some(token)
 }
 
 /// Splits an `Authorization` value into its scheme and the rest, by the first space.

@@ -48,11 +48,14 @@ pub enum Reason {
     MissingScope,
     /// The policy does not mention the route that was hit: unmapped routes are denied.
     UnmappedRoute,
+    /// What the decision needs (the resource's attributes) could not be loaded: denied, since
+    /// the guard fails closed.
+    Unavailable,
 }
 
 impl Reason {
     /// The reason's name as the audit log and serde write it: `permitted`, `public`,
-    /// `forbidden`, `not_permitted`, `missing_scope` or `unmapped_route`.
+    /// `forbidden`, `not_permitted`, `missing_scope`, `unmapped_route` or `unavailable`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Permitted => "permitted",
@@ -61,6 +64,7 @@ impl Reason {
             Reason::NotPermitted => "not_permitted",
             Reason::MissingScope => "missing_scope",
             Reason::UnmappedRoute => "unmapped_route",
+            Reason::Unavailable => "unavailable",
         }
     }
 }
@@ -159,6 +163,11 @@ impl Evaluation {
     /// Denied because the policy does not know the route.
     pub fn unmapped_route() -> Self {
         Self::new(Decision::Deny, Reason::UnmappedRoute, Vec::new())
+    }
+
+    /// Denied because what the decision needs could not be loaded (fail closed).
+    pub fn unavailable() -> Self {
+        Self::new(Decision::Deny, Reason::Unavailable, Vec::new())
     }
 
     /// Whether the decision is [`Decision::Allow`].

@@ -57,6 +57,14 @@ pub struct Admitted {
     admission: Arc<Admission>,
 }
 
+impl Admission {
+    /// The route template the decision was made for (`None` only for requests no route
+    /// matched, which are never admitted).
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+}
+
 impl Admitted {
     /// The admission `guard` gave.
     pub fn new(guard: Guard, admission: Admission) -> Self {
@@ -407,6 +415,18 @@ impl Guard {
                         Ok(Some(loaded)) => loaded,
                         Ok(None) => resource,
                         Err(_) => {
+                            // Fail closed, and record the refusal like any other denial.
+                            let actor = identity.principal().map(|p| Arc::new(Actor::from(p)));
+                            let event = decision_event(
+                                started,
+                                &Evaluation::unavailable(),
+                                actor,
+                                Arc::new(target(Some(&action), Some(&resource), route)),
+                                request,
+                            );
+                            if let Err(rejection) = self.record(event).await {
+                                return self.reject(rejection);
+                            }
                             return self.reject(Rejection::unavailable(
                                 "resource attributes are unavailable",
                             ));
@@ -468,7 +488,9 @@ impl Guard {
     ) -> Result<Evaluation, Rejection> {
         let now = self.inner.clock.now();
         if !admission.identity.is_authenticated() {
-            return Err(self.rejection(Rejection::missing_credentials()));
+            return Err(self
+                .refuse_anonymous(admission, Some(action), Some(resource))
+                .await);
         }
         let mut context = Context::new(now);
         context.peer_ip = admission.request.peer_ip;
@@ -518,6 +540,27 @@ impl Guard {
         event.target = Some(admission.target.clone());
         event.request = Some(admission.request.clone());
         self.record(event).await.map(|_| ())
+    }
+
+    /// Refuses an anonymous caller a handler-level check with 401, recorded as a denial like the
+    /// guard's own refusals (or 503 when it cannot be recorded).
+    async fn refuse_anonymous(
+        &self,
+        admission: &Admission,
+        action: Option<&Action>,
+        resource: Option<&Resource>,
+    ) -> Rejection {
+        let event = decision_event(
+            self.inner.clock.now(),
+            &Evaluation::not_permitted(),
+            None,
+            Arc::new(target(action, resource, admission.route.clone())),
+            admission.request.clone(),
+        );
+        match self.record(event).await {
+            Ok(_) => self.rejection(Rejection::missing_credentials()),
+            Err(rejection) => self.rejection(rejection),
+        }
     }
 
     async fn authenticate(&self, facts: &RequestFacts) -> Result<Identity, crate::AuthnError> {

@@ -347,6 +347,7 @@ mod tests {
             Reason::NotPermitted,
             Reason::MissingScope,
             Reason::UnmappedRoute,
+            Reason::Unavailable,
         ] {
             assert_eq!(json(&reason), format!("\"{}\"", reason.as_str()));
         }

@@ -466,3 +466,66 @@ fn resource_loader_feeds_route_level_decisions() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// A resource that cannot be loaded is refused with 503 and recorded as a denial (`unavailable`),
+/// like every other refusal.
+#[test]
+fn an_unloadable_resource_is_refused_and_recorded() {
+    let sink = Arc::new(MemorySink::new());
+    let g = Guard::builder()
+        .authenticator(TestBearer)
+        .policies(OwnerPolicy)
+        .resources(Owners)
+        .audit_arc(sink.clone())
+        .build()
+        .unwrap();
+    let f = facts(Some("/docs/{id}"), "/docs/999", Some("Bearer good-alice"));
+    assert_eq!(
+        rejected(run(g.check(&f))).status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let events = sink.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let EventKind::Authorization {
+        decision, reason, ..
+    } = &events[0].kind
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!((*decision, *reason), (Decision::Deny, Reason::Unavailable));
+    assert_eq!(events[0].actor.as_ref().unwrap().id, "alice");
+    let target = events[0].target.as_ref().unwrap();
+    assert_eq!(target.resource_id.as_deref(), Some("999"));
+    assert_eq!(target.action.as_deref(), Some("read"));
+}
+
+/// A handler-level check for an anonymous caller (on a public route) is refused with 401 and
+/// recorded as a denial, like the guard's own refusal of anonymous callers.
+#[test]
+fn handler_level_check_of_an_anonymous_caller_is_recorded() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    run(async {
+        let a = admitted(g.check(&facts(Some("/health"), "/health", None)).await);
+        let doc = Resource::new("Document").with_id("7");
+        let r = g
+            .authorize(&a, &Action::new("read"), &doc)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    });
+    let events = sink.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(
+        events[1].kind,
+        EventKind::Authorization {
+            decision: Decision::Deny,
+            reason: Reason::NotPermitted,
+            ..
+        }
+    ));
+    assert!(events[1].actor.is_none());
+    let target = events[1].target.as_ref().unwrap();
+    assert_eq!(target.route.as_deref(), Some("/health"));
+    assert_eq!(target.resource_id.as_deref(), Some("7"));
+}

@@ -65,10 +65,17 @@ impl From<aaa_core::http::Rejection> for Rejection {
 }
 
 fn admitted(req: &HttpRequest) -> Result<Admitted, Rejection> {
-    req.extensions()
+    let admitted = req
+        .extensions()
         .get::<Admitted>()
         .cloned()
-        .ok_or_else(|| aaa_core::http::Rejection::not_installed().into())
+        .ok_or_else(|| Rejection(aaa_core::http::Rejection::not_installed()))?;
+    // By now actix has routed: refuse to serve a route other than the one decided on (see the
+    // crate's documentation), before the handler runs.
+    if req.match_pattern().as_deref() != admitted.admission().route() {
+        return Err(Rejection(aaa_core::http::Rejection::misrouted()));
+    }
+    Ok(admitted)
 }
 
 /// The authenticated principal. Rejects anonymous callers with 401, and answers 500 when the

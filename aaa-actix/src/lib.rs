@@ -30,9 +30,22 @@
 //!
 //! actix routes on the path after decoding unreserved percent-escapes (`/%61dmin` is `/admin`),
 //! axum on the raw path (`/%61dmin` matches nothing). Either way the policy decides on the route
-//! the router actually dispatches to. `Option<Authenticated>` uses actix's own `Option` extractor,
+//! the router dispatches to. `Option<Authenticated>` uses actix's own `Option` extractor,
 //! which turns every extraction error into `None`: it cannot tell a missing middleware from an
 //! anonymous caller.
+//!
+//! # Where to install it
+//!
+//! axum runs a route layer after routing; actix runs an app's middleware (`App::wrap`) before.
+//! Wrapping the app covers every route, including those added later, so it is the usual way;
+//! the middleware then finds the route as actix's router does, from the resource map, which
+//! does not know actix's *guards* (`guard::Host`, `guard::Header`, and the method guards of
+//! `App::route`). When the same path can reach two resources depending on such guards, actix may
+//! serve another route than the one decided on. The adapter never lets that pass unnoticed: the
+//! `Authenticated` and `Authorizer` extractors refuse with 500 before the handler runs, and the
+//! middleware replaces the answer with a 500 and records it. For such apps, wrap each resource
+//! instead (`web::resource(..).wrap(aaa.clone())`): installed on a resource, the middleware runs
+//! after routing and decides on exactly the route and parameters the handler gets.
 #![deny(missing_docs)]
 
 mod extract;

@@ -108,7 +108,37 @@ where
                 extensions.insert(admitted.admission().evaluation.clone());
                 extensions.insert(admitted.clone());
             }
-            let mut response = service.call(req).await?;
+            let response = match service.call(req).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // actix turns the error into a response later; record what the client gets.
+                    let status = error.as_response_error().status_code().as_u16();
+                    admitted.complete(status).await.map_err(Rejection)?;
+                    return Err(error);
+                }
+            };
+            // Installed on the app, the guard decided before actix routed, on the route actix's
+            // resource map gives for the path. actix's guards (host, header, method) may have
+            // sent the request elsewhere: never answer for a route that was not decided on.
+            let decided = admitted.admission().route();
+            let mut response = match response.request().match_pattern() {
+                Some(served) if Some(served.as_str()) != decided => {
+                    tracing::error!(
+                        target: "aaa::actix",
+                        decided = decided.unwrap_or_default(),
+                        served = %served,
+                        "actix dispatched to another route than the one aaa decided on; install \
+                         Aaa on each resource (Resource::wrap) when routes overlap under guards"
+                    );
+                    let rejection = aaa_core::http::Rejection::misrouted();
+                    let status = rejection.status().as_u16();
+                    admitted.complete(status).await.map_err(Rejection)?;
+                    let (request, _) = response.into_parts();
+                    let body = Rejection(rejection).response();
+                    return Ok(ServiceResponse::new(request, body).map_into_right_body());
+                }
+                _ => response,
+            };
             if receipt_header
                 && let Some(value) = admitted
                     .admission()
@@ -179,10 +209,32 @@ fn facts_of(
     if let Some(peer) = req.peer_addr() {
         facts = facts.with_peer(peer);
     }
-    // Route on the path as actix's router sees it: unreserved escapes decoded.
-    let url = Url::new(req.uri().clone());
-    let Some(pattern) = req.resource_map().match_pattern(url.path()) else {
-        return Ok(facts);
+    if let Some(authority) = req.uri().authority() {
+        facts = facts.with_host(authority.as_str());
+    }
+    // Installed on a resource (`Resource::wrap`), the middleware runs after actix routed: the
+    // whole path is matched, and the pattern and parameters are the ones the handler gets.
+    let routed = req.match_info().unprocessed().is_empty();
+    let (pattern, path) = if routed {
+        let Some(pattern) = req.match_pattern() else {
+            return Ok(facts);
+        };
+        (pattern, req.match_info().clone())
+    } else {
+        // Installed on the app, it runs before actix routes: find the route as actix's router
+        // does, on the path with unreserved escapes decoded. The guards actix may also route by
+        // are not visible here; the middleware checks the route actix served against this one.
+        let url = Url::new(req.uri().clone());
+        let Some(pattern) = req.resource_map().match_pattern(url.path()) else {
+            return Ok(facts);
+        };
+        let mut path = Path::new(url);
+        if !patterns.get(&pattern).capture_match_info(&mut path) {
+            // A resource of several patterns: the map names its first, which does not match.
+            // Never decide on a route whose parameters are unknown.
+            return Err(aaa_core::http::Rejection::misrouted());
+        }
+        (pattern, path)
     };
     // actix decodes lossily (invalid UTF-8 becomes U+FFFD); refuse instead, as axum does.
     if percent_encoding::percent_decode_str(req.uri().path())
@@ -193,13 +245,10 @@ fn facts_of(
             "a path parameter is not valid UTF-8 once decoded",
         ));
     }
-    let mut path = Path::new(url);
-    if patterns.get(&pattern).capture_match_info(&mut path) {
-        for (name, raw) in path.iter() {
-            // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
-            let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-            facts = facts.with_param(name, value);
-        }
+    for (name, raw) in path.iter() {
+        // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
+        let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        facts = facts.with_param(name, value);
     }
     Ok(facts.with_matched_route(pattern))
 }

@@ -169,6 +169,16 @@ impl Rejection {
         )
     }
 
+    /// 500: the router dispatched the request to another route than the one the guard decided
+    /// on (a router that picks routes by guards the adapter cannot see). Installed that way, the
+    /// adapter cannot know the route before the router runs; see the adapter's documentation.
+    pub fn misrouted() -> Self {
+        Self::new(
+            RejectionKind::NotInstalled,
+            "the router dispatched to another route than the one aaa decided on",
+        )
+    }
+
     /// Sets the realm named in the `WWW-Authenticate` challenge. Defaults to `aaa`.
     #[must_use]
     pub fn with_realm(mut self, realm: &str) -> Self {

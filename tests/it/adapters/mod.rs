@@ -60,7 +60,8 @@ impl Policy for Rules {
             resource,
         };
         match facts.matched_route() {
-            Some("/health") => RouteBinding::Public,
+            // `/{file:.*}`: public files (only the actix routing tests register it).
+            Some("/health" | "/{file:.*}") => RouteBinding::Public,
             Some("/docs/{id}") => protected(
                 "read",
                 Resource::new("Document").with_id(facts.param("id").unwrap_or_default()),
@@ -92,6 +93,7 @@ impl Policy for Rules {
 }
 
 mod actix_app;
+mod actix_routing;
 mod axum_app;
 
 /// What `/health` adds to its answer when asked with `X-Echo`: the headers the handler sees after

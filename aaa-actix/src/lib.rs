@@ -5,8 +5,11 @@
 //! [`RequestFacts`](aaa_core::http::RequestFacts) — with the pattern actix matched
 //! (`match_pattern`) and the parameters decoded exactly as `web::Path` decodes them — calls
 //! [`Guard::check`](aaa_core::Guard::check), and either forwards the request (with the
-//! [`Identity`](aaa_core::Identity) and [`Evaluation`](aaa_core::Evaluation) in its extensions) or
-//! answers the rejection. After the handler answers it records the request's completion.
+//! [`Identity`](aaa_core::Identity), the `Arc<`[`Principal`](aaa_core::Principal)`>` of an
+//! authenticated caller, the [`Evaluation`](aaa_core::Evaluation) and the
+//! [`Admitted`](aaa_core::Admitted) request in its extensions) or answers the rejection. After
+//! the handler answers it records the request's completion (with the status of an error an inner
+//! service returns); a request dropped before that is recorded with status 499.
 //!
 //! ```
 //! use aaa_actix::{Aaa, Authenticated};

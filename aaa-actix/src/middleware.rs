@@ -7,7 +7,7 @@ use std::{
 };
 
 use aaa_core::{
-    Admitted, Guard, Outcome,
+    Admitted, Guard, Identity, Outcome,
     http::{RECEIPT_HEADER, RequestFacts},
 };
 use actix_web::{
@@ -105,15 +105,20 @@ where
             {
                 let mut extensions = req.extensions_mut();
                 extensions.insert(admitted.identity().clone());
+                if let Identity::Authenticated(principal) = admitted.identity() {
+                    extensions.insert(std::sync::Arc::clone(principal));
+                }
                 extensions.insert(admitted.admission().evaluation.clone());
                 extensions.insert(admitted.clone());
             }
+            // Recorded even if this future is dropped before the handler answers (499).
+            let completion = admitted.completion();
             let response = match service.call(req).await {
                 Ok(response) => response,
                 Err(error) => {
                     // actix turns the error into a response later; record what the client gets.
                     let status = error.as_response_error().status_code().as_u16();
-                    admitted.complete(status).await.map_err(Rejection)?;
+                    completion.finish(status).await.map_err(Rejection)?;
                     return Err(error);
                 }
             };
@@ -132,7 +137,7 @@ where
                     );
                     let rejection = aaa_core::http::Rejection::misrouted();
                     let status = rejection.status().as_u16();
-                    admitted.complete(status).await.map_err(Rejection)?;
+                    completion.finish(status).await.map_err(Rejection)?;
                     let (request, _) = response.into_parts();
                     let body = Rejection(rejection).response();
                     return Ok(ServiceResponse::new(request, body).map_into_right_body());
@@ -151,7 +156,7 @@ where
                     .headers_mut()
                     .insert(HeaderName::from_static(RECEIPT_HEADER), value);
             }
-            match admitted.complete(response.status().as_u16()).await {
+            match completion.finish(response.status().as_u16()).await {
                 Ok(()) => Ok(response.map_into_left_body()),
                 Err(rejection) => {
                     let (request, _) = response.into_parts();

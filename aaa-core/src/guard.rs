@@ -120,6 +120,61 @@ impl Admitted {
     pub async fn complete(&self, status: u16) -> Result<(), Rejection> {
         self.guard.complete(&self.admission, status).await
     }
+
+    /// The request's completion record, to be made exactly once: see [`Completion`]. Adapters
+    /// take it before running the handler, so that a request abandoned on the way is recorded
+    /// too.
+    pub fn completion(&self) -> Completion {
+        Completion(Some(self.clone()))
+    }
+}
+
+/// The completion record of an admitted request, made exactly once: by
+/// [`finish`](Completion::finish) with the response's status or, when the request is abandoned
+/// before its handler answers, when dropped: with status 499 (the client closed the request and
+/// the server dropped it, as nginx records it) or 500 (the handler panicked).
+///
+/// A record made on drop cannot wait: it is handed to the sink at once and, if the sink needs
+/// to wait (a strict durability mode), finished on the current Tokio runtime.
+#[derive(Debug)]
+#[must_use = "dropping it records the request as abandoned (499)"]
+pub struct Completion(Option<Admitted>);
+
+impl Completion {
+    /// Records the completion with the response's `status`.
+    ///
+    /// # Errors
+    ///
+    /// The 503 [`Rejection`] when the record cannot be made in strict audit mode.
+    pub async fn finish(mut self, status: u16) -> Result<(), Rejection> {
+        match self.0.take() {
+            Some(admitted) => admitted.complete(status).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Completion {
+    /// Records the completion with `status` without waiting, as a drop does, for callers that
+    /// cannot wait (the record is finished on the current Tokio runtime if the sink must wait).
+    pub fn finish_detached(mut self, status: u16) {
+        if let Some(admitted) = self.0.take() {
+            admitted
+                .guard
+                .complete_detached(&admitted.admission, status);
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(admitted) = self.0.take() {
+            let status = if std::thread::panicking() { 500 } else { 499 };
+            admitted
+                .guard
+                .complete_detached(&admitted.admission, status);
+        }
+    }
 }
 
 /// The guard could not be built.
@@ -525,6 +580,36 @@ impl Guard {
     /// The 503 [`Rejection`] when the event cannot be recorded in strict audit mode. By then the
     /// handler has run; the adapter decides whether to replace its response.
     pub async fn complete(&self, admission: &Admission, status: u16) -> Result<(), Rejection> {
+        self.record(self.completion_event(admission, status))
+            .await
+            .map(|_| ())
+    }
+
+    /// Records a completion without waiting: what [`Completion`] does when dropped.
+    fn complete_detached(&self, admission: &Admission, status: u16) {
+        let Some(sink) = self.inner.audit.clone() else {
+            return;
+        };
+        let event = self.completion_event(admission, status);
+        let mut record = Box::pin(async move {
+            if sink.record(event).await.is_err() {
+                tracing::warn!(target: "aaa::audit", "the completion of an abandoned request was not recorded");
+            }
+        });
+        // Most sinks take the event at once; one that must wait finishes on the runtime.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if record.as_mut().poll(&mut cx).is_pending() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(record)),
+                Err(_) => tracing::warn!(
+                    target: "aaa::audit",
+                    "no runtime to finish recording the completion of an abandoned request"
+                ),
+            }
+        }
+    }
+
+    fn completion_event(&self, admission: &Admission, status: u16) -> AuditEvent {
         let now = self.inner.clock.now();
         let latency = now
             .unix_micros()
@@ -539,7 +624,7 @@ impl Guard {
         event.actor.clone_from(&admission.actor);
         event.target = Some(admission.target.clone());
         event.request = Some(admission.request.clone());
-        self.record(event).await.map(|_| ())
+        event
     }
 
     /// Refuses an anonymous caller a handler-level check with 401, recorded as a denial like the

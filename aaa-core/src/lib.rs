@@ -104,7 +104,8 @@ pub use authn::{Authenticator, AuthnError};
 pub use authz::{Authorizer, LoadError, ResourceLoader, RouteBinding};
 pub use decision::{Decision, Evaluation, EvaluationError, NearestMiss, Reason};
 pub use guard::{
-    Admission, Admitted, ConfigError, Guard, GuardBuilder, HasPolicy, NeedsPolicy, Outcome,
+    Admission, Admitted, Completion, ConfigError, Guard, GuardBuilder, HasPolicy, NeedsPolicy,
+    Outcome,
 };
 pub use identity::{AuthInfo, AuthMethod, CredentialRef, Identity, Principal, PrincipalKind};
 pub use policy::{Policy, PolicyError, PolicyHandle, PolicySet};

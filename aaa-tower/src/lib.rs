@@ -3,9 +3,11 @@
 //!
 //! The adapter only translates: it turns the request into [`RequestFacts`](aaa_core::http::RequestFacts)
 //! (with the route template the router matched), calls [`Guard::check`](aaa_core::Guard::check),
-//! and either forwards the request (with the [`Identity`](aaa_core::Identity) and the
-//! [`Evaluation`](aaa_core::Evaluation) in its extensions) or answers the rejection. After the
-//! handler answers it records the request's completion.
+//! and either forwards the request (with the [`Identity`](aaa_core::Identity), the
+//! `Arc<`[`Principal`](aaa_core::Principal)`>` of an authenticated caller, the
+//! [`Evaluation`](aaa_core::Evaluation) and the [`Admitted`](aaa_core::Admitted) request in its
+//! extensions) or answers the rejection. After the handler answers it records the request's
+//! completion; a request dropped before that is recorded with status 499.
 //!
 //! ```
 //! # #[cfg(feature = "axum")] {

@@ -1,7 +1,10 @@
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use aaa_core::http::RECEIPT_HEADER;
-use aaa_core::{Admitted, Guard, Outcome, http::RequestFacts};
+use aaa_core::{Admitted, Guard, Identity, Outcome, http::RequestFacts};
 use http::{Request, Response, request::Parts};
 use tower::Service;
 
@@ -60,12 +63,24 @@ where
             };
             parts.headers = facts.into_headers();
             parts.extensions.insert(admitted.identity().clone());
+            if let Identity::Authenticated(principal) = admitted.identity() {
+                parts.extensions.insert(Arc::clone(principal));
+            }
             parts
                 .extensions
                 .insert(admitted.admission().evaluation.clone());
             parts.extensions.insert(admitted.clone());
-            let mut response = inner.call(Request::from_parts(parts, body)).await?;
-            if let Err(rejection) = admitted.complete(response.status().as_u16()).await {
+            // Recorded even if this future is dropped before the handler answers (499).
+            let completion = admitted.completion();
+            let mut response = match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                Err(error) => {
+                    // The server cannot answer: recorded as a server error.
+                    completion.finish_detached(500);
+                    return Err(error);
+                }
+            };
+            if let Err(rejection) = completion.finish(response.status().as_u16()).await {
                 return Ok(Rejection(rejection).into_response());
             }
             if receipt_header

@@ -529,3 +529,44 @@ fn handler_level_check_of_an_anonymous_caller_is_recorded() {
     assert_eq!(target.route.as_deref(), Some("/health"));
     assert_eq!(target.resource_id.as_deref(), Some("7"));
 }
+
+fn completions(sink: &MemorySink) -> Vec<u16> {
+    sink.events()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RequestCompleted { status, .. } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A request's completion is recorded exactly once: with the handler's status when finished,
+/// with 499 when abandoned (dropped), with 500 when its handler panicked.
+#[test]
+fn a_completion_is_recorded_exactly_once_even_when_abandoned() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    let f = facts(Some("/docs/{id}"), "/docs/7", Some("Bearer good-alice"));
+    let admitted = Admitted::new(g.clone(), admitted(run(g.check(&f))));
+
+    run(admitted.completion().finish(204)).unwrap();
+    assert_eq!(
+        completions(&sink),
+        [204],
+        "finished: recorded once, not again on drop"
+    );
+
+    drop(admitted.completion());
+    assert_eq!(completions(&sink), [204, 499], "abandoned");
+
+    let completion = admitted.completion();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _completion = completion;
+        panic!("the handler panicked");
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(completions(&sink), [204, 499, 500], "panicked");
+
+    admitted.completion().finish_detached(502);
+    assert_eq!(completions(&sink), [204, 499, 500, 502]);
+}

@@ -7,6 +7,7 @@ use std::sync::{
 };
 
 use aaa::{
+    Principal,
     actix::{Aaa, Authenticated},
     audit::{EventKind, MemorySink},
 };
@@ -28,7 +29,15 @@ fn routes(cfg: &mut web::ServiceConfig, hits: &Arc<Hits>, aaa: Option<&Aaa>) {
     let (a, m) = (hits.clone(), hits.clone());
     let files = web::resource("/{file:.*}")
         .guard(guard::Header("x-cdn", "1"))
-        .route(web::get().to(|| async { "public file" }));
+        .route(
+            web::get().to(|who: Option<web::ReqData<Arc<Principal>>>| async move {
+                // The middleware leaves an authenticated caller's principal in the extensions.
+                match who {
+                    Some(who) => format!("public file for {}", who.id),
+                    None => "public file".to_owned(),
+                }
+            }),
+        );
     let admin = web::resource("/admin").route(web::get().to(move || {
         a.admin.fetch_add(1, Ordering::SeqCst);
         async { "admin area" }
@@ -145,6 +154,14 @@ async fn wrapping_each_resource_decides_on_the_route_actix_serves() {
     assert_eq!(r.status, 403, "`/me` is not in the policy: {}", r.body);
     let r = send(addr, "GET", "/index.html", &["x-cdn: 1"]).await;
     assert_eq!((r.status, r.body.as_str()), (200, "public file"));
+    let r = send(
+        addr,
+        "GET",
+        "/index.html",
+        &["x-cdn: 1", "Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "public file for ann"));
 
     let routes: Vec<_> = audit
         .events()
@@ -154,7 +171,14 @@ async fn wrapping_each_resource_decides_on_the_route_actix_serves() {
         .collect();
     assert_eq!(
         routes,
-        ["/admin", "/admin", "/admin", "/me", "/{file:.*}"],
+        [
+            "/admin",
+            "/admin",
+            "/admin",
+            "/me",
+            "/{file:.*}",
+            "/{file:.*}"
+        ],
         "every decision names the route actix served"
     );
 }

@@ -273,3 +273,66 @@ async fn audit_records_the_peer_and_the_route() {
         assert_eq!(status, 200);
     }
 }
+
+/// A request abandoned while its handler runs (the client went away, the server dropped the
+/// request) still gets its completion record, with status 499.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_is_recorded_as_499() {
+    use tower_crate::{Layer as _, Service as _, ServiceExt as _};
+    let audit = Arc::new(MemorySink::new());
+    let (entered, handler_runs) = tokio::sync::oneshot::channel::<()>();
+    let entered = Arc::new(std::sync::Mutex::new(Some(entered)));
+    let inner = tower_crate::service_fn(move |_: http::Request<String>| {
+        if let Some(entered) = entered.lock().unwrap().take() {
+            let _ = entered.send(());
+        }
+        std::future::pending::<Result<http::Response<String>, std::convert::Infallible>>()
+    });
+    let mut service = aaa::tower::AaaLayer::new(guard(audit.clone())).layer(inner);
+    let mut request = http::Request::get("/health").body(String::new()).unwrap();
+    request.extensions_mut().insert(aaa::tower::MatchedRoute {
+        template: "/health".to_owned(),
+        params: Vec::new(),
+    });
+    let answer = service.ready().await.unwrap().call(request);
+    let task = tokio::spawn(answer);
+    handler_runs.await.unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let kinds: Vec<_> = audit
+        .events()
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::RequestCompleted { status, .. } => format!("done {status}"),
+            _ => "decision".to_owned(),
+        })
+        .collect();
+    assert_eq!(kinds, ["decision", "done 499"]);
+}
+
+/// The layer leaves an authenticated caller's principal in the request extensions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_principal_is_in_the_extensions() {
+    use tower_crate::{Layer as _, Service as _, ServiceExt as _};
+    let inner = tower_crate::service_fn(|request: http::Request<String>| async move {
+        let who = request
+            .extensions()
+            .get::<Arc<Principal>>()
+            .map_or_else(|| "nobody".to_owned(), |p| p.id.clone());
+        Ok::<_, std::convert::Infallible>(http::Response::new(who))
+    });
+    let mut service = aaa::tower::AaaLayer::new(guard(Arc::new(MemorySink::new()))).layer(inner);
+    for (auth, want) in [(Some("Bearer good-ann"), "ann"), (None, "nobody")] {
+        let mut request = http::Request::get("/health");
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let mut request = request.body(String::new()).unwrap();
+        request.extensions_mut().insert(aaa::tower::MatchedRoute {
+            template: "/health".to_owned(),
+            params: Vec::new(),
+        });
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.into_body(), want);
+    }
+}

@@ -51,6 +51,9 @@ pub(crate) struct Options {
     pub(crate) token_cache: usize,
     /// Run the guard without recording anything (for benchmarks that isolate the log's cost).
     pub(crate) unaudited: bool,
+    /// The mesh proxy whose forwarded client certificates (`x-forwarded-client-cert`) are
+    /// believed. Defaults to 10.255.255.254/32, where none runs here: a forged header is ignored.
+    pub(crate) trusted_proxy: String,
 }
 
 impl Options {
@@ -68,6 +71,7 @@ impl Options {
             durability: None,
             token_cache: 10_000,
             unaudited: false,
+            trusted_proxy: "10.255.255.254/32".to_owned(),
         }
     }
 
@@ -417,8 +421,11 @@ impl Demo {
             .map_err(|e| e.to_string())?;
         let indexer_key = format!("aaa_indexer_{secret}");
         // Service identities forwarded by a mesh proxy are trusted only from the proxy's address
-        // (none runs here: a forged `x-forwarded-client-cert` is ignored).
-        let proxy = "10.255.255.254/32".parse().map_err(|e| format!("{e}"))?;
+        // (by default none runs here: a forged `x-forwarded-client-cert` is ignored).
+        let proxy = options
+            .trusted_proxy
+            .parse()
+            .map_err(|e| format!("the trusted proxy: {e}"))?;
         let forwarded = ForwardedIdentityAuthenticator::new(
             ForwardedIdentityConfig::new([proxy]),
             clock.clone(),

@@ -27,6 +27,10 @@ struct Case {
     /// `{api-key}` the demo's API key; `{big:N}` N bytes of `a`.
     #[serde(default)]
     headers: Vec<String>,
+    /// The client's address (one of 127.0.0.0/8); 127.0.0.1 when not given. The demo trusts
+    /// 127.0.0.2 as its mesh proxy.
+    #[serde(default)]
+    peer: Option<std::net::IpAddr>,
     /// Why the adapters may answer differently, when `status_any_of` is used.
     #[serde(default)]
     note: Option<String>,
@@ -49,6 +53,10 @@ struct Expect {
     /// The kinds of audit records the request produced, in order: "authn", "authz-allow",
     /// "authz-deny", "done".
     audit: Option<Vec<String>>,
+    /// Fields of those records, one table per record in the same order: dotted paths into the
+    /// record's event as the log writes it (`target.route`, `actor.id`, `reason`, `status`) and
+    /// the value each must have (`"<absent>"`: the field must not be there).
+    audit_fields: Option<Vec<toml::Table>>,
 }
 
 /// Mints a token for a demo user, with or without MFA.
@@ -76,6 +84,11 @@ fn load(name: &str) -> Vec<Case> {
         assert!(
             c.expect.status_any_of.is_none() || c.note.is_some(),
             "{}: say why",
+            c.name
+        );
+        assert!(
+            c.expect.audit_fields.is_none() || c.expect.audit.is_some(),
+            "{}: audit_fields go with audit",
             c.name
         );
     }
@@ -116,16 +129,58 @@ fn expand(header: &str, target: &Target) -> String {
     out
 }
 
-/// Runs every case against `target`; returns one line per mismatch.
-async fn run(cases: &[Case], target: &Target) -> Vec<String> {
+/// The value at a dotted `path` (`target.route`) of a JSON value.
+fn field<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+/// A record as the suite compares it across adapters: without its times, and without what
+/// differs between two demos (their identity providers' addresses and keys, so their tokens).
+fn normalized(event: &aaa::audit::AuditEvent, addr: SocketAddr) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("time");
+        object.remove("latency_us");
+    }
+    if let Some(actor) = value
+        .get_mut("actor")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        if let Some(serde_json::Value::String(issuer)) = actor.get_mut("issuer") {
+            *issuer = issuer.replace(&addr.to_string(), "DEMO");
+        }
+        if let Some(credential) = actor
+            .get_mut("credential")
+            .and_then(serde_json::Value::as_object_mut)
+            && credential.get("type").and_then(serde_json::Value::as_str) == Some("sha256")
+        {
+            credential.remove("value");
+        }
+    }
+    value
+}
+
+/// What one adapter answered to each case: its status and its normalized records.
+type Answers = Vec<(u16, Vec<serde_json::Value>)>;
+
+/// Runs every case against `target`; returns one line per mismatch, and the answers.
+async fn run(cases: &[Case], target: &Target) -> (Vec<String>, Answers) {
     let mut failures = Vec::new();
+    let mut answers: Answers = Vec::new();
     for case in cases {
         let (method, path) = case.request.split_once(' ').unwrap();
         let headers: Vec<String> = case.headers.iter().map(|h| expand(h, target)).collect();
         let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
         let before = target.events.events().len();
-        let reply = adapters::send(target.addr, method, path, &header_refs).await;
+        let reply = adapters::send_from(case.peer, target.addr, method, path, &header_refs).await;
         let events = target.events.events();
+        answers.push((
+            reply.status,
+            events[before..]
+                .iter()
+                .map(|e| normalized(e, target.addr))
+                .collect(),
+        ));
         let mut fail =
             |what: String| failures.push(format!("[{}] {}: {what}", target.name, case.name));
         let e = &case.expect;
@@ -185,6 +240,77 @@ async fn run(cases: &[Case], target: &Target) -> Vec<String> {
                 fail(format!("audit {got:?} != {want:?}"));
             }
         }
+        if let Some(tables) = &e.audit_fields {
+            let records = &answers.last().unwrap().1;
+            if tables.len() > records.len() {
+                fail(format!(
+                    "{} field tables for {} records",
+                    tables.len(),
+                    records.len()
+                ));
+            }
+            for (i, (table, record)) in tables.iter().zip(records).enumerate() {
+                for (path, want) in table {
+                    let got = field(record, path);
+                    if want.as_str() == Some("<absent>") {
+                        if let Some(got) = got {
+                            fail(format!("record {i}: {path} is {got}, not absent"));
+                        }
+                        continue;
+                    }
+                    let want = serde_json::to_value(want).unwrap();
+                    if got != Some(&want) {
+                        fail(format!("record {i}: {path} is {got:?}, not {want}"));
+                    }
+                }
+            }
+        }
+        // Whatever the case says: every refusal (401, 403) is recorded exactly once, as an
+        // authentication failure or a denial; an answered request was allowed by its first
+        // decision (a handler may still refuse some of what it lists); and a completion record
+        // carries the status the client got.
+        let refusals = events[before..]
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Authentication {
+                        outcome: aaa::audit::AuthnOutcome::Failure,
+                        ..
+                    } | EventKind::Authorization {
+                        decision: Decision::Deny,
+                        ..
+                    }
+                )
+            })
+            .count();
+        match reply.status {
+            401 | 403 if refusals != 1 => {
+                fail(format!("{refusals} refusal records for a {}", reply.status))
+            }
+            200..=299
+                if !matches!(
+                    events[before..].first().map(|e| &e.kind),
+                    Some(EventKind::Authorization {
+                        decision: Decision::Allow,
+                        ..
+                    })
+                ) =>
+            {
+                fail(format!("a {} not allowed first", reply.status));
+            }
+            _ => {}
+        }
+        for event in &events[before..] {
+            if let EventKind::RequestCompleted { status, .. } = event.kind
+                && status != reply.status
+            {
+                fail(format!(
+                    "completion records {status}, the client got {}",
+                    reply.status
+                ));
+            }
+        }
         // Nothing of the request's credentials ever reaches the audit records.
         let recorded = serde_json::to_string(&events[before..]).unwrap();
         for header in &headers {
@@ -195,6 +321,26 @@ async fn run(cases: &[Case], target: &Target) -> Vec<String> {
             }
         }
     }
+    (failures, answers)
+}
+
+/// Every adapter gave the same status and the same records (times aside) to every case whose
+/// status is not allowed to differ (`status_any_of`).
+fn compare(cases: &[Case], runs: &[(&str, Answers)]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let Some((first, reference)) = runs.first() else {
+        return failures;
+    };
+    for (name, answers) in &runs[1..] {
+        for (case, (want, got)) in cases.iter().zip(reference.iter().zip(answers)) {
+            if case.expect.status_any_of.is_none() && want != got {
+                failures.push(format!(
+                    "{}: [{first}] answered {} with {:#?}\n[{name}] answered {} with {:#?}",
+                    case.name, want.0, want.1, got.0, got.1
+                ));
+            }
+        }
+    }
     failures
 }
 
@@ -202,6 +348,7 @@ async fn run(cases: &[Case], target: &Target) -> Vec<String> {
 async fn adapter_cases() {
     let cases = load("adapters.toml");
     let mut failures = Vec::new();
+    let mut runs = Vec::new();
     for server in adapters::servers().await {
         let target = Target {
             name: server.name,
@@ -210,8 +357,11 @@ async fn adapter_cases() {
             token: Box::new(|user, _| format!("good-{user}")),
             api_key: String::new(),
         };
-        failures.extend(run(&cases, &target).await);
+        let (failed, answers) = run(&cases, &target).await;
+        failures.extend(failed);
+        runs.push((server.name, answers));
     }
+    failures.extend(compare(&cases, &runs));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -225,6 +375,7 @@ async fn the_policy_maps_every_route_of_the_demo() {
 async fn docs_service_cases() {
     let cases = load("docs_service.toml");
     let mut failures = Vec::new();
+    let mut runs = Vec::new();
     for running in [docs_demo::axum().await, docs_demo::actix().await] {
         let d = running.demo.clone();
         let target = Target {
@@ -234,7 +385,9 @@ async fn docs_service_cases() {
             token: Box::new(move |user, mfa| d.idp.token(user, mfa, d.now()).unwrap()),
             api_key: running.demo.indexer_key.clone(),
         };
-        failures.extend(run(&cases, &target).await);
+        let (failed, answers) = run(&cases, &target).await;
+        failures.extend(failed);
+        runs.push((running.name, answers));
         // Every record the run produced is in the signed log, and the log verifies.
         let report = running.verify_log().await;
         let recorded = running.events.events().len() as u64;
@@ -252,6 +405,7 @@ async fn docs_service_cases() {
             ));
         }
     }
+    failures.extend(compare(&cases, &runs));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

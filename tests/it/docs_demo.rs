@@ -55,6 +55,8 @@ fn build(addr: SocketAddr, trust: Option<&str>) -> (Arc<Demo>, Arc<MemorySink>, 
     let dir = tempfile::tempdir().unwrap();
     let events = Arc::new(MemorySink::new());
     let mut options = demo::Options::new(dir.path());
+    // A mesh proxy on 127.0.0.2, so the suite can send what only a trusted proxy may.
+    options.trusted_proxy = "127.0.0.2/32".to_owned();
     if let Some(issuer) = trust {
         options.issuer = Some(issuer.to_owned());
         options.audience = Some(demo::AUDIENCE.to_owned());

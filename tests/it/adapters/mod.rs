@@ -153,7 +153,22 @@ impl Reply {
 
 /// Sends `method target` with extra header lines, exactly as written.
 pub(crate) async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    send_from(None, addr, method, target, headers).await
+}
+
+/// [`send`], from the loopback address `peer` (any of 127.0.0.0/8) when given.
+pub(crate) async fn send_from(
+    peer: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(peer) = peer {
+        socket.bind(SocketAddr::new(peer, 0)).unwrap();
+    }
+    let mut stream = socket.connect(addr).await.unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for h in headers {
         req.push_str(h);

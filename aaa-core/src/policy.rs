@@ -464,7 +464,9 @@ impl PolicySet {
         })
     }
 
-    /// Maps the route the router matched to what it asks for. Never looks at the raw path.
+    /// Maps the route the router matched to what it asks for. Never looks at the raw path. A
+    /// `HEAD` request the policy does not map is mapped as the route's `GET` (routers answer it
+    /// with the GET handler).
     pub fn route(&self, facts: &RequestFacts) -> RouteBinding {
         let Some(template) = facts.matched_route() else {
             return RouteBinding::Unmapped;
@@ -472,7 +474,16 @@ impl PolicySet {
         let Some(entries) = self.routes.get(template) else {
             return RouteBinding::Unmapped;
         };
-        let Some((_, target)) = entries.iter().find(|(m, _)| m == facts.method()) else {
+        let method = facts.method();
+        let find = |method: &http::Method| entries.iter().find(|(m, _)| m == method);
+        // Routers answer HEAD with the GET handler (without its body): unless the policy maps
+        // HEAD itself, it is decided as the route's GET.
+        let found = find(method).or_else(|| {
+            (method == http::Method::HEAD)
+                .then(|| find(&http::Method::GET))
+                .flatten()
+        });
+        let Some((_, target)) = found else {
             return RouteBinding::Unmapped;
         };
         match target {

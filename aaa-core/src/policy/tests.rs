@@ -623,9 +623,49 @@ public = true
     assert_eq!(p.bind_route(&prefix), RouteBinding::Unmapped);
     let no_param = RequestFacts::new(http::Method::GET, "/docs/7").with_matched_route("/docs/{id}");
     assert_eq!(p.bind_route(&no_param), RouteBinding::Unmapped);
+    // HEAD, which routers answer with the GET handler, is decided as the GET; no other method is.
+    let head = RequestFacts::new(http::Method::HEAD, "/docs/7")
+        .with_matched_route("/docs/{id}")
+        .with_param("id", "7");
+    assert_eq!(
+        p.bind_route(&head),
+        RouteBinding::Protected {
+            action: action.clone(),
+            resource: resource.clone()
+        }
+    );
+    let head = RequestFacts::new(http::Method::HEAD, "/health").with_matched_route("/health");
+    assert_eq!(p.bind_route(&head), RouteBinding::Public);
+    let options = RequestFacts::new(http::Method::OPTIONS, "/health").with_matched_route("/health");
+    assert_eq!(p.bind_route(&options), RouteBinding::Unmapped);
     // Anonymous callers are never authorized.
     let e = p.authorize(&Identity::Anonymous, &action, &resource, &ctx());
     assert!(!e.is_allowed());
+}
+
+/// A policy that maps HEAD itself decides HEAD by its own entry, not the GET's.
+#[test]
+fn a_head_route_of_its_own_wins() {
+    let p = compile(
+        r#"
+[[routes]]
+method = "GET"
+route = "/health"
+public = true
+[[routes]]
+method = "HEAD"
+route = "/health"
+action = "health:probe"
+resource = "Health"
+[roles.prober]
+permissions = ["health:probe"]
+"#,
+    );
+    let head = RequestFacts::new(http::Method::HEAD, "/health").with_matched_route("/health");
+    assert!(matches!(
+        p.bind_route(&head),
+        RouteBinding::Protected { .. }
+    ));
 }
 
 #[test]

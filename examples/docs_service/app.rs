@@ -58,14 +58,8 @@ pub(crate) fn router(demo: Arc<Demo>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/idp/token", post(token))
-        .route(
-            "/.well-known/jwks.json",
-            get(|State(d): Shared| async move { Json(d.idp.jwks.clone()) }),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(|State(d): Shared| async move { Json(d.idp.discovery()) }),
-        )
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(discovery))
         .route("/docs", get(list).post(create))
         .route("/docs/{id}", get(read).put(update).delete(delete))
         .route("/docs/{id}/share", post(share))
@@ -87,7 +81,29 @@ pub(crate) async fn serve(
     .await
 }
 
+/// What the demo's identity provider answers when it is off (`--no-demo-idp`).
+fn idp_off() -> Response {
+    (StatusCode::NOT_FOUND, "the demo identity provider is off").into_response()
+}
+
+async fn jwks(State(d): Shared) -> Response {
+    if !d.own_idp {
+        return idp_off();
+    }
+    Json(d.idp.jwks.clone()).into_response()
+}
+
+async fn discovery(State(d): Shared) -> Response {
+    if !d.own_idp {
+        return idp_off();
+    }
+    Json(d.idp.discovery()).into_response()
+}
+
 async fn token(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    if !d.own_idp {
+        return idp_off();
+    }
     let user = q.get("user").map(String::as_str).unwrap_or_default();
     let mfa = q.get("mfa").is_some_and(|v| v == "true");
     match d.idp.token(user, mfa, d.now()) {

@@ -43,6 +43,9 @@ pub(crate) struct Options {
     pub(crate) issuer: Option<String>,
     /// The audience tokens from `issuer` must carry.
     pub(crate) audience: Option<String>,
+    /// Whether the demo's own identity provider is trusted and serves tokens
+    /// (`--no-demo-idp` turns it off, leaving `issuer` alone trusted).
+    pub(crate) demo_idp: bool,
     /// How durable each kind of audit event must be before the request goes on. Defaults to the
     /// writer's defaults (authorization decisions wait for `fdatasync`).
     pub(crate) durability: Option<aaa::audit::DurabilityPolicy>,
@@ -68,6 +71,7 @@ impl Options {
             )),
             issuer: None,
             audience: None,
+            demo_idp: true,
             durability: None,
             token_cache: 10_000,
             unaudited: false,
@@ -89,6 +93,7 @@ impl Options {
                 "--policy" => options.policy = value()?.into(),
                 "--issuer" => options.issuer = Some(value()?),
                 "--audience" => options.audience = Some(value()?),
+                "--no-demo-idp" => options.demo_idp = false,
                 "--help" | "-h" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown flag `{other}`\n{USAGE}")),
             }
@@ -96,13 +101,17 @@ impl Options {
         if options.issuer.is_some() != options.audience.is_some() {
             return Err("--issuer and --audience go together".to_owned());
         }
+        if !options.demo_idp && options.issuer.is_none() {
+            return Err("--no-demo-idp needs --issuer: no token would be trusted".to_owned());
+        }
         Ok(options)
     }
 }
 
 /// Usage of the demo's flags.
 pub(crate) const USAGE: &str = "flags: --listen ADDR (127.0.0.1:8080)  --audit-dir DIR (./audit-data)  \
---policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)";
+--policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)  --no-demo-idp (trust that \
+issuer only: the demo's own identity provider is off)";
 
 /// A demo user.
 #[derive(Debug, Clone)]
@@ -359,6 +368,8 @@ pub(crate) struct Demo {
     pub(crate) store: Arc<Store>,
     /// The demo's identity provider.
     pub(crate) idp: Idp,
+    /// Whether `idp` is trusted and serves tokens (off with `--no-demo-idp`).
+    pub(crate) own_idp: bool,
     /// The audit log.
     pub(crate) audit: Arc<AuditWriter>,
     /// The API key of the demo's `indexer` service (a viewer of tenant acme), made at start-up.
@@ -394,8 +405,10 @@ impl Demo {
         issuer.require_access_token_type = true;
         let mut jwt = JwtAuthenticator::builder()
             .clock(clock.clone())
-            .verified_token_cache(options.token_cache)
-            .issuer(issuer, KeyStore::fixed(own_keys, clock.clone()));
+            .verified_token_cache(options.token_cache);
+        if options.demo_idp {
+            jwt = jwt.issuer(issuer, KeyStore::fixed(own_keys, clock.clone()));
+        }
         if let (Some(url), Some(audience)) = (&options.issuer, &options.audience) {
             let source =
                 OidcDiscovery::new(url, HttpOptions::default()).map_err(|e| e.to_string())?;
@@ -471,6 +484,7 @@ impl Demo {
             guard,
             store,
             idp,
+            own_idp: options.demo_idp,
             audit,
             indexer_key,
             verifier_key,
@@ -515,10 +529,18 @@ impl Demo {
     /// What to print at start-up.
     pub(crate) fn banner(&self, addr: SocketAddr, audit_dir: &Path) -> String {
         let base = format!("http://{addr}");
+        let get_token = if self.own_idp {
+            format!(
+                "Get a token for a demo user (alice, bob, carol, erin, mallory, dave; add &mfa=true for MFA):\n  \
+                 TOKEN=$(curl -s -X POST '{base}/idp/token?user=alice')"
+            )
+        } else {
+            "The demo's own identity provider is off (--no-demo-idp): get TOKEN from your issuer."
+                .to_owned()
+        };
         format!(
             "docs-service listening on {base}\n\n\
-             Get a token for a demo user (alice, bob, carol, erin, mallory, dave; add &mfa=true for MFA):\n  \
-             TOKEN=$(curl -s -X POST '{base}/idp/token?user=alice')\n\n\
+             {get_token}\n\n\
              Then try:\n  \
              curl -i {base}/health\n  \
              curl -i {base}/docs/d1                                       # 401: no token\n  \

@@ -9,6 +9,7 @@
 //! cargo run --example docs_service --features full
 //! cargo run --example docs_service --features full -- --listen 127.0.0.1:9000 --audit-dir /tmp/docs-audit
 //! cargo run --example docs_service --features full -- --issuer https://idp.example --audience docs
+//! cargo run --example docs_service --features full -- --issuer https://idp.example --audience docs --no-demo-idp
 //! ```
 //!
 //! `--self-test` starts the service on a free port, sends a few requests, verifies the audit log

@@ -15,13 +15,10 @@ type Query = web::Query<HashMap<String, String>>;
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(|| async { "ok" }))
         .route("/idp/token", web::post().to(token))
-        .route(
-            "/.well-known/jwks.json",
-            web::get().to(|d: Shared| async move { HttpResponse::Ok().json(&d.idp.jwks) }),
-        )
+        .route("/.well-known/jwks.json", web::get().to(jwks))
         .route(
             "/.well-known/openid-configuration",
-            web::get().to(|d: Shared| async move { HttpResponse::Ok().json(d.idp.discovery()) }),
+            web::get().to(discovery),
         )
         .service(web::resource("/docs").get(list).post(create))
         .service(
@@ -40,7 +37,29 @@ pub(crate) fn middleware(demo: &Demo) -> Aaa {
     Aaa::new(demo.guard.clone()).audit_receipt_header(true)
 }
 
+/// What the demo's identity provider answers when it is off (`--no-demo-idp`).
+fn idp_off() -> HttpResponse {
+    HttpResponse::NotFound().body("the demo identity provider is off")
+}
+
+async fn jwks(d: Shared) -> HttpResponse {
+    if !d.own_idp {
+        return idp_off();
+    }
+    HttpResponse::Ok().json(&d.idp.jwks)
+}
+
+async fn discovery(d: Shared) -> HttpResponse {
+    if !d.own_idp {
+        return idp_off();
+    }
+    HttpResponse::Ok().json(d.idp.discovery())
+}
+
 async fn token(d: Shared, q: Query) -> HttpResponse {
+    if !d.own_idp {
+        return idp_off();
+    }
     let user = q.get("user").map(String::as_str).unwrap_or_default();
     let mfa = q.get("mfa").is_some_and(|v| v == "true");
     match d.idp.token(user, mfa, d.now()) {

@@ -477,6 +477,38 @@ async fn the_demo_trusts_an_external_issuer_by_discovery() {
     );
 }
 
+/// `--issuer URL --audience AUD --no-demo-idp`: the demo trusts the real issuer instead of its
+/// own identity provider, which then neither serves tokens nor has its tokens accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_can_trust_an_external_issuer_instead_of_its_own() {
+    let idp = docs_demo::axum().await;
+    let issuer = format!("http://{}", idp.addr);
+    let service = docs_demo::axum_with(Some(&issuer), false).await;
+
+    let external = idp.demo.idp.token("alice", false, idp.demo.now()).unwrap();
+    let auth = format!("Authorization: Bearer {external}");
+    let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A well-formed token of the demo's own (now untrusted) identity provider.
+    let own = service
+        .demo
+        .idp
+        .token("carol", false, service.demo.now())
+        .unwrap();
+    let auth = format!("Authorization: Bearer {own}");
+    let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    for (method, path) in [
+        ("POST", "/idp/token?user=carol"),
+        ("GET", "/.well-known/jwks.json"),
+        ("GET", "/.well-known/openid-configuration"),
+    ] {
+        let r = adapters::send(service.addr, method, path, &[]).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+    }
+}
+
 /// With the layer installed outside the router, no route is known: every request is refused,
 /// never passed on unchecked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,7 +51,11 @@ impl Running {
     }
 }
 
-fn build(addr: SocketAddr, trust: Option<&str>) -> (Arc<Demo>, Arc<MemorySink>, TempDir) {
+fn build(
+    addr: SocketAddr,
+    trust: Option<&str>,
+    own_idp: bool,
+) -> (Arc<Demo>, Arc<MemorySink>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let events = Arc::new(MemorySink::new());
     let mut options = demo::Options::new(dir.path());
@@ -61,6 +65,7 @@ fn build(addr: SocketAddr, trust: Option<&str>) -> (Arc<Demo>, Arc<MemorySink>, 
         options.issuer = Some(issuer.to_owned());
         options.audience = Some(demo::AUDIENCE.to_owned());
     }
+    options.demo_idp = own_idp;
     let demo = Arc::new(Demo::new(&options, addr, Some(events.clone())).unwrap());
     (demo, events, dir)
 }
@@ -72,9 +77,14 @@ pub(crate) async fn axum() -> Running {
 
 /// The demo on axum, also trusting the OIDC issuer at `issuer` (`--issuer URL --audience AUD`).
 pub(crate) async fn axum_trusting(issuer: Option<&str>) -> Running {
+    axum_with(issuer, true).await
+}
+
+/// The demo on axum, trusting `issuer` too and, unless `own_idp`, only it (`--no-demo-idp`).
+pub(crate) async fn axum_with(issuer: Option<&str>, own_idp: bool) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (demo, events, dir) = build(addr, issuer);
+    let (demo, events, dir) = build(addr, issuer, own_idp);
     tokio::spawn(axum_app::serve(listener, demo.clone()));
     Running {
         name: "axum",
@@ -89,7 +99,7 @@ pub(crate) async fn axum_trusting(issuer: Option<&str>) -> Running {
 pub(crate) async fn actix() -> Running {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (demo, events, dir) = build(addr, None);
+    let (demo, events, dir) = build(addr, None, true);
     let shared = demo.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

@@ -15,43 +15,6 @@ use super::demo::{Demo, Doc};
 
 type Shared = State<Arc<Demo>>;
 
-/// Every (method, route) the router serves; at start-up the demo warns about any the policy does
-/// not map (requests to those are denied).
-#[allow(
-    dead_code,
-    reason = "used by the demo binary and the tests, not by every example"
-)]
-pub(crate) const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("POST", "/idp/token"),
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/.well-known/openid-configuration"),
-    ("GET", "/docs"),
-    ("POST", "/docs"),
-    ("GET", "/docs/{id}"),
-    ("PUT", "/docs/{id}"),
-    ("DELETE", "/docs/{id}"),
-    ("POST", "/docs/{id}/share"),
-    ("GET", "/audit-logs/{tenant}"),
-    ("GET", "/admin/policy"),
-];
-
-/// The routes of [`ROUTES`] the policy does not map.
-#[allow(
-    dead_code,
-    reason = "used by the demo binary and the tests, not by every example"
-)]
-pub(crate) fn unmapped(demo: &Demo) -> Vec<String> {
-    let routes = ROUTES
-        .iter()
-        .filter_map(|(m, r)| Some((m.parse().ok()?, *r)));
-    demo.guard
-        .unmapped_routes(routes)
-        .into_iter()
-        .map(|(m, r)| format!("{m} {r}"))
-        .collect()
-}
-
 /// The service: documents, an audit-log route for auditors, an admin route, a public health
 /// route and the demo identity provider, all behind one `AaaLayer`.
 pub(crate) fn router(demo: Arc<Demo>) -> Router {

@@ -629,3 +629,66 @@ pub(crate) async fn status_of(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| "no status line".to_owned())
 }
+
+/// Every (method, route) both apps (axum and actix-web) serve; at start-up the demo warns about any the policy does
+/// not map (requests to those are denied).
+#[allow(
+    dead_code,
+    reason = "used by the demo binary and the tests, not by every example"
+)]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("POST", "/idp/token"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/docs"),
+    ("POST", "/docs"),
+    ("GET", "/docs/{id}"),
+    ("PUT", "/docs/{id}"),
+    ("DELETE", "/docs/{id}"),
+    ("POST", "/docs/{id}/share"),
+    ("GET", "/audit-logs/{tenant}"),
+    ("GET", "/admin/policy"),
+];
+
+/// The routes of [`ROUTES`] the policy does not map.
+#[allow(
+    dead_code,
+    reason = "used by the demo binary and the tests, not by every example"
+)]
+pub(crate) fn unmapped(demo: &Demo) -> Vec<String> {
+    let routes = ROUTES
+        .iter()
+        .filter_map(|(m, r)| Some((m.parse().ok()?, *r)));
+    demo.guard
+        .unmapped_routes(routes)
+        .into_iter()
+        .map(|(m, r)| format!("{m} {r}"))
+        .collect()
+}
+
+#[allow(dead_code, reason = "used by the demo binaries, not by the tests")]
+/// A short scripted session: what a person would try first.
+pub(crate) async fn exercise(addr: SocketAddr, demo: &Demo) -> Result<(), String> {
+    let token = demo
+        .idp
+        .token("alice", false, demo.now())
+        .ok_or("no token")?;
+    let auth = format!("Authorization: Bearer {token}");
+    for (method, path, header, want) in [
+        ("GET", "/health", "", 200),
+        ("GET", "/docs/d1", "", 401),
+        ("GET", "/docs/d1", auth.as_str(), 200),
+        ("GET", "/docs/d2", auth.as_str(), 403),
+        ("GET", "/docs/d4", auth.as_str(), 403),
+        ("POST", "/docs/d1/share", auth.as_str(), 403),
+        ("GET", "/docs/d1", "Authorization: Bearer not.a.token", 401),
+    ] {
+        let status = status_of(addr, method, path, header).await?;
+        println!("{method} {path} -> {status}");
+        if status != want {
+            return Err(format!("{method} {path}: expected {want}, got {status}"));
+        }
+    }
+    Ok(())
+}

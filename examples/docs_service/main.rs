@@ -53,12 +53,12 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let demo = Arc::new(Demo::new(&options, addr, None)?);
     println!("{}", demo.banner(addr, &options.audit_dir));
-    for route in app::unmapped(&demo) {
+    for route in demo::unmapped(&demo) {
         eprintln!("warning: the policy does not map {route}: every request to it is denied");
     }
     let server = tokio::spawn(app::serve(listener, demo.clone()));
     if self_test {
-        let result = exercise(addr, &demo).await;
+        let result = demo::exercise(addr, &demo).await;
         server.abort();
         let report = demo.verify_log(&options.audit_dir).await?;
         println!(
@@ -72,29 +72,4 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => println!("shutting down"),
     }
     demo.audit.checkpoint_now().await.map_err(|e| e.to_string())
-}
-
-/// A short scripted session: what a person would try first.
-async fn exercise(addr: SocketAddr, demo: &Demo) -> Result<(), String> {
-    let token = demo
-        .idp
-        .token("alice", false, demo.now())
-        .ok_or("no token")?;
-    let auth = format!("Authorization: Bearer {token}");
-    for (method, path, header, want) in [
-        ("GET", "/health", "", 200),
-        ("GET", "/docs/d1", "", 401),
-        ("GET", "/docs/d1", auth.as_str(), 200),
-        ("GET", "/docs/d2", auth.as_str(), 403),
-        ("GET", "/docs/d4", auth.as_str(), 403),
-        ("POST", "/docs/d1/share", auth.as_str(), 403),
-        ("GET", "/docs/d1", "Authorization: Bearer not.a.token", 401),
-    ] {
-        let status = demo::status_of(addr, method, path, header).await?;
-        println!("{method} {path} -> {status}");
-        if status != want {
-            return Err(format!("{method} {path}: expected {want}, got {status}"));
-        }
-    }
-    Ok(())
 }

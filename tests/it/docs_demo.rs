@@ -15,8 +15,9 @@ use std::{net::SocketAddr, sync::Arc};
 use aaa::audit::MemorySink;
 use tempfile::TempDir;
 
-pub(crate) use axum_app::{router, unmapped};
+pub(crate) use axum_app::router;
 pub(crate) use demo::Demo;
+pub(crate) use demo::unmapped;
 
 /// A running demo.
 pub(crate) struct Running {

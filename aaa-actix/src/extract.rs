@@ -48,6 +48,8 @@ impl fmt::Display for Rejection {
     }
 }
 
+impl std::error::Error for Rejection {}
+
 impl ResponseError for Rejection {
     fn status_code(&self) -> StatusCode {
         self.status()

@@ -351,3 +351,11 @@ async fn the_principal_is_in_the_extensions() {
         assert_eq!(response.into_body(), want);
     }
 }
+
+/// The two adapters' rejections are errors alike, so services can `?` them into their own.
+#[test]
+fn rejections_are_errors_on_both_adapters() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+    is_error::<aaa::tower::Rejection>();
+    is_error::<aaa::actix::Rejection>();
+}

@@ -19,9 +19,19 @@ mod app;
 
 use std::sync::Arc;
 
+/// Removes the throw-away audit log however `main` ends.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("aaa-s2s-{}", std::process::id()));
+    let temp = TempDir(std::env::temp_dir().join(format!("aaa-s2s-{}", std::process::id())));
+    let dir = temp.0.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -59,10 +69,18 @@ async fn main() -> Result<(), String> {
     }
 
     let report = docs.verify_log(&dir).await?;
+    // The key, and its secret part alone, must appear in no record.
+    let secret = docs.indexer_key.rsplit('_').next().unwrap_or_default();
+    for entry in std::fs::read_dir(dir.join("log")).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        if text.contains(secret) {
+            return Err(format!("the API key appears in {}", path.display()));
+        }
+    }
     println!(
         "audit log verified: {} records; the API key appears in none of them",
         report.records
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -477,6 +477,61 @@ async fn the_demo_trusts_an_external_issuer_by_discovery() {
     );
 }
 
+/// The audit receipt a response carries names the record of the request's decision: its leaf
+/// hash is the record's, and an inclusion proof for it verifies against the signed tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_header_leads_to_an_inclusion_proof() {
+    use aaa::audit::{leaf_hashes, merkle};
+    for running in [docs_demo::axum().await, docs_demo::actix().await] {
+        let token = running
+            .demo
+            .idp
+            .token("alice", false, running.demo.now())
+            .unwrap();
+        let auth = format!("Authorization: Bearer {token}");
+        let _ = adapters::send(running.addr, "GET", "/health", &[]).await;
+        let r = adapters::send(running.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
+        assert_eq!(r.status, 200, "[{}] {}", running.name, r.body);
+        let receipt = r.header(aaa::http::RECEIPT_HEADER).unwrap().to_owned();
+        let part = |key: &str| {
+            receipt
+                .split("; ")
+                .find_map(|p| p.strip_prefix(&format!("{key}=")))
+                .unwrap()
+                .trim_matches('"')
+                .to_owned()
+        };
+        assert_eq!(part("log"), "docs-service/local", "[{}]", running.name);
+        let seq: u64 = part("seq").parse().unwrap();
+        let leaf = part("leaf");
+
+        let report = running.verify_log().await;
+        let leaves = leaf_hashes(&running.log_dir()).unwrap();
+        let index = usize::try_from(seq).unwrap();
+        let hex: String = leaves[index].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex, leaf,
+            "[{}] the receipt's leaf is the record's",
+            running.name
+        );
+        let line = running.log_text().lines().nth(index).unwrap().to_owned();
+        assert!(
+            line.contains(r#""event":"authorization""#) && line.contains(r#""resource_id":"d1""#),
+            "[{}] the receipt names the decision: {line}",
+            running.name
+        );
+        let proof = merkle::inclusion_proof(&leaves, seq).unwrap();
+        merkle::verify_inclusion(
+            seq,
+            leaves.len() as u64,
+            &leaves[index],
+            &proof,
+            &report.root,
+        )
+        .unwrap();
+    }
+}
+
 /// `--issuer URL --audience AUD --no-demo-idp`: the demo trusts the real issuer instead of its
 /// own identity provider, which then neither serves tokens nor has its tokens accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,11 @@ impl Running {
             .unwrap_or_else(|e| panic!("[{}] the audit log does not verify: {e}", self.name))
     }
 
+    /// The directory of the audit log's segments.
+    pub(crate) fn log_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("log")
+    }
+
     /// The audit log's files, concatenated.
     pub(crate) fn log_text(&self) -> String {
         let mut text = String::new();

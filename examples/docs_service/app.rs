@@ -103,7 +103,7 @@ async fn create(
             return Ok((status, why).into_response());
         }
     };
-    authz.check("docs:create", &doc.resource()).await?;
+    authz.check("docs:create", &doc.draft_resource()).await?;
     d.store.put(doc.clone());
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }

@@ -183,6 +183,15 @@ pub(crate) struct Doc {
 
 impl Doc {
     /// The document as the policy sees it.
+    /// The document as a resource to create: it has no owner yet, so only the grants for
+    /// creating apply (editors, admins), not the owner's.
+    pub(crate) fn draft_resource(&self) -> Resource {
+        Resource::new("Document")
+            .with_id(&self.id)
+            .with_attribute("tenant", self.tenant.as_str())
+            .with_attribute("classification", self.classification.as_str())
+    }
+
     pub(crate) fn resource(&self) -> Resource {
         Resource::new("Document")
             .with_id(&self.id)

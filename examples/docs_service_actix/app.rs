@@ -96,7 +96,7 @@ async fn create(
             return Ok(HttpResponse::build(status).body(why));
         }
     };
-    authz.check("docs:create", &doc.resource()).await?;
+    authz.check("docs:create", &doc.draft_resource()).await?;
     d.store.put(doc.clone());
     Ok(HttpResponse::Created().json(doc))
 }

@@ -36,7 +36,7 @@ fn failures_are_readable_and_coverage_lists_what_was_not_exercised() {
     assert!(
         text.contains(
             "FAIL case `wrongly expects a viewer to delete`: expected allow, got deny (NotPermitted); \
-             nearest miss: rule `admin-all`, failed: principal role `admin`"
+             nearest miss: rule `owner-all`, failed: resource.owner == principal.id"
         ),
         "{text}"
     );

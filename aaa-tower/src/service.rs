@@ -3,12 +3,11 @@ use std::{
     task::{Context, Poll},
 };
 
-use aaa_core::http::RECEIPT_HEADER;
 use aaa_core::{Admitted, Guard, Identity, Outcome, http::RequestFacts};
 use http::{Request, Response, request::Parts};
 use tower::Service;
 
-use crate::{ResponseFuture, rejection::Rejection};
+use crate::{ResponseFuture, future::Checked};
 
 /// The route template a router matched and its decoded parameters.
 ///
@@ -39,7 +38,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Result<Response<ResBody>, S::Error>>;
+    type Future = ResponseFuture<S, S::Future, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -48,17 +47,17 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Use the service that was polled ready, leave a fresh clone in its place.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
         let receipt_header = self.receipt_header;
-        let inner_future = async move {
+        let check = Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let facts = match facts_of(&mut parts).await {
                 Ok(facts) => facts,
-                Err(rejection) => return Ok(Rejection(rejection).into_response()),
+                Err(rejection) => return Checked::Answer(rejection),
             };
             let admitted = match guard.check(&facts).await {
-                Outcome::Reject(rejection) => return Ok(Rejection(rejection).into_response()),
+                Outcome::Reject(rejection) => return Checked::Answer(rejection),
                 Outcome::Proceed(admission) => Admitted::new(guard, *admission),
             };
             parts.headers = facts.into_headers();
@@ -69,34 +68,25 @@ where
             parts
                 .extensions
                 .insert(admitted.admission().evaluation.clone());
-            parts.extensions.insert(admitted.clone());
-            // Recorded even if this future is dropped before the handler answers (499).
-            let completion = admitted.completion();
-            let mut response = match inner.call(Request::from_parts(parts, body)).await {
-                Ok(response) => response,
-                Err(error) => {
-                    // The server cannot answer: recorded as a server error.
-                    completion.finish_detached(500);
-                    return Err(error);
-                }
-            };
-            if let Err(rejection) = completion.finish(response.status().as_u16()).await {
-                return Ok(Rejection(rejection).into_response());
-            }
-            if receipt_header
-                && let Some(value) = admitted
+            let receipt = if receipt_header {
+                admitted
                     .admission()
                     .receipt
                     .as_ref()
                     .and_then(aaa_core::audit::AuditReceipt::header_value)
-            {
-                response.headers_mut().insert(RECEIPT_HEADER, value);
+            } else {
+                None
+            };
+            // Recorded even if the response future is dropped before the handler answers.
+            let completion = admitted.completion();
+            parts.extensions.insert(admitted);
+            Checked::Forward {
+                request: Request::from_parts(parts, body),
+                completion,
+                receipt,
             }
-            Ok(response)
-        };
-        ResponseFuture {
-            inner: Box::pin(inner_future),
-        }
+        });
+        ResponseFuture::new(check, inner)
     }
 }
 

@@ -42,7 +42,10 @@
 //! with 404 (a warning says so). Without the `axum` feature, put a [`MatchedRoute`] into the
 //! request extensions before the layer runs.
 //!
-//! A request that matches no route is answered 404 by the layer, never passed on unchecked.
+//! A request that matches no route is answered 404 by the layer, never passed on unchecked. With
+//! `Router::layer` the layer also wraps the router's fallback, so a fallback of your own is not
+//! reached; install with `Router::route_layer` to keep it (it then runs without the layer, so it
+//! must serve nothing that needs protecting).
 #![deny(missing_docs)]
 
 mod future;

@@ -241,14 +241,15 @@ fn facts_of(
         }
         (pattern, path)
     };
-    // actix decodes lossily (invalid UTF-8 becomes U+FFFD); refuse instead, as axum does.
+    // actix decodes lossily (invalid UTF-8 becomes U+FFFD); the guard refuses instead (after
+    // authentication, and recorded), as with axum.
     if percent_encoding::percent_decode_str(req.uri().path())
         .decode_utf8()
         .is_err()
     {
-        return Err(aaa_core::http::Rejection::bad_request(
-            "a path parameter is not valid UTF-8 once decoded",
-        ));
+        return Ok(facts
+            .with_matched_route(pattern)
+            .with_malformed("a path parameter is not valid UTF-8 once decoded"));
     }
     for (name, raw) in path.iter() {
         // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.

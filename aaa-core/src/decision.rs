@@ -51,11 +51,14 @@ pub enum Reason {
     /// What the decision needs (the resource's attributes) could not be loaded: denied, since
     /// the guard fails closed.
     Unavailable,
+    /// The request is malformed (a path parameter is not valid UTF-8 once decoded): refused
+    /// before any policy decision.
+    Malformed,
 }
 
 impl Reason {
     /// The reason's name as the audit log and serde write it: `permitted`, `public`,
-    /// `forbidden`, `not_permitted`, `missing_scope`, `unmapped_route` or `unavailable`.
+    /// `forbidden`, `not_permitted`, `missing_scope`, `unmapped_route`, `unavailable` or `malformed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Permitted => "permitted",
@@ -65,6 +68,7 @@ impl Reason {
             Reason::MissingScope => "missing_scope",
             Reason::UnmappedRoute => "unmapped_route",
             Reason::Unavailable => "unavailable",
+            Reason::Malformed => "malformed",
         }
     }
 }
@@ -168,6 +172,11 @@ impl Evaluation {
     /// Denied because what the decision needs could not be loaded (fail closed).
     pub fn unavailable() -> Self {
         Self::new(Decision::Deny, Reason::Unavailable, Vec::new())
+    }
+
+    /// Denied because the request is malformed.
+    pub fn malformed() -> Self {
+        Self::new(Decision::Deny, Reason::Malformed, Vec::new())
     }
 
     /// Whether the decision is [`Decision::Allow`].

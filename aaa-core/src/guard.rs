@@ -446,6 +446,21 @@ impl Guard {
             }
         };
 
+        if let Some(description) = facts.malformed() {
+            // Refused before any decision, recorded like every refusal.
+            let event = decision_event(
+                started,
+                &Evaluation::malformed(),
+                identity.principal().map(|p| Arc::new(Actor::from(p))),
+                Arc::new(target(None, None, route)),
+                request,
+            );
+            if let Err(rejection) = self.record(event).await {
+                return self.reject(rejection);
+            }
+            return self.reject(Rejection::bad_request(description));
+        }
+
         let (action, resource, evaluation) = match self.inner.authorizer.bind_route(facts) {
             RouteBinding::Public => (None, None, Evaluation::public()),
             RouteBinding::Unmapped => (None, None, Evaluation::unmapped_route()),

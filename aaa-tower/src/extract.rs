@@ -29,9 +29,8 @@ pub(crate) async fn axum_facts(
             }
         }
         Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
-            return Err(aaa_core::http::Rejection::bad_request(
-                "a path parameter is not valid UTF-8 once decoded",
-            ));
+            // Refused by the guard, after authentication, and recorded.
+            facts = facts.with_malformed("a path parameter is not valid UTF-8 once decoded");
         }
         // No parameters recorded for this route.
         Err(_) => {}

@@ -348,6 +348,7 @@ mod tests {
             Reason::MissingScope,
             Reason::UnmappedRoute,
             Reason::Unavailable,
+            Reason::Malformed,
         ] {
             assert_eq!(json(&reason), format!("\"{}\"", reason.as_str()));
         }

@@ -570,3 +570,39 @@ fn a_completion_is_recorded_exactly_once_even_when_abandoned() {
     admitted.completion().finish_detached(502);
     assert_eq!(completions(&sink), [204, 499, 500, 502]);
 }
+
+/// A request the adapter found malformed is refused with 400 after authentication, and recorded;
+/// bad credentials on it are an authentication failure first.
+#[test]
+fn a_malformed_request_is_refused_after_authentication_and_recorded() {
+    let sink = Arc::new(MemorySink::new());
+    let g = guard(sink.clone());
+    let f = facts(Some("/docs/{id}"), "/docs/%ff", Some("Bearer good-alice"))
+        .with_malformed("a path parameter is not valid UTF-8 once decoded");
+    let r = rejected(run(g.check(&f)));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let f = facts(Some("/docs/{id}"), "/docs/%ff", Some("Bearer forged"))
+        .with_malformed("a path parameter is not valid UTF-8 once decoded");
+    assert_eq!(
+        rejected(run(g.check(&f))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let events = sink.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(
+        events[0].kind,
+        EventKind::Authorization {
+            decision: Decision::Deny,
+            reason: Reason::Malformed,
+            ..
+        }
+    ));
+    assert_eq!(events[0].actor.as_ref().unwrap().id, "alice");
+    assert!(matches!(
+        events[1].kind,
+        EventKind::Authentication {
+            outcome: AuthnOutcome::Failure,
+            ..
+        }
+    ));
+}

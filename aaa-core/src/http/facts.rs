@@ -31,6 +31,7 @@ pub struct RequestFacts {
     headers: HeaderMap,
     peer: Option<SocketAddr>,
     request_id: Option<String>,
+    malformed: Option<&'static str>,
 }
 
 impl RequestFacts {
@@ -45,7 +46,22 @@ impl RequestFacts {
             headers: HeaderMap::new(),
             peer: None,
             request_id: None,
+            malformed: None,
         }
+    }
+
+    /// Marks the request malformed in a way only the adapter can see (a path parameter that is
+    /// not valid UTF-8 once decoded): the guard refuses it with 400 after authentication, and
+    /// records the refusal like any other.
+    #[must_use]
+    pub fn with_malformed(mut self, description: &'static str) -> Self {
+        self.malformed = Some(description);
+        self
+    }
+
+    /// Why the request is malformed, if the adapter said so.
+    pub fn malformed(&self) -> Option<&'static str> {
+        self.malformed
     }
 
     /// Sets the route template the router matched, such as `/docs/{id}`.

@@ -152,12 +152,14 @@ impl Completion {
             None => Ok(()),
         }
     }
-}
 
-impl Completion {
     /// Records the completion with `status` without waiting, as a drop does, for callers that
     /// cannot wait (the record is finished on the current Tokio runtime if the sink must wait).
     pub fn finish_detached(mut self, status: u16) {
+        self.detach(status);
+    }
+
+    fn detach(&mut self, status: u16) {
         if let Some(admitted) = self.0.take() {
             admitted
                 .guard
@@ -168,12 +170,7 @@ impl Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(admitted) = self.0.take() {
-            let status = if std::thread::panicking() { 500 } else { 499 };
-            admitted
-                .guard
-                .complete_detached(&admitted.admission, status);
-        }
+        self.detach(if std::thread::panicking() { 500 } else { 499 });
     }
 }
 
@@ -439,10 +436,7 @@ impl Guard {
                     ..Target::default()
                 }));
                 event.request = Some(request);
-                if let Err(rejection) = self.record(event).await {
-                    return self.reject(rejection);
-                }
-                return self.reject(error.rejection());
+                return self.refuse(event, error.rejection()).await;
             }
         };
 
@@ -455,10 +449,9 @@ impl Guard {
                 Arc::new(target(None, None, route)),
                 request,
             );
-            if let Err(rejection) = self.record(event).await {
-                return self.reject(rejection);
-            }
-            return self.reject(Rejection::bad_request(description));
+            return self
+                .refuse(event, Rejection::bad_request(description))
+                .await;
         }
 
         let (action, resource, evaluation) = match self.inner.authorizer.bind_route(facts) {
@@ -475,10 +468,7 @@ impl Guard {
                         Arc::new(target(Some(&action), Some(&resource), route)),
                         request,
                     );
-                    if let Err(rejection) = self.record(event).await {
-                        return self.reject(rejection);
-                    }
-                    return self.reject(Rejection::missing_credentials());
+                    return self.refuse(event, Rejection::missing_credentials()).await;
                 }
                 let resource = match (&self.inner.loader, &resource.id) {
                     (Some(loader), Some(_)) => match loader.load(&resource).await {
@@ -494,12 +484,9 @@ impl Guard {
                                 Arc::new(target(Some(&action), Some(&resource), route)),
                                 request,
                             );
-                            if let Err(rejection) = self.record(event).await {
-                                return self.reject(rejection);
-                            }
-                            return self.reject(Rejection::unavailable(
-                                "resource attributes are unavailable",
-                            ));
+                            let rejection =
+                                Rejection::unavailable("resource attributes are unavailable");
+                            return self.refuse(event, rejection).await;
                         }
                     },
                     _ => resource,
@@ -558,9 +545,7 @@ impl Guard {
     ) -> Result<Evaluation, Rejection> {
         let now = self.inner.clock.now();
         if !admission.identity.is_authenticated() {
-            return Err(self
-                .refuse_anonymous(admission, Some(action), Some(resource))
-                .await);
+            return Err(self.refuse_anonymous(admission, action, resource).await);
         }
         let mut context = Context::new(now);
         context.peer_ip = admission.request.peer_ip;
@@ -647,19 +632,31 @@ impl Guard {
     async fn refuse_anonymous(
         &self,
         admission: &Admission,
-        action: Option<&Action>,
-        resource: Option<&Resource>,
+        action: &Action,
+        resource: &Resource,
     ) -> Rejection {
         let event = decision_event(
             self.inner.clock.now(),
             &Evaluation::not_permitted(),
             None,
-            Arc::new(target(action, resource, admission.route.clone())),
+            Arc::new(target(
+                Some(action),
+                Some(resource),
+                admission.route.clone(),
+            )),
             admission.request.clone(),
         );
         match self.record(event).await {
             Ok(_) => self.rejection(Rejection::missing_credentials()),
             Err(rejection) => self.rejection(rejection),
+        }
+    }
+
+    /// Records a refusal, then refuses with `rejection` (or 503 when it cannot be recorded).
+    async fn refuse(&self, event: AuditEvent, rejection: Rejection) -> Outcome {
+        match self.record(event).await {
+            Ok(_) => self.reject(rejection),
+            Err(unrecorded) => self.reject(unrecorded),
         }
     }
 

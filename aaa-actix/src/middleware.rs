@@ -94,8 +94,8 @@ where
         let receipt_header = self.receipt_header;
         let patterns = self.patterns.clone();
         Box::pin(async move {
-            let facts = match facts_of(&req, &patterns) {
-                Ok(facts) => facts,
+            let (facts, routed) = match facts_of(&req, &patterns) {
+                Ok(found) => found,
                 Err(rejection) => return Ok(reject(req, rejection)),
             };
             let admitted = match guard.check(&facts).await {
@@ -126,7 +126,12 @@ where
             // resource map gives for the path. actix's guards (host, header, method) may have
             // sent the request elsewhere: never answer for a route that was not decided on.
             let decided = admitted.admission().route();
-            let mut response = match response.request().match_pattern() {
+            let served = if routed {
+                None
+            } else {
+                response.request().match_pattern()
+            };
+            let mut response = match served {
                 Some(served) if Some(served.as_str()) != decided => {
                     tracing::error!(
                         target: "aaa::actix",
@@ -176,7 +181,6 @@ fn reject<B>(
         .map_into_right_body()
 }
 
-/// Translates the request into [`RequestFacts`].
 /// The compiled patterns of the app's routes, per worker: compiling one costs more than the
 /// rest of the translation, and an app has a fixed, small set of them.
 #[derive(Debug, Clone, Default)]
@@ -195,10 +199,13 @@ impl Patterns {
     }
 }
 
+/// Translates the request into [`RequestFacts`], and says whether actix had already routed it
+/// (the middleware installed on a resource), so that the route in the facts is exactly the one
+/// served.
 fn facts_of(
     req: &ServiceRequest,
     patterns: &Patterns,
-) -> Result<RequestFacts, aaa_core::http::Rejection> {
+) -> Result<(RequestFacts, bool), aaa_core::http::Rejection> {
     let method = http::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| aaa_core::http::Rejection::bad_request("the request method is not valid"))?;
     let mut headers = http::HeaderMap::with_capacity(req.headers().len());
@@ -220,18 +227,19 @@ fn facts_of(
     // Installed on a resource (`Resource::wrap`), the middleware runs after actix routed: the
     // whole path is matched, and the pattern and parameters are the ones the handler gets.
     let routed = req.match_info().unprocessed().is_empty();
+    let guessed;
     let (pattern, path) = if routed {
         let Some(pattern) = req.match_pattern() else {
-            return Ok(facts);
+            return Ok((facts, routed));
         };
-        (pattern, req.match_info().clone())
+        (pattern, req.match_info())
     } else {
         // Installed on the app, it runs before actix routes: find the route as actix's router
         // does, on the path with unreserved escapes decoded. The guards actix may also route by
         // are not visible here; the middleware checks the route actix served against this one.
         let url = Url::new(req.uri().clone());
         let Some(pattern) = req.resource_map().match_pattern(url.path()) else {
-            return Ok(facts);
+            return Ok((facts, routed));
         };
         let mut path = Path::new(url);
         if !patterns.get(&pattern).capture_match_info(&mut path) {
@@ -239,7 +247,8 @@ fn facts_of(
             // Never decide on a route whose parameters are unknown.
             return Err(aaa_core::http::Rejection::misrouted());
         }
-        (pattern, path)
+        guessed = path;
+        (pattern, &guessed)
     };
     // actix decodes lossily (invalid UTF-8 becomes U+FFFD); the guard refuses instead (after
     // authentication, and recorded), as with axum.
@@ -247,14 +256,15 @@ fn facts_of(
         .decode_utf8()
         .is_err()
     {
-        return Ok(facts
+        let facts = facts
             .with_matched_route(pattern)
-            .with_malformed("a path parameter is not valid UTF-8 once decoded"));
+            .with_malformed("a path parameter is not valid UTF-8 once decoded");
+        return Ok((facts, routed));
     }
     for (name, raw) in path.iter() {
         // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
         let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
         facts = facts.with_param(name, value);
     }
-    Ok(facts.with_matched_route(pattern))
+    Ok((facts.with_matched_route(pattern), routed))
 }

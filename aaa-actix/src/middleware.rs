@@ -94,8 +94,8 @@ where
         let receipt_header = self.receipt_header;
         let patterns = self.patterns.clone();
         Box::pin(async move {
-            let (facts, routed) = match facts_of(&req, &patterns) {
-                Ok(found) => found,
+            let facts = match facts_of(&req, &patterns) {
+                Ok(facts) => facts,
                 Err(rejection) => return Ok(reject(req, rejection)),
             };
             let admitted = match guard.check(&facts).await {
@@ -125,13 +125,10 @@ where
             // Installed on the app, the guard decided before actix routed, on the route actix's
             // resource map gives for the path. actix's guards (host, header, method) may have
             // sent the request elsewhere: never answer for a route that was not decided on.
+            // (Checked however installed: on a scope, a request for the scope's own path looks
+            // routed to the middleware, but actix has not yet chosen among the scope's resources.)
             let decided = admitted.admission().route();
-            let served = if routed {
-                None
-            } else {
-                response.request().match_pattern()
-            };
-            let mut response = match served {
+            let mut response = match response.request().match_pattern() {
                 Some(served) if Some(served.as_str()) != decided => {
                     tracing::error!(
                         target: "aaa::actix",
@@ -199,13 +196,11 @@ impl Patterns {
     }
 }
 
-/// Translates the request into [`RequestFacts`], and says whether actix had already routed it
-/// (the middleware installed on a resource), so that the route in the facts is exactly the one
-/// served.
+/// Translates the request into [`RequestFacts`].
 fn facts_of(
     req: &ServiceRequest,
     patterns: &Patterns,
-) -> Result<(RequestFacts, bool), aaa_core::http::Rejection> {
+) -> Result<RequestFacts, aaa_core::http::Rejection> {
     let method = http::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| aaa_core::http::Rejection::bad_request("the request method is not valid"))?;
     let mut headers = http::HeaderMap::with_capacity(req.headers().len());
@@ -230,7 +225,7 @@ fn facts_of(
     let guessed;
     let (pattern, path) = if routed {
         let Some(pattern) = req.match_pattern() else {
-            return Ok((facts, routed));
+            return Ok(facts);
         };
         (pattern, req.match_info())
     } else {
@@ -239,7 +234,7 @@ fn facts_of(
         // are not visible here; the middleware checks the route actix served against this one.
         let url = Url::new(req.uri().clone());
         let Some(pattern) = req.resource_map().match_pattern(url.path()) else {
-            return Ok((facts, routed));
+            return Ok(facts);
         };
         let mut path = Path::new(url);
         if !patterns.get(&pattern).capture_match_info(&mut path) {
@@ -256,15 +251,14 @@ fn facts_of(
         .decode_utf8()
         .is_err()
     {
-        let facts = facts
+        return Ok(facts
             .with_matched_route(pattern)
-            .with_malformed("a path parameter is not valid UTF-8 once decoded");
-        return Ok((facts, routed));
+            .with_malformed("a path parameter is not valid UTF-8 once decoded"));
     }
     for (name, raw) in path.iter() {
         // Decode the escapes the router left (`%`, `/`, `+`), as `web::Path` does.
         let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
         facts = facts.with_param(name, value);
     }
-    Ok((facts.with_matched_route(pattern), routed))
+    Ok(facts.with_matched_route(pattern))
 }

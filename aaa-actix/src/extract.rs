@@ -74,10 +74,10 @@ fn admitted(req: &HttpRequest) -> Result<Admitted, Rejection> {
         .ok_or_else(|| Rejection(aaa_core::http::Rejection::not_installed()))?;
     // By now actix has routed: refuse to serve a route other than the one decided on (see the
     // crate's documentation), before the handler runs.
-    if req.match_pattern().as_deref() != admitted.admission().route() {
-        return Err(Rejection(aaa_core::http::Rejection::misrouted()));
+    match crate::middleware::served(req, admitted.admission().route()) {
+        crate::middleware::Served::Decided => Ok(admitted),
+        _ => Err(Rejection(aaa_core::http::Rejection::misrouted())),
     }
-    Ok(admitted)
 }
 
 /// The authenticated principal. Rejects anonymous callers with 401, and answers 500 when the

@@ -43,12 +43,18 @@
 //! Wrapping the app covers every route, including those added later, so it is the usual way;
 //! the middleware then finds the route as actix's router does, from the resource map, which
 //! does not know actix's *guards* (`guard::Host`, `guard::Header`, and the method guards of
-//! `App::route`). When the same path can reach two resources depending on such guards, actix may
-//! serve another route than the one decided on. The adapter never lets that pass unnoticed: the
-//! `Authenticated` and `Authorizer` extractors refuse with 500 before the handler runs, and the
-//! middleware replaces the answer with a 500 and records it. For such apps, wrap each resource
-//! instead (`web::resource(..).wrap(aaa.clone())`): installed on a resource, the middleware runs
-//! after routing and decides on exactly the route and parameters the handler gets.
+//! `App::route`). When the same path can reach two resources depending on such guards (or a
+//! default service, when every matching route's guards refuse), actix may serve another route
+//! than the one decided on. The adapter does not let that pass unnoticed: the `Authenticated` and
+//! `Authorizer` extractors refuse with 500 before the handler runs, and the middleware replaces
+//! the answer with a 500 and records that status (a default service's own 404 or 405 passes).
+//! **But a handler that uses neither extractor has already run** when the middleware sees the
+//! route actix served: its answer is withheld, its side effects are not. For apps whose routes
+//! overlap under guards, wrap each resource instead (`web::resource(..).wrap(aaa.clone())`):
+//! installed on a resource, the middleware runs after routing and decides on exactly the route
+//! and parameters the handler gets. The same goes for a resource of several patterns with
+//! parameters (`web::resource(["/a/{id}", "/b/{id}"])`): wrapping the app, its parameters cannot
+//! be read for any but the first pattern, and such requests are refused (400, recorded).
 #![deny(missing_docs)]
 
 mod extract;

@@ -11,7 +11,7 @@ use aaa_core::{
     http::{RECEIPT_HEADER, RequestFacts},
 };
 use actix_web::{
-    Error, HttpMessage,
+    Error, HttpMessage, HttpRequest,
     body::{EitherBody, MessageBody},
     dev::{
         Path, ResourceDef, Service, ServiceRequest, ServiceResponse, Transform, Url, forward_ready,
@@ -124,18 +124,27 @@ where
             };
             // Installed on the app, the guard decided before actix routed, on the route actix's
             // resource map gives for the path. actix's guards (host, header, method) may have
-            // sent the request elsewhere: never answer for a route that was not decided on.
-            // (Checked however installed: on a scope, a request for the scope's own path looks
-            // routed to the middleware, but actix has not yet chosen among the scope's resources.)
+            // sent the request elsewhere: never answer for a route that was not decided on. The
+            // handler has run by now; see the crate's documentation. (Checked however installed:
+            // on a scope, a request for the scope's own path looks routed to the middleware, but
+            // actix has not yet chosen among the scope's resources.)
             let decided = admitted.admission().route();
-            let mut response = match response.request().match_pattern() {
-                Some(served) if Some(served.as_str()) != decided => {
+            let served = match served(response.request(), decided) {
+                Served::Decided => None,
+                Served::Other(route) => Some(route),
+                // A default service's refusal (no resource took the request) passes.
+                Served::NoResource if matches!(response.status().as_u16(), 404 | 405) => None,
+                Served::NoResource => Some("a default service".to_owned()),
+            };
+            let mut response = match served {
+                Some(served) => {
                     tracing::error!(
                         target: "aaa::actix",
                         decided = decided.unwrap_or_default(),
                         served = %served,
-                        "actix dispatched to another route than the one aaa decided on; install \
-                         Aaa on each resource (Resource::wrap) when routes overlap under guards"
+                        "actix served the request by another route than the one aaa decided on; \
+                         install Aaa on each resource (Resource::wrap) when routes overlap under \
+                         guards"
                     );
                     let rejection = aaa_core::http::Rejection::misrouted();
                     let status = rejection.status().as_u16();
@@ -144,7 +153,7 @@ where
                     let body = Rejection(rejection).response();
                     return Ok(ServiceResponse::new(request, body).map_into_right_body());
                 }
-                _ => response,
+                None => response,
             };
             if receipt_header
                 && let Some(value) = admitted
@@ -176,6 +185,28 @@ fn reject<B>(
 ) -> ServiceResponse<EitherBody<B>> {
     req.into_response(Rejection(rejection).response())
         .map_into_right_body()
+}
+
+/// What served a request, against the route decided on.
+pub(crate) enum Served {
+    /// The route decided on.
+    Decided,
+    /// Another route.
+    Other(String),
+    /// No resource: a default service (reached because every route's guards refused).
+    NoResource,
+}
+
+/// What served `req` (once actix has routed it), against the `decided` route.
+pub(crate) fn served(req: &HttpRequest, decided: Option<&str>) -> Served {
+    // A resource takes the whole path; a default service leaves part of it unmatched.
+    if !req.match_info().unprocessed().is_empty() {
+        return Served::NoResource;
+    }
+    match req.match_pattern() {
+        Some(route) if Some(route.as_str()) != decided => Served::Other(route),
+        _ => Served::Decided,
+    }
 }
 
 /// The compiled patterns of the app's routes, per worker: compiling one costs more than the
@@ -237,11 +268,17 @@ fn facts_of(
             return Ok(facts);
         };
         let mut path = Path::new(url);
-        if !patterns.get(&pattern).capture_match_info(&mut path) {
-            // A resource of several patterns: the map names its first, which does not match.
-            // Never decide on a route whose parameters are unknown.
-            return Err(aaa_core::http::Rejection::misrouted());
+        if !patterns.get(&pattern).capture_match_info(&mut path) && pattern.contains('{') {
+            // A resource of several patterns: the map names its first, which this path does
+            // not match, so its parameters cannot be read. Never decide without them: refused
+            // (and recorded) by the guard. Installed on the resource, the middleware reads
+            // actix's own match instead.
+            return Ok(facts.with_matched_route(pattern).with_malformed(
+                "the route's parameters cannot be read: wrap a resource of several patterns \
+                 with Resource::wrap",
+            ));
         }
+        // (A static pattern has no parameters: its other patterns are its aliases.)
         guessed = path;
         (pattern, &guessed)
     };

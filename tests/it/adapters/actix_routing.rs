@@ -74,7 +74,19 @@ async fn start(per_resource: bool) -> (std::net::SocketAddr, Arc<MemorySink>, Ar
     } else {
         HttpServer::new(move || {
             App::new()
+                // Resources of several patterns (before the catch-all): static aliases, and with
+                // a parameter.
+                .service(
+                    web::resource(["/health", "/healthz"]).route(web::get().to(|| async { "ok" })),
+                )
+                .service(
+                    web::resource(["/docs/{id}", "/documents/{id}"]).route(
+                        web::get().to(|id: web::Path<String>| async move { id.into_inner() }),
+                    ),
+                )
                 .configure(|cfg| routes(cfg, &h, None))
+                // Reached only when every route's guards refuse a path some route matches.
+                .default_service(web::to(|| async { "default service" }))
                 .wrap_fn(|req, srv| {
                     let limited = req.headers().contains_key("x-limit");
                     let served = srv.call(req);
@@ -120,14 +132,49 @@ async fn a_route_chosen_by_actix_guards_is_never_served_unchecked() {
     assert!(!r.body.contains("admin area"), "{}", r.body);
     assert!(r.body.contains("not_installed"), "{}", r.body);
     assert_eq!(completions(&audit), [500]);
+    // The limit the crate's documentation states: installed on the app, the middleware sees
+    // the route actix served only once its handler has answered. The answer is withheld, but a
+    // handler that uses neither extractor has run.
+    assert_eq!(hits.admin.load(Ordering::SeqCst), 1);
 
     let r = send(addr, "GET", "/me", &[]).await;
     assert_eq!(r.status, 500, "{}", r.body);
     assert_eq!(hits.me.load(Ordering::SeqCst), 0, "the handler never ran");
 
+    // A default service reached because the catch-all's guard refused: not the route decided on.
+    let r = send(addr, "GET", "/secret/thing", &[]).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(!r.body.contains("default service"), "{}", r.body);
+
     // Where the guess is right, nothing changes.
     let r = send(addr, "GET", "/index.html", &["x-cdn: 1"]).await;
     assert_eq!((r.status, r.body.as_str()), (200, "public file"));
+}
+
+/// A resource of several patterns: a static one's aliases are decided as its first pattern; one
+/// with parameters cannot have them read before actix routes, and is refused, on the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_of_several_patterns_are_decided_or_refused_on_the_record() {
+    let (addr, audit, _) = start(false).await;
+    for path in ["/health", "/healthz"] {
+        let r = send(addr, "GET", path, &[]).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{path}");
+    }
+    let auth = "Authorization: Bearer good-ann";
+    let r = send(addr, "GET", "/docs/5", &[auth]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "5"));
+    let before = audit.events().len();
+    let r = send(addr, "GET", "/documents/5", &[auth]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let events = audit.events();
+    assert_eq!(events.len() - before, 1, "one record: {events:?}");
+    assert!(matches!(
+        events[before].kind,
+        EventKind::Authorization {
+            reason: aaa::Reason::Malformed,
+            ..
+        }
+    ));
 }
 
 /// Wrapping each resource, the middleware runs after actix routed, and decides on exactly the

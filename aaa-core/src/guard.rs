@@ -121,9 +121,9 @@ impl Admitted {
         self.guard.complete(&self.admission, status).await
     }
 
-    /// The request's completion record, to be made exactly once: see [`Completion`]. Adapters
-    /// take it before running the handler, so that a request abandoned on the way is recorded
-    /// too.
+    /// The request's completion record: see [`Completion`]. For adapters, which take one per
+    /// request before running the handler, so that a request abandoned on the way is recorded
+    /// too; each `Completion` makes one record, so a handler must not take another.
     pub fn completion(&self) -> Completion {
         Completion(Some(self.clone()))
     }

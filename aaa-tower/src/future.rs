@@ -117,7 +117,13 @@ where
                     completion,
                     receipt,
                 } => {
-                    let result = ready!(future.poll(cx));
+                    let polled = {
+                        // A panic in the inner service is recorded as 500 here, even when a layer
+                        // outside catches it and drops this future later.
+                        let _unwinding = RecordPanic(completion);
+                        future.poll(cx)
+                    };
+                    let result = ready!(polled);
                     let completion = completion.take();
                     let receipt = receipt.take();
                     match (result, completion) {
@@ -168,9 +174,23 @@ where
                     };
                     return Poll::Ready(Ok(answer));
                 }
-                // Polled after it completed: a fused future stays pending.
+                // Polled after it completed, which the `Future` contract does not allow: it never
+                // answers again (and registers no waker).
                 StateProj::Done => return Poll::Pending,
             }
+        }
+    }
+}
+
+/// Records the completion as 500 if dropped while a panic unwinds.
+struct RecordPanic<'a>(&'a mut Option<Completion>);
+
+impl Drop for RecordPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(completion) = self.0.take()
+        {
+            completion.finish_detached(500);
         }
     }
 }

@@ -359,3 +359,43 @@ fn rejections_are_errors_on_both_adapters() {
     is_error::<aaa::tower::Rejection>();
     is_error::<aaa::actix::Rejection>();
 }
+
+/// A handler that panics is recorded as 500 when the panic passes through the layer, even if a
+/// layer outside catches it and drops the response future only later; and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_recorded_once_as_500() {
+    use tower_crate::{Layer as _, Service as _, ServiceExt as _};
+    let audit = Arc::new(MemorySink::new());
+    let inner = tower_crate::service_fn(|_: http::Request<String>| async {
+        if true {
+            panic!("the handler panicked");
+        }
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let mut service = aaa::tower::AaaLayer::new(guard(audit.clone())).layer(inner);
+    let mut request = http::Request::get("/health").body(String::new()).unwrap();
+    request.extensions_mut().insert(aaa::tower::MatchedRoute {
+        template: "/health".to_owned(),
+        params: Vec::new(),
+    });
+    let mut answer = Box::pin(service.ready().await.unwrap().call(request));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // What a panic-catching layer outside does: catch, answer 500, drop the future later.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = answer.as_mut().poll(&mut cx);
+    }));
+    assert!(caught.is_err());
+    let done = |audit: &MemorySink| -> Vec<u16> {
+        audit
+            .events()
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::RequestCompleted { status, .. } => Some(status),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(done(&audit), [500], "recorded while unwinding");
+    drop(answer);
+    assert_eq!(done(&audit), [500], "and not again when dropped");
+}

@@ -392,20 +392,36 @@ async fn adapter_cases() {
 }
 
 /// Every route of the demo's table (the one the start-up warning checks against the policy) is
-/// served by both apps: routed (never the layer's 404, never 405), whatever the guard then
-/// decides.
+/// served by both apps for its method: asked by a caller the policy lets through (an admin; the
+/// auditor for audit logs), the router neither misses it (404) nor refuses the method (405).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_demos_serve_every_route_of_the_table() {
     for running in [docs_demo::axum().await, docs_demo::actix().await] {
         for (method, template) in docs_demo::demo::ROUTES {
-            let path = template.replace("{id}", "d1").replace("{tenant}", "acme");
-            let r = adapters::send(running.addr, method, &path, &["Content-Length: 0"]).await;
-            // The layer's own 404 (no route matched) is a problem body; a handler's is not.
-            let unrouted = r.status == 405 || (r.status == 404 && r.body.contains("not_found"));
+            let user = if template.starts_with("/audit-logs") {
+                "erin"
+            } else {
+                "carol"
+            };
+            let token = running
+                .demo
+                .idp
+                .token(user, true, running.demo.now())
+                .unwrap();
+            let auth = format!("Authorization: Bearer {token}");
+            let path = match *template {
+                "/idp/token" => "/idp/token?user=alice".to_owned(),
+                "/docs" if *method == "POST" => "/docs?id=d99".to_owned(),
+                other => other.replace("{id}", "d3").replace("{tenant}", "acme"),
+            };
+            let headers = [auth.as_str(), "Content-Length: 0"];
+            let r = adapters::send(running.addr, method, &path, &headers).await;
             assert!(
-                !unrouted,
+                r.status != 404 && r.status != 405,
                 "[{}] {method} {path}: {} {}",
-                running.name, r.status, r.body
+                running.name,
+                r.status,
+                r.body
             );
         }
     }

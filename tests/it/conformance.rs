@@ -403,12 +403,7 @@ async fn both_demos_serve_every_route_of_the_table() {
             } else {
                 "carol"
             };
-            let token = running
-                .demo
-                .idp
-                .token(user, true, running.demo.now())
-                .unwrap();
-            let auth = format!("Authorization: Bearer {token}");
+            let auth = running.bearer(user, true);
             let path = match *template {
                 "/idp/token" => "/idp/token?user=alice".to_owned(),
                 "/docs" if *method == "POST" => "/docs?id=d99".to_owned(),
@@ -480,8 +475,7 @@ async fn the_demo_trusts_an_external_issuer_by_discovery() {
     let issuer = format!("http://{}", idp.addr);
     let service = docs_demo::axum_trusting(Some(&issuer)).await;
 
-    let token = idp.demo.idp.token("alice", false, idp.demo.now()).unwrap();
-    let auth = format!("Authorization: Bearer {token}");
+    let auth = idp.bearer("alice", false);
     let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
     assert_eq!(
         r.status, 200,
@@ -492,10 +486,9 @@ async fn the_demo_trusts_an_external_issuer_by_discovery() {
     assert_eq!(r.status, 403, "and the policy still decides");
 
     // A token of the external issuer with a broken signature.
-    let mut forged = token.clone();
-    forged.truncate(forged.len() - 4);
-    forged.push_str("AAAA");
-    let auth = format!("Authorization: Bearer {forged}");
+    let mut auth = auth;
+    auth.truncate(auth.len() - 4);
+    auth.push_str("AAAA");
     let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
     assert_eq!(r.status, 401);
     assert!(
@@ -519,12 +512,7 @@ async fn the_demo_trusts_an_external_issuer_by_discovery() {
 async fn the_receipt_header_leads_to_an_inclusion_proof() {
     use aaa::audit::{leaf_hashes, merkle};
     for running in [docs_demo::axum().await, docs_demo::actix().await] {
-        let token = running
-            .demo
-            .idp
-            .token("alice", false, running.demo.now())
-            .unwrap();
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = running.bearer("alice", false);
         let _ = adapters::send(running.addr, "GET", "/health", &[]).await;
         let r = adapters::send(running.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
         assert_eq!(r.status, 200, "[{}] {}", running.name, r.body);
@@ -576,18 +564,12 @@ async fn the_demo_can_trust_an_external_issuer_instead_of_its_own() {
     let issuer = format!("http://{}", idp.addr);
     let service = docs_demo::axum_with(Some(&issuer), false).await;
 
-    let external = idp.demo.idp.token("alice", false, idp.demo.now()).unwrap();
-    let auth = format!("Authorization: Bearer {external}");
+    let auth = idp.bearer("alice", false);
     let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // A well-formed token of the demo's own (now untrusted) identity provider.
-    let own = service
-        .demo
-        .idp
-        .token("carol", false, service.demo.now())
-        .unwrap();
-    let auth = format!("Authorization: Bearer {own}");
+    let auth = service.bearer("carol", false);
     let r = adapters::send(service.addr, "GET", "/docs/d1", &[auth.as_str()]).await;
     assert_eq!(r.status, 401, "{}", r.body);
     for (method, path) in [
@@ -615,12 +597,7 @@ async fn a_layer_installed_outside_the_router_fails_closed() {
             .await
             .unwrap();
     });
-    let token = running
-        .demo
-        .idp
-        .token("alice", false, running.demo.now())
-        .unwrap();
-    let auth = format!("Authorization: Bearer {token}");
+    let auth = running.bearer("alice", false);
     for path in ["/health", "/docs/d1"] {
         let r = adapters::send(addr, "GET", path, &[auth.as_str()]).await;
         assert_eq!(r.status, 404, "{path}: {}", r.body);

@@ -37,6 +37,12 @@ impl Running {
             .unwrap_or_else(|e| panic!("[{}] the audit log does not verify: {e}", self.name))
     }
 
+    /// An `Authorization` header line with a token of this demo's identity provider for `user`.
+    pub(crate) fn bearer(&self, user: &str, mfa: bool) -> String {
+        let token = self.demo.idp.token(user, mfa, self.demo.now()).unwrap();
+        format!("Authorization: Bearer {token}")
+    }
+
     /// The directory of the audit log's segments.
     pub(crate) fn log_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("log")

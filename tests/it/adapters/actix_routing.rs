@@ -13,7 +13,7 @@ use aaa::{
 };
 use actix_web::{App, HttpServer, dev::Service as _, error::ErrorTooManyRequests, guard, web};
 
-use super::{guard as test_guard, send};
+use super::{completions, guard as test_guard, send};
 
 /// Handler hits, by route.
 #[derive(Default)]
@@ -107,17 +107,6 @@ async fn start(per_resource: bool) -> (std::net::SocketAddr, Arc<MemorySink>, Ar
     };
     tokio::spawn(server);
     (addr, audit, hits)
-}
-
-fn completions(audit: &MemorySink) -> Vec<u16> {
-    audit
-        .events()
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::RequestCompleted { status, .. } => Some(status),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Wrapping the app, the guard decides on the route actix's resource map names for the path

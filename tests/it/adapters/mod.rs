@@ -108,6 +108,18 @@ pub(crate) fn echo<'a>(get: impl Fn(&str) -> Option<&'a str>) -> String {
     }
 }
 
+/// The statuses of the completion records in `audit`, in order.
+pub(crate) fn completions(audit: &MemorySink) -> Vec<u16> {
+    audit
+        .events()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RequestCompleted { status, .. } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A running app under test.
 pub(crate) struct Server {
     pub(crate) name: &'static str,
@@ -385,17 +397,7 @@ async fn a_panicking_handler_is_recorded_once_as_500() {
         let _ = answer.as_mut().poll(&mut cx);
     }));
     assert!(caught.is_err());
-    let done = |audit: &MemorySink| -> Vec<u16> {
-        audit
-            .events()
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::RequestCompleted { status, .. } => Some(status),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(done(&audit), [500], "recorded while unwinding");
+    assert_eq!(completions(&audit), [500], "recorded while unwinding");
     drop(answer);
-    assert_eq!(done(&audit), [500], "and not again when dropped");
+    assert_eq!(completions(&audit), [500], "and not again when dropped");
 }

@@ -100,7 +100,7 @@ where
             };
             let admitted = match guard.check(&facts).await {
                 Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
-                Outcome::Proceed(admission) => Admitted::new(guard, *admission),
+                Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
             {
                 let mut extensions = req.extensions_mut();

@@ -9,6 +9,8 @@
 //! assert_eq!(Evaluation::not_permitted().decision, Decision::Deny);
 //! ```
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// Allow or deny. Exhaustive on purpose: there is no third answer.
@@ -106,21 +108,23 @@ pub struct Evaluation {
     pub reason: Reason,
     /// The ids of the rules that determined the decision (the applying deny rules for a
     /// forbid, the applying allow rules for a permit; empty for default deny).
+    /// Shared strings: the compiled policy's own ids, so an evaluation is cloned (into the
+    /// request's extensions, into its audit event) without copying them.
     #[serde(default)]
-    pub rules: Vec<String>,
+    pub rules: Vec<Arc<str>>,
     /// Rules that failed to evaluate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<EvaluationError>,
     /// For a deny, when asked for: the allow rule that came closest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nearest_miss: Option<NearestMiss>,
-    /// The version of the policy that decided, when known.
+    /// The version of the policy that decided, when known (shared with the policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_version: Option<String>,
+    pub policy_version: Option<Arc<str>>,
 }
 
 impl Evaluation {
-    fn new(decision: Decision, reason: Reason, rules: Vec<String>) -> Self {
+    fn new(decision: Decision, reason: Reason, rules: Vec<Arc<str>>) -> Self {
         Evaluation {
             decision,
             reason,
@@ -132,7 +136,7 @@ impl Evaluation {
     }
 
     /// Allowed by these rules.
-    pub fn permit<I: IntoIterator<Item = S>, S: Into<String>>(rules: I) -> Self {
+    pub fn permit<I: IntoIterator<Item = S>, S: Into<Arc<str>>>(rules: I) -> Self {
         Self::new(
             Decision::Allow,
             Reason::Permitted,
@@ -146,7 +150,7 @@ impl Evaluation {
     }
 
     /// Denied by these deny rules.
-    pub fn forbid<I: IntoIterator<Item = S>, S: Into<String>>(rules: I) -> Self {
+    pub fn forbid<I: IntoIterator<Item = S>, S: Into<Arc<str>>>(rules: I) -> Self {
         Self::new(
             Decision::Deny,
             Reason::Forbidden,

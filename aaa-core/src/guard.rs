@@ -22,8 +22,9 @@ use crate::{
 #[derive(Debug, Clone)]
 #[must_use]
 pub enum Outcome {
-    /// The request may go on to its handler.
-    Proceed(Box<Admission>),
+    /// The request may go on to its handler. Shared, so that an adapter keeps it for the
+    /// handler's extractors without moving it again.
+    Proceed(Arc<Admission>),
     /// The request is refused with this rejection.
     Reject(Rejection),
 }
@@ -66,11 +67,11 @@ impl Admission {
 }
 
 impl Admitted {
-    /// The admission `guard` gave.
-    pub fn new(guard: Guard, admission: Admission) -> Self {
+    /// The admission `guard` gave (as [`Outcome::Proceed`] holds it, or by value).
+    pub fn new(guard: Guard, admission: impl Into<Arc<Admission>>) -> Self {
         Admitted {
             guard,
-            admission: Arc::new(admission),
+            admission: admission.into(),
         }
     }
 
@@ -516,7 +517,7 @@ impl Guard {
         if !evaluation.is_allowed() {
             return self.reject(denial(&evaluation));
         }
-        Outcome::Proceed(Box::new(Admission {
+        Outcome::Proceed(Arc::new(Admission {
             identity,
             evaluation,
             action,

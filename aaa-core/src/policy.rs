@@ -34,11 +34,11 @@
 //!
 //! let update = policy.evaluate(&alice, "docs:update", &doc, &now);
 //! assert_eq!(update.decision, Decision::Allow);
-//! assert_eq!(update.rules, ["owner-all"]);
+//! assert_eq!(update.rules, ["owner-all".into()]);
 //!
 //! let delete = policy.evaluate(&alice, "docs:delete", &doc, &now);
 //! assert_eq!(delete.reason, Reason::Forbidden);
-//! assert_eq!(delete.rules, ["no-delete-without-mfa"]);
+//! assert_eq!(delete.rules, ["no-delete-without-mfa".into()]);
 //!
 //! // Someone else's document: nothing allows it. `explain` says which allow came closest.
 //! let bob = Principal::new("bob", PrincipalKind::User, "idp");
@@ -112,7 +112,7 @@ use crate::{
 /// It implements [`Authorizer`], so it can be given to
 /// [`GuardBuilder::policies`](crate::GuardBuilder::policies) directly.
 pub struct PolicySet {
-    version: String,
+    version: std::sync::Arc<str>,
     roles: Vec<RoleInfo>,
     role_ids: NameMap<u32>,
     rules: Vec<CRule>,
@@ -353,7 +353,7 @@ impl PolicySet {
         };
         if let Some(missing) = c.missing_scope(principal) {
             out.reason = Reason::MissingScope;
-            out.rules = vec![missing.id.to_string()];
+            out.rules = vec![missing.id.clone()];
             return out;
         }
         let req = self.request(principal, resource, context);
@@ -364,9 +364,9 @@ impl PolicySet {
         let mut denied = Vec::new();
         for rule in c.deny().filter_map(relevant) {
             match req.applies(rule) {
-                Outcome::Yes => denied.push(rule.id.to_string()),
+                Outcome::Yes => denied.push(rule.id.clone()),
                 Outcome::Fault(f) => {
-                    denied.push(rule.id.to_string());
+                    denied.push(rule.id.clone());
                     out.errors.push(EvaluationError {
                         rule: rule.id.to_string(),
                         message: f.message(),
@@ -385,7 +385,7 @@ impl PolicySet {
         let mut missing_scope = false;
         for rule in c.allow().filter_map(relevant) {
             match req.applies(rule) {
-                Outcome::Yes => allowed.push(rule.id.to_string()),
+                Outcome::Yes => allowed.push(rule.id.clone()),
                 Outcome::MissingScope => missing_scope = true,
                 Outcome::Fault(f) => out.errors.push(EvaluationError {
                     rule: rule.id.to_string(),

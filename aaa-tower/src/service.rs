@@ -58,7 +58,7 @@ where
             };
             let admitted = match guard.check(&facts).await {
                 Outcome::Reject(rejection) => return Checked::Answer(rejection),
-                Outcome::Proceed(admission) => Admitted::new(guard, *admission),
+                Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
             parts.headers = facts.into_headers();
             parts.extensions.insert(admitted.identity().clone());

@@ -111,7 +111,7 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
             } else {
                 Reason::NotPermitted
             },
-            rules: vec![format!("rule-{}", i % 4)],
+            rules: vec![format!("rule-{}", i % 4).into()],
             errors: vec![],
             policy_version: Some("v1".into()),
         },

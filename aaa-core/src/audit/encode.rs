@@ -43,9 +43,9 @@ impl<'a> Object<'a> {
         write_json_string(value, self.key(key));
     }
 
-    fn opt_str(&mut self, key: &str, value: Option<&String>) {
+    fn opt_str(&mut self, key: &str, value: Option<&(impl AsRef<str> + ?Sized)>) {
         if let Some(value) = value {
-            self.str(key, value);
+            self.str(key, value.as_ref());
         }
     }
 
@@ -273,8 +273,8 @@ mod tests {
                     rule: s.into(),
                     message: "m\n".into(),
                 }],
-                Some(s.to_owned()),
-                vec!["a".to_owned(), s.to_owned()],
+                Some(s.into()),
+                vec!["a".into(), s.into()],
             ),
         ] {
             out.push(EventKind::Authorization {

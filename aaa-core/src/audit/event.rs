@@ -79,13 +79,13 @@ pub enum EventKind {
         reason: Reason,
         /// The determining rules.
         #[serde(default)]
-        rules: Vec<String>,
+        rules: Vec<Arc<str>>,
         /// Rules that failed to evaluate.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         errors: Vec<EvaluationError>,
         /// The version of the policy that decided.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        policy_version: Option<String>,
+        policy_version: Option<Arc<str>>,
     },
     /// The handler answered.
     RequestCompleted {

@@ -211,7 +211,7 @@ struct Shared {
 /// let facts = RequestFacts::new(http::Method::GET, "/health").with_matched_route("/health");
 /// let Outcome::Proceed(admission) = guard.check(&facts).await else { panic!() };
 /// // Authorization decisions are strict by default: the receipt says where it landed.
-/// let receipt = admission.receipt.expect("strict events have receipts");
+/// let receipt = admission.receipt.as_ref().expect("strict events have receipts");
 /// assert_eq!((receipt.log.as_str(), receipt.seq), ("orders/pod-1", 0));
 /// # });
 /// drop(guard);
@@ -548,7 +548,7 @@ impl AuditSink for AuditWriter {
         event: AuditEvent,
     ) -> BoxFuture<'a, Result<Option<AuditReceipt>, AuditError>> {
         let Some(event) = self.shared.recording.apply(event) else {
-            return Box::pin(std::future::ready(Ok(None)));
+            return Box::pin(crate::ReadyWith(|| Ok(None)));
         };
         let durability = self.shared.durability.for_kind(&event.kind);
         let sign = (self.shared.sign_events)(&event);
@@ -595,7 +595,10 @@ impl AuditSink for AuditWriter {
                     wait,
                     false,
                 );
-                Box::pin(std::future::ready(sent.map(|()| None)))
+                match sent {
+                    Ok(()) => Box::pin(crate::ReadyWith(|| Ok(None))),
+                    Err(e) => Box::pin(std::future::ready(Err(e))),
+                }
             }
             Durability::BestEffort => {
                 let result = match self.sender() {
@@ -618,7 +621,10 @@ impl AuditSink for AuditWriter {
                         }
                     },
                 };
-                Box::pin(std::future::ready(result))
+                match result {
+                    Ok(None) => Box::pin(crate::ReadyWith(|| Ok(None))),
+                    other => Box::pin(std::future::ready(other)),
+                }
             }
         }
     }

@@ -435,10 +435,11 @@ impl Authenticator for ApiKeyAuthenticator {
         &'a self,
         facts: &'a RequestFacts,
     ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
-        let result = self.presented(facts).and_then(|key| match key {
-            None => Ok(Identity::Anonymous),
-            Some(key) => self.verify(key).map(Identity::from),
-        });
+        let result = match self.presented(facts) {
+            Ok(None) => return Box::pin(crate::ReadyWith(|| Ok(Identity::Anonymous))),
+            Ok(Some(key)) => self.verify(key).map(Identity::from),
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             tracing::debug!(target: "aaa::authn::api_key", reason = e.reason_code(), error = %e, "api key refused");
         }

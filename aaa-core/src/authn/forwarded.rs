@@ -203,7 +203,10 @@ impl Authenticator for ForwardedIdentityAuthenticator {
         &'a self,
         facts: &'a RequestFacts,
     ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
-        Box::pin(std::future::ready(self.identify(facts)))
+        match self.identify(facts) {
+            Ok(Identity::Anonymous) => Box::pin(crate::ReadyWith(|| Ok(Identity::Anonymous))),
+            identified => Box::pin(std::future::ready(identified)),
+        }
     }
 }
 

@@ -131,9 +131,9 @@ fn rejected(o: Outcome) -> Rejection {
     }
 }
 
-fn admitted(o: Outcome) -> Admission {
+fn admitted(o: Outcome) -> Arc<Admission> {
     match o {
-        Outcome::Proceed(a) => *a,
+        Outcome::Proceed(a) => a,
         Outcome::Reject(r) => panic!("expected admission, got {r:?}"),
     }
 }
@@ -159,7 +159,7 @@ fn allowed_request_proceeds_and_is_audited() {
             .await,
         );
         assert_eq!(a.identity.principal().unwrap().id, "alice");
-        assert_eq!(a.evaluation.rules, ["alice-reads"]);
+        assert_eq!(a.evaluation.rules, ["alice-reads".into()]);
         assert_eq!(a.resource.as_ref().unwrap().id.as_deref(), Some("7"));
         assert_eq!(a.receipt.as_ref().unwrap().seq, 0);
         g.complete(&a, 200).await.unwrap();
@@ -270,7 +270,7 @@ fn deny_is_403_and_audited() {
         panic!()
     };
     assert_eq!((*decision, *reason), (Decision::Deny, Reason::Forbidden));
-    assert_eq!(rules, &["no-mallory"]);
+    assert_eq!(rules, &["no-mallory".into()]);
 }
 
 #[test]
@@ -456,7 +456,7 @@ fn resource_loader_feeds_route_level_decisions() {
     };
     let a = admitted(check("2"));
     assert_eq!(
-        a.resource.unwrap().attributes["owner"],
+        a.resource.as_ref().unwrap().attributes["owner"],
         crate::Value::from("alice")
     );
     assert_eq!(rejected(check("3")).status(), StatusCode::FORBIDDEN);

@@ -257,7 +257,8 @@ pub(crate) struct Cond {
 /// A compiled rule (role permissions become rules `role:NAME`).
 #[derive(Debug, Clone)]
 pub(crate) struct CRule {
-    pub(crate) id: Box<str>,
+    /// Shared with every [`Evaluation`](crate::Evaluation) that names the rule.
+    pub(crate) id: std::sync::Arc<str>,
     pub(crate) effect: Effect,
     pub(crate) kind: Option<PrincipalKind>,
     pub(crate) role: Option<u32>,
@@ -297,7 +298,7 @@ pub(crate) struct ScopeReq {
     pub(crate) resource_type: u32,
     pub(crate) scopes: Vec<Box<str>>,
     /// `route:METHOD TEMPLATE`, reported as the determining rule.
-    pub(crate) id: Box<str>,
+    pub(crate) id: std::sync::Arc<str>,
 }
 
 /// The candidate rules of one action: those for any resource type, and those for each type.
@@ -822,19 +823,23 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     }
 
     Ok(PolicySet {
-        version: policy.version.clone().unwrap_or_else(|| {
-            use sha2::{Digest, Sha256};
-            // A policy built in code has no text: hash its printed form.
-            let printed;
-            let hashed = if text.is_empty() {
-                printed = policy.to_toml().unwrap_or_default();
-                printed.as_str()
-            } else {
-                text
-            };
-            let digest = crate::identity::hex(&Sha256::digest(hashed.as_bytes()));
-            format!("sha256:{}", digest.get(..16).unwrap_or_default())
-        }),
+        version: policy
+            .version
+            .clone()
+            .unwrap_or_else(|| {
+                use sha2::{Digest, Sha256};
+                // A policy built in code has no text: hash its printed form.
+                let printed;
+                let hashed = if text.is_empty() {
+                    printed = policy.to_toml().unwrap_or_default();
+                    printed.as_str()
+                } else {
+                    text
+                };
+                let digest = crate::identity::hex(&Sha256::digest(hashed.as_bytes()));
+                format!("sha256:{}", digest.get(..16).unwrap_or_default())
+            })
+            .into(),
         roles,
         role_ids,
         rules,

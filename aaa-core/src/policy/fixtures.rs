@@ -363,7 +363,7 @@ impl Fixtures {
             );
             let rules_ok = case.rules.as_ref().is_none_or(|want| {
                 let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
-                let got: BTreeSet<&str> = actual.rules.iter().map(String::as_str).collect();
+                let got: BTreeSet<&str> = actual.rules.iter().map(|r| &**r).collect();
                 want == got
             });
             if actual.decision != case.expect || !rules_ok {

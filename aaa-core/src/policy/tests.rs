@@ -304,7 +304,7 @@ fn role_inheritance_and_globs() {
         );
     }
     let e = p.evaluate(&editor, "docs:read", &d, &ctx());
-    assert_eq!(e.rules, ["role:viewer"]);
+    assert_eq!(e.rules, ["role:viewer".into()]);
     assert_eq!(e.policy_version.as_deref(), Some(p.version()));
 }
 
@@ -315,7 +315,7 @@ fn deny_wins_and_is_reported() {
     let e = p.evaluate(&owner, "docs:read", &doc("o"), &ctx());
     assert_eq!(e.decision, Decision::Deny);
     assert_eq!(e.reason, Reason::Forbidden);
-    assert_eq!(e.rules, ["suspended"]);
+    assert_eq!(e.rules, ["suspended".into()]);
     let none = p.evaluate(&member("x"), "docs:read", &doc("o"), &ctx());
     assert_eq!(none.reason, Reason::NotPermitted);
     assert!(none.rules.is_empty());
@@ -336,7 +336,7 @@ fn evaluation_errors_never_grant() {
     let no_flag = user("o").with_tenant("acme");
     let e = p.evaluate(&no_flag, "docs:read", &doc("o"), &ctx());
     assert_eq!(e.reason, Reason::Forbidden);
-    assert_eq!(e.rules, ["suspended"]);
+    assert_eq!(e.rules, ["suspended".into()]);
     assert_eq!(
         e.errors[0].message,
         "missing attribute `principal.suspended`"
@@ -356,7 +356,7 @@ fn evaluation_errors_never_grant() {
     // No tenant on the principal: the cross-tenant deny cannot be evaluated, so it denies.
     let nomad = user("o").with_attribute("suspended", false);
     let e = p.evaluate(&nomad, "docs:read", &doc("o"), &ctx());
-    assert_eq!(e.rules, ["cross-tenant"]);
+    assert_eq!(e.rules, ["cross-tenant".into()]);
 }
 
 #[test]
@@ -687,7 +687,7 @@ scopes = ["docs.read"]
     let reader = user("u").with_roles(["reader"]);
     let e = p.evaluate(&reader, "docs:read", &d, &ctx());
     assert_eq!(e.reason, Reason::MissingScope);
-    assert_eq!(e.rules, ["route:GET /docs/{id}"]);
+    assert_eq!(e.rules, ["route:GET /docs/{id}".into()]);
     assert_eq!(p.decide(&reader, "docs:read", &d, &ctx()), Decision::Deny);
     let scoped = reader.with_scopes(["docs.read"]);
     assert!(p.evaluate(&scoped, "docs:read", &d, &ctx()).is_allowed());

@@ -109,8 +109,8 @@ fn the_reference_page_examples_are_valid_and_say_what_they_do() {
     };
     let now = Context::new(Timestamp::from_unix_seconds(1_700_000_000));
     let read = policy.evaluate(&alice, "docs:read", &doc("public", "bob"), &now);
-    assert_eq!(read.rules, ["viewer-read"]);
+    assert_eq!(read.rules, ["viewer-read".into()]);
     let delete = policy.evaluate(&alice, "docs:delete", &doc("secret", "alice"), &now);
     assert_eq!(delete.reason, Reason::Forbidden);
-    assert_eq!(delete.rules, ["forbid-secret-delete"]);
+    assert_eq!(delete.rules, ["forbid-secret-delete".into()]);
 }

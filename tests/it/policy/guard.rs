@@ -109,7 +109,7 @@ async fn docs_service_policy_drives_the_guard() {
     let Outcome::Proceed(admission) = guard.check(&read(Some("ann,acme,viewer"))).await else {
         panic!("a viewer of the tenant reads an internal document")
     };
-    assert_eq!(admission.evaluation.rules, ["viewer-read"]);
+    assert_eq!(admission.evaluation.rules, ["viewer-read".into()]);
     assert_eq!(admission.action.as_ref().unwrap().as_str(), "docs:read");
     let resource = admission.resource.as_ref().unwrap();
     assert_eq!(resource.id.as_deref(), Some("d1"));
@@ -141,7 +141,7 @@ async fn docs_service_policy_drives_the_guard() {
         )
         .await
         .unwrap();
-    assert_eq!(ok.rules, ["viewer-read"]);
+    assert_eq!(ok.rules, ["viewer-read".into()]);
     let secret = guard
         .authorize(
             &admission,

@@ -2,6 +2,7 @@ use std::{
     fmt,
     future::{Ready, ready},
     ops::Deref,
+    rc::Rc,
     sync::Arc,
 };
 
@@ -74,7 +75,12 @@ fn admitted(req: &HttpRequest) -> Result<Admitted, Rejection> {
         .ok_or_else(|| Rejection(aaa_core::http::Rejection::not_installed()))?;
     // By now actix has routed: refuse to serve a route other than the one decided on (see the
     // crate's documentation), before the handler runs.
-    match crate::middleware::served(req, admitted.admission().route()) {
+    let decided_on = req
+        .extensions()
+        .get::<Rc<crate::middleware::DecidedOn>>()
+        .cloned()
+        .ok_or_else(|| Rejection(aaa_core::http::Rejection::not_installed()))?;
+    match crate::middleware::served(req, admitted.admission().route(), &decided_on) {
         crate::middleware::Served::Decided => Ok(admitted),
         _ => Err(Rejection(aaa_core::http::Rejection::misrouted())),
     }

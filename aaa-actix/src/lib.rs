@@ -43,18 +43,31 @@
 //! Wrapping the app covers every route, including those added later, so it is the usual way;
 //! the middleware then finds the route as actix's router does, from the resource map, which
 //! does not know actix's *guards* (`guard::Host`, `guard::Header`, and the method guards of
-//! `App::route`). When the same path can reach two resources depending on such guards (or a
-//! default service, when every matching route's guards refuse), actix may serve another route
-//! than the one decided on. The adapter does not let that pass unnoticed: the `Authenticated` and
-//! `Authorizer` extractors refuse with 500 before the handler runs, and the middleware replaces
-//! the answer with a 500 and records that status (a default service's own 404 or 405 passes).
-//! **But a handler that uses neither extractor has already run** when the middleware sees the
-//! route actix served: its answer is withheld, its side effects are not. For apps whose routes
-//! overlap under guards, wrap each resource instead (`web::resource(..).wrap(aaa.clone())`):
-//! installed on a resource, the middleware runs after routing and decides on exactly the route
-//! and parameters the handler gets. The same goes for a resource of several patterns with
-//! parameters (`web::resource(["/a/{id}", "/b/{id}"])`): wrapping the app, its parameters cannot
-//! be read for any but the first pattern, and such requests are refused (400, recorded).
+//! `App::route`), nor which pattern of a resource of several patterns, or which file of a
+//! prefix service, a path is for.
+//!
+//! - When the same path can reach two routes depending on such guards (or a default service,
+//!   when every matching route's guards refuse), actix may serve another route than the one
+//!   decided on. The adapter does not let that pass unnoticed: once actix has routed, the route,
+//!   the path and the parameters served must be the ones decided on. Otherwise the
+//!   `Authenticated` and `Authorizer` extractors refuse with 500 before the handler runs, and the
+//!   middleware replaces the answer with a 500 and records that status (a default service's own
+//!   404 or 405 passes). **But a handler that uses neither extractor has already run** when the
+//!   middleware sees what actix served: its answer is withheld, its side effects are not.
+//! - One case stays invisible: a route without parameters and a scope's default service on the
+//!   same path (actix names the route for a request no resource matched).
+//! - A resource of several patterns (`web::resource(["/a/{id}", "/b/{id}"])`, static aliases
+//!   included) is decided on its first pattern only, and a service mounted on a prefix
+//!   (`actix_files::Files`) not at all: other paths are refused (400, recorded) before anything
+//!   runs, as are routes whose scopes repeat a parameter name (`/users/{id}/docs/{id}`).
+//! - Middleware that rewrites the path (`NormalizePath`) belongs outside `Aaa` (wrapped after
+//!   it): inside, the rewritten request is refused as misrouted.
+//!
+//! For apps whose routes overlap under guards or use such resources, wrap each resource instead
+//! (`web::resource(..).wrap(aaa.clone())`): installed on a resource, the middleware runs after
+//! routing and decides on exactly the route and parameters the handler gets (still refusing a
+//! resource matched by a pattern other than its first when that pattern's parameters differ).
+//! Leave public prefix services such as static files outside, unwrapped.
 #![deny(missing_docs)]
 
 mod extract;

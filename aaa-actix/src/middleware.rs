@@ -102,8 +102,10 @@ where
                 Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
                 Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
+            let decided_on = Rc::new(DecidedOn::of(&facts));
             {
                 let mut extensions = req.extensions_mut();
+                extensions.insert(Rc::clone(&decided_on));
                 extensions.insert(admitted.identity().clone());
                 if let Identity::Authenticated(principal) = admitted.identity() {
                     extensions.insert(std::sync::Arc::clone(principal));
@@ -117,7 +119,7 @@ where
                 Ok(response) => response,
                 Err(error) => {
                     // actix turns the error into a response later; record what the client gets.
-                    let status = error.as_response_error().status_code().as_u16();
+                    let status = error.error_response().status().as_u16();
                     completion.finish(status).await.map_err(Rejection)?;
                     return Err(error);
                 }
@@ -129,7 +131,7 @@ where
             // on a scope, a request for the scope's own path looks routed to the middleware, but
             // actix has not yet chosen among the scope's resources.)
             let decided = admitted.admission().route();
-            let served = match served(response.request(), decided) {
+            let served = match served(response.request(), decided, &decided_on) {
                 Served::Decided => None,
                 Served::Other(route) => Some(route),
                 // A default service's refusal (no resource took the request) passes.
@@ -197,11 +199,43 @@ pub(crate) enum Served {
     NoResource,
 }
 
-/// What served `req` (once actix has routed it), against the `decided` route.
-pub(crate) fn served(req: &HttpRequest, decided: Option<&str>) -> Served {
+/// The path and parameters a request was decided on, kept for the check after routing.
+#[derive(Debug)]
+pub(crate) struct DecidedOn {
+    path: String,
+    params: Vec<(String, String)>,
+}
+
+impl DecidedOn {
+    fn of(facts: &RequestFacts) -> Self {
+        DecidedOn {
+            path: facts.path().to_owned(),
+            params: facts.params().to_vec(),
+        }
+    }
+}
+
+/// What served `req` (once actix has routed it), against the `decided` route and what it was
+/// decided on.
+pub(crate) fn served(req: &HttpRequest, decided: Option<&str>, on: &DecidedOn) -> Served {
     // A resource takes the whole path; a default service leaves part of it unmatched.
     if !req.match_info().unprocessed().is_empty() {
         return Served::NoResource;
+    }
+    // A middleware inside this one may have rewritten the path (`NormalizePath`), and a default
+    // service reached through a scope takes the whole path while actix names the route it
+    // guessed from the path (`match_pattern` falls back to the resource map when no resource
+    // matched): the path and the parameters the handler gets must be the ones decided on.
+    let same_params = {
+        let mut served = req.match_info().iter();
+        on.params.iter().all(|(name, value)| {
+            served.next().is_some_and(|(n, raw)| {
+                n == name && percent_encoding::percent_decode_str(raw).decode_utf8_lossy() == *value
+            })
+        }) && served.next().is_none()
+    };
+    if req.path() != on.path || !same_params {
+        return Served::Other(format!("{} with other parameters", req.path()));
     }
     match req.match_pattern() {
         Some(route) if Some(route.as_str()) != decided => Served::Other(route),
@@ -215,6 +249,8 @@ pub(crate) fn served(req: &HttpRequest, decided: Option<&str>) -> Served {
 struct Patterns(Rc<RefCell<HashMap<String, Rc<ResourceDef>>>>);
 
 impl Patterns {
+    /// The compiled `pattern`, which must have passed [`parameter_names`] (actix's compiler
+    /// panics on a repeated parameter name or too many of them).
     fn get(&self, pattern: &str) -> Rc<ResourceDef> {
         if let Some(def) = self.0.borrow().get(pattern) {
             return Rc::clone(def);
@@ -225,6 +261,44 @@ impl Patterns {
             .insert(pattern.to_owned(), Rc::clone(&def));
         def
     }
+}
+
+/// Most dynamic segments actix compiles in one pattern (`actix_router::MAX_DYNAMIC_SEGMENTS`).
+const MAX_DYNAMIC_SEGMENTS: usize = 16;
+
+/// The names of `pattern`'s parameters (`{name}`, `{name:regex}`, `{name}*`), in order; `None`
+/// when actix could not compile it as one pattern: a name repeated (scopes may each use
+/// `{id}`), more than [`MAX_DYNAMIC_SEGMENTS`] of them, or unbalanced braces.
+fn parameter_names(pattern: &str) -> Option<Vec<&str>> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let after = rest.get(open + 1..)?;
+        // The name ends at `:` or `}`; a regex may hold balanced braces of its own.
+        let end = after.find([':', '}'])?;
+        let name = after.get(..end)?;
+        let mut depth = 1usize;
+        let mut close = None;
+        for (i, c) in after.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if names.contains(&name) {
+            return None;
+        }
+        names.push(name);
+        rest = after.get(close? + 1..)?;
+    }
+    (names.len() <= MAX_DYNAMIC_SEGMENTS).then_some(names)
 }
 
 /// Translates the request into [`RequestFacts`].
@@ -258,6 +332,16 @@ fn facts_of(
         let Some(pattern) = req.match_pattern() else {
             return Ok(facts);
         };
+        // actix names a resource by its first pattern: a resource of several patterns matched
+        // by another one has parameters its name does not declare. Never decide without them.
+        let declared = parameter_names(&pattern);
+        let matched: Vec<&str> = req.match_info().iter().map(|(name, _)| name).collect();
+        if declared.as_deref() != Some(matched.as_slice()) {
+            return Ok(facts.with_matched_route(pattern).with_malformed(
+                "the route's parameters cannot be read: a resource of several patterns, or a \
+                 parameter name repeated across scopes, cannot be decided on",
+            ));
+        }
         (pattern, req.match_info())
     } else {
         // Installed on the app, it runs before actix routes: find the route as actix's router
@@ -268,17 +352,21 @@ fn facts_of(
             return Ok(facts);
         };
         let mut path = Path::new(url);
-        if !patterns.get(&pattern).capture_match_info(&mut path) && pattern.contains('{') {
-            // A resource of several patterns: the map names its first, which this path does
-            // not match, so its parameters cannot be read. Never decide without them: refused
-            // (and recorded) by the guard. Installed on the resource, the middleware reads
-            // actix's own match instead.
+        // The map names a resource by its first pattern. When this path does not match it, the
+        // path was matched by another pattern of the resource (whose parameters cannot be read
+        // here) or by a service mounted on a prefix (`actix_files::Files`), which cannot be
+        // told apart before routing. Never decide on a guess: refused (and recorded) by the
+        // guard. So is a pattern joined from scopes that repeat a parameter name, which actix
+        // routes but cannot compile as one. Installed on each resource, the middleware reads
+        // actix's own match instead.
+        let compiled = parameter_names(&pattern).map(|_| patterns.get(&pattern));
+        if !compiled.is_some_and(|def| def.capture_match_info(&mut path)) {
             return Ok(facts.with_matched_route(pattern).with_malformed(
-                "the route's parameters cannot be read: wrap a resource of several patterns \
-                 with Resource::wrap",
+                "the route cannot be decided before actix routes it: wrap a resource of several \
+                 patterns, a prefix service or scopes repeating a parameter name with \
+                 Resource::wrap",
             ));
         }
-        // (A static pattern has no parameters: its other patterns are its aliases.)
         guessed = path;
         (pattern, &guessed)
     };
@@ -298,4 +386,36 @@ fn facts_of(
         facts = facts.with_param(name, value);
     }
     Ok(facts.with_matched_route(pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_names_are_read_as_actix_compiles_them() {
+        assert_eq!(parameter_names("/health"), Some(vec![]));
+        assert_eq!(
+            parameter_names(r"/docs/{id}/v/{n:\d{3}}/{tail}*"),
+            Some(vec!["id", "n", "tail"])
+        );
+        // Scopes each naming `{id}`: actix routes them, but cannot compile the joined pattern.
+        assert_eq!(parameter_names("/users/{id}/docs/{id}"), None);
+        let many: String = (0..17).map(|i| format!("/{{p{i}}}")).collect();
+        assert_eq!(parameter_names(&many), None);
+        assert_eq!(
+            parameter_names(&many[..many.len() - 6]).map(|n| n.len()),
+            Some(16)
+        );
+        assert_eq!(parameter_names("/docs/{id"), None);
+        // Every name accepted here compiles.
+        for pattern in [
+            "/health",
+            r"/docs/{id}/v/{n:\d{3}}/{tail}*",
+            &many[..many.len() - 6],
+        ] {
+            assert!(parameter_names(pattern).is_some());
+            let _ = ResourceDef::new(pattern);
+        }
+    }
 }

@@ -93,6 +93,7 @@ impl Policy for Rules {
 }
 
 mod actix_app;
+mod actix_misroutes;
 mod actix_routing;
 mod axum_app;
 

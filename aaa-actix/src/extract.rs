@@ -1,9 +1,11 @@
 use std::{
     fmt,
-    future::{Ready, ready},
+    future::{Future, Ready, ready},
     ops::Deref,
+    pin::Pin,
     rc::Rc,
     sync::Arc,
+    task::{Context, Poll},
 };
 
 use aaa_core::{Action, Admitted, Evaluation, Identity, Principal, Resource};
@@ -101,10 +103,56 @@ impl Deref for Authenticated {
 
 impl FromRequest for Authenticated {
     type Error = Rejection;
-    type Future = Ready<Result<Self, Rejection>>;
+    type Future = AuthenticatedFuture;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(admitted(req).and_then(|a| Ok(Authenticated(a.principal()?))))
+        let admitted = match admitted(req) {
+            Ok(admitted) => admitted,
+            Err(rejection) => return AuthenticatedFuture::Ready(Some(Err(rejection))),
+        };
+        match admitted.identity() {
+            Identity::Authenticated(principal) => {
+                AuthenticatedFuture::Ready(Some(Ok(Authenticated(Arc::clone(principal)))))
+            }
+            // An anonymous caller's 401 is recorded, like every refusal.
+            Identity::Anonymous => AuthenticatedFuture::Refusing(Box::pin(async move {
+                Ok(Authenticated(admitted.require_principal().await?))
+            })),
+        }
+    }
+}
+
+/// The future of the [`Authenticated`] extractor: ready at once, except for an anonymous caller,
+/// whose refusal is recorded first.
+#[doc(hidden)]
+pub enum AuthenticatedFuture {
+    /// The principal, or the refusal (taken when polled).
+    Ready(Option<Result<Authenticated, Rejection>>),
+    /// Recording an anonymous caller's refusal.
+    Refusing(Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>>>>),
+}
+
+impl fmt::Debug for AuthenticatedFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthenticatedFuture::Ready(_) => "AuthenticatedFuture::Ready",
+            AuthenticatedFuture::Refusing(_) => "AuthenticatedFuture::Refusing",
+        })
+    }
+}
+
+impl Future for AuthenticatedFuture {
+    type Output = Result<Authenticated, Rejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            AuthenticatedFuture::Ready(ready) => Poll::Ready(ready.take().unwrap_or_else(|| {
+                Err(Rejection(aaa_core::http::Rejection::unavailable(
+                    "the extractor was polled after it completed",
+                )))
+            })),
+            AuthenticatedFuture::Refusing(refusing) => refusing.as_mut().poll(cx),
+        }
     }
 }
 

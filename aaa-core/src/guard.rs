@@ -97,6 +97,21 @@ impl Admitted {
         }
     }
 
+    /// The authenticated principal, for a handler that requires one: an anonymous caller (on a
+    /// route the policy lets anonymous callers reach) is refused with 401 and the refusal is
+    /// recorded as a denial, like every refusal (the extractors use this).
+    ///
+    /// # Errors
+    ///
+    /// A 401 [`Rejection`] for an anonymous caller (503 when its refusal cannot be recorded in
+    /// strict audit mode).
+    pub async fn require_principal(&self) -> Result<Arc<Principal>, Rejection> {
+        match &self.admission.identity {
+            Identity::Authenticated(p) => Ok(Arc::clone(p)),
+            Identity::Anonymous => Err(self.guard.refuse_anonymous_caller(&self.admission).await),
+        }
+    }
+
     /// Decides, at handler level, `action` on a resource the handler has loaded; audited like
     /// the guard's own decisions. See [`Guard::authorize`].
     ///
@@ -510,7 +525,18 @@ impl Guard {
             target.clone(),
             request.clone(),
         );
-        let receipt = match self.record(event).await {
+        // The sink takes the allow at once; should this future be dropped while the record is
+        // made durable (the client went away), the request is recorded as abandoned.
+        let abandoned = evaluation.is_allowed().then(|| Abandoned {
+            guard: self,
+            started,
+            actor: &actor,
+            target: &target,
+            request: &request,
+        });
+        let recorded = self.record(event).await;
+        std::mem::forget(abandoned);
+        let receipt = match recorded {
             Ok(receipt) => receipt,
             Err(rejection) => return self.reject(rejection),
         };
@@ -588,10 +614,14 @@ impl Guard {
 
     /// Records a completion without waiting: what [`Completion`] does when dropped.
     fn complete_detached(&self, admission: &Admission, status: u16) {
+        self.record_detached(self.completion_event(admission, status));
+    }
+
+    /// Hands `event` to the sink without waiting for it.
+    fn record_detached(&self, event: AuditEvent) {
         let Some(sink) = self.inner.audit.clone() else {
             return;
         };
-        let event = self.completion_event(admission, status);
         let mut record = Box::pin(async move {
             if sink.record(event).await.is_err() {
                 tracing::warn!(target: "aaa::audit", "the completion of an abandoned request was not recorded");
@@ -611,10 +641,25 @@ impl Guard {
     }
 
     fn completion_event(&self, admission: &Admission, status: u16) -> AuditEvent {
+        self.completion_event_of(
+            admission.started,
+            &admission.actor,
+            &admission.target,
+            &admission.request,
+            status,
+        )
+    }
+
+    fn completion_event_of(
+        &self,
+        started: Timestamp,
+        actor: &Option<Arc<Actor>>,
+        target: &Arc<Target>,
+        request: &Arc<RequestInfo>,
+        status: u16,
+    ) -> AuditEvent {
         let now = self.inner.clock.now();
-        let latency = now
-            .unix_micros()
-            .saturating_sub(admission.started.unix_micros());
+        let latency = now.unix_micros().saturating_sub(started.unix_micros());
         let mut event = AuditEvent::new(
             now,
             EventKind::RequestCompleted {
@@ -622,9 +667,9 @@ impl Guard {
                 latency_us: u64::try_from(latency).unwrap_or(0),
             },
         );
-        event.actor.clone_from(&admission.actor);
-        event.target = Some(admission.target.clone());
-        event.request = Some(admission.request.clone());
+        event.actor.clone_from(actor);
+        event.target = Some(target.clone());
+        event.request = Some(request.clone());
         event
     }
 
@@ -645,6 +690,22 @@ impl Guard {
                 Some(resource),
                 admission.route.clone(),
             )),
+            admission.request.clone(),
+        );
+        match self.record(event).await {
+            Ok(_) => self.rejection(Rejection::missing_credentials()),
+            Err(rejection) => self.rejection(rejection),
+        }
+    }
+
+    /// Refuses an anonymous caller a handler that requires a principal with 401, recorded as a
+    /// denial of the request's own action and resource (or 503 when it cannot be recorded).
+    async fn refuse_anonymous_caller(&self, admission: &Admission) -> Rejection {
+        let event = decision_event(
+            self.inner.clock.now(),
+            &Evaluation::not_permitted(),
+            None,
+            admission.target.clone(),
             admission.request.clone(),
         );
         match self.record(event).await {
@@ -692,6 +753,31 @@ impl Guard {
         let rejection = self.rejection(rejection);
         trace!(target: "aaa::rejection", status = rejection.status().as_u16(), kind = rejection.kind().code(), "request rejected");
         Outcome::Reject(rejection)
+    }
+}
+
+/// Armed while an allowed decision is being recorded: dropped there (the check's future was
+/// dropped, because the client went away), it records the request as abandoned (499), as
+/// [`Completion`] does once the request is admitted. Forgotten once the record is made.
+struct Abandoned<'a> {
+    guard: &'a Guard,
+    started: Timestamp,
+    actor: &'a Option<Arc<Actor>>,
+    target: &'a Arc<Target>,
+    request: &'a Arc<RequestInfo>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        let status = if std::thread::panicking() { 500 } else { 499 };
+        let event = self.guard.completion_event_of(
+            self.started,
+            self.actor,
+            self.target,
+            self.request,
+            status,
+        );
+        self.guard.record_detached(event);
     }
 }
 

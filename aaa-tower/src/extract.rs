@@ -64,7 +64,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Authenticated(admitted(parts)?.principal()?))
+        // An anonymous caller's 401 is recorded, like every refusal.
+        let admitted = admitted(parts)?.clone();
+        Ok(Authenticated(admitted.require_principal().await?))
     }
 }
 

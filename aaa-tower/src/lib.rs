@@ -43,9 +43,19 @@
 //! request extensions before the layer runs.
 //!
 //! A request that matches no route is answered 404 by the layer, never passed on unchecked. With
-//! `Router::layer` the layer also wraps the router's fallback, so a fallback of your own is not
-//! reached; install with `Router::route_layer` to keep it (it then runs without the layer, so it
-//! must serve nothing that needs protecting).
+//! `Router::layer` the layer also wraps the router's fallback (one set before the layer), so a
+//! fallback of your own is not reached; install with `Router::route_layer` to keep it (it then
+//! runs without the layer, so it must serve nothing that needs protecting).
+//!
+//! As with every axum layer, it wraps only what the router holds when it is added: **a route, a
+//! method of an existing path** (`.route("/docs/{id}", delete(..))`), a `merge` or a fallback
+//! added after `.layer(AaaLayer::new(..))` runs without it, unchecked and unrecorded, even on a
+//! path that looks protected. Add the layer last.
+//!
+//! The completion record carries the status the handler answered. A layer outside `AaaLayer`
+//! that answers by itself (a timeout's 408, a load shedder's 503) drops the request inside, which
+//! is then recorded as abandoned (499, as when the client goes away): add such layers before
+//! `AaaLayer` (inside it) to have their status recorded.
 #![deny(missing_docs)]
 
 mod future;

@@ -103,10 +103,12 @@ impl RequestFacts {
         self
     }
 
-    /// Sets the peer's socket address.
+    /// Sets the peer's socket address. An IPv4 client of a dual-stack listener (`[::]`) arrives
+    /// as an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`): it is kept as the IPv4 address it is,
+    /// so that policies' IPv4 ranges, trusted proxies and audit records see it as such.
     #[must_use]
     pub fn with_peer(mut self, peer: SocketAddr) -> Self {
-        self.peer = Some(peer);
+        self.peer = Some(SocketAddr::new(peer.ip().to_canonical(), peer.port()));
         self
     }
 
@@ -193,6 +195,18 @@ impl fmt::Debug for RequestFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv4_mapped_peer_is_its_ipv4_address() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        let facts = RequestFacts::new(Method::GET, "/").with_peer(mapped);
+        assert_eq!(facts.peer(), Some("127.0.0.1:4000".parse().unwrap()));
+        let v6: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
+        assert_eq!(
+            RequestFacts::new(Method::GET, "/").with_peer(v6).peer(),
+            Some(v6)
+        );
+    }
 
     #[test]
     fn debug_never_shows_header_values() {

@@ -57,6 +57,11 @@ fn routes(cfg: &mut web::ServiceConfig, hits: Arc<AtomicUsize>) {
     .route(
         "/unmapped",
         web::get().to(|| async { "should never be served" }),
+    )
+    // Public, but the handler requires a caller.
+    .route(
+        "/whoami",
+        web::get().to(|who: Authenticated| async move { who.id.clone() }),
     );
 }
 

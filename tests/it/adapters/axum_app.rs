@@ -54,6 +54,11 @@ pub(crate) async fn start() -> Server {
             }),
         )
         .route("/unmapped", get(|| async { "should never be served" }))
+        // Public, but the handler requires a caller.
+        .route(
+            "/whoami",
+            get(|who: Authenticated| async move { who.id.clone() }),
+        )
         .layer(AaaLayer::new(guard(audit.clone())).audit_receipt_header(true))
         .route(
             "/outside",

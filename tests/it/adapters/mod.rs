@@ -61,7 +61,7 @@ impl Policy for Rules {
         };
         match facts.matched_route() {
             // `/{file:.*}`: public files (only the actix routing tests register it).
-            Some("/health" | "/{file:.*}") => RouteBinding::Public,
+            Some("/health" | "/whoami" | "/{file:.*}") => RouteBinding::Public,
             Some("/docs/{id}") => protected(
                 "read",
                 Resource::new("Document").with_id(facts.param("id").unwrap_or_default()),
@@ -96,6 +96,7 @@ mod actix_app;
 mod actix_misroutes;
 mod actix_routing;
 mod axum_app;
+mod axum_edges;
 
 /// What `/health` adds to its answer when asked with `X-Echo`: the headers the handler sees after
 /// the layer (the tower adapter lends them to the guard and puts them back).
@@ -269,6 +270,22 @@ async fn extractors_on(s: &Server) {
         r.body, "ok ann echo=hi authorization=Bearer good-ann",
         "headers reach the handler"
     );
+    // A public route whose handler requires a caller: an anonymous caller's 401 is recorded as
+    // a denial, like every refusal.
+    let r = send(s.addr, "GET", "/whoami", &ann).await;
+    assert_eq!(r.body, "ann");
+    let before = s.audit.events().len();
+    let r = send(s.addr, "GET", "/whoami", &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let kinds: Vec<String> = s.audit.events()[before..]
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Authorization { decision, .. } => format!("{decision:?}"),
+            EventKind::RequestCompleted { status, .. } => status.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["Allow", "Deny", "401"]);
     // Outside the layer, the extractor says the layer is missing.
     if s.has_outside {
         let r = send(s.addr, "GET", "/outside", &[]).await;

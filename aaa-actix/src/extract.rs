@@ -1,11 +1,9 @@
 use std::{
     fmt,
-    future::{Future, Ready, ready},
+    future::{Ready, ready},
     ops::Deref,
-    pin::Pin,
     rc::Rc,
     sync::Arc,
-    task::{Context, Poll},
 };
 
 use aaa_core::{Action, Admitted, Evaluation, Identity, Principal, Resource};
@@ -103,58 +101,24 @@ impl Deref for Authenticated {
 
 impl FromRequest for Authenticated {
     type Error = Rejection;
-    type Future = AuthenticatedFuture;
+    type Future = Ready<Result<Self, Rejection>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let admitted = match admitted(req) {
-            Ok(admitted) => admitted,
-            Err(rejection) => return AuthenticatedFuture::Ready(Some(Err(rejection))),
-        };
-        match admitted.identity() {
-            Identity::Authenticated(principal) => {
-                AuthenticatedFuture::Ready(Some(Ok(Authenticated(Arc::clone(principal)))))
+        ready(admitted(req).and_then(|a| match a.principal() {
+            Ok(principal) => Ok(Authenticated(principal)),
+            Err(rejection) => {
+                // actix's `Option<Authenticated>` turns this refusal into `None`: the middleware
+                // records it only if the 401 is what the client gets.
+                req.extensions_mut().insert(AnonymousRefused);
+                Err(Rejection(rejection))
             }
-            // An anonymous caller's 401 is recorded, like every refusal.
-            Identity::Anonymous => AuthenticatedFuture::Refusing(Box::pin(async move {
-                Ok(Authenticated(admitted.require_principal().await?))
-            })),
-        }
+        }))
     }
 }
 
-/// The future of the [`Authenticated`] extractor: ready at once, except for an anonymous caller,
-/// whose refusal is recorded first.
-#[doc(hidden)]
-pub enum AuthenticatedFuture {
-    /// The principal, or the refusal (taken when polled).
-    Ready(Option<Result<Authenticated, Rejection>>),
-    /// Recording an anonymous caller's refusal.
-    Refusing(Pin<Box<dyn Future<Output = Result<Authenticated, Rejection>>>>),
-}
-
-impl fmt::Debug for AuthenticatedFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthenticatedFuture::Ready(_) => "AuthenticatedFuture::Ready",
-            AuthenticatedFuture::Refusing(_) => "AuthenticatedFuture::Refusing",
-        })
-    }
-}
-
-impl Future for AuthenticatedFuture {
-    type Output = Result<Authenticated, Rejection>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            AuthenticatedFuture::Ready(ready) => Poll::Ready(ready.take().unwrap_or_else(|| {
-                Err(Rejection(aaa_core::http::Rejection::unavailable(
-                    "the extractor was polled after it completed",
-                )))
-            })),
-            AuthenticatedFuture::Refusing(refusing) => refusing.as_mut().poll(cx),
-        }
-    }
-}
+/// Left in the request by the [`Authenticated`] extractor when it refuses an anonymous caller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnonymousRefused;
 
 /// Handler-level authorization on a loaded resource, with the same policy as the middleware and
 /// audited like its decisions.

@@ -157,6 +157,24 @@ where
                 }
                 None => response,
             };
+            // The `Authenticated` extractor refused an anonymous caller, and the 401 is what the
+            // client gets (not turned into `None` by `Option<Authenticated>`): recorded as a
+            // denial, like every refusal.
+            if response.status() == actix_web::http::StatusCode::UNAUTHORIZED
+                && response
+                    .request()
+                    .extensions()
+                    .contains::<crate::extract::AnonymousRefused>()
+                && let Err(rejection) = admitted.require_principal().await
+                && rejection.status() != http::StatusCode::UNAUTHORIZED
+            {
+                // The refusal could not be recorded (strict audit mode): fail closed.
+                let status = rejection.status().as_u16();
+                completion.finish(status).await.map_err(Rejection)?;
+                let (request, _) = response.into_parts();
+                let body = Rejection(rejection).response();
+                return Ok(ServiceResponse::new(request, body).map_into_right_body());
+            }
             if receipt_header
                 && let Some(value) = admitted
                     .admission()

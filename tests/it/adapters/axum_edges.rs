@@ -59,14 +59,7 @@ fn kinds(events: &[AuditEvent]) -> Vec<String> {
 async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    super::serve_axum(listener, app);
     addr
 }
 
@@ -245,14 +238,7 @@ id = "id"
         return;
     };
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    super::serve_axum(listener, app);
     let r = send(
         SocketAddr::from(([127, 0, 0, 1], port)),
         "GET",

@@ -92,6 +92,18 @@ impl Policy for Rules {
     }
 }
 
+/// Serves `app` on `listener` (with the peer's address known to the layer).
+pub(super) fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+}
+
 mod actix_app;
 mod actix_misroutes;
 mod actix_routing;

@@ -102,7 +102,9 @@ where
                 Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
                 Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
-            let decided_on = Rc::new(DecidedOn::of(&facts));
+            // What it was decided on, for the check once actix has routed (moved, not copied;
+            // the copy of the headers, credentials included, is not kept).
+            let decided_on = Rc::new(DecidedOn(facts.with_headers(http::HeaderMap::new())));
             {
                 let mut extensions = req.extensions_mut();
                 extensions.insert(Rc::clone(&decided_on));
@@ -217,21 +219,10 @@ pub(crate) enum Served {
     NoResource,
 }
 
-/// The path and parameters a request was decided on, kept for the check after routing.
+/// The facts a request was decided on (its path and parameters), kept for the check after
+/// routing.
 #[derive(Debug)]
-pub(crate) struct DecidedOn {
-    path: String,
-    params: Vec<(String, String)>,
-}
-
-impl DecidedOn {
-    fn of(facts: &RequestFacts) -> Self {
-        DecidedOn {
-            path: facts.path().to_owned(),
-            params: facts.params().to_vec(),
-        }
-    }
-}
+pub(crate) struct DecidedOn(RequestFacts);
 
 /// What served `req` (once actix has routed it), against the `decided` route and what it was
 /// decided on.
@@ -246,13 +237,13 @@ pub(crate) fn served(req: &HttpRequest, decided: Option<&str>, on: &DecidedOn) -
     // matched): the path and the parameters the handler gets must be the ones decided on.
     let same_params = {
         let mut served = req.match_info().iter();
-        on.params.iter().all(|(name, value)| {
+        on.0.params().iter().all(|(name, value)| {
             served.next().is_some_and(|(n, raw)| {
                 n == name && percent_encoding::percent_decode_str(raw).decode_utf8_lossy() == *value
             })
         }) && served.next().is_none()
     };
-    if req.path() != on.path || !same_params {
+    if req.path() != on.0.path() || !same_params {
         return Served::Other(format!("{} with other parameters", req.path()));
     }
     match req.match_pattern() {

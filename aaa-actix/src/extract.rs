@@ -104,21 +104,11 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, Rejection>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(admitted(req).and_then(|a| match a.principal() {
-            Ok(principal) => Ok(Authenticated(principal)),
-            Err(rejection) => {
-                // actix's `Option<Authenticated>` turns this refusal into `None`: the middleware
-                // records it only if the 401 is what the client gets.
-                req.extensions_mut().insert(AnonymousRefused);
-                Err(Rejection(rejection))
-            }
-        }))
+        // An anonymous caller's 401, if it is the answer (actix's `Option<Authenticated>` turns
+        // the refusal into `None`), is recorded with the completion.
+        ready(admitted(req).and_then(|a| Ok(Authenticated(a.require_principal()?))))
     }
 }
-
-/// Left in the request by the [`Authenticated`] extractor when it refuses an anonymous caller.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AnonymousRefused;
 
 /// Handler-level authorization on a loaded resource, with the same policy as the middleware and
 /// audited like its decisions.

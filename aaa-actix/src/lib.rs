@@ -54,8 +54,10 @@
 //!   middleware replaces the answer with a 500 and records that status (a default service's own
 //!   404 or 405 passes). **But a handler that uses neither extractor has already run** when the
 //!   middleware sees what actix served: its answer is withheld, its side effects are not.
-//! - One case stays invisible: a route without parameters and a scope's default service on the
-//!   same path (actix names the route for a request no resource matched).
+//! - One case stays invisible: a route whose parameters are only its scope's (or none) and that
+//!   scope's default service on the same path (`/t/{tenant}` beside
+//!   `web::scope("/t/{tenant}").default_service(..)`): actix names the route for a request no
+//!   resource matched, and the path and parameters agree.
 //! - A resource of several patterns (`web::resource(["/a/{id}", "/b/{id}"])`, static aliases
 //!   included) is decided on its first pattern only, and a service mounted on a prefix
 //!   (`actix_files::Files`) not at all: other paths are refused (400, recorded) before anything

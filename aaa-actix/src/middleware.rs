@@ -120,10 +120,20 @@ where
             let response = match service.call(req).await {
                 Ok(response) => response,
                 Err(error) => {
-                    // actix turns the error into a response later; record what the client gets.
-                    let status = error.error_response().status().as_u16();
-                    completion.finish(status).await.map_err(Rejection)?;
-                    return Err(error);
+                    // actix turns the error into the client's response later, with
+                    // `error_response()`, which may hand over a response the error holds
+                    // (`InternalError::from_response`) once only: take that response now, record
+                    // its status, and pass on an error that answers with it.
+                    let answer = error.error_response();
+                    completion
+                        .finish(answer.status().as_u16())
+                        .await
+                        .map_err(Rejection)?;
+                    return Err(actix_web::error::InternalError::from_response(
+                        error.to_string(),
+                        answer,
+                    )
+                    .into());
                 }
             };
             // Installed on the app, the guard decided before actix routed, on the route actix's
@@ -159,24 +169,6 @@ where
                 }
                 None => response,
             };
-            // The `Authenticated` extractor refused an anonymous caller, and the 401 is what the
-            // client gets (not turned into `None` by `Option<Authenticated>`): recorded as a
-            // denial, like every refusal.
-            if response.status() == actix_web::http::StatusCode::UNAUTHORIZED
-                && response
-                    .request()
-                    .extensions()
-                    .contains::<crate::extract::AnonymousRefused>()
-                && let Err(rejection) = admitted.require_principal().await
-                && rejection.status() != http::StatusCode::UNAUTHORIZED
-            {
-                // The refusal could not be recorded (strict audit mode): fail closed.
-                let status = rejection.status().as_u16();
-                completion.finish(status).await.map_err(Rejection)?;
-                let (request, _) = response.into_parts();
-                let body = Rejection(rejection).response();
-                return Ok(ServiceResponse::new(request, body).map_into_right_body());
-            }
             if receipt_header
                 && let Some(value) = admitted
                     .admission()

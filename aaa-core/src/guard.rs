@@ -48,6 +48,54 @@ pub struct Admission {
     /// The actor and target of the decision event, shared with the completion event.
     actor: Option<Arc<Actor>>,
     target: Arc<Target>,
+    /// Whether a handler refused the caller for being anonymous, and whether that is recorded.
+    anonymous_refusal: AnonymousRefusal,
+}
+
+/// A handler's refusal of an anonymous caller: none, pending (an extractor refused; recorded if
+/// the 401 is the answer), or recorded (once per request).
+#[derive(Debug, Default)]
+struct AnonymousRefusal(std::sync::atomic::AtomicU8);
+
+impl AnonymousRefusal {
+    const PENDING: u8 = 1;
+    const RECORDED: u8 = 2;
+
+    fn mark_pending(&self) {
+        let _ = self.0.compare_exchange(
+            0,
+            Self::PENDING,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
+    }
+
+    /// Marks it recorded; whether it was not before (so the caller records it now).
+    fn record_now(&self) -> bool {
+        self.0
+            .swap(Self::RECORDED, std::sync::atomic::Ordering::AcqRel)
+            != Self::RECORDED
+    }
+
+    /// Marks a pending refusal recorded; whether it was pending.
+    fn take_pending(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::RECORDED,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
+impl Clone for AnonymousRefusal {
+    fn clone(&self) -> Self {
+        AnonymousRefusal(std::sync::atomic::AtomicU8::new(
+            self.0.load(std::sync::atomic::Ordering::Acquire),
+        ))
+    }
 }
 
 /// An admitted request, as adapters leave it in the request for extractors: the guard and the
@@ -97,19 +145,21 @@ impl Admitted {
         }
     }
 
-    /// The authenticated principal, for a handler that requires one: an anonymous caller (on a
-    /// route the policy lets anonymous callers reach) is refused with 401 and the refusal is
-    /// recorded as a denial, like every refusal (the extractors use this).
+    /// The authenticated principal, for a handler that requires one (the `Authenticated`
+    /// extractors use this). An anonymous caller (on a route the policy lets anonymous callers
+    /// reach) is refused with 401; when that 401 is the request's answer, the refusal is recorded
+    /// as a denial with the completion, like every refusal (and not when the handler serves the
+    /// request anyway, as with `Option<Authenticated>`).
     ///
     /// # Errors
     ///
-    /// A 401 [`Rejection`] for an anonymous caller (503 when its refusal cannot be recorded in
-    /// strict audit mode).
-    pub async fn require_principal(&self) -> Result<Arc<Principal>, Rejection> {
-        match &self.admission.identity {
-            Identity::Authenticated(p) => Ok(Arc::clone(p)),
-            Identity::Anonymous => Err(self.guard.refuse_anonymous_caller(&self.admission).await),
+    /// A 401 [`Rejection`] (with the guard's realm) for an anonymous caller.
+    pub fn require_principal(&self) -> Result<Arc<Principal>, Rejection> {
+        let principal = self.principal();
+        if principal.is_err() {
+            self.admission.anonymous_refusal.mark_pending();
         }
+        principal
     }
 
     /// Decides, at handler level, `action` on a resource the handler has loaded; audited like
@@ -554,6 +604,7 @@ impl Guard {
             route,
             actor,
             target,
+            anonymous_refusal: AnonymousRefusal::default(),
         }))
     }
 
@@ -607,6 +658,10 @@ impl Guard {
     /// The 503 [`Rejection`] when the event cannot be recorded in strict audit mode. By then the
     /// handler has run; the adapter decides whether to replace its response.
     pub async fn complete(&self, admission: &Admission, status: u16) -> Result<(), Rejection> {
+        if status == 401 && admission.anonymous_refusal.take_pending() {
+            // An extractor refused the anonymous caller, and its 401 is the answer.
+            self.record(self.anonymous_refusal_event(admission)).await?;
+        }
         self.record(self.completion_event(admission, status))
             .await
             .map(|_| ())
@@ -681,6 +736,10 @@ impl Guard {
         action: &Action,
         resource: &Resource,
     ) -> Rejection {
+        if !admission.anonymous_refusal.record_now() {
+            // One anonymous refusal is recorded once per request.
+            return self.rejection(Rejection::missing_credentials());
+        }
         let event = decision_event(
             self.inner.clock.now(),
             &Evaluation::not_permitted(),
@@ -698,20 +757,16 @@ impl Guard {
         }
     }
 
-    /// Refuses an anonymous caller a handler that requires a principal with 401, recorded as a
-    /// denial of the request's own action and resource (or 503 when it cannot be recorded).
-    async fn refuse_anonymous_caller(&self, admission: &Admission) -> Rejection {
-        let event = decision_event(
+    /// The denial of an anonymous caller by a handler that requires a principal: the request's
+    /// own action and resource.
+    fn anonymous_refusal_event(&self, admission: &Admission) -> AuditEvent {
+        decision_event(
             self.inner.clock.now(),
             &Evaluation::not_permitted(),
             None,
             admission.target.clone(),
             admission.request.clone(),
-        );
-        match self.record(event).await {
-            Ok(_) => self.rejection(Rejection::missing_credentials()),
-            Err(rejection) => self.rejection(rejection),
-        }
+        )
     }
 
     /// Records a refusal, then refuses with `rejection` (or 503 when it cannot be recorded).

@@ -64,9 +64,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // An anonymous caller's 401 is recorded, like every refusal.
-        let admitted = admitted(parts)?.clone();
-        Ok(Authenticated(admitted.require_principal().await?))
+        // An anonymous caller's 401, if it is the answer, is recorded with the completion.
+        Ok(Authenticated(admitted(parts)?.require_principal()?))
     }
 }
 

@@ -69,7 +69,7 @@ async fn serve(app: Router) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_while_its_allow_is_made_durable_the_request_gets_a_completion() {
     let (open, gate) = tokio::sync::watch::channel(false);
-    let (taken, mut counted) = tokio::sync::watch::channel(0);
+    let (taken, counted) = tokio::sync::watch::channel(0);
     let sink = Arc::new(SlowDecisions {
         events: MemorySink::new(),
         open: gate,
@@ -100,10 +100,20 @@ async fn abandoned_while_its_allow_is_made_durable_the_request_gets_a_completion
         .await
         .unwrap();
     // The allow is in the log; its durable write is not acknowledged (the gate stays shut).
-    counted.wait_for(|n| *n >= 1).await.unwrap();
+    // (Bounded, so that a regression fails instead of hanging.)
+    let within = |n: usize| {
+        let mut counted = counted.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), counted.wait_for(|c| *c >= n))
+                .await
+                .expect("the records never came")
+                .map(|_| ())
+        }
+    };
+    within(1).await.unwrap();
     // The client goes away; the server drops the request, and with it the check.
     drop(client);
-    counted.wait_for(|n| *n >= 2).await.unwrap();
+    within(2).await.unwrap();
     assert_eq!(kinds(&sink.events.events()), ["authz Allow", "done 499"]);
     assert!(!handler_ran.load(std::sync::atomic::Ordering::SeqCst));
     drop(open);

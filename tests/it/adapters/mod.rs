@@ -107,6 +107,7 @@ pub(super) fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
 mod actix_app;
 mod actix_misroutes;
 mod actix_routing;
+mod anonymous_and_errors;
 mod axum_app;
 mod axum_edges;
 

@@ -8,12 +8,12 @@ use std::{fmt, sync::Arc};
 
 use aaa::{
     Action, Authorizer as Policy, Context, Evaluation, Guard, Identity, Resource, RouteBinding,
-    actix::{Aaa, Authenticated},
+    actix::Authenticated,
     audit::{EventKind, MemorySink},
     http::RequestFacts,
 };
 use actix_web::{
-    App, HttpResponse, HttpServer, ResponseError,
+    App, HttpResponse, ResponseError,
     dev::{AppService, HttpServiceFactory, ResourceDef, Service as _, ServiceRequest, fn_service},
     guard,
     middleware::{NormalizePath, TrailingSlash},
@@ -79,19 +79,7 @@ fn table_guard(audit: Arc<MemorySink>) -> Guard {
 macro_rules! serve {
     ($aaa:ident => $app:expr) => {{
         let audit = Arc::new(MemorySink::new());
-        let aaa = Aaa::new(table_guard(audit.clone()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = HttpServer::new(move || {
-            let $aaa = aaa.clone();
-            $app
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
+        let addr = serve_actix!(table_guard(audit.clone()), $aaa => $app);
         (addr, audit)
     }};
 }

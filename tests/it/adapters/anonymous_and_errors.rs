@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use aaa::{
     Resource,
-    actix::{Aaa, Authenticated, Authorizer},
+    actix::{Authenticated, Authorizer},
     audit::{EventKind, MemorySink},
 };
-use actix_web::{App, HttpResponse, HttpServer, dev::Service as _, guard, web};
+use actix_web::{App, HttpResponse, dev::Service as _, guard, web};
 
 use super::{completions, guard as rules_guard, send};
 
@@ -19,20 +19,7 @@ use super::{completions, guard as rules_guard, send};
 macro_rules! serve {
     ($aaa:ident => $app:expr) => {{
         let audit = Arc::new(MemorySink::new());
-        let aaa = Aaa::new(rules_guard(audit.clone()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = HttpServer::new(move || {
-            #[allow(unused_variables, reason = "one app does without the middleware")]
-            let $aaa = aaa.clone();
-            $app
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
+        let addr = serve_actix!(rules_guard(audit.clone()), $aaa => $app);
         (addr, audit)
     }};
 }
@@ -145,15 +132,16 @@ async fn one_anonymous_refusal_is_recorded_once() {
     assert_eq!(got, axum_got, "actix records the one refusal twice");
 }
 
-/// `/t/{tenant}`: a tenant's public page; anything else is unmapped (denied).
+/// Public: the one route named, or every matched route; anything else is unmapped (denied).
 #[derive(Debug)]
-struct TenantPages;
+struct PublicRoutes(Option<&'static str>);
 
-impl aaa::Authorizer for TenantPages {
+impl aaa::Authorizer for PublicRoutes {
     fn bind_route(&self, facts: &aaa::http::RequestFacts) -> aaa::RouteBinding {
-        match facts.matched_route() {
-            Some("/t/{tenant}") => aaa::RouteBinding::Public,
-            _ => aaa::RouteBinding::Unmapped,
+        match (facts.matched_route(), self.0) {
+            (Some(route), Some(public)) if route != public => aaa::RouteBinding::Unmapped,
+            (Some(_), _) => aaa::RouteBinding::Public,
+            (None, _) => aaa::RouteBinding::Unmapped,
         }
     }
 
@@ -166,6 +154,15 @@ impl aaa::Authorizer for TenantPages {
     ) -> aaa::Evaluation {
         aaa::Evaluation::not_permitted()
     }
+}
+
+fn public_guard(public: Option<&'static str>, audit: Arc<MemorySink>) -> aaa::Guard {
+    aaa::Guard::builder()
+        .authenticator(super::Bearer)
+        .policies(PublicRoutes(public))
+        .audit_arc(audit)
+        .build()
+        .unwrap()
 }
 
 /// The limit the crate's documentation states: wrapping the app, a route whose parameters are
@@ -177,39 +174,21 @@ impl aaa::Authorizer for TenantPages {
 async fn a_scope_default_service_behind_a_route_of_the_scope_s_parameters_is_the_documented_limit()
 {
     let audit = Arc::new(MemorySink::new());
-    let aaa = Aaa::new(
-        aaa::Guard::builder()
-            .authenticator(super::Bearer)
-            .policies(TenantPages)
-            .audit_arc(audit.clone())
-            .build()
-            .unwrap(),
-    );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
-        App::new()
-            // The public page, served to browsers only.
-            .service(
-                web::resource("/t/{tenant}")
-                    .guard(guard::Header("accept", "text/html"))
-                    .to(|| async { "tenant page" }),
-            )
-            // The tenant's console: every route in it unmapped, so refused; its default service
-            // must never serve an unchecked request.
-            .service(
-                web::scope("/t/{tenant}")
-                    .service(web::resource("/settings").to(|| async { "settings" }))
-                    .default_service(web::to(|| async { "tenant console" })),
-            )
-            .wrap(aaa.clone())
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    let addr = serve_actix!(public_guard(Some("/t/{tenant}"), audit.clone()), aaa => App::new()
+        // The public page, served to browsers only.
+        .service(
+            web::resource("/t/{tenant}")
+                .guard(guard::Header("accept", "text/html"))
+                .to(|| async { "tenant page" }),
+        )
+        // The tenant's console: every route in it unmapped, so refused; its default service
+        // should never serve an unchecked request.
+        .service(
+            web::scope("/t/{tenant}")
+                .service(web::resource("/settings").to(|| async { "settings" }))
+                .default_service(web::to(|| async { "tenant console" })),
+        )
+        .wrap(aaa));
     let page = send(addr, "GET", "/t/acme", &["accept: text/html"]).await;
     assert_eq!((page.status, page.body.as_str()), (200, "tenant page"));
     let r = send(addr, "GET", "/t/acme", &[]).await;
@@ -220,46 +199,13 @@ async fn a_scope_default_service_behind_a_route_of_the_scope_s_parameters_is_the
     assert!(!r.body.contains("tenant console"));
 }
 
-/// Every matched route public.
-#[derive(Debug)]
-struct AllPublic;
-
-impl aaa::Authorizer for AllPublic {
-    fn bind_route(&self, facts: &aaa::http::RequestFacts) -> aaa::RouteBinding {
-        match facts.matched_route() {
-            Some(_) => aaa::RouteBinding::Public,
-            None => aaa::RouteBinding::Unmapped,
-        }
-    }
-
-    fn authorize(
-        &self,
-        _: &aaa::Identity,
-        _: &aaa::Action,
-        _: &Resource,
-        _: &aaa::Context,
-    ) -> aaa::Evaluation {
-        aaa::Evaluation::not_permitted()
-    }
-}
-
 /// `Resource::wrap` on resources inside scopes, and the same wrapped like the app: a tail, a
 /// regex parameter, percent-encoded values and HEAD are all decided and served alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_inside_scopes_are_decided_on_what_the_handler_gets() {
     for per_resource in [true, false] {
         let audit = Arc::new(MemorySink::new());
-        let aaa = Aaa::new(
-            aaa::Guard::builder()
-                .authenticator(super::Bearer)
-                .policies(AllPublic)
-                .audit_arc(audit.clone())
-                .build()
-                .unwrap(),
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = HttpServer::new(move || {
+        let addr = serve_actix!(public_guard(None, audit.clone()), aaa => {
             let tail = web::resource("/{rest}*").to(|p: web::Path<(String, String)>| async move {
                 let (t, rest) = p.into_inner();
                 format!("tail {t} {rest}")
@@ -290,13 +236,7 @@ async fn routes_inside_scopes_are_decided_on_what_the_handler_gets() {
                     ),
                 )
             }
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
+        });
         for (method, path, want) in [
             ("GET", "/s/x%2Fy/a%20b/c%2Fd", "tail x/y a b/c/d"),
             ("GET", "/s/x/r/v/12ab", "re x 12ab"),

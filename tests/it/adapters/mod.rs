@@ -104,6 +104,28 @@ pub(super) fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
     });
 }
 
+/// Starts `$app` (an expression using `$aaa`, the middleware made from `$guard`) on
+/// 127.0.0.1:0 with one worker; gives its address.
+macro_rules! serve_actix {
+    ($guard:expr, $aaa:ident => $app:expr) => {{
+        let aaa = aaa::actix::Aaa::new($guard);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = actix_web::HttpServer::new(move || {
+            #[allow(unused_variables, reason = "an app may do without the middleware")]
+            let $aaa = aaa.clone();
+            $app
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        addr
+    }};
+}
+
 mod actix_app;
 mod actix_misroutes;
 mod actix_routing;

@@ -129,6 +129,11 @@ use crate::BoxFuture;
 pub trait AuditSink: Send + Sync + std::fmt::Debug {
     /// Records one event, returning a receipt when the sink gives one.
     ///
+    /// The event should be taken when `record` is called, and the future only wait for its
+    /// durability: a request whose future is dropped while its allow is being made durable is
+    /// then recorded as abandoned after its allow, in that order (every sink of this crate does
+    /// so).
+    ///
     /// # Errors
     ///
     /// [`AuditError`] when the event could not be recorded as its durability mode requires.

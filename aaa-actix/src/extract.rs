@@ -106,7 +106,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // An anonymous caller's 401, if it is the answer (actix's `Option<Authenticated>` turns
         // the refusal into `None`), is recorded with the completion.
-        ready(admitted(req).and_then(|a| Ok(Authenticated(a.require_principal()?))))
+        ready(admitted(req).and_then(|a| Ok(Authenticated(a.principal()?))))
     }
 }
 

@@ -120,20 +120,22 @@ where
             let response = match service.call(req).await {
                 Ok(response) => response,
                 Err(error) => {
-                    // actix turns the error into the client's response later, with
-                    // `error_response()`, which may hand over a response the error holds
-                    // (`InternalError::from_response`) once only: take that response now, record
-                    // its status, and pass on an error that answers with it.
-                    let answer = error.error_response();
+                    // actix turns the error into the client's response later; record that
+                    // response's status, and pass the error on as it is (outer middleware may
+                    // read its type or its response). `status_code()` only reads, and is right
+                    // for actix's own errors (an `InternalError::from_response` gives its stored
+                    // response's); a type that sets its status in `error_response()` alone keeps
+                    // the default 500 there, so that one is asked (building its response, or, for
+                    // a stored 500, taking it: the status stays).
+                    let mut status = error.as_response_error().status_code();
+                    if status == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR {
+                        status = error.error_response().status();
+                    }
                     completion
-                        .finish(answer.status().as_u16())
+                        .finish(status.as_u16())
                         .await
                         .map_err(Rejection)?;
-                    return Err(actix_web::error::InternalError::from_response(
-                        error.to_string(),
-                        answer,
-                    )
-                    .into());
+                    return Err(error);
                 }
             };
             // Installed on the app, the guard decided before actix routed, on the route actix's
@@ -180,6 +182,16 @@ where
                 response
                     .headers_mut()
                     .insert(HeaderName::from_static(RECEIPT_HEADER), value);
+            }
+            // aaa's own 401 refusing an anonymous caller (an extractor's rejection, not turned
+            // into `None` by `Option<Authenticated>`) is recorded as a denial with the completion.
+            if response
+                .response()
+                .extensions()
+                .get::<aaa_core::http::Rejection>()
+                .is_some_and(|r| r.kind() == aaa_core::http::RejectionKind::MissingCredentials)
+            {
+                completion.anonymous_refused();
             }
             match completion.finish(response.status().as_u16()).await {
                 Ok(()) => Ok(response.map_into_left_body()),

@@ -52,8 +52,9 @@ pub struct Admission {
     anonymous_refusal: AnonymousRefusal,
 }
 
-/// A handler's refusal of an anonymous caller: none, pending (an extractor refused; recorded if
-/// the 401 is the answer), or recorded (once per request).
+/// A refusal of an anonymous caller after admission: none, pending (the answer is aaa's 401 from
+/// an extractor, to be recorded with the completion), or recorded (a handler-level check recorded
+/// its own, which the answer's 401 must not repeat).
 #[derive(Debug, Default)]
 struct AnonymousRefusal(std::sync::atomic::AtomicU8);
 
@@ -61,6 +62,7 @@ impl AnonymousRefusal {
     const PENDING: u8 = 1;
     const RECORDED: u8 = 2;
 
+    /// Pending, unless one is recorded already.
     fn mark_pending(&self) {
         let _ = self.0.compare_exchange(
             0,
@@ -70,11 +72,9 @@ impl AnonymousRefusal {
         );
     }
 
-    /// Marks it recorded; whether it was not before (so the caller records it now).
-    fn record_now(&self) -> bool {
+    fn mark_recorded(&self) {
         self.0
-            .swap(Self::RECORDED, std::sync::atomic::Ordering::AcqRel)
-            != Self::RECORDED
+            .store(Self::RECORDED, std::sync::atomic::Ordering::Release);
     }
 
     /// Marks a pending refusal recorded; whether it was pending.
@@ -145,23 +145,6 @@ impl Admitted {
         }
     }
 
-    /// The authenticated principal, for a handler that requires one (the `Authenticated`
-    /// extractors use this). An anonymous caller (on a route the policy lets anonymous callers
-    /// reach) is refused with 401; when that 401 is the request's answer, the refusal is recorded
-    /// as a denial with the completion, like every refusal (and not when the handler serves the
-    /// request anyway, as with `Option<Authenticated>`).
-    ///
-    /// # Errors
-    ///
-    /// A 401 [`Rejection`] (with the guard's realm) for an anonymous caller.
-    pub fn require_principal(&self) -> Result<Arc<Principal>, Rejection> {
-        let principal = self.principal();
-        if principal.is_err() {
-            self.admission.anonymous_refusal.mark_pending();
-        }
-        principal
-    }
-
     /// Decides, at handler level, `action` on a resource the handler has loaded; audited like
     /// the guard's own decisions. See [`Guard::authorize`].
     ///
@@ -216,6 +199,19 @@ impl Completion {
         match self.0.take() {
             Some(admitted) => admitted.complete(status).await,
             None => Ok(()),
+        }
+    }
+
+    /// Tells the completion that the answer is aaa's own 401 refusing the anonymous caller (an
+    /// extractor's rejection, which adapters find in the response's extensions): the refusal is
+    /// then recorded as a denial before the completion, like every refusal, unless a
+    /// handler-level check recorded it already. A handler that serves the caller anyway
+    /// (`Option<Authenticated>`) or answers a 401 of its own has nothing recorded.
+    pub fn anonymous_refused(&self) {
+        if let Some(admitted) = &self.0
+            && !admitted.identity().is_authenticated()
+        {
+            admitted.admission.anonymous_refusal.mark_pending();
         }
     }
 
@@ -659,8 +655,24 @@ impl Guard {
     /// handler has run; the adapter decides whether to replace its response.
     pub async fn complete(&self, admission: &Admission, status: u16) -> Result<(), Rejection> {
         if status == 401 && admission.anonymous_refusal.take_pending() {
-            // An extractor refused the anonymous caller, and its 401 is the answer.
-            self.record(self.anonymous_refusal_event(admission)).await?;
+            // An extractor refused the anonymous caller, and its 401 is the answer: recorded as a
+            // denial before the completion. Dropped while it is made durable, the request is
+            // recorded as abandoned; when it cannot be recorded, the client gets 503, and that
+            // is the completion's status.
+            let abandoned = Abandoned {
+                guard: self,
+                started: admission.started,
+                actor: &admission.actor,
+                target: &admission.target,
+                request: &admission.request,
+            };
+            let denied = self.record(self.anonymous_refusal_event(admission)).await;
+            std::mem::forget(abandoned);
+            if let Err(rejection) = denied {
+                let status = rejection.status().as_u16();
+                let _ = self.record(self.completion_event(admission, status)).await;
+                return Err(rejection);
+            }
         }
         self.record(self.completion_event(admission, status))
             .await
@@ -736,10 +748,8 @@ impl Guard {
         action: &Action,
         resource: &Resource,
     ) -> Rejection {
-        if !admission.anonymous_refusal.record_now() {
-            // One anonymous refusal is recorded once per request.
-            return self.rejection(Rejection::missing_credentials());
-        }
+        // Recorded here: the 401 it answers is not recorded again with the completion.
+        admission.anonymous_refusal.mark_recorded();
         let event = decision_event(
             self.inner.clock.now(),
             &Evaluation::not_permitted(),

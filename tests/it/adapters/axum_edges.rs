@@ -13,7 +13,7 @@ use aaa::{
 use axum::{Router, routing::get};
 use tokio::io::AsyncWriteExt;
 
-use super::{Bearer, Rules, completions, send};
+use super::{Bearer, Rules, completions, kinds, send};
 
 /// A sink that takes every event at once (as `AuditWriter::record` enqueues it before its
 /// future is polled) but, for decisions, answers only once `open` is set: what a strict
@@ -43,17 +43,6 @@ impl AuditSink for SlowDecisions {
             receipt
         })
     }
-}
-
-fn kinds(events: &[AuditEvent]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| match e.kind {
-            EventKind::RequestCompleted { status, .. } => format!("done {status}"),
-            EventKind::Authorization { decision, .. } => format!("authz {decision:?}"),
-            _ => "other".to_owned(),
-        })
-        .collect()
 }
 
 async fn serve(app: Router) -> SocketAddr {

@@ -104,6 +104,18 @@ pub(super) fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
     });
 }
 
+/// The records' kinds, shortly: `authz Allow`, `authz Deny`, `done 401`, `other`.
+pub(super) fn kinds(events: &[aaa::audit::AuditEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::RequestCompleted { status, .. } => format!("done {status}"),
+            EventKind::Authorization { decision, .. } => format!("authz {decision:?}"),
+            _ => "other".to_owned(),
+        })
+        .collect()
+}
+
 /// Starts `$app` (an expression using `$aaa`, the middleware made from `$guard`) on
 /// 127.0.0.1:0 with one worker; gives its address.
 macro_rules! serve_actix {
@@ -132,6 +144,7 @@ mod actix_routing;
 mod anonymous_and_errors;
 mod axum_app;
 mod axum_edges;
+mod refusals_and_errors;
 
 /// What `/health` adds to its answer when asked with `X-Echo`: the headers the handler sees after
 /// the layer (the tower adapter lends them to the guard and puts them back).

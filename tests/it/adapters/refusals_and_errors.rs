@@ -1,0 +1,413 @@
+//! Refusals of anonymous callers after admission, recorded with the completion (also when the
+//! request is dropped meanwhile, or the refusal cannot be recorded), and inner errors passed on
+//! by the actix middleware as they are. (Found by a review; each test failed before its fix.)
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use aaa::{
+    BoxFuture, Decision, Guard, Resource,
+    audit::{AuditError, AuditEvent, AuditReceipt, AuditSink, EventKind, MemorySink},
+};
+use actix_web::{App, HttpResponse, dev::Service as _, web};
+use tokio::io::AsyncWriteExt;
+
+use super::{Bearer, Rules, kinds, send};
+
+/// What the sink does with a denial: take it and wait (a strict `fdatasync` that has not
+/// returned yet), or fail it (a strict `fdatasync` that failed). Everything else is taken at
+/// once, as `AuditWriter` does with best-effort completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnDeny {
+    Wait,
+    Fail,
+}
+
+#[derive(Debug)]
+struct Denials {
+    events: MemorySink,
+    on_deny: OnDeny,
+    taken: tokio::sync::watch::Sender<usize>,
+}
+
+impl AuditSink for Denials {
+    fn record<'a>(
+        &'a self,
+        event: AuditEvent,
+    ) -> BoxFuture<'a, Result<Option<AuditReceipt>, AuditError>> {
+        let deny = matches!(
+            event.kind,
+            EventKind::Authorization {
+                decision: Decision::Deny,
+                ..
+            }
+        );
+        if deny && self.on_deny == OnDeny::Fail {
+            return Box::pin(std::future::ready(Err(AuditError::Unavailable(
+                "fdatasync failed",
+            ))));
+        }
+        let taken = self.events.record(event);
+        self.taken.send_modify(|n| *n += 1);
+        let wait = deny && self.on_deny == OnDeny::Wait;
+        Box::pin(async move {
+            let receipt = taken.await;
+            if wait {
+                std::future::pending::<()>().await;
+            }
+            receipt
+        })
+    }
+}
+
+fn denials(on_deny: OnDeny) -> (Arc<Denials>, tokio::sync::watch::Receiver<usize>) {
+    let (taken, counted) = tokio::sync::watch::channel(0);
+    let sink = Arc::new(Denials {
+        events: MemorySink::new(),
+        on_deny,
+        taken,
+    });
+    (sink, counted)
+}
+
+fn guard_over(sink: Arc<Denials>) -> Guard {
+    Guard::builder()
+        .authenticator(Bearer)
+        .policies(Rules)
+        .audit_arc(sink)
+        .build()
+        .unwrap()
+}
+
+async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    super::serve_axum(listener, app);
+    addr
+}
+
+/// Serves `/health`, public, with a handler that requires a caller (`Authenticated`), on
+/// `adapter` over `sink`.
+async fn requiring_a_caller(adapter: &str, sink: &Arc<Denials>) -> SocketAddr {
+    if adapter == "axum" {
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(|who: aaa::tower::Authenticated| async move { who.id.clone() }),
+            )
+            .layer(aaa::tower::AaaLayer::new(guard_over(sink.clone())));
+        serve_axum(app).await
+    } else {
+        serve_actix!(guard_over(sink.clone()), aaa => App::new()
+            .route(
+                "/health",
+                web::get().to(|who: aaa::actix::Authenticated| async move { who.id.clone() }),
+            )
+            .wrap(aaa))
+    }
+}
+
+/// Waits (bounded) until the sink has taken `n` events; whether it did.
+async fn taken(counted: &tokio::sync::watch::Receiver<usize>, n: usize, secs: u64) -> bool {
+    let mut counted = counted.clone();
+    tokio::time::timeout(Duration::from_secs(secs), counted.wait_for(|c| *c >= n))
+        .await
+        .is_ok()
+}
+
+/// The client goes away while the extractor's denial (recorded by `Guard::complete`, before
+/// the completion) is made durable: the request still gets a completion record (499), as it
+/// does when it goes away while its allow is made durable, or while the handler runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_while_the_anonymous_denial_is_made_durable_gets_a_completion() {
+    let mut got = Vec::new();
+    // (axum only: actix-web keeps running a request whose client went away.)
+    for adapter in ["axum"] {
+        let (sink, counted) = denials(OnDeny::Wait);
+        let addr = requiring_a_caller(adapter, &sink).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        // The allow, then the extractor's denial: taken, its durable write not acknowledged.
+        assert!(
+            taken(&counted, 2, 30).await,
+            "{adapter}: the denial never came"
+        );
+        // The client goes away; the server drops the request's future.
+        drop(client);
+        taken(&counted, 3, 30).await;
+        let kinds = kinds(&sink.events.events());
+        eprintln!("{adapter}: {kinds:?}");
+        got.push((adapter, kinds));
+    }
+    for (adapter, kinds) in got {
+        assert_eq!(
+            kinds,
+            ["authz Allow", "authz Deny", "done 499"],
+            "{adapter}: an admitted request without a completion record"
+        );
+    }
+}
+
+/// Strict audit: the extractor's denial cannot be recorded (its `fdatasync` failed), so the
+/// client gets 503, fail-closed; that 503 is recorded as the request's completion (the sink
+/// takes completions: best effort by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecordable_anonymous_denial_still_records_the_503_completion() {
+    let mut got = Vec::new();
+    for adapter in ["axum", "actix"] {
+        let (sink, _) = denials(OnDeny::Fail);
+        let addr = requiring_a_caller(adapter, &sink).await;
+        let r = send(addr, "GET", "/health", &[]).await;
+        assert_eq!(r.status, 503, "{adapter}: fail closed: {}", r.body);
+        let kinds = kinds(&sink.events.events());
+        eprintln!("{adapter}: 503 answered; recorded {kinds:?}");
+        got.push((adapter, kinds));
+    }
+    for (adapter, kinds) in got {
+        assert_eq!(
+            kinds,
+            ["authz Allow", "done 503"],
+            "{adapter}: the 503 answered is recorded nowhere"
+        );
+    }
+}
+
+/// An inner middleware's error (`ErrorForbidden`: an error whose response actix can build again
+/// and again), under an outer middleware that reads the error's response (for a metric, a log
+/// line, an error reporter) and passes the error on.
+macro_rules! forbidden_inside_read_outside {
+    ($app:expr) => {
+        $app.wrap_fn(|req, srv| {
+            let served = srv.call(req);
+            async move {
+                match served.await {
+                    Ok(response) => Ok(response),
+                    Err(error) => {
+                        let status = error.error_response().status();
+                        eprintln!("outer middleware: the error answers {status}");
+                        Err(error)
+                    }
+                }
+            }
+        })
+    };
+}
+
+macro_rules! forbidden_inside {
+    () => {
+        App::new()
+            .service(web::resource("/health").to(|| async { "ok" }))
+            .wrap_fn(|req, srv| {
+                let served = srv.call(req);
+                async move {
+                    drop(served.await?);
+                    Err::<actix_web::dev::ServiceResponse, _>(actix_web::error::ErrorForbidden(
+                        "nope",
+                    ))
+                }
+            })
+    };
+}
+
+/// Asks `/health` of the same app without and with `Aaa`: both answer `want`.
+async fn answered_alike(plain: SocketAddr, wrapped: SocketAddr, want: (u16, &str)) {
+    for (addr, how) in [(plain, "without Aaa"), (wrapped, "with Aaa")] {
+        let r = send(addr, "GET", "/health", &[]).await;
+        assert_eq!((r.status, r.body.as_str()), want, "{how}");
+    }
+}
+
+/// An inner error is passed on as it is: an outer middleware that reads its `error_response()`
+/// leaves the client the same answer as without `Aaa`, which records that status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outer_middleware_reading_the_error_does_not_change_the_answer() {
+    let audit = Arc::new(MemorySink::new());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa =>
+        forbidden_inside_read_outside!(forbidden_inside!()));
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
+        forbidden_inside_read_outside!(forbidden_inside!().wrap(aaa)));
+    answered_alike(plain, wrapped, (403, "nope")).await;
+    assert_eq!(super::completions(&audit), [403]);
+}
+
+/// A typed error of an inner middleware (a quota service's own error type).
+#[derive(Debug)]
+struct QuotaExceeded;
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quota exceeded")
+    }
+}
+
+impl actix_web::ResponseError for QuotaExceeded {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// The outer middleware of test 4: it answers 429 for the inner `QuotaExceeded` error.
+macro_rules! quota_app {
+    ($app:expr) => {
+        $app.wrap_fn(|req, srv| {
+            let served = srv.call(req);
+            async move {
+                match served.await {
+                    Err(error) if error.as_error::<QuotaExceeded>().is_some() => {
+                        Err(actix_web::error::ErrorTooManyRequests("retry later"))
+                    }
+                    other => other,
+                }
+            }
+        })
+    };
+}
+
+macro_rules! quota_inside {
+    () => {
+        App::new()
+            .service(web::resource("/health").to(|| async { "ok" }))
+            .wrap_fn(|req, srv| {
+                let served = srv.call(req);
+                async move {
+                    drop(served.await?);
+                    Err::<actix_web::dev::ServiceResponse, actix_web::Error>(QuotaExceeded.into())
+                }
+            })
+    };
+}
+
+/// An outer middleware that recognizes an inner error by its type (`Error::as_error`) still
+/// does with `Aaa` between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outer_middleware_still_recognizes_the_inner_error_type() {
+    let audit = Arc::new(MemorySink::new());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa => quota_app!(quota_inside!()));
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
+        quota_app!(quota_inside!().wrap(aaa)));
+    answered_alike(plain, wrapped, (429, "retry later")).await;
+    assert_eq!(
+        super::completions(&audit),
+        [503],
+        "the inner error's own status"
+    );
+}
+
+/// The same handler on both adapters: `Option<Authenticated>`, and its own 401 for a reason of
+/// its own (a webhook whose signature is missing): no denial is recorded on either (actix's
+/// `Option` runs the extractor, which refuses; only aaa's own 401 as the answer is recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn option_authenticated_and_a_handler_s_own_401_are_recorded_alike() {
+    let axum_audit = Arc::new(MemorySink::new());
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(
+                |who: Option<aaa::tower::Authenticated>, headers: axum::http::HeaderMap| async move {
+                    if who.is_none() && !headers.contains_key("x-signature") {
+                        return (axum::http::StatusCode::UNAUTHORIZED, "unsigned".to_owned());
+                    }
+                    (axum::http::StatusCode::OK, "ok".to_owned())
+                },
+            ),
+        )
+        .layer(aaa::tower::AaaLayer::new(super::guard(axum_audit.clone())));
+    let axum_addr = serve_axum(app).await;
+    let r = send(axum_addr, "GET", "/health", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (401, "unsigned"));
+
+    let audit = Arc::new(MemorySink::new());
+    let addr = serve_actix!(super::guard(audit.clone()), aaa => App::new()
+        .route(
+            "/health",
+            web::get().to(
+                |who: Option<aaa::actix::Authenticated>, req: actix_web::HttpRequest| async move {
+                    if who.is_none() && !req.headers().contains_key("x-signature") {
+                        return HttpResponse::Unauthorized().body("unsigned");
+                    }
+                    HttpResponse::Ok().body("ok")
+                },
+            ),
+        )
+        .wrap(aaa));
+    let r = send(addr, "GET", "/health", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (401, "unsigned"));
+    let (axum_got, got) = (kinds(&axum_audit.events()), kinds(&audit.events()));
+    eprintln!("axum: {axum_got:?}; actix: {got:?}");
+    assert_eq!(
+        axum_got, got,
+        "the adapters record the same request differently"
+    );
+}
+
+/// An anonymous caller, and a handler that checks two resources (`Authorizer::check`) and
+/// serves what it may: each check is a decision on its own resource, recorded as for an
+/// authenticated caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_handler_level_denial_of_an_anonymous_caller_is_recorded() {
+    let axum_audit = Arc::new(MemorySink::new());
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(|authz: aaa::tower::Authorizer| async move {
+                let mut visible = 0;
+                for id in ["1", "2"] {
+                    let doc = Resource::new("Document").with_id(id);
+                    if authz.check("read", &doc).await.is_ok() {
+                        visible += 1;
+                    }
+                }
+                format!("visible {visible}")
+            }),
+        )
+        .layer(aaa::tower::AaaLayer::new(super::guard(axum_audit.clone())));
+    let axum_addr = serve_axum(app).await;
+    let r = send(axum_addr, "GET", "/health", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "visible 0"));
+    // The same for an authenticated caller, for comparison: two decisions recorded.
+    let r = send(
+        axum_addr,
+        "GET",
+        "/health",
+        &["Authorization: Bearer good-ann"],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "visible 2"));
+
+    let audit = Arc::new(MemorySink::new());
+    let addr = serve_actix!(super::guard(audit.clone()), aaa => App::new()
+        .route(
+            "/health",
+            web::get().to(|authz: aaa::actix::Authorizer| async move {
+                let mut visible = 0;
+                for id in ["1", "2"] {
+                    let doc = Resource::new("Document").with_id(id);
+                    if authz.check("read", &doc).await.is_ok() {
+                        visible += 1;
+                    }
+                }
+                format!("visible {visible}")
+            }),
+        )
+        .wrap(aaa));
+    let r = send(addr, "GET", "/health", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "visible 0"));
+    let (axum_got, got) = (kinds(&axum_audit.events()), kinds(&audit.events()));
+    eprintln!("axum: {axum_got:?}; actix: {got:?}");
+    let want = [
+        "authz Allow",
+        "authz Deny",
+        "authz Deny",
+        "done 200",
+        "authz Allow",
+        "authz Allow",
+        "authz Allow",
+        "done 200",
+    ];
+    assert_eq!(axum_got, want, "axum");
+    assert_eq!(got, want[..4], "actix");
+}

@@ -125,11 +125,19 @@ where
                     // read its type or its response). `status_code()` only reads, and is right
                     // for actix's own errors (an `InternalError::from_response` gives its stored
                     // response's); a type that sets its status in `error_response()` alone keeps
-                    // the default 500 there, so that one is asked (building its response, or, for
-                    // a stored 500, taking it: the status stays).
+                    // the default 500 there, so that one is asked (it builds its response).
                     let mut status = error.as_response_error().status_code();
-                    if status == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR {
+                    if status == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR
+                        && !holds_its_response(&error)
+                    {
                         status = error.error_response().status();
+                    }
+                    // aaa's own 401 refusing an anonymous caller, passed on by an inner
+                    // middleware (`req.extract::<Authenticated>()` and `?`): recorded as a denial.
+                    if error.as_error::<Rejection>().is_some_and(|r| {
+                        r.0.kind() == aaa_core::http::RejectionKind::MissingCredentials
+                    }) {
+                        completion.anonymous_refused();
                     }
                     completion
                         .finish(status.as_u16())
@@ -221,6 +229,15 @@ pub(crate) enum Served {
     Other(String),
     /// No resource: a default service (reached because every route's guards refused).
     NoResource,
+}
+
+/// Whether `error` is one of actix's `InternalError`s of a message, which may hold a response of
+/// its own that `error_response()` hands over once only (so it is not asked: its `status_code()`
+/// is its response's). An `InternalError` of another type holding a 500 response would lose it.
+fn holds_its_response(error: &Error) -> bool {
+    use actix_web::error::InternalError;
+    error.as_error::<InternalError<&'static str>>().is_some()
+        || error.as_error::<InternalError<String>>().is_some()
 }
 
 /// The facts a request was decided on (its path and parameters), kept for the check after

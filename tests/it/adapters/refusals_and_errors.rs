@@ -11,7 +11,7 @@ use aaa::{
 use actix_web::{App, HttpResponse, dev::Service as _, web};
 use tokio::io::AsyncWriteExt;
 
-use super::{Bearer, Rules, kinds, send};
+use super::{Bearer, Rules, completions, kinds, send};
 
 /// What the sink does with a denial: take it and wait (a strict `fdatasync` that has not
 /// returned yet), or fail it (a strict `fdatasync` that failed). Everything else is taken at
@@ -195,19 +195,25 @@ macro_rules! forbidden_inside_read_outside {
     };
 }
 
-macro_rules! forbidden_inside {
-    () => {
+/// An app serving `/health` under an inner middleware that fails with `$error` once the route
+/// has answered.
+macro_rules! failing_inside {
+    ($error:expr) => {
         App::new()
             .service(web::resource("/health").to(|| async { "ok" }))
             .wrap_fn(|req, srv| {
                 let served = srv.call(req);
                 async move {
                     drop(served.await?);
-                    Err::<actix_web::dev::ServiceResponse, _>(actix_web::error::ErrorForbidden(
-                        "nope",
-                    ))
+                    Err::<actix_web::dev::ServiceResponse, actix_web::Error>($error.into())
                 }
             })
+    };
+}
+
+macro_rules! forbidden_inside {
+    () => {
+        failing_inside!(actix_web::error::ErrorForbidden("nope"))
     };
 }
 
@@ -230,7 +236,7 @@ async fn an_outer_middleware_reading_the_error_does_not_change_the_answer() {
     let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
         forbidden_inside_read_outside!(forbidden_inside!().wrap(aaa)));
     answered_alike(plain, wrapped, (403, "nope")).await;
-    assert_eq!(super::completions(&audit), [403]);
+    assert_eq!(completions(&audit), [403]);
 }
 
 /// A typed error of an inner middleware (a quota service's own error type).
@@ -268,15 +274,7 @@ macro_rules! quota_app {
 
 macro_rules! quota_inside {
     () => {
-        App::new()
-            .service(web::resource("/health").to(|| async { "ok" }))
-            .wrap_fn(|req, srv| {
-                let served = srv.call(req);
-                async move {
-                    drop(served.await?);
-                    Err::<actix_web::dev::ServiceResponse, actix_web::Error>(QuotaExceeded.into())
-                }
-            })
+        failing_inside!(QuotaExceeded)
     };
 }
 
@@ -290,11 +288,7 @@ async fn an_outer_middleware_still_recognizes_the_inner_error_type() {
     let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
         quota_app!(quota_inside!().wrap(aaa)));
     answered_alike(plain, wrapped, (429, "retry later")).await;
-    assert_eq!(
-        super::completions(&audit),
-        [503],
-        "the inner error's own status"
-    );
+    assert_eq!(completions(&audit), [503], "the inner error's own status");
 }
 
 /// Serves `/health` with the handler `$axum` on axum and `$actix` on actix, each behind the
@@ -386,6 +380,95 @@ async fn every_handler_level_denial_of_an_anonymous_caller_is_recorded() {
                 "authz Allow",
                 "done 200",
             ]
+        );
+    }
+}
+
+/// An inner middleware requiring a caller with aaa's own `Authenticated` extractor (an auth
+/// middleware on a resource) and passing its rejection on with `?`: on axum the rejection is a
+/// response, on actix it reaches `Aaa` as an inner `Err`; on both the denial is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aaa_s_401_from_an_inner_middleware_is_recorded_on_both() {
+    let axum_audit = Arc::new(MemorySink::new());
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(
+            |_who: aaa::tower::Authenticated,
+             req: axum::extract::Request,
+             next: axum::middleware::Next| async move { next.run(req).await },
+        ))
+        .layer(aaa::tower::AaaLayer::new(super::guard(axum_audit.clone())));
+    let axum_addr = serve_axum(app).await;
+
+    let actix_audit = Arc::new(MemorySink::new());
+    // On the resource (once actix has routed: an app-level middleware is refused as misrouted).
+    let actix_addr = serve_actix!(super::guard(actix_audit.clone()), aaa => App::new()
+        .service(web::resource("/health").route(web::get().to(|| async { "ok" }))
+        .wrap_fn(|mut req, srv| {
+            let refused = req
+                .extract::<aaa::actix::Authenticated>()
+                .into_inner()
+                .err();
+            let served = refused.is_none().then(|| srv.call(req));
+            async move {
+                if let Some(rejection) = refused {
+                    return Err(rejection.into());
+                }
+                served.unwrap().await
+            }
+        }))
+        .wrap(aaa));
+
+    let mut got = Vec::new();
+    for (name, addr, audit) in [
+        ("axum", axum_addr, &axum_audit),
+        ("actix", actix_addr, &actix_audit),
+    ] {
+        let r = send(addr, "GET", "/health", &[]).await;
+        let k = kinds(&audit.events());
+        got.push((name, r.status, k));
+    }
+    for (name, status, k) in got {
+        assert_eq!(status, 401, "{name}");
+        assert_eq!(k, ["authz Allow", "authz Deny", "done 401"], "{name}");
+    }
+}
+
+/// An inner error holding a 500 response of its own (`InternalError::from_response`, an error
+/// page with a correlation id): the client gets that response with `Aaa` as without (asking
+/// `error_response()` for the status would take it out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inner_internal_error_with_a_stored_500_keeps_its_response() {
+    macro_rules! stored_500_inside {
+        () => {
+            failing_inside!(actix_web::error::InternalError::from_response(
+                "boom",
+                HttpResponse::InternalServerError()
+                    .insert_header(("x-incident", "42"))
+                    .body("incident 42"),
+            ))
+        };
+    }
+    let audit = Arc::new(MemorySink::new());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa => stored_500_inside!());
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa => stored_500_inside!().wrap(aaa));
+    let mut got = Vec::new();
+    for (addr, how) in [(plain, "without Aaa"), (wrapped, "with Aaa")] {
+        let r = send(addr, "GET", "/health", &[]).await;
+        got.push((
+            how,
+            r.status,
+            r.header("x-incident").map(str::to_owned),
+            r.body,
+        ));
+    }
+    assert_eq!(completions(&audit), [500]);
+    for (how, status, incident, body) in got {
+        assert_eq!(
+            (status, incident.as_deref(), body.as_str()),
+            (500, Some("42"), "incident 42"),
+            "{how}"
         );
     }
 }

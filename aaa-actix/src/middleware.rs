@@ -132,13 +132,9 @@ where
                     {
                         status = error.error_response().status();
                     }
-                    // aaa's own 401 refusing an anonymous caller, passed on by an inner
-                    // middleware (`req.extract::<Authenticated>()` and `?`): recorded as a denial.
-                    if error.as_error::<Rejection>().is_some_and(|r| {
-                        r.0.kind() == aaa_core::http::RejectionKind::MissingCredentials
-                    }) {
-                        completion.anonymous_refused();
-                    }
+                    // aaa's own rejection, passed on by an inner middleware
+                    // (`req.extract::<Authenticated>()` and `?`).
+                    completion.answered_with(error.as_error::<Rejection>().map(|r| &r.0));
                     completion
                         .finish(status.as_u16())
                         .await
@@ -191,16 +187,9 @@ where
                     .headers_mut()
                     .insert(HeaderName::from_static(RECEIPT_HEADER), value);
             }
-            // aaa's own 401 refusing an anonymous caller (an extractor's rejection, not turned
-            // into `None` by `Option<Authenticated>`) is recorded as a denial with the completion.
-            if response
-                .response()
-                .extensions()
-                .get::<aaa_core::http::Rejection>()
-                .is_some_and(|r| r.kind() == aaa_core::http::RejectionKind::MissingCredentials)
-            {
-                completion.anonymous_refused();
-            }
+            // aaa's own rejection, if the answer is one (an extractor's, not turned into `None` by
+            // `Option<Authenticated>`).
+            completion.answered_with(response.response().extensions().get());
             match completion.finish(response.status().as_u16()).await {
                 Ok(()) => Ok(response.map_into_left_body()),
                 Err(rejection) => {

@@ -202,14 +202,16 @@ impl Completion {
         }
     }
 
-    /// Tells the completion that the answer is aaa's own 401 refusing the anonymous caller (an
-    /// extractor's rejection, which adapters find in the response's extensions): the refusal is
-    /// then recorded as a denial before the completion, like every refusal, unless a
-    /// handler-level check recorded it already. A handler that serves the caller anyway
-    /// (`Option<Authenticated>`) or answers a 401 of its own has nothing recorded.
-    pub fn anonymous_refused(&self) {
+    /// Tells the completion which of aaa's rejections, if any, the answer carries (adapters find
+    /// it in the response's extensions, or in an error passed on). When it is aaa's 401 refusing
+    /// the anonymous caller (an extractor's rejection), the refusal is recorded as a denial before
+    /// the completion, like every refusal, unless a handler-level check recorded it already. A
+    /// handler that serves the caller anyway (`Option<Authenticated>`) or answers a 401 of its
+    /// own has nothing recorded.
+    pub fn answered_with(&self, rejection: Option<&Rejection>) {
         if let Some(admitted) = &self.0
             && !admitted.identity().is_authenticated()
+            && rejection.is_some_and(|r| r.kind() == crate::http::RejectionKind::MissingCredentials)
         {
             admitted.admission.anonymous_refusal.mark_pending();
         }

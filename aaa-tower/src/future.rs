@@ -136,9 +136,7 @@ where
                             return Poll::Ready(Err(error));
                         }
                         (Ok(response), Some(completion)) => {
-                            if refuses_anonymous(response.extensions()) {
-                                completion.anonymous_refused();
-                            }
+                            completion.answered_with(response.extensions().get());
                             let status = response.status().as_u16();
                             this.state.set(State::Completing {
                                 finish: Box::pin(completion.finish(status)),
@@ -183,14 +181,6 @@ where
             }
         }
     }
-}
-
-/// Whether a response is aaa's own 401 refusing an anonymous caller (an extractor's rejection):
-/// recorded as a denial with the completion.
-pub(crate) fn refuses_anonymous(extensions: &http::Extensions) -> bool {
-    extensions
-        .get::<aaa_core::http::Rejection>()
-        .is_some_and(|r| r.kind() == aaa_core::http::RejectionKind::MissingCredentials)
 }
 
 /// Records the completion as 500 if dropped while a panic unwinds.

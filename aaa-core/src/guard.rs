@@ -500,7 +500,9 @@ impl Guard {
                     ..Target::default()
                 }));
                 event.request = Some(request);
-                return self.refuse(event, error.rejection()).await;
+                // Refusals are boxed where they happen, so that the future of an admitted
+                // request does not carry room for them.
+                return Box::pin(self.refuse(event, error.rejection())).await;
             }
         };
 
@@ -532,7 +534,7 @@ impl Guard {
                         Arc::new(target(Some(&action), Some(&resource), route)),
                         request,
                     );
-                    return self.refuse(event, Rejection::missing_credentials()).await;
+                    return Box::pin(self.refuse(event, Rejection::missing_credentials())).await;
                 }
                 let resource = match (&self.inner.loader, &resource.id) {
                     (Some(loader), Some(_)) => match loader.load(&resource).await {
@@ -550,7 +552,7 @@ impl Guard {
                             );
                             let rejection =
                                 Rejection::unavailable("resource attributes are unavailable");
-                            return self.refuse(event, rejection).await;
+                            return Box::pin(self.refuse(event, rejection)).await;
                         }
                     },
                     _ => resource,

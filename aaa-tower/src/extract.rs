@@ -11,31 +11,47 @@ use http::request::Parts;
 use crate::rejection::Rejection;
 
 /// Adds what axum knows: the matched route, its decoded parameters, the peer address.
-pub(crate) async fn axum_facts(
-    parts: &mut Parts,
-    mut facts: RequestFacts,
-) -> Result<RequestFacts, aaa_core::http::Rejection> {
+pub(crate) fn axum_facts(parts: &mut Parts, mut facts: RequestFacts) -> RequestFacts {
     if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         facts = facts.with_peer(*peer);
     }
     let Some(path) = parts.extensions.get::<MatchedPath>().cloned() else {
-        return Ok(facts);
+        return facts;
     };
     facts = facts.with_matched_route(path.as_str());
-    match <RawPathParams as FromRequestParts<()>>::from_request_parts(parts, &()).await {
-        Ok(params) => {
+    match raw_path_params(parts) {
+        Some(Ok(params)) => {
             for (name, value) in &params {
                 facts = facts.with_param(name, value);
             }
         }
-        Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
+        Some(Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_))) => {
             // Refused by the guard, after authentication, and recorded.
             facts = facts.with_malformed("a path parameter is not valid UTF-8 once decoded");
         }
         // No parameters recorded for this route.
-        Err(_) => {}
+        Some(Err(_)) => {}
+        // Never with axum 0.8, whose extractor only reads the request's extensions. Were a later
+        // axum to wait there, the request is refused (and recorded) rather than decided without
+        // its parameters.
+        None => facts = facts.with_malformed("axum's path parameters could not be read"),
     }
-    Ok(facts)
+    facts
+}
+
+/// axum's decoded path parameters. Its extractor is `async` but only reads the request's
+/// extensions, so one poll gives the answer (`None` if it ever does not).
+fn raw_path_params(
+    parts: &mut Parts,
+) -> Option<Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>> {
+    let extract = std::pin::pin!(<RawPathParams as FromRequestParts<()>>::from_request_parts(
+        parts,
+        &()
+    ));
+    match extract.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(params) => Some(params),
+        std::task::Poll::Pending => None,
+    }
 }
 
 fn admitted(parts: &Parts) -> Result<&Admitted, Rejection> {

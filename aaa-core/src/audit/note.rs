@@ -327,6 +327,11 @@ impl SignedNote {
     ///
     /// [`NoteError`] when the text is not a signed note.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
+        // C2SP signed notes: UTF-8 without control characters but the newline (a `\r` before a
+        // newline would be another text of the same note).
+        if text.chars().any(|c| c.is_ascii_control() && c != '\n') {
+            return Err(NoteError("control character in the note"));
+        }
         let split = text
             .rfind("\n\n")
             .ok_or(NoteError("no blank line before signatures"))?;
@@ -354,6 +359,12 @@ impl SignedNote {
             let (id, signature) = blob.split_at(4);
             let mut key_id = [0u8; 4];
             key_id.copy_from_slice(id);
+            if signatures
+                .iter()
+                .any(|s: &NoteSignature| s.name == name && s.id == key_id)
+            {
+                return Err(NoteError("two signature lines by the same key"));
+            }
             signatures.push(NoteSignature {
                 name: name.to_owned(),
                 id: key_id,

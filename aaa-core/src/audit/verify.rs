@@ -15,13 +15,14 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 
 use super::{
     AuditError, EventKind,
+    canonical::to_canonical,
     merkle::{Hash, MerkleTree, leaf_hash},
     note::{Checkpoint, SignedNote, VerifierKey},
     record::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
-    writer::{SEGMENT_PREFIX, SEGMENT_SUFFIX, segment_files},
+    writer::{segment_files, segment_name},
 };
 use crate::Decision;
 
@@ -425,6 +426,9 @@ impl State<'_> {
             });
         }
         if let Some(anchor) = &self.anchor {
+            if !self.origin_line.is_empty() && anchor.origin != self.origin_line {
+                return Err((None, Problem::BadAnchor));
+            }
             match self.anchor_root {
                 None => {
                     return Err((
@@ -452,6 +456,21 @@ impl State<'_> {
         line_no: u64,
         torn_tails: &[&[u8]],
     ) -> Result<(), Failure> {
+        let name = segments.get(segment).map_or("", |s| s.0.as_str());
+        // No record to check its name against: an empty segment is one the writer made for
+        // the next record (and crashed), so only the last, named for that record.
+        if line_no == 0
+            && (segment + 1 != segments.len() || !segment_name_matches(name, self.tree.size()))
+        {
+            return Err((
+                Some(Location {
+                    segment: name.to_owned(),
+                    line: 1,
+                    seq: self.tree.size(),
+                }),
+                Problem::SegmentName,
+            ));
+        }
         if torn_tails.get(segment).is_some_and(|t| !t.is_empty()) {
             return Err((
                 Some(Location {
@@ -762,10 +781,7 @@ fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
     for end in memchr::memchr_iter(b'\n', lines) {
         let line = lines.get(start..end).unwrap_or_default();
         start = end + 1;
-        let parsed = scan::parse(line).map_or_else(
-            || serde_json::from_slice(line).map_err(|e| e.to_string()),
-            Ok,
-        );
+        let parsed = scan::parse(line).map_or_else(|| parse_canonical(line), Ok);
         let (prev, shape_ok) = parsed.as_ref().map_or((None, false), |r| {
             (
                 parse_prev(&r.prev),
@@ -780,6 +796,21 @@ fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
         });
     }
     out
+}
+
+/// Parses a line the writer's shape did not match, and checks that it is canonical JSON: the
+/// stored bytes are the hashed bytes, so another text of the same record (spaces, key order,
+/// escapes) is refused. Inside the log a changed text breaks the next record's link anyway; the
+/// log's last line (its final checkpoint) has no next record.
+fn parse_canonical(line: &[u8]) -> Result<StoredRecord<'_>, String> {
+    let record: StoredRecord<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let mut canonical = Vec::with_capacity(line.len());
+    to_canonical(&value, &mut canonical).map_err(|e| e.to_string())?;
+    if canonical != line {
+        return Err("the record is not in canonical form".to_owned());
+    }
+    Ok(record)
 }
 
 /// Calls `consume(segment, prepared)` for every piece of `work`, in order, while other threads
@@ -846,11 +877,9 @@ fn is_record_time(time: &str) -> bool {
         })
 }
 
+/// Whether `name` is exactly the writer's name for a segment starting at `seq`.
 fn segment_name_matches(name: &str, seq: u64) -> bool {
-    name.strip_prefix(SEGMENT_PREFIX)
-        .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
-        .and_then(|n| n.parse::<u64>().ok())
-        == Some(seq)
+    name == segment_name(seq)
 }
 
 /// The leaf hashes of every record in `dir`, in order: the input for

@@ -312,7 +312,7 @@ fn record_id(nonce: u64, seq: u64) -> String {
     id
 }
 
-fn segment_name(first_seq: u64) -> String {
+pub(crate) fn segment_name(first_seq: u64) -> String {
     format!("{SEGMENT_PREFIX}{first_seq:020}{SEGMENT_SUFFIX}")
 }
 
@@ -747,6 +747,9 @@ impl Sequencer {
         let segments = segment_files(&self.dir)?;
         let count = segments.len();
         let mut last_note: Option<String> = None;
+        // The key a key change record put in charge, and whether a checkpoint followed it.
+        let mut key_changed_to: Option<String> = None;
+        let mut key_change_after_checkpoint = false;
         let mut last_path = None;
         for (i, (name, path)) in segments.iter().enumerate() {
             let data = fs::read(path).map_err(|e| io_error("cannot read a segment", &e))?;
@@ -766,6 +769,15 @@ impl Sequencer {
                     offset: complete as u64,
                     cut_bytes: torn.len() as u64,
                     cut_sha256: hex(&Sha256::digest(torn)),
+                });
+            }
+            // A segment is named after its first record; an empty one (a crash right after it
+            // was made) only as the last, for the next record.
+            if *name != segment_name(self.chain.seq) || (body.is_empty() && !is_last) {
+                return Err(AuditError::Corrupt {
+                    segment: name.clone(),
+                    line: 1,
+                    reason: "segment name does not match its first record",
                 });
             }
             for (line_no, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
@@ -798,8 +810,13 @@ impl Sequencer {
                 self.chain.tree.push(leaf);
                 self.chain.prev = leaf;
                 self.chain.seq += 1;
+                if let Some(change) = &rec.key_change {
+                    key_changed_to = Some(change.new_key.clone());
+                    key_change_after_checkpoint = true;
+                }
                 if let Some(note) = &rec.checkpoint {
                     last_note = Some(note.to_string());
+                    key_change_after_checkpoint = false;
                     self.chain.since_checkpoint = 0;
                 } else {
                     self.chain.since_checkpoint += 1;
@@ -827,11 +844,22 @@ impl Sequencer {
                 Some(_) => {}
             }
         }
-        if let Some(note) = last_note {
-            let signed = SignedNote::parse(&note)
-                .ok()
-                .and_then(|n| n.signature_by(&self.key.verifier_key()));
-            if signed.is_none() {
+        // The writer's key must be the key in charge: the one the last key change introduced
+        // (even when the crash cut the checkpoint after it), and the signer of the last
+        // checkpoint. A retired key would sign checkpoints no verifier accepts.
+        let own = self.key.verifier_key();
+        if key_changed_to
+            .as_ref()
+            .is_some_and(|k| *k != own.to_string())
+        {
+            return Err(AuditError::WrongKey);
+        }
+        if let Some(note) = last_note.filter(|_| !key_change_after_checkpoint) {
+            let signed = SignedNote::parse(&note).ok().is_some_and(|n| {
+                n.signature_by(&own)
+                    .is_some_and(|sig| own.verify(n.body.as_bytes(), &sig))
+            });
+            if !signed {
                 return Err(AuditError::WrongKey);
             }
         }
@@ -1016,6 +1044,14 @@ impl Sequencer {
                         acks.push(Ack::Done(ack));
                     }
                     Command::RotateKey { key, ack } => {
+                        if next_key.is_some() {
+                            // One rotation per batch: a second would be signed by a key no
+                            // longer in charge. The caller may ask again.
+                            let _ = ack.send(Err(AuditError::Unavailable(
+                                "another key rotation is under way",
+                            )));
+                            continue;
+                        }
                         let old = self.key.verifier_key().to_string();
                         let new = key.verifier_key().to_string();
                         let statement =
@@ -1030,10 +1066,7 @@ impl Sequencer {
                             signature,
                         };
                         self.stage(Body::Record(&RecordBody::KeyChange(change)), false, now)?;
-                        // Later key changes in the same batch are refused by rotating once.
-                        if next_key.is_none() {
-                            next_key = Some(key);
-                        }
+                        next_key = Some(key);
                         force = true;
                         acks.push(Ack::Done(ack));
                     }

@@ -112,7 +112,10 @@
 //!   nor trusted. `crit` is refused unless every listed parameter is declared understood.
 //! - **One token, one spelling**: tokens are capped in size before decoding (16 KiB by default),
 //!   must be three segments of canonical unpadded base64url, and header and payload must not
-//!   repeat a member (a duplicate `alg` is refused, whatever its values).
+//!   repeat a member (a duplicate `alg` is refused, whatever its values). An ECDSA signature
+//!   keeps a second valid spelling (`s` or `n − s`; issuers do not all pick the low one), so a
+//!   token's [`CredentialRef`](crate::CredentialRef) is the SHA-256 of its signed header and
+//!   payload, the same for both.
 //! - **Time comes from the injected [`Clock`](crate::Clock)**, with a leeway (60 s by default);
 //!   `exp` and `aud` are required.
 //! - **Key fetching cannot be turned into a denial of service**: unknown key ids cost the issuer

@@ -210,7 +210,8 @@ pub enum CredentialRef {
     None,
     /// The public id of a key (an API key's id, a JWT signing key's `kid`).
     KeyId(String),
-    /// Lowercase hex SHA-256 of the credential bytes.
+    /// Lowercase hex SHA-256 of the credential bytes (for a JWT, of its signed header and
+    /// payload: `header.payload`).
     Sha256(String),
 }
 

@@ -4,6 +4,7 @@
 mod attacks;
 mod lifecycle;
 mod others;
+mod review;
 
 use std::{
     sync::{

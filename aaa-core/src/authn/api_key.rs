@@ -1,9 +1,9 @@
 //! API keys: [`ApiKeyAuthenticator`].
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     fmt,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use arc_swap::ArcSwap;
@@ -243,6 +243,9 @@ pub struct ApiKeyAuthenticator {
     header: HeaderName,
     scheme_in_authorization: bool,
     keys: ArcSwap<HashMap<String, Arc<Stored>>>,
+    /// The hashes of the revoked secrets. Its lock also makes each change of `keys` whole:
+    /// two revocations at once both count, and a reload keeps revoked secrets revoked.
+    revoked: Mutex<HashSet<[u8; 32]>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -296,6 +299,28 @@ fn load(keys: Vec<ApiKeyRecord>) -> Result<HashMap<String, Arc<Stored>>, ApiKeyC
     Ok(map)
 }
 
+/// `keys`, with every key whose secret is in `revoked` marked revoked.
+fn with_revoked(
+    keys: &HashMap<String, Arc<Stored>>,
+    revoked: &HashSet<[u8; 32]>,
+) -> HashMap<String, Arc<Stored>> {
+    keys.iter()
+        .map(|(id, stored)| {
+            let stored = if revoked.contains(&stored.hash) && !stored.record.revoked {
+                let mut record = stored.record.clone();
+                record.revoked = true;
+                Arc::new(Stored {
+                    record,
+                    hash: stored.hash,
+                })
+            } else {
+                Arc::clone(stored)
+            };
+            (id.clone(), stored)
+        })
+        .collect()
+}
+
 impl ApiKeyAuthenticator {
     /// An authenticator for the configured keys.
     ///
@@ -315,37 +340,39 @@ impl ApiKeyAuthenticator {
             header,
             scheme_in_authorization,
             keys: ArcSwap::from_pointee(load(config.keys)?),
+            revoked: Mutex::new(HashSet::new()),
             clock,
         })
     }
 
     /// Revokes key `id` at once, for every request from now on. Returns whether it existed.
+    ///
+    /// The revoked secret stays revoked, under any id, when the keys are replaced
+    /// ([`replace_keys`]), even if the new configuration still lists it; a new secret under the
+    /// same id is accepted.
+    ///
+    /// [`replace_keys`]: Self::replace_keys
     pub fn revoke(&self, id: &str) -> bool {
+        let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.keys.load_full();
         let Some(stored) = current.get(id) else {
             return false;
         };
-        let mut record = stored.record.clone();
-        record.revoked = true;
-        let mut next = (*current).clone();
-        next.insert(
-            id.to_owned(),
-            Arc::new(Stored {
-                record,
-                hash: stored.hash,
-            }),
-        );
-        self.keys.store(Arc::new(next));
+        revoked.insert(stored.hash);
+        self.keys.store(Arc::new(with_revoked(&current, &revoked)));
         true
     }
 
-    /// Replaces the keys (a configuration reload).
+    /// Replaces the keys (a configuration reload). Secrets revoked with [`revoke`](Self::revoke)
+    /// stay revoked.
     ///
     /// # Errors
     ///
     /// As [`new`](Self::new); the current keys are kept.
     pub fn replace_keys(&self, keys: Vec<ApiKeyRecord>) -> Result<(), ApiKeyConfigError> {
-        self.keys.store(Arc::new(load(keys)?));
+        let revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys = load(keys)?;
+        self.keys.store(Arc::new(with_revoked(&keys, &revoked)));
         Ok(())
     }
 

@@ -62,7 +62,8 @@ pub enum KeySourceError {
     /// The document could not be parsed.
     #[error("unparsable document: {0}")]
     Parse(String),
-    /// The key set holds no usable key; the cached set, if any, is kept.
+    /// The key set holds no usable key. It replaced the cached set all the same: the keys the
+    /// issuer no longer lists stop verifying.
     #[error("the key set holds no usable key")]
     Empty,
     /// The discovery document names a different issuer than the configured one.

@@ -102,26 +102,65 @@ fn spiffe_trust_domain(id: &str) -> Option<&str> {
     (domain_ok && path_ok).then_some(domain)
 }
 
-/// The `URI` values of one XFCC element (`key=value` pairs separated by `;`, values optionally
-/// quoted).
-fn xfcc_uris(element: &str) -> Result<Vec<&str>, AuthnError> {
-    let mut uris = Vec::new();
-    for pair in element.split(';') {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(AuthnError::Invalid(
-                "the forwarded certificate header is malformed",
-            ));
-        };
-        if key.trim().eq_ignore_ascii_case("uri") {
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            uris.push(value);
+/// One XFCC element: its `key=value` pairs, in order, quoted values unquoted.
+type XfccElement = Vec<(String, String)>;
+
+/// The elements of an `x-forwarded-client-cert` value, as Envoy writes it: elements separated
+/// by `,`, `key=value` pairs by `;`, and a value holding `,`, `;`, `=` or `"` double-quoted
+/// (with `\"` and `\\` escaped). Separators inside quotes belong to the value: a subject or DNS
+/// name can hold any text the certificate's issuer put there. Anything else is malformed.
+fn xfcc_elements(text: &str) -> Result<Vec<XfccElement>, AuthnError> {
+    let malformed = || AuthnError::Invalid("the forwarded certificate header is malformed");
+    let mut elements = Vec::new();
+    let mut element = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut key = String::new();
+        loop {
+            match chars.next() {
+                Some('=') => break,
+                Some('"' | ';' | ',') | None => return Err(malformed()),
+                Some(c) => key.push(c),
+            }
+        }
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(malformed());
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => value.push(chars.next().ok_or_else(malformed)?),
+                    Some('"') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(malformed()),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                match c {
+                    ';' | ',' => break,
+                    '"' | '=' => return Err(malformed()),
+                    _ => value.push(c),
+                }
+                chars.next();
+            }
+            value = value.trim().to_owned();
+        }
+        element.push((key.to_owned(), value));
+        match chars.next() {
+            Some(';') => {}
+            Some(',') => elements.push(std::mem::take(&mut element)),
+            None => {
+                elements.push(element);
+                return Ok(elements);
+            }
+            // Text after a closing quote.
+            Some(_) => return Err(malformed()),
         }
     }
-    Ok(uris)
 }
 
 impl ForwardedIdentityAuthenticator {
@@ -166,13 +205,17 @@ impl ForwardedIdentityAuthenticator {
         let text = value
             .to_str()
             .map_err(|_| AuthnError::Invalid("the forwarded certificate header is not text"))?;
-        if text.contains(',') {
+        let elements = xfcc_elements(text)?;
+        let [element] = elements.as_slice() else {
             return Err(AuthnError::Invalid(
                 "the forwarded certificate header has more than one element",
             ));
-        }
-        let uris = xfcc_uris(text)?;
-        let [uri] = uris.as_slice() else {
+        };
+        let mut uris = element
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case("uri"))
+            .map(|(_, value)| value.as_str());
+        let (Some(uri), None) = (uris.next(), uris.next()) else {
             return Err(AuthnError::Invalid(
                 "the forwarded certificate must carry exactly one uri",
             ));
@@ -188,11 +231,11 @@ impl ForwardedIdentityAuthenticator {
             ));
         }
         let now = self.clock.now();
-        let principal = Principal::new(*uri, PrincipalKind::Service, format!("spiffe://{domain}"))
+        let principal = Principal::new(uri, PrincipalKind::Service, format!("spiffe://{domain}"))
             .with_auth(AuthInfo::new(
                 AuthMethod::ForwardedMtls,
                 now,
-                CredentialRef::KeyId((*uri).to_owned()),
+                CredentialRef::KeyId(uri.to_owned()),
             ));
         Ok(principal.into())
     }
@@ -284,6 +327,60 @@ mod tests {
         assert!(
             a.identify(&facts("10.0.0.1:1", "URI=\"spiffe://prod/x\""))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn xfcc_separators_inside_quotes_belong_to_the_value() {
+        let pairs = |text| {
+            xfcc_elements(text).map(|elements| {
+                elements
+                    .into_iter()
+                    .map(|e| {
+                        e.into_iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            pairs(r#"Hash=ab;Subject="CN=w,OU=j;x";URI=spiffe://prod/w"#).unwrap(),
+            ["Hash=ab|Subject=CN=w,OU=j;x|URI=spiffe://prod/w"]
+        );
+        assert_eq!(
+            pairs(r#"DNS="a\"b\\c";URI=u,URI=v"#).unwrap(),
+            ["DNS=a\"b\\c|URI=u", "URI=v"]
+        );
+        for malformed in [
+            r#"URI="spiffe://prod/x"#,
+            r#"URI="a"b"#,
+            r#"URI=a"b"#,
+            "URI=a=b",
+            "=a",
+            "URI",
+            "URI=a;",
+            "URI=a,",
+            "",
+        ] {
+            assert!(pairs(malformed).is_err(), "{malformed}");
+        }
+        // A quoted DNS name holding `;URI=` is no URI, and a quoted subject's commas no element.
+        let a = authn();
+        assert!(
+            a.identify(&facts(
+                "10.0.0.1:1",
+                r#"Hash=ab;DNS="a;URI=spiffe://prod/admin;b=c""#
+            ))
+            .is_err()
+        );
+        assert!(
+            a.identify(&facts(
+                "10.0.0.1:1",
+                r#"Subject="CN=w,O=p";URI=spiffe://prod/w"#
+            ))
+            .is_ok()
         );
     }
 }

@@ -145,8 +145,11 @@ struct Inner {
 ///
 /// - **Reads never lock.** The current set is an immutable [`KeySet`] behind an atomic pointer
 ///   ([`arc_swap`]); a refresh builds a new set and swaps it in.
-/// - **A bad answer never replaces a good set.** A failed fetch, an unparsable document or a
-///   document without one usable key keeps the cached set; one bad key in a JWKS is skipped.
+/// - **A bad answer never replaces a good set.** A failed fetch or an unparsable document keeps
+///   the cached set; one bad key in a JWKS is skipped. A well-formed key set is the issuer's
+///   word: a key it no longer lists (revoked after a compromise) stops verifying at once, even
+///   when none of its keys is usable here (then no token verifies, and the refresh reports
+///   [`KeySourceError::Empty`]).
 /// - **Freshness.** A set is fresh for the response's `Cache-Control: max-age`, clamped to
 ///   [`min_ttl`, `max_ttl`] (default TTL when absent). When a request finds the set expired, a
 ///   refresh is started in the background (on the current tokio runtime) and the request goes on
@@ -467,15 +470,9 @@ impl KeyStore {
             .last_attempt
             .store(started.unix_micros(), Ordering::SeqCst);
         self.inner.fetches.fetch_add(1, Ordering::SeqCst);
-        let result = source.fetch().await.and_then(|fetched| {
-            if fetched.keys.is_empty() {
-                Err(KeySourceError::Empty)
-            } else {
-                Ok(fetched)
-            }
-        });
-        match result {
+        match source.fetch().await {
             Ok(fetched) => {
+                let empty = fetched.keys.is_empty();
                 let p = &self.inner.policy;
                 let ttl = fetched
                     .max_age
@@ -504,6 +501,13 @@ impl KeyStore {
                 self.inner.consecutive_failures.store(0, Ordering::SeqCst);
                 if let Ok(mut e) = self.inner.last_error.lock() {
                     *e = None;
+                }
+                if empty {
+                    tracing::warn!(
+                        target: "aaa::authn::jwks",
+                        "the issuer's key set holds no usable key: no token verifies until it does"
+                    );
+                    return Err(KeySourceError::Empty);
                 }
                 tracing::info!(
                     target: "aaa::authn::jwks",

@@ -354,7 +354,10 @@ impl JwtAuthenticator {
         let mut auth = AuthInfo::new(
             AuthMethod::Jwt,
             times.iat.unwrap_or(now),
-            CredentialRef::Sha256(crate::identity::hex(&hash)),
+            // Of the signed header and payload, not of the whole token: an ECDSA signature has a
+            // second valid spelling (s and n − s), and a replayed token must not pass for
+            // another credential in the audit log.
+            CredentialRef::token(compact.signing_input.as_bytes()),
         );
         auth.expires_at = Some(times.exp);
         auth.mfa = is_mfa(&mapped.amr);

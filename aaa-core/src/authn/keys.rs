@@ -11,7 +11,7 @@ use jsonwebtoken::{
 use super::error::KeyError;
 
 /// Smallest RSA modulus accepted, in bytes (2048 bits).
-const MIN_RSA_MODULUS_BYTES: usize = 256;
+const MIN_RSA_MODULUS_BITS: usize = 2048;
 /// Smallest HMAC secret accepted, in bytes.
 const MIN_HMAC_SECRET_BYTES: usize = 32;
 /// Longest key id kept; longer ones make the key unusable.
@@ -100,6 +100,45 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
 }
 
 /// Parses the public key once for each algorithm it allows.
+/// The number of bits of the big-endian unsigned integer `n`.
+fn bit_length(n: &[u8]) -> usize {
+    let n = n
+        .get(n.iter().take_while(|b| **b == 0).count()..)
+        .unwrap_or_default();
+    n.first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
+}
+
+/// The modulus of a PKCS#1 `RSAPublicKey` (DER: `SEQUENCE { INTEGER n, INTEGER e }`), as
+/// `jsonwebtoken` keeps an RSA key read from PEM.
+fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
+    /// One DER element of type `tag`: its content, and what follows it.
+    fn element(der: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&t, rest) = der.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        if t != tag {
+            return None;
+        }
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 {
+                return None;
+            }
+            let (bytes, rest) = rest.split_at_checked(count)?;
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, rest)
+        };
+        rest.split_at_checked(len)
+    }
+    let (sequence, _) = element(der, 0x30)?;
+    let (modulus, _) = element(sequence, 0x02)?;
+    Some(modulus)
+}
+
 fn parse_public(
     key: &DecodingKey,
     algorithms: &[Algorithm],
@@ -153,8 +192,7 @@ impl VerificationKey {
             AlgorithmParameters::RSA(p) => {
                 let n = super::jws::b64url_decode(&p.n)
                     .map_err(|_| KeyError::new("the RSA modulus is not base64url"))?;
-                let significant = n.iter().skip_while(|b| **b == 0).count();
-                if significant < MIN_RSA_MODULUS_BYTES {
+                if bit_length(&n) < MIN_RSA_MODULUS_BITS {
                     return Err(KeyError::new("the RSA modulus is shorter than 2048 bits"));
                 }
                 RSA_ALGS.to_vec()
@@ -232,6 +270,16 @@ impl VerificationKey {
             _ => return Err(KeyError::new("a PEM key must be an asymmetric public key")),
         }
         .map_err(|_| KeyError::new("the PEM does not hold a public key of this algorithm"))?;
+        if RSA_ALGS.contains(&alg) {
+            let bits = key
+                .try_get_as_bytes()
+                .ok()
+                .and_then(pkcs1_modulus)
+                .map_or(0, bit_length);
+            if bits < MIN_RSA_MODULUS_BITS {
+                return Err(KeyError::new("the RSA modulus is shorter than 2048 bits"));
+            }
+        }
         if matches!(alg, Algorithm::ES256 | Algorithm::ES384) {
             let point = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
             let expected = if alg == Algorithm::ES256 { 65 } else { 97 };

@@ -11,6 +11,10 @@ pub const SENSITIVE_HEADERS: &[HeaderName] = &[
     header::SET_COOKIE,
 ];
 
+/// The API-key authenticator's default header, marked sensitive too (a custom header name
+/// cannot be a constant of [`SENSITIVE_HEADERS`]).
+const API_KEY_HEADER: &str = "x-api-key";
+
 /// Longest request id taken from an `x-request-id` header; longer ones are ignored.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -85,7 +89,7 @@ impl RequestFacts {
         // One pass over the headers rather than a lookup per name: requests carry few headers.
         let mut request_id = None;
         for (name, value) in &mut headers {
-            if SENSITIVE_HEADERS.contains(name) {
+            if SENSITIVE_HEADERS.contains(name) || name.as_str() == API_KEY_HEADER {
                 value.set_sensitive(true);
             } else if request_id.is_none() && name.as_str() == "x-request-id" {
                 // The first one, as `HeaderMap::get` would give.

@@ -172,9 +172,34 @@ async fn idp_garbage_keeps_cached_keys_until_max_staleness() {
     outage(Answer::Garbage).await;
 }
 
+/// A well-formed key set without a usable key is the issuer's word, not an outage: the keys it
+/// no longer lists (revoked after a compromise) stop verifying at once, not after the maximum
+/// staleness.
 #[tokio::test]
-async fn idp_empty_key_set_keeps_cached_keys_until_max_staleness() {
-    outage(Answer::Jwks(r#"{"keys":[]}"#.to_owned(), None)).await;
+async fn idp_key_set_without_a_usable_key_revokes_the_cached_ones() {
+    for empty in [
+        r#"{"keys":[]}"#.to_owned(),
+        json!({"keys": [{"kty": "EC", "kid": "new", "crv": "P-521", "x": "AA", "y": "AA"}]})
+            .to_string(),
+    ] {
+        let idp = Idp::start(Answer::Jwks(jwks_of(&["p256"]), None)).await;
+        let c = clock();
+        let s = store(&idp, &c, policy());
+        let a = authenticator(s.clone(), &c);
+        let good = long_token("p256", "ec-256", Algorithm::ES256);
+        a.verify(&good).await.unwrap();
+        idp.set(Answer::Jwks(empty.clone(), None));
+        assert!(matches!(
+            s.refresh().await,
+            Err(aaa::authn::KeySourceError::Empty)
+        ));
+        assert!(s.current_keys().unwrap().key_ids().is_empty(), "{empty}");
+        assert_eq!(
+            a.verify(&good).await.unwrap_err(),
+            AuthnError::Invalid("unknown signing key"),
+            "{empty}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -86,14 +86,14 @@ fn transparency_dev_consistency_vectors() {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-fn key(name: &str, seed: u8) -> SigningKey {
+pub(crate) fn key(name: &str, seed: u8) -> SigningKey {
     SigningKey::from_seed(name, &[seed; 32]).unwrap()
 }
 

@@ -9,24 +9,15 @@ use std::{
     task::{Context as TaskContext, Poll, Waker},
 };
 
+use crate::audit::{key, rt};
+
 use aaa::{
     Clock, Decision, Reason, Timestamp,
     audit::{
         AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, Durability, DurabilityPolicy,
-        EventKind, SigningKey, Verifier,
+        EventKind, Verifier,
     },
 };
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn key(name: &str, seed: u8) -> SigningKey {
-    SigningKey::from_seed(name, &[seed; 32]).unwrap()
-}
 
 fn event(i: i64) -> AuditEvent {
     AuditEvent::new(

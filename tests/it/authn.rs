@@ -89,6 +89,15 @@ pub(crate) fn jwk_key(name: &str) -> VerificationKey {
 /// An authenticator for [`ISSUER`] with fixed keys (all four fixture keys).
 pub(crate) fn fixed_authenticator(config: IssuerConfig, clock: &FixedClock) -> JwtAuthenticator {
     let keys = KeySet::from_keys(["rsa2048", "p256", "p384", "ed25519"].map(jwk_key));
+    authenticator_with(config, keys, clock)
+}
+
+/// An authenticator trusting `config`'s issuer with the fixed key set `keys`.
+pub(crate) fn authenticator_with(
+    config: IssuerConfig,
+    keys: KeySet,
+    clock: &FixedClock,
+) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(config, KeyStore::fixed(keys, Arc::new(clock.clone())))
         .clock(Arc::new(clock.clone()))
@@ -107,6 +116,20 @@ pub(crate) enum Answer {
     Status(u16),
     Hang,
     Garbage,
+}
+
+/// Reads a request head from `socket`; its path (`None` if the client went away first).
+pub(crate) async fn request_path(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let request = String::from_utf8_lossy(&buf);
+    Some(request.split(' ').nth(1).unwrap_or("").to_owned())
 }
 
 /// A tiny IdP on 127.0.0.1:0 serving discovery and a JWKS, counting requests.
@@ -144,16 +167,9 @@ impl Idp {
                 };
                 let server = server.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let request = String::from_utf8_lossy(&buf);
-                    let path = request.split(' ').nth(1).unwrap_or("").to_owned();
+                    let Some(path) = request_path(&mut socket).await else {
+                        return;
+                    };
                     let (status, body, cache) = if path == "/.well-known/openid-configuration" {
                         let issuer = server.discovery_issuer.lock().unwrap().clone();
                         let doc =
@@ -168,7 +184,7 @@ impl Idp {
                             Answer::Garbage => (200, "<html>not json".to_owned(), None),
                             Answer::Hang => {
                                 // Hold the connection open until the client gives up.
-                                let _ = socket.read(&mut chunk).await;
+                                let _ = socket.read(&mut [0u8; 1]).await;
                                 return;
                             }
                         }

@@ -15,8 +15,8 @@ use aaa::{
 use serde_json::json;
 
 use super::{
-    NOW, b64, claims, clock, fixed_authenticator, fixture, issuer, jwk_key, sign_raw, signing_key,
-    token,
+    NOW, authenticator_with, b64, claims, clock, fixed_authenticator, fixture, issuer, jwk_key,
+    sign_raw, signing_key, token,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -336,11 +336,7 @@ async fn probe_key_selection() {
     let c = clock();
     // Two RSA keys, a token without kid: no key is chosen.
     let keys = KeySet::from_keys([jwk_key("rsa2048"), jwk_key("rsa2048-b")]);
-    let a = JwtAuthenticator::builder()
-        .issuer(issuer(), KeyStore::fixed(keys, Arc::new(c.clone())))
-        .clock(Arc::new(c.clone()))
-        .build()
-        .unwrap();
+    let a = authenticator_with(issuer(), keys, &c);
     let no_kid = sign_raw(
         &json!({"alg": "RS256"}).to_string(),
         &claims().to_string(),
@@ -359,11 +355,7 @@ async fn probe_key_selection() {
     let doc = json!({"keys": [first, second]}).to_string();
     let set = KeySet::from_jwks_json(doc.as_bytes(), false).unwrap();
     assert_eq!(set.len(), 1);
-    let a = JwtAuthenticator::builder()
-        .issuer(issuer(), KeyStore::fixed(set, Arc::new(c.clone())))
-        .clock(Arc::new(c.clone()))
-        .build()
-        .unwrap();
+    let a = authenticator_with(issuer(), set, &c);
     assert!(
         a.verify(&token("rsa2048", "dup", Algorithm::RS256, &claims()))
             .await
@@ -384,11 +376,7 @@ async fn probe_key_selection() {
     rs["alg"] = json!("RS256");
     let doc = json!({"keys": [enc, rs]}).to_string();
     let set = KeySet::from_jwks_json(doc.as_bytes(), false).unwrap();
-    let a = JwtAuthenticator::builder()
-        .issuer(issuer(), KeyStore::fixed(set, Arc::new(c.clone())))
-        .clock(Arc::new(c.clone()))
-        .build()
-        .unwrap();
+    let a = authenticator_with(issuer(), set, &c);
     assert!(
         a.verify(&token("rsa2048", "rsa-1", Algorithm::RS256, &claims()))
             .await
@@ -591,7 +579,7 @@ async fn raw_server(routes: Vec<(&'static str, String)>) -> String {
 
 /// As [`raw_server`], with routes that may name the server's own base URL.
 async fn raw_server_with(routes: impl FnOnce(&str) -> Vec<(&'static str, String)>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let routes = Arc::new(routes(&base));
@@ -602,16 +590,9 @@ async fn raw_server_with(routes: impl FnOnce(&str) -> Vec<(&'static str, String)
             };
             let routes = routes.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let request = String::from_utf8_lossy(&buf).into_owned();
-                let path = request.split(' ').nth(1).unwrap_or("").to_owned();
+                let Some(path) = super::request_path(&mut socket).await else {
+                    return;
+                };
                 let response = routes
                     .iter()
                     .find(|(p, _)| *p == path)

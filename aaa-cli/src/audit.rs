@@ -170,6 +170,14 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
         return Ok(ExitCode::from(2));
     }
     match verifier.verify_dir(&dir) {
+        // A wrong path, or segments renamed away: nothing was shown to be intact.
+        Ok(report) if report.records == 0 => {
+            println!(
+                "FAILED: no audit record in `{}` (no `audit-<seq>.jsonl` segment, or only an empty one)",
+                dir.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
         Ok(report) => {
             println!("ok: {}", describe(&report));
             Ok(ExitCode::SUCCESS)

@@ -134,6 +134,19 @@ fn keygen_verify_summary_and_tamper_detection() {
         "{stdout}"
     );
 
+    // A directory without a record is not "ok": a wrong path proves nothing.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "verify",
+        empty.to_str().unwrap(),
+        "--key",
+        pubfile.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.starts_with("FAILED: no audit record"), "{stdout}");
+
     let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
     assert_eq!(code, 0);
     let alice = stdout.lines().find(|l| l.starts_with("alice")).unwrap();

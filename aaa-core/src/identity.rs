@@ -199,7 +199,8 @@ impl AuthInfo {
 }
 
 /// A reference to a credential that lets an auditor correlate requests made with the same
-/// credential without being able to use it: a key id, or a SHA-256 of the token.
+/// credential without being able to use it: a key id, or a SHA-256 of the credential (for a JWT,
+/// of its signed part, so that two signatures of one token are one credential).
 ///
 /// Its `Debug` shows only a prefix of a token hash.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -329,6 +329,206 @@ fn two_rotations_in_one_batch_leave_a_verifiable_log() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// From a review of the fixes above (2026-12-03): rotating to the key in charge signed the
+// checkpoint twice with one key; a signed event after a rotation in the same batch was signed by
+// the retired key. The probes pin down crashes inside a rotation and the verifier's slow path.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rotating_to_the_key_in_charge_leaves_a_log_that_verifies_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditWriter::open(config(dir.path()), key("rev/audit", 1)).unwrap();
+    let rotated = rt().block_on(async {
+        for i in 0..3 {
+            log.record(event(i)).await.unwrap();
+        }
+        // e.g. a configuration reload that "rotates" to the key file it already uses.
+        log.rotate_key(key("rev/audit", 1)).await
+    });
+    log.close();
+    // The key is in charge already: nothing to change, nothing written.
+    assert!(rotated.is_ok(), "{rotated:?}");
+    let verified = trusted().verify_dir(dir.path()).map(|r| r.key_changes);
+    let reopened = AuditWriter::open(config(dir.path()), key("rev/audit", 1)).map(|_| ());
+    assert!(
+        verified == Ok(0) && reopened.is_ok(),
+        "rotate_key(same key): verifying the log gives {verified:?} (key changes), reopening it \
+         with the key gives {reopened:?}"
+    );
+}
+
+/// A signed event (`sign_events`) in the same batch as a rotation, after it, is signed by the new
+/// key: the verifier refuses the retired key's signature from the key change on.
+#[test]
+fn signed_event_after_a_rotation_in_the_same_batch_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(GateClock::default());
+    let mut c = config(dir.path());
+    c.clock = gate.clone();
+    c.durability = DurabilityPolicy::all(Durability::BestEffort);
+    c.sign_events = |_| true;
+    let log = AuditWriter::open(c, key("rev/audit", 1)).unwrap();
+    let runtime = rt();
+    runtime.block_on(log.record(event(0))).unwrap();
+    runtime.block_on(log.flush()).unwrap();
+
+    // Hold the sequencer inside a batch; queue a rotation, then an event: they form one batch.
+    gate.arm();
+    runtime.block_on(log.record(event(1))).unwrap();
+    gate.wait_blocked();
+    let mut rotation = Box::pin(log.rotate_key(key("rev/audit-2", 2)));
+    assert!(poll_once(&mut rotation).is_pending());
+    runtime.block_on(log.record(event(2))).unwrap(); // best effort: queued behind the rotation
+    gate.release();
+    let rotated = runtime.block_on(rotation);
+    log.close();
+    assert!(rotated.is_ok(), "{rotated:?}");
+    let verified = trusted().verify_dir(dir.path());
+    assert!(
+        verified.is_ok(),
+        "the rotation answered Ok, and the log does not verify: {}\n{}",
+        verified.unwrap_err(),
+        fs::read_to_string(segments(dir.path()).pop().unwrap()).unwrap()
+    );
+}
+
+/// Probe: a crash at every byte of a rotation. Exactly the key in charge reopens the log (the old
+/// one before the key change record is whole, the new one after), and what it writes verifies.
+#[test]
+fn probe_crash_at_every_byte_of_a_rotation() {
+    let base = tempfile::tempdir().unwrap();
+    let log = AuditWriter::open(config(base.path()), key("rev/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..3 {
+            log.record(event(i)).await.unwrap();
+        }
+        log.checkpoint_now().await.unwrap();
+    });
+    let before = fs::read(segments(base.path()).pop().unwrap())
+        .unwrap()
+        .len();
+    rt().block_on(async {
+        log.rotate_key(key("rev/audit-2", 2)).await.unwrap();
+    });
+    drop(log);
+    let seg = segments(base.path()).pop().unwrap();
+    let full = fs::read(&seg).unwrap();
+    let name = seg.file_name().unwrap().to_owned();
+    // The key change record ends at the first newline after `before`.
+    let kc_end = before + full[before..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut cuts: Vec<usize> = (before..=full.len()).step_by(7).collect();
+    cuts.extend([
+        before,
+        before + 1,
+        kc_end - 1,
+        kc_end,
+        kc_end + 1,
+        full.len() - 1,
+        full.len(),
+    ]);
+    for cut in cuts {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(&name), &full[..cut]).unwrap();
+        let old = AuditWriter::open(config(dir.path()), key("rev/audit", 1));
+        let old_ok = old.is_ok();
+        if let Ok(l) = old {
+            l.close();
+        }
+        // Start again from the cut for the other key.
+        fs::write(dir.path().join(&name), &full[..cut]).unwrap();
+        let new = AuditWriter::open(config(dir.path()), key("rev/audit-2", 2));
+        let new_ok = new.is_ok();
+        let in_charge = cut >= kc_end;
+        assert_eq!(
+            (old_ok, new_ok),
+            (!in_charge, in_charge),
+            "cut at {cut} (key change ends at {kc_end})"
+        );
+        let log = match new {
+            Ok(l) => l,
+            Err(_) => {
+                fs::write(dir.path().join(&name), &full[..cut]).unwrap();
+                AuditWriter::open(config(dir.path()), key("rev/audit", 1)).unwrap()
+            }
+        };
+        rt().block_on(log.record(event(50))).unwrap();
+        log.close();
+        let verified = trusted().verify_dir(dir.path());
+        assert!(verified.is_ok(), "cut at {cut}: {}", verified.unwrap_err());
+    }
+}
+
+/// Probe: every record kind, events full of escapes and non-ASCII text (the verifier's slow,
+/// canonical path), signed events, gaps, recoveries, key changes: what the writer writes verifies.
+#[test]
+fn probe_writer_lines_on_the_slow_path_verify() {
+    use aaa::audit::{RequestInfo, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.sign_events = |_| true;
+    c.checkpoint_every = 3;
+    let log = AuditWriter::open(c, key("rev/audit", 1)).unwrap();
+    let strings = [
+        "",
+        "\"quoted\" \\ back/slash",
+        "\u{0}\u{1f}\u{7f}\u{85}\u{2028}\u{2029}",
+        "\u{feff}é😀 日本",
+        "\r\n\t",
+    ];
+    rt().block_on(async {
+        for (i, s) in strings.iter().enumerate() {
+            let mut e = AuditEvent::new(
+                Timestamp::from_unix_micros(i64::MAX - i as i64),
+                EventKind::IdentityChange {
+                    change: aaa::audit::IdentityChange::ApiKeyRevoked,
+                    subject: (*s).into(),
+                    detail: Some(s.repeat(3)),
+                },
+            );
+            e.request = Some(Arc::new(RequestInfo {
+                method: Some((*s).into()),
+                peer_ip: Some("::ffff:1.2.3.4".parse().unwrap()),
+                request_id: Some((*s).into()),
+                trace_id: Some((*s).into()),
+                user_agent: Some((*s).into()),
+            }));
+            e.target = Some(Arc::new(Target {
+                action: Some((*s).into()),
+                resource_id: Some((*s).into()),
+                resource_type: Some((*s).into()),
+                route: Some((*s).into()),
+                tenant: Some((*s).into()),
+            }));
+            log.record(e).await.unwrap();
+            log.record(AuditEvent::new(
+                Timestamp::from_unix_micros(i64::MIN + i as i64),
+                EventKind::RequestCompleted {
+                    status: u16::MAX,
+                    latency_us: u64::MAX,
+                },
+            ))
+            .await
+            .unwrap();
+        }
+        log.rotate_key(key("rev/audit-2", 2)).await.unwrap();
+        log.record(event(7)).await.unwrap();
+    });
+    log.close();
+    trusted().verify_dir(dir.path()).unwrap();
+    // Crash: a torn tail; the restart writes a recovery record.
+    let seg = segments(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes.extend_from_slice(b"{\"torn");
+    fs::write(&seg, bytes).unwrap();
+    let log = AuditWriter::open(config(dir.path()), key("rev/audit-2", 2)).unwrap();
+    rt().block_on(log.record(event(8))).unwrap();
+    log.close();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.recoveries, 1);
+    assert_eq!(report.key_changes, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Finding 4: segment names are matched loosely (any decimal spelling of the first seq), and the
 // writer does not check them at all: a stray empty file named like a segment makes the writer
 // write into a wrongly named segment, producing a log that no longer verifies.

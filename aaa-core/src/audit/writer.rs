@@ -268,6 +268,9 @@ struct Sequencer {
     closing: bool,
     pending_recovery: Option<RecoveryInfo>,
     write_failed_drops: u64,
+    /// The key a key change of the current batch introduced: in charge from that record on,
+    /// and [`Sequencer::key`] once the batch is durable.
+    incoming: Option<Box<SigningKey>>,
     buf: Vec<u8>,
     /// Reused for each record's `prev` and `id`.
     prev_hex: String,
@@ -395,6 +398,7 @@ impl AuditWriter {
             closing: false,
             pending_recovery: None,
             write_failed_drops: 0,
+            incoming: None,
             buf: Vec::with_capacity(1 << 16),
             prev_hex: String::with_capacity(64),
             id: String::with_capacity(32),
@@ -509,11 +513,16 @@ impl AuditWriter {
     }
 
     /// Replaces the signing key: appends a key change record signed by the current key that
-    /// introduces `key`, then a checkpoint signed by both.
+    /// introduces `key`, then a checkpoint signed by both. Records after the key change,
+    /// signed events among them, are signed by `key`.
+    ///
+    /// Rotating to the key already in charge (same name and public key, e.g. a configuration
+    /// reload) changes nothing and writes nothing.
     ///
     /// # Errors
     ///
-    /// [`AuditError`] when the writer stopped or the write failed (the old key stays in use).
+    /// [`AuditError`] when the writer stopped or the write failed (the old key stays in use), or
+    /// when another rotation is in the same batch ([`AuditError::Unavailable`]; ask again).
     pub async fn rotate_key(&self, key: SigningKey) -> Result<(), AuditError> {
         self.control(|ack| Command::RotateKey {
             key: Box::new(key),
@@ -921,8 +930,8 @@ impl Sequencer {
             time: now,
             prev: &self.prev_hex,
         };
-        // `encode_record` signs event records only.
-        let signer = sign.then_some(&self.key);
+        // `encode_record` signs event records only, with the key in charge at this record.
+        let signer = sign.then(|| self.incoming.as_deref().unwrap_or(&self.key));
         if encode_record(&envelope, body, signer, &mut self.buf).is_err() {
             self.buf.truncate(start);
             return Err(AuditError::Unavailable("cannot encode the record"));
@@ -944,7 +953,6 @@ impl Sequencer {
 
     fn stage_checkpoint(
         &mut self,
-        next_key: Option<&SigningKey>,
         now: Timestamp,
         notes: &mut Vec<String>,
     ) -> Result<(), AuditError> {
@@ -959,7 +967,7 @@ impl Sequencer {
                 format!("id {}", record_id(self.nonce, self.chain.seq)),
             ],
         };
-        let note = match next_key {
+        let note = match self.incoming.as_deref() {
             Some(new) => cp.sign(&[new, &self.key]),
             None => cp.sign(&[&self.key]),
         };
@@ -986,7 +994,7 @@ impl Sequencer {
             .filter(|c| matches!(c, Command::Event { ack: None, .. }))
             .count() as u64;
         let mut force = false;
-        let mut next_key: Option<Box<SigningKey>> = None;
+        self.incoming = None;
         let recovery = self.pending_recovery.take();
         let queue_drops = self.shared.dropped.swap(0, Ordering::Relaxed);
         let write_drops = std::mem::take(&mut self.write_failed_drops);
@@ -1044,7 +1052,7 @@ impl Sequencer {
                         acks.push(Ack::Done(ack));
                     }
                     Command::RotateKey { key, ack } => {
-                        if next_key.is_some() {
+                        if self.incoming.is_some() {
                             // One rotation per batch: a second would be signed by a key no
                             // longer in charge. The caller may ask again.
                             let _ = ack.send(Err(AuditError::Unavailable(
@@ -1054,6 +1062,12 @@ impl Sequencer {
                         }
                         let old = self.key.verifier_key().to_string();
                         let new = key.verifier_key().to_string();
+                        if old == new {
+                            // Already in charge: a key change to itself would sign the
+                            // checkpoint twice with one key, which no verifier accepts.
+                            acks.push(Ack::Done(ack));
+                            continue;
+                        }
                         let statement =
                             key_change_statement(&self.origin_line, self.chain.seq, &old, &new);
                         let signature = base64::Engine::encode(
@@ -1066,13 +1080,13 @@ impl Sequencer {
                             signature,
                         };
                         self.stage(Body::Record(&RecordBody::KeyChange(change)), false, now)?;
-                        next_key = Some(key);
+                        self.incoming = Some(key);
                         force = true;
                         acks.push(Ack::Done(ack));
                     }
                 }
                 if self.chain.since_checkpoint >= self.checkpoint_every {
-                    self.stage_checkpoint(next_key.as_deref(), now, &mut notes)?;
+                    self.stage_checkpoint(now, &mut notes)?;
                 }
             }
             let interval = i64::try_from(self.checkpoint_interval.as_micros()).unwrap_or(i64::MAX);
@@ -1082,7 +1096,7 @@ impl Sequencer {
                     .uncovered_since
                     .is_some_and(|t| now.unix_micros().saturating_sub(t.unix_micros()) >= interval);
             if (force || due) && self.chain.since_checkpoint > 0 {
-                self.stage_checkpoint(next_key.as_deref(), now, &mut notes)?;
+                self.stage_checkpoint(now, &mut notes)?;
             }
             // Only what somebody waits for, and checkpoints (which a witness may anchor), are
             // synced at once; other events are synced with the next of these.
@@ -1103,7 +1117,7 @@ impl Sequencer {
 
         match staged {
             Ok(()) => {
-                if let Some(key) = next_key {
+                if let Some(key) = self.incoming.take() {
                     self.key = *key;
                 }
                 for ack in acks {
@@ -1136,6 +1150,7 @@ impl Sequencer {
                     let _ = file.set_len(self.seg_len);
                 }
                 self.chain = snapshot;
+                self.incoming = None;
                 self.need_new_segment = true;
                 self.pending_recovery = recovery;
                 self.shared

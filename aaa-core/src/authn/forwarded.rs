@@ -102,8 +102,15 @@ fn spiffe_trust_domain(id: &str) -> Option<&str> {
     (domain_ok && path_ok).then_some(domain)
 }
 
-/// One XFCC element: its `key=value` pairs, in order, quoted values unquoted.
-type XfccElement = Vec<(String, String)>;
+/// One XFCC pair: key, value (unquoted and unescaped), and whether it was quoted.
+struct XfccPair {
+    key: String,
+    value: String,
+    quoted: bool,
+}
+
+/// One XFCC element: its `key=value` pairs, in order.
+type XfccElement = Vec<XfccPair>;
 
 /// The elements of an `x-forwarded-client-cert` value, as Envoy writes it: elements separated
 /// by `,`, `key=value` pairs by `;`, and a value holding `,`, `;`, `=` or `"` double-quoted
@@ -128,7 +135,8 @@ fn xfcc_elements(text: &str) -> Result<Vec<XfccElement>, AuthnError> {
             return Err(malformed());
         }
         let mut value = String::new();
-        if chars.peek() == Some(&'"') {
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
             chars.next();
             loop {
                 match chars.next() {
@@ -149,7 +157,11 @@ fn xfcc_elements(text: &str) -> Result<Vec<XfccElement>, AuthnError> {
             }
             value = value.trim().to_owned();
         }
-        element.push((key.to_owned(), value));
+        element.push(XfccPair {
+            key: key.to_owned(),
+            value,
+            quoted,
+        });
         match chars.next() {
             Some(';') => {}
             Some(',') => elements.push(std::mem::take(&mut element)),
@@ -213,13 +225,18 @@ impl ForwardedIdentityAuthenticator {
         };
         let mut uris = element
             .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case("uri"))
-            .map(|(_, value)| value.as_str());
+            .filter(|pair| pair.key.eq_ignore_ascii_case("uri"));
         let (Some(uri), None) = (uris.next(), uris.next()) else {
             return Err(AuthnError::Invalid(
                 "the forwarded certificate must carry exactly one uri",
             ));
         };
+        // Envoy writes a URI SAN raw: a quoted one is a SAN that itself starts with `"`, whose
+        // escapes are the certificate's text, not the proxy's.
+        if uri.quoted {
+            return Err(AuthnError::Invalid("the forwarded uri is quoted"));
+        }
+        let uri = uri.value.as_str();
         let Some(domain) = spiffe_trust_domain(uri) else {
             return Err(AuthnError::Invalid("the forwarded uri is not a spiffe id"));
         };
@@ -324,10 +341,13 @@ mod tests {
         ] {
             assert!(a.identify(&facts("10.0.0.1:1", bad)).is_err(), "{bad}");
         }
-        assert!(
-            a.identify(&facts("10.0.0.1:1", "URI=\"spiffe://prod/x\""))
-                .is_ok()
-        );
+        // Envoy never quotes a URI SAN: a quoted one is refused, escapes or not.
+        for quoted in [r#"URI="spiffe://prod/x""#, r#"URI="spiffe://prod/a\dmin""#] {
+            assert!(
+                a.identify(&facts("10.0.0.1:1", quoted)).is_err(),
+                "{quoted}"
+            );
+        }
     }
 
     #[test]
@@ -338,7 +358,7 @@ mod tests {
                     .into_iter()
                     .map(|e| {
                         e.into_iter()
-                            .map(|(k, v)| format!("{k}={v}"))
+                            .map(|p| format!("{}={}", p.key, p.value))
                             .collect::<Vec<_>>()
                             .join("|")
                     })

@@ -97,7 +97,8 @@ impl CachePolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyStoreHealth {
-    /// When the current key set was fetched (or installed, for fixed keys).
+    /// When a key set with a usable key was last fetched (or installed, for fixed keys). A key
+    /// set without one is installed (the issuer withdrew its keys) but counts as a failure.
     pub last_success: Option<Timestamp>,
     /// When the last fetch started.
     pub last_attempt: Option<Timestamp>,
@@ -109,11 +110,11 @@ pub struct KeyStoreHealth {
     pub key_ids: Vec<String>,
     /// Fetches started.
     pub fetches: u64,
-    /// Fetches that failed (including empty key sets).
+    /// Fetches that failed, including those answering a key set without a usable key.
     pub failures: u64,
     /// Failures since the last success.
     pub consecutive_failures: u64,
-    /// The last failure, if the last fetch failed.
+    /// The last failure, if the last fetch failed (or answered no usable key).
     pub last_error: Option<String>,
 }
 
@@ -132,6 +133,7 @@ struct Inner {
     current: ArcSwapOption<Snapshot>,
     fetch_lock: tokio::sync::Mutex<()>,
     last_attempt: AtomicI64,
+    last_success: AtomicI64,
     negative: Mutex<HashMap<String, Timestamp>>,
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -191,6 +193,12 @@ impl KeyStore {
     pub fn fixed(keys: KeySet, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
         let store = Self::build(None, CachePolicy::default(), clock);
+        if !keys.is_empty() {
+            store
+                .inner
+                .last_success
+                .store(now.unix_micros(), Ordering::SeqCst);
+        }
         store.inner.current.store(Some(Arc::new(Snapshot {
             keys: Arc::new(keys),
             fetched_at: now,
@@ -250,6 +258,7 @@ impl KeyStore {
                 current: ArcSwapOption::empty(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 last_attempt: AtomicI64::new(NEVER),
+                last_success: AtomicI64::new(NEVER),
                 negative: Mutex::new(HashMap::new()),
                 fetches: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
@@ -269,7 +278,10 @@ impl KeyStore {
     ///
     /// # Errors
     ///
-    /// The fetch's [`KeySourceError`]; the cached keys are kept.
+    /// The fetch's [`KeySourceError`]; the cached keys are kept. [`KeySourceError::Empty`] when
+    /// the issuer answered a well-formed key set without a usable key: that set replaces the
+    /// cached one (no token verifies until the issuer lists a usable key again), and the fetch
+    /// counts as a failure in [`health`](Self::health).
     pub async fn refresh(&self) -> Result<(), KeySourceError> {
         let _guard = self.inner.fetch_lock.lock().await;
         self.fetch_locked().await
@@ -310,8 +322,10 @@ impl KeyStore {
         let snap = self.inner.current.load_full();
         let now = self.inner.clock.now();
         let last_attempt = self.inner.last_attempt.load(Ordering::SeqCst);
+        let last_success = self.inner.last_success.load(Ordering::SeqCst);
         KeyStoreHealth {
-            last_success: snap.as_ref().map(|s| s.fetched_at),
+            last_success: (last_success != NEVER)
+                .then(|| Timestamp::from_unix_micros(last_success)),
             last_attempt: (last_attempt != NEVER)
                 .then(|| Timestamp::from_unix_micros(last_attempt)),
             fresh_until: snap.as_ref().map(|s| s.fresh_until),
@@ -498,16 +512,26 @@ impl KeyStore {
                 if let Ok(mut m) = self.inner.negative.lock() {
                     m.clear();
                 }
-                self.inner.consecutive_failures.store(0, Ordering::SeqCst);
-                if let Ok(mut e) = self.inner.last_error.lock() {
-                    *e = None;
-                }
                 if empty {
+                    self.inner.failures.fetch_add(1, Ordering::SeqCst);
+                    self.inner
+                        .consecutive_failures
+                        .fetch_add(1, Ordering::SeqCst);
+                    if let Ok(mut e) = self.inner.last_error.lock() {
+                        *e = Some(KeySourceError::Empty.to_string());
+                    }
                     tracing::warn!(
                         target: "aaa::authn::jwks",
                         "the issuer's key set holds no usable key: no token verifies until it does"
                     );
                     return Err(KeySourceError::Empty);
+                }
+                self.inner
+                    .last_success
+                    .store(started.unix_micros(), Ordering::SeqCst);
+                self.inner.consecutive_failures.store(0, Ordering::SeqCst);
+                if let Ok(mut e) = self.inner.last_error.lock() {
+                    *e = None;
                 }
                 tracing::info!(
                     target: "aaa::authn::jwks",

@@ -99,7 +99,6 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Parses the public key once for each algorithm it allows.
 /// The number of bits of the big-endian unsigned integer `n`.
 fn bit_length(n: &[u8]) -> usize {
     let n = n
@@ -139,6 +138,7 @@ fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
     Some(modulus)
 }
 
+/// Parses the public key once for each algorithm it allows.
 fn parse_public(
     key: &DecodingKey,
     algorithms: &[Algorithm],

@@ -126,6 +126,53 @@ async fn probe_xfcc_spoofing_is_refused() {
     assert!(a.authenticate(&inside).await.unwrap().is_authenticated());
 }
 
+/// Probe: what Envoy (SANITIZE_SET, `set_current_client_cert_details` with subject, uri, dns,
+/// cert, chain) actually writes is accepted; Envoy never quotes URI or DNS values and writes the
+/// subject quoted with RFC 2253 escapes.
+#[tokio::test]
+async fn probe_xfcc_as_envoy_writes_it() {
+    let a = xfcc_authn();
+    let envoy = concat!(
+        "By=spiffe://prod/ns/a/sa/api;",
+        "Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;",
+        "Cert=\"-----BEGIN%20CERTIFICATE-----%0AMIIB%2Bw%3D%3D%0A-----END%20CERTIFICATE-----%0A\";",
+        "Chain=\"-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A\";",
+        r#"Subject="CN=worker\, inc.,OU=a\+b,O=\"q\",L=x\\y";"#,
+        "URI=spiffe://prod/ns/b/sa/worker;",
+        "DNS=worker.prod.svc;DNS=*.prod.svc"
+    );
+    match a.authenticate(&xfcc_request(envoy)).await {
+        Ok(Identity::Authenticated(p)) => assert_eq!(p.id, "spiffe://prod/ns/b/sa/worker"),
+        other => panic!("Envoy's header was refused: {other:?}"),
+    }
+    // A certificate without a URI SAN: Envoy writes `URI=`; a DNS SAN holding `;URI=` (Envoy
+    // writes DNS values raw) then makes two URIs: refused.
+    for bad in [
+        "Hash=ab;URI=;DNS=a;URI=spiffe://prod/ns/admin/sa/root",
+        "Hash=ab;URI=",
+    ] {
+        assert!(a.authenticate(&xfcc_request(bad)).await.is_err(), "{bad}");
+    }
+}
+
+/// Envoy never quotes a URI (it writes the SAN raw), so a quoted URI value can only come from a
+/// URI SAN that itself starts with `"`, whose escapes are the certificate's text:
+/// `"spiffe://prod/ns/adm\in/sa/ro\ot"` (not a SPIFFE ID) authenticated as
+/// `spiffe://prod/ns/admin/sa/root` once quoted values were unescaped.
+#[tokio::test]
+async fn xfcc_escaped_quoted_uri_is_not_another_spiffe_id() {
+    let a = xfcc_authn();
+    let got = a
+        .authenticate(&xfcc_request(
+            r#"Hash=ab;URI="spiffe://prod/ns/adm\in/sa/ro\ot""#,
+        ))
+        .await;
+    assert!(
+        got.is_err(),
+        "a URI SAN spelled with backslashes authenticated as another SPIFFE ID: {got:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // API keys
 // ---------------------------------------------------------------------------------------------
@@ -451,6 +498,16 @@ async fn removed_key_stops_verifying_when_the_new_jwks_has_no_usable_key() {
     idp.set(Answer::Jwks(p521.to_string(), None));
     let refreshed = store.refresh().await;
     assert!(refreshed.is_err(), "the refresh reports {refreshed:?}");
+    // Installed, but a failure to anyone watching the store's health.
+    let health = store.health();
+    assert!(
+        health.key_ids.is_empty()
+            && health.failures == 1
+            && health.consecutive_failures == 1
+            && health.last_error.is_some()
+            && health.last_success.is_some_and(|t| t.unix_seconds() == NOW),
+        "refresh answered {refreshed:?} and no token verifies; health says {health:?}"
+    );
     assert!(
         a.verify(&compromised).await.is_err(),
         "a key the issuer removed (200 OK, well-formed JWKS) still verifies tokens"
@@ -546,6 +603,78 @@ fn short_rsa_pem_key_is_refused() {
         aaa::VerificationKey::from_pem(Some("short"), Algorithm::RS256, RSA_1024_PUB.as_bytes());
     assert!(got.is_err(), "a 1024-bit RSA PEM key was loaded");
 }
+
+/// Probe: the modulus check refuses no legitimate key (SPKI, PKCS#1, certificate; 2048 and
+/// 4096 bits).
+#[test]
+fn probe_rsa_pem_keys_of_2048_and_4096_bits_load() {
+    let spki_2048 = fixture("rsa2048.pub.pem");
+    for (what, pem) in [
+        ("2048 SPKI", &spki_2048[..]),
+        ("2048 PKCS#1", RSA_2048_PKCS1.as_bytes()),
+        ("2048 certificate", RSA_2048_CERT.as_bytes()),
+        ("4096 SPKI", RSA_4096_SPKI.as_bytes()),
+    ] {
+        for alg in [Algorithm::RS256, Algorithm::PS512] {
+            assert!(
+                aaa::VerificationKey::from_pem(Some("k"), alg, pem).is_ok(),
+                "{what} {alg:?} refused"
+            );
+        }
+    }
+    // A private key PEM is not a public key.
+    let private = fixture("rsa2048.key.pem");
+    assert!(aaa::VerificationKey::from_pem(Some("k"), Algorithm::RS256, &private).is_err());
+}
+
+const RSA_4096_SPKI: &str = "\
+-----BEGIN PUBLIC KEY-----
+MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEAmnjLQBMGAQ1XgSD9HIKT
+LdwWn4RMiVx2F3B7WEIwrOkIwVyTJ5ZhSHI+BKX2CX5cN1khr5iF3q9lotZfqdF7
+S6WYDpCruQyYEZM9WGQQNzuvB6A8ZZXE9R4e7WAKWekn9WnHvHuGgJ6ZOP+pLUSa
+65p4/P62Vpax8tqWEobPSvAoIn6ceC1SxS60t2DVBMd9p6YMhlczFMiOr2FcHJql
+nR0XUP8m19YFjRgPAnZXSZPTsZlROSbyQ07qYnzgtMz+1HkYxu8+VB5mL/Lm/jff
+2vFeFiwphQye9K7dVX65cHJU62ejr1R+2QIl/k17KzbCyASU0iGj8fcuGDIKMV79
+CdROO099qtkQh2Ge+rAsKyFczuP2DZbHHUCq7C+r3d5/jkXIFeMTDPBhmYMdCNM8
+vqwn2o99rSJ5Ta4oX/MVGYKoxowpZIuUx/rGDvMw32zJ47PEpjTTu427uDjcOihs
+cxiD39/xlliSGHK/+2zGQp74oV5ch7RxFUXFgdb4Bx7fJ0rUtPFozRf0Y+FWK78a
+8bHnH6cQrU9MaGLL2OZdnvlx/b150LyknWL5PPC8Sf6+HXSjtVUZNBVXanIYudAc
+NgBzWjQUho+A2cRdXKKi3eOFnHvQopIzg8gwwEeaJNOHrixMksEhtAY8F0umxvqM
+2EkMuHrU6hYg3yY5HI6O9C8CAwEAAQ==
+-----END PUBLIC KEY-----
+";
+
+const RSA_2048_PKCS1: &str = "\
+-----BEGIN RSA PUBLIC KEY-----
+MIIBCgKCAQEAo7n9I9+xdHSHFzSc4J2FUq02pMbT3eT8IvO1nefc/zANaDSskuw9
+RrnY7SA2GcTHFVpx/xFET8Tr9Z6NLzzbUtFTgT8gROw9u5nsqIKpSpIW2Khr5nO6
+Ugq5lj05SmjT6sfKigRRO1UFsIeW8INvnkA2PrtftUu3uZHFjFGic+PSnTZE8ohw
+MmGHw8NwapFh/16BKyfdGgjwBn+Ry6VTE3zh3pV5cn5LIENNLO5M0oEkAVEG99Nf
+LSfoj6w4Q0xJlmK1UM1nOxgY1sewK3hztAcH8H5/Pbs7kr/MS74gJ32TnRqaqSzh
+kqKgTL9ccTLdQEiVqE4NVQVyLTP9tYeKLQIDAQAB
+-----END RSA PUBLIC KEY-----
+";
+
+const RSA_2048_CERT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIC+TCCAeGgAwIBAgIUCY+BMeEi2IdgZEa3aHbUNmByoowwDQYJKoZIhvcNAQEL
+BQAwDDEKMAgGA1UEAwwBdDAeFw0yNjEyMDIyMzE4NTVaFw0yNjEyMDMyMzE4NTVa
+MAwxCjAIBgNVBAMMAXQwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCj
+uf0j37F0dIcXNJzgnYVSrTakxtPd5Pwi87Wd59z/MA1oNKyS7D1GudjtIDYZxMcV
+WnH/EURPxOv1no0vPNtS0VOBPyBE7D27meyogqlKkhbYqGvmc7pSCrmWPTlKaNPq
+x8qKBFE7VQWwh5bwg2+eQDY+u1+1S7e5kcWMUaJz49KdNkTyiHAyYYfDw3BqkWH/
+XoErJ90aCPAGf5HLpVMTfOHelXlyfksgQ00s7kzSgSQBUQb3018tJ+iPrDhDTEmW
+YrVQzWc7GBjWx7AreHO0Bwfwfn89uzuSv8xLviAnfZOdGpqpLOGSoqBMv1xxMt1A
+SJWoTg1VBXItM/21h4otAgMBAAGjUzBRMB0GA1UdDgQWBBQoxSwwX1xvkUhJanS3
+rEN5Ds1t3TAfBgNVHSMEGDAWgBQoxSwwX1xvkUhJanS3rEN5Ds1t3TAPBgNVHRMB
+Af8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA4IBAQA165CqfRgodUze6gG9B/XQBGL+
+jJA5XzWJezDxUmguJdKIWZW7XF6vCtWTYC/5n7ez9NWXznc+JgnxntZxgE/Wqvbg
+JxpeUwezfj10HWVHaQK7nKwNBvGtMXZje3+GyA+YPn1yDRp4/ck2ZSIR/EZKpDyG
+pVrHhIircs9Hhl8hMC6rGnmLIridSsG8Gvj9ybcdiTuOUVRxuJwphwwVcbK8ov6D
+1zvcWd2TFW4Zvqg82JZBqcLSVX0vcIpvBjJodEpDJXzMdPu66Cl16pbQpMEty7Y6
+rP2ZChs/FjliEIe9ptm5vjGQEk4Tavu+GyBlag0DETQ8juRTFA+Sp2hYbI1L
+-----END CERTIFICATE-----
+";
 
 /// Probe: Ed25519 is not malleable (S + L is refused), unlike ECDSA above.
 #[tokio::test]

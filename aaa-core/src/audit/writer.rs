@@ -1186,33 +1186,92 @@ impl Sequencer {
 }
 
 /// Loads the signing key stored at `path`, or generates one named `name` and stores it there
-/// (created with mode 0600 on Unix, never overwritten).
+/// (created with mode 0600 on Unix, never overwritten; see [`write_private_key`]). Two processes
+/// starting at once agree on one key: the one that stores its key first wins, the other loads it.
+///
+/// A key file that other users may read (on Unix, any group or other permission bit, as a
+/// Kubernetes secret volume's default mode 0644 gives) is loaded with a warning under the
+/// `tracing` target `aaa::audit`: whoever can read it can sign a forged log.
 ///
 /// # Errors
 ///
 /// [`AuditError::Io`] when the file cannot be read or created; [`AuditError::Key`] when it does
 /// not hold a key.
 pub fn load_or_generate_key(path: &Path, name: &str) -> Result<SigningKey, AuditError> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let text = zeroize::Zeroizing::new(text);
-            SigningKey::from_private_text(&text).map_err(AuditError::Key)
-        }
+    match read_private_key(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(name).map_err(AuditError::Key)?;
-            write_private_key(path, &key)?;
-            Ok(key)
+            match store_private_key(path, &key) {
+                Ok(()) => Ok(key),
+                // Another process stored its key first: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_private_key(path)
+                    .map_err(|e| io_error("cannot read the key file", &e))
+                    .and_then(|text| SigningKey::from_private_text(&text).map_err(AuditError::Key)),
+                Err(e) => Err(io_error("cannot create the key file", &e)),
+            }
         }
         Err(e) => Err(io_error("cannot read the key file", &e)),
+        Ok(text) => SigningKey::from_private_text(&text).map_err(AuditError::Key),
     }
 }
 
+/// The text of the key file at `path`, warning when other users may read it.
+fn read_private_key(path: &Path) -> std::io::Result<zeroize::Zeroizing<String>> {
+    let mut file = File::open(path)?;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut file, &mut text)?;
+    if let Ok(meta) = file.metadata()
+        && readable_by_others(&meta)
+    {
+        tracing::warn!(
+            target: "aaa::audit",
+            path = %path.display(),
+            "the audit signing key file may be read by other users: whoever reads it can sign a \
+             forged log (chmod 600, or defaultMode: 0400 for a Kubernetes secret)"
+        );
+    }
+    Ok(text)
+}
+
+/// Whether users other than the owner may read or write the file (Unix permission bits).
+#[cfg(unix)]
+fn readable_by_others(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o077 != 0
+}
+
+/// Whether users other than the owner may read or write the file (not known off Unix).
+#[cfg(not(unix))]
+fn readable_by_others(_meta: &fs::Metadata) -> bool {
+    false
+}
+
 /// Writes `key` to a new file at `path` (mode 0600 on Unix); refuses to overwrite.
+///
+/// The key is written and synced under a temporary name beside `path`, then linked to `path`
+/// (which fails if `path` exists): a crash leaves either no key file or a whole one, never a
+/// truncated key that would stop the next start.
 ///
 /// # Errors
 ///
 /// [`AuditError::Io`] when the file exists or cannot be written.
 pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditError> {
+    store_private_key(path, key).map_err(|e| io_error("cannot write the key file", &e))
+}
+
+fn store_private_key(path: &Path, key: &SigningKey) -> std::io::Result<()> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|_| std::io::Error::other("no randomness"))?;
+    let Some(file_name) = path.file_name() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the key path names no file",
+        ));
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.tmp", u64::from_le_bytes(nonce)));
+    let tmp = path.with_file_name(tmp_name);
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -1220,14 +1279,24 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditError
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| io_error("cannot create the key file", &e))?;
-    let text = key.to_private_text();
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("cannot write the key file", &e))
+    let written = options.open(&tmp).and_then(|mut file| {
+        let text = key.to_private_text();
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    });
+    // A hard link never replaces an existing file, unlike a rename.
+    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent() {
+        sync_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1243,6 +1312,74 @@ mod id_tests {
         ] {
             let id = format!("{nonce:016x}{seq:016x}");
             assert_eq!(id, super::record_id(nonce, seq));
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+
+    /// A generated key file is private, whole, alone (no temporary file left) and never
+    /// replaced; a second `load_or_generate_key` loads it.
+    #[test]
+    fn a_generated_key_is_stored_privately_and_loaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        let key = load_or_generate_key(&path, "t/audit").unwrap();
+        let again = load_or_generate_key(&path, "other/name").unwrap();
+        assert_eq!(key.verifier_key(), again.verifier_key());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["audit.key"]);
+        assert!(!readable_by_others(&fs::metadata(&path).unwrap()));
+        let other = SigningKey::generate("t/audit").unwrap();
+        assert!(write_private_key(&path, &other).is_err());
+        let kept = load_or_generate_key(&path, "t/audit").unwrap();
+        assert_eq!(kept.verifier_key(), key.verifier_key());
+    }
+
+    /// Two processes starting at once (threads here) agree on one key.
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join("audit.key"));
+        let barrier = Arc::new(Barrier::new(4));
+        let keys: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    load_or_generate_key(&path, "t/audit").map(|k| k.verifier_key())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        write_private_key(&path, &SigningKey::generate("t/audit").unwrap()).unwrap();
+        for (mode, exposed) in [(0o600, false), (0o400, false), (0o644, true), (0o640, true)] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(
+                readable_by_others(&fs::metadata(&path).unwrap()),
+                exposed,
+                "{mode:o}"
+            );
+            // Loaded all the same (with a warning when exposed).
+            assert!(load_or_generate_key(&path, "t/audit").is_ok());
         }
     }
 }

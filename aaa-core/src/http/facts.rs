@@ -11,9 +11,27 @@ pub const SENSITIVE_HEADERS: &[HeaderName] = &[
     header::SET_COOKIE,
 ];
 
-/// The API-key authenticator's default header, marked sensitive too (a custom header name
-/// cannot be a constant of [`SENSITIVE_HEADERS`]).
-const API_KEY_HEADER: &str = "x-api-key";
+/// Words that make any other header name look like a credential's (`x-api-key`, the API-key
+/// authenticator's default, or a custom one such as `x-service-token`): such headers are marked
+/// sensitive too. Hiding a header that holds no secret costs nothing; showing one that does leaks
+/// it to every log that prints the headers.
+const CREDENTIAL_WORDS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "auth",
+    "session",
+    "cookie",
+    "credential",
+    "signature",
+];
+
+/// Whether `name` (lowercase, as `http` keeps it) looks like a credential header's.
+fn looks_like_credential(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    CREDENTIAL_WORDS.iter().any(|word| name.contains(word))
+}
 
 /// Longest request id taken from an `x-request-id` header; longer ones are ignored.
 const MAX_REQUEST_ID: usize = 128;
@@ -82,14 +100,16 @@ impl RequestFacts {
         self
     }
 
-    /// Sets the request headers. Credential headers are marked sensitive; the `Host` header and a
+    /// Sets the request headers. Credential headers ([`SENSITIVE_HEADERS`], and any whose name
+    /// holds `key`, `token`, `secret`, `passw`, `auth`, `session`, `cookie`, `credential` or
+    /// `signature`) are marked sensitive; the `Host` header and a
     /// well-formed `x-request-id` (visible ASCII, at most 128 bytes) are picked up.
     #[must_use]
     pub fn with_headers(mut self, mut headers: HeaderMap) -> Self {
         // One pass over the headers rather than a lookup per name: requests carry few headers.
         let mut request_id = None;
         for (name, value) in &mut headers {
-            if SENSITIVE_HEADERS.contains(name) || name.as_str() == API_KEY_HEADER {
+            if SENSITIVE_HEADERS.contains(name) || looks_like_credential(name) {
                 value.set_sensitive(true);
             } else if request_id.is_none() && name.as_str() == "x-request-id" {
                 // The first one, as `HeaderMap::get` would give.
@@ -266,6 +286,33 @@ mod tests {
         }
         assert_eq!(facts.request_id(), Some("first"));
         assert!(!facts.headers()["x-request-id"].is_sensitive());
+    }
+
+    #[test]
+    fn custom_credential_headers_are_sensitive_and_others_are_not() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-api-key",
+            "x-service-token",
+            "x-client-secret",
+            "x-auth",
+            "x-amz-signature",
+            "x-session-id",
+        ] {
+            h.insert(HeaderName::from_static(name), "s3cr3t".parse().unwrap());
+        }
+        for name in ["accept", "user-agent", "x-request-id", "content-type"] {
+            h.insert(HeaderName::from_static(name), "plain".parse().unwrap());
+        }
+        let facts = RequestFacts::new(Method::GET, "/").with_headers(h);
+        for (name, value) in facts.headers() {
+            assert_eq!(
+                value.is_sensitive(),
+                value.as_bytes() == b"s3cr3t",
+                "{name}"
+            );
+        }
+        assert!(!format!("{:?}", facts.headers()).contains("s3cr3t"));
     }
 
     #[test]

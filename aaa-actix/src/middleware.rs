@@ -287,9 +287,12 @@ const MAX_DYNAMIC_SEGMENTS: usize = 16;
 
 /// The names of `pattern`'s parameters (`{name}`, `{name:regex}`, `{name}*`), in order; `None`
 /// when actix could not compile it as one pattern: a name repeated (scopes may each use
-/// `{id}`), more than [`MAX_DYNAMIC_SEGMENTS`] of them, or unbalanced braces.
+/// `{id}`), also as a named group of a parameter's regex, more than [`MAX_DYNAMIC_SEGMENTS`] of
+/// them, or unbalanced braces.
 fn parameter_names(pattern: &str) -> Option<Vec<&str>> {
     let mut names: Vec<&str> = Vec::new();
+    // Named groups inside the parameters' regexes: actix compiles them into the same regex.
+    let mut groups: Vec<&str> = Vec::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
         let after = rest.get(open + 1..)?;
@@ -315,9 +318,25 @@ fn parameter_names(pattern: &str) -> Option<Vec<&str>> {
             return None;
         }
         names.push(name);
-        rest = after.get(close? + 1..)?;
+        let close = close?;
+        if let Some(regex) = after.get(end..close) {
+            groups.extend(group_names(regex));
+        }
+        rest = after.get(close + 1..)?;
     }
-    (names.len() <= MAX_DYNAMIC_SEGMENTS).then_some(names)
+    let mut all: Vec<&str> = names.iter().chain(&groups).copied().collect();
+    all.sort_unstable();
+    let repeated = all.windows(2).any(|w| w.first() == w.last());
+    (names.len() <= MAX_DYNAMIC_SEGMENTS && !repeated).then_some(names)
+}
+
+/// The names of a regex's named groups (`(?P<name>…)`, `(?<name>…)`).
+fn group_names(regex: &str) -> impl Iterator<Item = &str> {
+    regex
+        .match_indices("(?")
+        .filter_map(|(at, _)| regex.get(at + 2..))
+        .filter_map(|rest| rest.strip_prefix("P<").or_else(|| rest.strip_prefix('<')))
+        .filter_map(|rest| rest.find('>').and_then(|end| rest.get(..end)))
 }
 
 /// Translates the request into [`RequestFacts`].
@@ -427,11 +446,26 @@ mod tests {
             Some(16)
         );
         assert_eq!(parameter_names("/docs/{id"), None);
+        // A named group of a regex repeating a name: actix's compiler would panic on the joined
+        // pattern (scopes compile their parts apart).
+        for repeated in [
+            r"/a/{id}/{n:(?P<id>\d+)}",
+            r"/a/{n:(?<n>\d+)}",
+            r"/a/{n:(?P<x>\d+)}/{m:(?P<x>\d+)}",
+        ] {
+            assert_eq!(parameter_names(repeated), None, "{repeated}");
+            assert!(
+                std::panic::catch_unwind(|| ResourceDef::new(repeated)).is_err(),
+                "{repeated} compiles"
+            );
+        }
+        assert_eq!(parameter_names(r"/a/{n:(?P<x>\d+)}"), Some(vec!["n"]));
         // Every name accepted here compiles.
         for pattern in [
             "/health",
             r"/docs/{id}/v/{n:\d{3}}/{tail}*",
             &many[..many.len() - 6],
+            r"/a/{n:(?P<x>\d+)}",
         ] {
             assert!(parameter_names(pattern).is_some());
             let _ = ResourceDef::new(pattern);

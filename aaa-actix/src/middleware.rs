@@ -265,19 +265,22 @@ pub(crate) fn served(req: &HttpRequest, decided: Option<&str>, on: &DecidedOn) -
 /// The compiled patterns of the app's routes, per worker: compiling one costs more than the
 /// rest of the translation, and an app has a fixed, small set of them.
 #[derive(Debug, Clone, Default)]
-struct Patterns(Rc<RefCell<HashMap<String, Rc<ResourceDef>>>>);
+struct Patterns(Rc<RefCell<HashMap<String, Option<Rc<ResourceDef>>>>>);
 
 impl Patterns {
     /// The compiled `pattern`, which must have passed [`parameter_names`] (actix's compiler
-    /// panics on a repeated parameter name or too many of them).
-    fn get(&self, pattern: &str) -> Rc<ResourceDef> {
+    /// panics on a repeated parameter name or too many of them); `None` should actix's compiler
+    /// panic all the same (a joined pattern too large for its regex, say): never a panic on a
+    /// request's path.
+    fn get(&self, pattern: &str) -> Option<Rc<ResourceDef>> {
         if let Some(def) = self.0.borrow().get(pattern) {
-            return Rc::clone(def);
+            return def.clone();
         }
-        let def = Rc::new(ResourceDef::new(pattern));
-        self.0
-            .borrow_mut()
-            .insert(pattern.to_owned(), Rc::clone(&def));
+        // A failure is kept too: it is not compiled (nor its panic printed) again.
+        let def = std::panic::catch_unwind(|| ResourceDef::new(pattern))
+            .ok()
+            .map(Rc::new);
+        self.0.borrow_mut().insert(pattern.to_owned(), def.clone());
         def
     }
 }
@@ -397,7 +400,7 @@ fn facts_of(
         // guard. So is a pattern joined from scopes that repeat a parameter name, which actix
         // routes but cannot compile as one. Installed on each resource, the middleware reads
         // actix's own match instead.
-        let compiled = parameter_names(&pattern).map(|_| patterns.get(&pattern));
+        let compiled = parameter_names(&pattern).and_then(|_| patterns.get(&pattern));
         if !compiled.is_some_and(|def| def.capture_match_info(&mut path)) {
             return Ok(facts.with_matched_route(pattern).with_malformed(
                 "the route cannot be decided before actix routes it: wrap a resource of several \

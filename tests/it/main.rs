@@ -15,4 +15,5 @@ mod authn;
 mod conformance;
 mod docs_demo;
 mod policy;
+mod policy_review;
 mod public_interface;

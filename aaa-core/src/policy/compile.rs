@@ -130,6 +130,16 @@ pub(crate) enum Attr {
 }
 
 impl Attr {
+    /// Whether the attribute is a declared `set<T>`.
+    pub(crate) fn is_set(&self) -> bool {
+        matches!(
+            self,
+            Attr::Principal(_, Ty::Set(_), _)
+                | Attr::Resource(_, Ty::Set(_), _)
+                | Attr::Context(_, Ty::Set(_), _)
+        )
+    }
+
     /// The attribute as written, e.g. `resource.owner`.
     pub(crate) fn path(&self) -> String {
         match self {
@@ -525,6 +535,17 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                 "a rule id cannot be empty",
                 None,
             );
+        } else if let Some(prefix) = RESERVED_ID_PREFIXES.iter().find(|p| id.starts_with(**p)) {
+            cx.error(
+                PolicyErrorKind::InvalidRule,
+                Some(rule.id.span()),
+                format!("rule id `{id}` starts with the reserved prefix `{prefix}`"),
+                Some(
+                    "decisions name a role's permissions `role:NAME` and a route's scopes \
+                     `route:METHOD TEMPLATE`; choose an id without these prefixes"
+                        .into(),
+                ),
+            );
         } else if let Some(first) = seen_ids.get(id.as_str()) {
             let (line, _) = super::error::line_column(text, first.start);
             cx.error(
@@ -596,11 +617,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             principal_id: rule.principal.id.as_deref().map(Box::from),
             issuer: rule.principal.issuer.as_deref().map(Box::from),
             actions,
-            resources: rule
-                .resources
-                .iter()
-                .map(|r| r.get_ref().as_str().into())
-                .collect(),
+            resources: dedup(rule.resources.iter().map(|r| r.get_ref().as_str())),
             conds,
             scopes: rule.scopes.iter().map(|s| s.as_str().into()).collect(),
         });
@@ -609,14 +626,14 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     // Routes.
     let mut routes: NameMap<Vec<(http::Method, RouteTarget)>> = name_map();
     for route in &policy.routes {
-        let method = match http::Method::from_bytes(route.method.get_ref().as_bytes()) {
+        let method = match route_method(route.method.get_ref()) {
             Ok(m) => m,
-            Err(_) => {
+            Err(help) => {
                 cx.error(
                     PolicyErrorKind::InvalidRoute,
                     Some(route.method.span()),
                     format!("invalid HTTP method `{}`", route.method.get_ref()),
-                    None,
+                    Some(help),
                 );
                 continue;
             }
@@ -654,6 +671,21 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                 continue;
             };
             let a = action.get_ref();
+            if !matches!(Pattern::parse(a), Ok(Pattern::Exact(_))) {
+                // The action is matched exactly against rules' patterns: one outside the
+                // action grammar would slip past the exact denies meant for it.
+                cx.error(
+                    PolicyErrorKind::InvalidRoute,
+                    Some(action.span()),
+                    format!("route `{method} {template}` names invalid action `{a}`"),
+                    Some(
+                        "an action is non-empty, without whitespace and without `*` (a route \
+                         asks for one action; patterns belong in rules and permissions)"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
             if !mentioned_actions.contains(a) && !rules.iter().any(|r| r.matches_action(a)) {
                 cx.error(
                     PolicyErrorKind::UnknownAction,
@@ -848,6 +880,43 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         types,
         routes,
     })
+}
+
+/// Prefixes of the rule ids decisions give to role permissions (`role:NAME`) and to route scopes
+/// (`route:METHOD TEMPLATE`); a rule id may not start with them, so an id names one thing.
+const RESERVED_ID_PREFIXES: [&str; 2] = ["role:", "route:"];
+
+/// The names in order of first appearance, each once.
+fn dedup<'s>(names: impl Iterator<Item = &'s str>) -> Vec<Box<str>> {
+    let mut out: Vec<Box<str>> = Vec::new();
+    for n in names {
+        if !out.iter().any(|o| **o == *n) {
+            out.push(n.into());
+        }
+    }
+    out
+}
+
+/// A route's method, as the adapters compare it: case-sensitively, byte for byte (RFC 9110
+/// section 9.1). A method with a lowercase letter would never match a request for the standard
+/// method it spells (`get` is not `GET`), so it is refused; uppercase extension methods
+/// (`PURGE`, `PROPFIND`) are accepted.
+fn route_method(text: &str) -> Result<http::Method, String> {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    let upper = text.to_ascii_uppercase();
+    match http::Method::from_bytes(text.as_bytes()) {
+        Ok(m) if upper == text => Ok(m),
+        Ok(_) if STANDARD.contains(&upper.as_str()) => {
+            Err(format!("HTTP methods are case-sensitive: write `{upper}`"))
+        }
+        _ => Err(
+            "a method is an uppercase token: GET, HEAD, POST, PUT, PATCH, DELETE, \
+             OPTIONS, or an extension method such as PURGE"
+                .to_owned(),
+        ),
+    }
 }
 
 fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>) {

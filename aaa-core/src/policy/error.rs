@@ -36,9 +36,11 @@ pub enum PolicyErrorKind {
     InvalidPattern,
     /// The schema is malformed (unknown type, a name that shadows a built-in).
     InvalidSchema,
-    /// A route entry is malformed.
+    /// A route entry is malformed (a method not in uppercase, an action that is not one exact
+    /// action, a missing field, an unknown path parameter).
     InvalidRoute,
-    /// A rule is malformed (no actions, an empty id).
+    /// A rule is malformed (no actions, an empty id, an id with the reserved prefix `role:` or
+    /// `route:`).
     InvalidRule,
 }
 

@@ -102,6 +102,10 @@ impl Fault<'_> {
         match self {
             Fault::Missing(a) => format!("missing attribute `{}`", a.path()),
             Fault::WrongType(a) => format!("attribute `{}` has the wrong type", a.path()),
+            Fault::InvalidIp(a) if a.is_set() => format!(
+                "attribute `{}` holds an element that is not a valid ip address",
+                a.path()
+            ),
             Fault::InvalidIp(a) => format!("attribute `{}` is not a valid ip address", a.path()),
             Fault::Overflow => "arithmetic out of range".to_owned(),
         }
@@ -119,7 +123,8 @@ pub(crate) enum V<'a> {
     Dec(i64),
     Strs(&'a BTreeSet<String>),
     Roles,
-    Values(&'a BTreeSet<Value>),
+    /// A declared `set<T>` attribute whose elements were all checked against `T` when read.
+    Values(&'a BTreeSet<Value>, Scalar),
     Lits(&'a [Lit]),
 }
 
@@ -144,32 +149,46 @@ fn scalar_eq(a: V<'_>, b: V<'_>) -> bool {
     }
 }
 
-fn value_v(v: &Value) -> Option<V<'_>> {
-    Some(match v {
-        Value::String(s) => V::Str(s),
-        Value::Bool(b) => V::Bool(*b),
-        Value::Long(n) => V::Long(*n),
-        Value::Decimal(d) => V::Dec(d.raw()),
-        Value::Ip(ip) => V::Ip(*ip),
-        Value::Timestamp(t) => V::Time(t.unix_micros()),
-        Value::Set(_) | Value::Record(_) => return None,
-    })
+/// Why a value does not have a scalar type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mistyped {
+    WrongType,
+    InvalidIp,
 }
 
-/// A request attribute checked against its declared type.
-fn typed<'a, 'p>(v: &'a Value, ty: Ty, attr: &'p Attr) -> Result<V<'a>, Fault<'p>> {
+/// A value checked against the scalar type `ty`. An `ip` may be given as a string, parsed
+/// strictly; nothing else is converted.
+fn scalar_of(v: &Value, ty: Scalar) -> Result<V<'_>, Mistyped> {
     match (ty, v) {
-        (Ty::Set(_), Value::Set(s)) => Ok(V::Values(s)),
-        (Ty::One(Scalar::Ip), Value::String(s)) => {
-            parse_ip(s).map(V::Ip).map_err(|_| Fault::InvalidIp(attr))
+        (Scalar::Ip, Value::String(s)) => parse_ip(s).map(V::Ip).map_err(|_| Mistyped::InvalidIp),
+        (Scalar::Str, Value::String(s)) => Ok(V::Str(s)),
+        (Scalar::Bool, Value::Bool(b)) => Ok(V::Bool(*b)),
+        (Scalar::Long, Value::Long(n)) => Ok(V::Long(*n)),
+        (Scalar::Dec, Value::Decimal(d)) => Ok(V::Dec(d.raw())),
+        (Scalar::Ip, Value::Ip(ip)) => Ok(V::Ip(*ip)),
+        (Scalar::Time, Value::Timestamp(t)) => Ok(V::Time(t.unix_micros())),
+        // `Any` is the element type of `[]` only, never a declared type.
+        _ => Err(Mistyped::WrongType),
+    }
+}
+
+/// A request attribute checked against its declared type. A set is checked element by element,
+/// as a scalar of its element type would be: one element of another type (or a nested set or
+/// record) makes the whole attribute the wrong type.
+fn typed<'a, 'p>(v: &'a Value, ty: Ty, attr: &'p Attr) -> Result<V<'a>, Fault<'p>> {
+    let fault = |m: Mistyped| match m {
+        Mistyped::WrongType => Fault::WrongType(attr),
+        Mistyped::InvalidIp => Fault::InvalidIp(attr),
+    };
+    match (ty, v) {
+        (Ty::One(s), v) => scalar_of(v, s).map_err(fault),
+        (Ty::Set(s), Value::Set(set)) => {
+            for element in set {
+                scalar_of(element, s).map_err(fault)?;
+            }
+            Ok(V::Values(set, s))
         }
-        (Ty::One(Scalar::Str), Value::String(s)) => Ok(V::Str(s)),
-        (Ty::One(Scalar::Bool), Value::Bool(b)) => Ok(V::Bool(*b)),
-        (Ty::One(Scalar::Long), Value::Long(n)) => Ok(V::Long(*n)),
-        (Ty::One(Scalar::Dec), Value::Decimal(d)) => Ok(V::Dec(d.raw())),
-        (Ty::One(Scalar::Ip), Value::Ip(ip)) => Ok(V::Ip(*ip)),
-        (Ty::One(Scalar::Time), Value::Timestamp(t)) => Ok(V::Time(t.unix_micros())),
-        _ => Err(Fault::WrongType(attr)),
+        (Ty::Set(_), _) => Err(Fault::WrongType(attr)),
     }
 }
 
@@ -265,31 +284,55 @@ impl<'a> Req<'a> {
                 }
                 _ => false,
             },
-            V::Values(s) => s
+            V::Values(s, ty) => s
                 .iter()
-                .any(|v| value_v(v).is_some_and(|v| scalar_eq(v, x))),
+                .any(|v| scalar_of(v, ty).is_ok_and(|v| scalar_eq(v, x))),
             V::Lits(s) => s.iter().any(|l| scalar_eq(lit_v(l), x)),
             _ => false,
         }
     }
 
-    /// Calls `f` on each element of `set` until it returns `false`; returns whether all did.
-    fn all_elements(&self, set: V<'_>, mut f: impl FnMut(V<'_>) -> bool) -> bool {
+    /// Whether `set` holds every element of `other` (true for an empty `other`).
+    fn contains_all(&self, set: V<'_>, other: V<'_>) -> bool {
+        // An element that cannot be compared is not contained: the answer is `false`.
+        !self.any_element(other, |x| !self.contains(set, x), true)
+    }
+
+    /// Whether `set` holds some element of `other` (false for an empty `other`).
+    fn contains_any(&self, set: V<'_>, other: V<'_>) -> bool {
+        // An element that cannot be compared is in no set: it never makes the answer `true`.
+        self.any_element(other, |x| self.contains(set, x), false)
+    }
+
+    /// Whether `f` holds for some element of `set`, stopping at the first. An element that is
+    /// not a value of the set's element type (checked when the attribute was read, so only a
+    /// defect could let one through), or a `set` that is not a set, counts as `uncomparable`
+    /// without calling `f`: the caller says which answer fails closed.
+    fn any_element(
+        &self,
+        set: V<'_>,
+        mut f: impl FnMut(V<'_>) -> bool,
+        uncomparable: bool,
+    ) -> bool {
         match set {
-            V::Strs(s) => s.iter().all(|x| f(V::Str(x))),
+            V::Strs(s) => s.iter().any(|x| f(V::Str(x))),
             V::Roles => {
-                self.principal.roles.iter().all(|x| f(V::Str(x)))
-                    && self
+                self.principal.roles.iter().any(|x| f(V::Str(x)))
+                    || self
                         .policy
                         .roles
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| self.has_role(u32::try_from(*i).unwrap_or(u32::MAX)))
-                        .all(|(_, r)| f(V::Str(&r.name)))
+                        .any(|(_, r)| f(V::Str(&r.name)))
             }
-            V::Values(s) => s.iter().all(|v| value_v(v).is_some_and(&mut f)),
-            V::Lits(s) => s.iter().all(|l| f(lit_v(l))),
-            _ => false,
+            V::Values(s, ty) => s.iter().any(|v| match scalar_of(v, ty) {
+                Ok(x) => f(x),
+                Err(_) => uncomparable,
+            }),
+            V::Lits(s) => s.iter().any(|l| f(lit_v(l))),
+            // Not a set: the type checker never lets one through.
+            _ => uncomparable,
         }
     }
 
@@ -309,11 +352,11 @@ impl<'a> Req<'a> {
             }
             CExpr::ContainsAll(s, t) => {
                 let (s, t) = (self.eval(s)?, self.eval(t)?);
-                V::Bool(self.all_elements(t, |x| self.contains(s, x)))
+                V::Bool(self.contains_all(s, t))
             }
             CExpr::ContainsAny(s, t) => {
                 let (s, t) = (self.eval(s)?, self.eval(t)?);
-                V::Bool(!self.all_elements(t, |x| !self.contains(s, x)))
+                V::Bool(self.contains_any(s, t))
             }
             CExpr::Like(x, glob) => match self.eval(x)? {
                 V::Str(s) => V::Bool(glob.matches(s)),
@@ -484,4 +527,107 @@ pub(crate) enum Outcome<'p> {
     No,
     MissingScope,
     Fault(Fault<'p>),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::{Attributes, PrincipalKind, Timestamp};
+
+    /// Containment over sets holding elements that cannot be compared (a nested set or record:
+    /// attributes are checked when read, so only a defect could let one through) fails closed:
+    /// such an element is in no set, so it never makes `containsAny` true, and a set holding
+    /// one is contained in no set.
+    #[test]
+    fn containment_never_counts_an_uncomparable_element_as_shared() {
+        let policy = PolicySet::from_toml("", "empty.toml").unwrap();
+        let principal = Principal::new("ann", PrincipalKind::User, "idp");
+        let resource = Resource::new("Document");
+        let context = Context::new(Timestamp::from_unix_seconds(0));
+        let req = policy.request(&principal, &resource, &context);
+
+        let finance: BTreeSet<Value> = [Value::from("finance")].into_iter().collect();
+        let finance = V::Values(&finance, Scalar::Str);
+        let lits = [Lit::Str("finance".into())];
+        for nested in [
+            Value::Record(Attributes::new()),
+            Value::Set(BTreeSet::new()),
+            Value::Set([Value::from("finance")].into_iter().collect()),
+        ] {
+            let alone: BTreeSet<Value> = [nested.clone()].into_iter().collect();
+            let with: BTreeSet<Value> = [nested, Value::from("finance")].into_iter().collect();
+            let (alone, with) = (
+                V::Values(&alone, Scalar::Str),
+                V::Values(&with, Scalar::Str),
+            );
+            for set in [finance, V::Lits(&lits)] {
+                assert!(!req.contains_any(set, alone));
+                assert!(req.contains_any(set, with));
+                assert!(!req.contains_all(set, alone));
+                assert!(!req.contains_all(set, with));
+                // And the other way round: the nested element is never found.
+                assert!(!req.contains_any(alone, set));
+                assert!(req.contains_any(with, set));
+                assert!(req.contains_all(with, set));
+            }
+        }
+        // Not a set (the type checker never lets one through): no answer grants.
+        assert!(!req.contains_any(finance, V::Str("finance")));
+        assert!(!req.contains_all(finance, V::Str("finance")));
+        // The empty set: shares nothing, is contained in everything.
+        let empty = BTreeSet::new();
+        let empty = V::Values(&empty, Scalar::Str);
+        assert!(!req.contains_any(finance, empty));
+        assert!(req.contains_all(finance, empty));
+    }
+
+    #[test]
+    fn set_attributes_are_checked_element_by_element() {
+        let attr = Attr::Resource("s".into(), Ty::Set(Scalar::Ip), 0);
+        let ok = Value::string_set(["10.1.2.3", "::1", "10.0.0.0/8"]);
+        assert!(matches!(
+            typed(&ok, Ty::Set(Scalar::Ip), &attr),
+            Ok(V::Values(_, Scalar::Ip))
+        ));
+        let ips: BTreeSet<Value> = [Value::Ip(parse_ip("10.1.2.3").unwrap())]
+            .into_iter()
+            .collect();
+        assert!(typed(&Value::Set(ips), Ty::Set(Scalar::Ip), &attr).is_ok());
+        // Parsed as strictly as a scalar `ip` (no leading zeros).
+        for bad in ["010.1.2.3", "10.1.2.3/08", "host", ""] {
+            let v = Value::string_set(["10.1.2.3", bad]);
+            assert_eq!(
+                typed(&v, Ty::Set(Scalar::Ip), &attr).err(),
+                Some(Fault::InvalidIp(&attr)),
+                "{bad}"
+            );
+        }
+        let attr = Attr::Resource("s".into(), Ty::Set(Scalar::Str), 0);
+        for bad in [
+            Value::Long(1),
+            Value::Bool(true),
+            Value::Set(BTreeSet::new()),
+            Value::Record(Attributes::new()),
+        ] {
+            let v = Value::Set([Value::from("a"), bad.clone()].into_iter().collect());
+            assert_eq!(
+                typed(&v, Ty::Set(Scalar::Str), &attr).err(),
+                Some(Fault::WrongType(&attr)),
+                "{bad:?}"
+            );
+        }
+        // A scalar where a set is declared, and a set where a scalar is.
+        assert_eq!(
+            typed(&Value::from("a"), Ty::Set(Scalar::Str), &attr).err(),
+            Some(Fault::WrongType(&attr))
+        );
+        assert_eq!(
+            typed(&Value::string_set(["a"]), Ty::One(Scalar::Str), &attr).err(),
+            Some(Fault::WrongType(&attr))
+        );
+        // The empty set has every element type.
+        assert!(typed(&Value::Set(BTreeSet::new()), Ty::Set(Scalar::Long), &attr).is_ok());
+    }
 }

@@ -12,8 +12,9 @@
 //!          | IDENT "(" STRING ")" | "[" args "]" | "(" or ")"
 //! ```
 //!
-//! Nesting is limited to [`MAX_DEPTH`] and the text to [`MAX_LEN`] bytes, so a hostile file
-//! cannot exhaust the stack.
+//! Nesting is limited to [`MAX_DEPTH`] (each parenthesis, `!`, set or argument list, and each
+//! link of a `.name` / `.name(..)` chain, counts one level) and the text to [`MAX_LEN`] bytes, so
+//! a hostile file cannot exhaust the stack of the parser, the type checker or the evaluator.
 
 use std::ops::Range;
 
@@ -258,7 +259,11 @@ fn lex_string(text: &str, start: usize) -> Result<(String, usize), ParseError> {
 struct Parser {
     toks: Vec<(Tok, Range<usize>)>,
     pos: usize,
+    /// The nesting level being parsed.
     depth: usize,
+    /// The deepest level reached since [`Parser::postfix`] last reset it: how deep the operand
+    /// that a chain of links wraps goes.
+    peak: usize,
     len: usize,
 }
 
@@ -275,6 +280,7 @@ pub(crate) fn parse(text: &str) -> Result<Expr, ParseError> {
         toks,
         pos: 0,
         depth: 0,
+        peak: 0,
         len: text.len(),
     };
     if p.toks.is_empty() {
@@ -333,6 +339,7 @@ impl Parser {
 
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
+        self.peak = self.peak.max(self.depth);
         if self.depth > MAX_DEPTH {
             return err(
                 format!("condition nests more than {MAX_DEPTH} levels deep"),
@@ -455,8 +462,15 @@ impl Parser {
     }
 
     fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let (depth, outer_peak) = (self.depth, self.peak);
+        self.peak = depth;
         let mut e = self.primary()?;
+        // Each `.name` or `.name(..)` wraps `e` in one more node, which the type checker and the
+        // evaluator recurse into: a chain counts one level per link, on top of the deepest level
+        // inside `e` (a parenthesized operand such as `((a.b).c).d` is as deep as its inside).
+        self.depth = self.peak;
         while self.peek() == Some(&Tok::Dot) {
+            self.enter()?;
             self.pos += 1;
             let (name, name_span) = match self.bump() {
                 Some((Tok::Ident(n), s)) => (n, s),
@@ -489,6 +503,8 @@ impl Parser {
                 };
             }
         }
+        self.depth = depth;
+        self.peak = self.peak.max(outer_peak);
         Ok(e)
     }
 
@@ -661,6 +677,90 @@ mod tests {
         ok(&fine);
         let long_chain = vec!["true"; 1500].join(" && ");
         assert!(matches!(ok(&long_chain).kind, ExprKind::And(ref v) if v.len() == 1500));
+    }
+
+    #[test]
+    fn method_and_attribute_chains_count_towards_the_depth() {
+        for link in [".x()", ".x", ".x(true)"] {
+            let s = format!("context.time{}", link.repeat(2_000));
+            let e = parse(&s).unwrap_err();
+            assert!(e.message.contains("nests"), "{link}: {e:?}");
+        }
+        // Within the limit: one level for `or`, one per link (`.time` is one), and the links of
+        // one chain do not add up with those of the next operand.
+        ok(&format!("context.time{}", ".x()".repeat(MAX_DEPTH - 2)));
+        assert!(parse(&format!("context.time{}", ".x()".repeat(MAX_DEPTH - 1))).is_err());
+        let twice = format!("context.a{0} == context.b{0}", ".x()".repeat(MAX_DEPTH - 2));
+        ok(&twice);
+        // Links after a parenthesized operand count on top of its inside (17 levels here).
+        let parens = |links: usize| {
+            format!(
+                "{}context.a{}{}",
+                "(".repeat(15),
+                ")".repeat(15),
+                ".x()".repeat(links)
+            )
+        };
+        ok(&parens(MAX_DEPTH - 17));
+        assert!(parse(&parens(MAX_DEPTH - 16)).is_err());
+        // So do links inside arguments (5 levels at `context.b`).
+        let args = |links: usize| format!("context.a.f(context.b{})", ".x()".repeat(links));
+        ok(&args(MAX_DEPTH - 5));
+        assert!(parse(&args(MAX_DEPTH - 4)).is_err());
+    }
+
+    /// The height of `e`'s tree, without recursing.
+    fn height(e: &Expr) -> usize {
+        let mut max = 0;
+        let mut stack = vec![(e, 1)];
+        while let Some((e, h)) = stack.pop() {
+            max = max.max(h);
+            let children: Vec<&Expr> = match &e.kind {
+                ExprKind::Attr(b, _) | ExprKind::Like(b, _) | ExprKind::Has(b, _) => vec![b],
+                ExprKind::Not(b) => vec![b],
+                ExprKind::Method(b, _, args) => std::iter::once(&**b).chain(args).collect(),
+                ExprKind::Set(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => xs.iter().collect(),
+                ExprKind::Cmp(_, l, r) | ExprKind::In(l, r) => vec![l, r],
+                _ => vec![],
+            };
+            stack.extend(children.into_iter().map(|c| (c, h + 1)));
+        }
+        max
+    }
+
+    #[test]
+    fn the_tree_height_is_bounded_whatever_the_shape() {
+        // Each level of the parser adds at most a few nodes (`||`, `&&`, a comparison and its
+        // operand), so the tree the checker and evaluator recurse into stays shallow.
+        let bound = 4 * MAX_DEPTH + 4;
+        let link = ".x()";
+        let mut shapes = Vec::new();
+        // Parenthesized operands followed by chains, nested: `((a.x()..).x()..).x()..`
+        let mut e = "context.a".to_owned();
+        for _ in 0..40 {
+            e = format!("({e}){}", link.repeat(20));
+            shapes.push(e.clone());
+        }
+        // Comparisons and negations between the links.
+        let mut e = "context.a".to_owned();
+        for _ in 0..60 {
+            e = format!("!({e} == context.b{}){}", link.repeat(3), link.repeat(3));
+            shapes.push(e.clone());
+        }
+        // Sets and arguments.
+        let mut e = "context.a".to_owned();
+        for _ in 0..60 {
+            e = format!("[{e}].f({e}){link}");
+            if e.len() > MAX_LEN {
+                break;
+            }
+            shapes.push(e.clone());
+        }
+        for s in shapes {
+            if let Ok(e) = parse(&s) {
+                assert!(height(&e) <= bound, "{} > {bound}: {s}", height(&e));
+            }
+        }
     }
 
     #[test]

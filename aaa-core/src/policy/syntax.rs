@@ -36,6 +36,7 @@ pub struct Policy {
 /// Attribute types of principals, resources and the request context, by attribute name.
 ///
 /// Types: `string`, `bool`, `long`, `decimal`, `ip`, `timestamp`, and `set<T>` of one of those.
+/// Values are checked against them when a condition reads them (a set element by element).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schema {
@@ -108,7 +109,8 @@ impl PrincipalSelector {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// A unique id, reported in decisions.
+    /// A unique id, reported in decisions. Ids starting with `role:` or `route:` are reserved
+    /// for the rules made of role permissions and route scopes.
     pub id: Spanned<String>,
     /// `allow` or `deny`.
     pub effect: Effect,
@@ -117,7 +119,7 @@ pub struct Rule {
     pub principal: PrincipalSelector,
     /// Action patterns the rule covers (glob dialect: `docs:read`, `docs:*`, `*`).
     pub actions: Vec<Spanned<String>>,
-    /// Resource types the rule covers; empty means all.
+    /// Resource types the rule covers; empty means all (a type listed twice counts once).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<Spanned<String>>,
     /// The rule applies only when this condition holds.
@@ -138,11 +140,13 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// The HTTP method, e.g. `GET`.
+    /// The HTTP method, e.g. `GET`: compared case-sensitively, so written in uppercase (an
+    /// extension method such as `PURGE` is accepted; `get` is refused).
     pub method: Spanned<String>,
     /// The route template exactly as the router names it, e.g. `/docs/{id}`.
     pub route: Spanned<String>,
-    /// The action the route performs (omit for a public route).
+    /// The action the route performs (omit for a public route): one exact action, non-empty,
+    /// without whitespace and without `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Spanned<String>>,
     /// The resource type it acts upon (omit for a public route).

@@ -43,6 +43,8 @@
 //! Deny is the default: an unmapped route, an anonymous caller on a protected route, and any rule
 //! that fails to evaluate all deny.
 
+use std::sync::Arc;
+
 use crate::{Action, BoxFuture, Context, Evaluation, Identity, Resource, http::RequestFacts};
 
 /// What a matched route asks for.
@@ -76,6 +78,18 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
         resource: &Resource,
         context: &Context,
     ) -> Evaluation;
+
+    /// The authorizer as it is now, for one request: [`Guard::check`](crate::Guard::check) maps
+    /// the route and decides with what this returns, so that a policy replaced in between (a hot
+    /// reload while the resource is loaded) cannot split one request across two policies (the
+    /// route mapping of one, the rules of the other).
+    ///
+    /// Defaults to `None`: the authorizer does not change between calls, and is asked itself. An
+    /// authorizer whose policy can be replaced returns the policy in force
+    /// ([`PolicyHandle`](crate::policy::PolicyHandle) does).
+    fn snapshot(&self) -> Option<Arc<dyn Authorizer>> {
+        None
+    }
 }
 
 /// Fills in the attributes of the resource a route names (owner, tenant, classification, ...)

@@ -477,6 +477,10 @@ impl Guard {
     ///
     /// Fails closed: an authentication error, a route the policy does not know, an anonymous
     /// caller on a protected route, a deny, and (in strict audit mode) an audit failure all reject.
+    ///
+    /// The route is mapped and decided by one [`Authorizer::snapshot`] of the authorizer, even if
+    /// its policy is replaced meanwhile. Handler-level checks ([`Guard::authorize`]) read the
+    /// policy in force when they run.
     pub async fn check(&self, facts: &RequestFacts) -> Outcome {
         let started = self.inner.clock.now();
         let Some(template) = facts.matched_route() else {
@@ -520,7 +524,11 @@ impl Guard {
                 .await;
         }
 
-        let (action, resource, evaluation) = match self.inner.authorizer.bind_route(facts) {
+        // One policy for the request: a reload while the resource is loaded must not make the
+        // route mapping of one policy be decided by the rules of another.
+        let snapshot = self.inner.authorizer.snapshot();
+        let authorizer: &dyn Authorizer = snapshot.as_deref().unwrap_or(&*self.inner.authorizer);
+        let (action, resource, evaluation) = match authorizer.bind_route(facts) {
             RouteBinding::Public => (None, None, Evaluation::public()),
             RouteBinding::Unmapped => (None, None, Evaluation::unmapped_route()),
             RouteBinding::Protected { action, resource } => {
@@ -558,10 +566,7 @@ impl Guard {
                     _ => resource,
                 };
                 let context = context_of(facts, started);
-                let evaluation = self
-                    .inner
-                    .authorizer
-                    .authorize(&identity, &action, &resource, &context);
+                let evaluation = authorizer.authorize(&identity, &action, &resource, &context);
                 (Some(action), Some(resource), evaluation)
             }
         };

@@ -606,3 +606,61 @@ fn a_malformed_request_is_refused_after_authentication_and_recorded() {
         }
     ));
 }
+
+/// Replaces the policy of a handle while it loads the resource: a hot reload in the middle of a
+/// request.
+#[derive(Debug)]
+struct ReloadingLoader {
+    handle: crate::policy::PolicyHandle,
+    next: &'static str,
+}
+
+impl ResourceLoader for ReloadingLoader {
+    fn load<'a>(
+        &'a self,
+        resource: &'a Resource,
+    ) -> BoxFuture<'a, Result<Option<Resource>, crate::LoadError>> {
+        let result = self
+            .handle
+            .replace_toml(self.next, "next.toml")
+            .map(|()| Some(resource.clone()))
+            .map_err(|_| crate::LoadError("the next policy does not load"));
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A policy reloaded between mapping the route and deciding does not split the request: the
+/// route of the old policy (`api:docs:read`) is not decided by the rules of the new one, which
+/// do not mention it (each policy alone allows the request).
+#[test]
+fn a_reload_during_a_request_does_not_split_it_across_two_policies() {
+    let policy = |version: &str, action: &str| {
+        format!(
+            "version = \"{version}\"\n\
+             [[rules]]\nid = \"read\"\neffect = \"allow\"\nactions = [\"{action}\"]\n\
+             [[routes]]\nmethod = \"GET\"\nroute = \"/docs/{{id}}\"\naction = \"{action}\"\n\
+             resource = \"Document\"\nid = \"id\"\n"
+        )
+    };
+    let (v1, v2) = (policy("v1", "api:docs:read"), policy("v2", "docs:read"));
+    let handle = crate::policy::PolicyHandle::from_toml(&v1, "v1.toml").unwrap();
+    let g = Guard::builder()
+        .authenticator(TestBearer)
+        .policies(handle.clone())
+        .resources(ReloadingLoader {
+            handle: handle.clone(),
+            next: v2.leak(),
+        })
+        .audit_disabled()
+        .build()
+        .unwrap();
+    let f = facts(Some("/docs/{id}"), "/docs/1", Some("Bearer good-ann"));
+    let a = admitted(run(g.check(&f)));
+    assert_eq!(a.evaluation.policy_version.as_deref(), Some("v1"));
+    assert_eq!(a.action.as_ref().map(Action::as_str), Some("api:docs:read"));
+    // The reload took effect: the next request is mapped and decided by v2.
+    assert_eq!(handle.current().version(), "v2");
+    let a = admitted(run(g.check(&f)));
+    assert_eq!(a.evaluation.policy_version.as_deref(), Some("v2"));
+    assert_eq!(a.action.as_ref().map(Action::as_str), Some("docs:read"));
+}

@@ -11,9 +11,10 @@ use crate::{
 
 /// A shared, swappable [`PolicySet`]. Cheap to clone: clones share the policy.
 ///
-/// Every decision reads one policy from start to end; a reload swaps the whole set atomically
-/// (no lock on the request path). A file that fails to load is refused with its errors and the
-/// policy in force stays.
+/// Every decision reads one policy from start to end, and the [`Guard`](crate::Guard) maps a
+/// request's route and makes its route-level decision with the same policy
+/// ([`Authorizer::snapshot`]); a reload swaps the whole set atomically (no lock on the request
+/// path). A file that fails to load is refused with its errors and the policy in force stays.
 ///
 /// ```
 /// use aaa_core::policy::PolicyHandle;
@@ -113,5 +114,10 @@ impl Authorizer for PolicyHandle {
         self.current
             .load()
             .authorize(identity, action, resource, context)
+    }
+
+    /// The policy in force now.
+    fn snapshot(&self) -> Option<Arc<dyn Authorizer>> {
+        Some(self.current())
     }
 }

@@ -210,7 +210,9 @@ pub enum AuditError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The last checkpoint of the log was not signed by the key given to the writer.
+    /// The key given to the writer is not the key in charge of the log: the one the last key
+    /// change introduced (even when a crash cut the checkpoint after it) or, without a key
+    /// change, the one that signed the last checkpoint. A retired key is refused.
     #[error("the log was signed by another key; rotate keys with `rotate_key`")]
     WrongKey,
     /// A key could not be parsed or generated.

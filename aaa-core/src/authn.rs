@@ -98,7 +98,7 @@
 //!   credentials are 400 `invalid_request`, bad tokens 401 `invalid_token`, keys that cannot be had
 //!   503. Tokens and API keys never appear in `Debug` output, errors, `tracing` events or audit
 //!   records; principals carry only a [`CredentialRef`](crate::CredentialRef) (a SHA-256 of the
-//!   token, or the API key's public id).
+//!   token's signed part, or the API key's public id).
 //! - **The algorithm comes from the key**, never from the token alone: a key allows the algorithms
 //!   of its type and curve (narrowed by its JWK `alg`), the issuer allows a list (no HMAC by
 //!   default), and a token's `alg` must be in both. `none` is refused in any spelling. An RSA
@@ -120,8 +120,8 @@
 //!   `exp` and `aud` are required.
 //! - **Key fetching cannot be turned into a denial of service**: unknown key ids cost the issuer
 //!   at most one fetch per cooldown, fetches have timeouts and a size cap, redirects and proxies
-//!   are not followed, URLs must be `https` (plain `http` only to loopback addresses). An outage
-//!   degrades to 503 only after the configured maximum staleness.
+//!   are not followed, URLs must be `https` (plain `http` only to `localhost` or a loopback
+//!   address). An outage degrades to 503 only after the configured maximum staleness.
 //! - **Forwarded identities** are believed only from configured proxy addresses; see
 //!   [`ForwardedIdentityAuthenticator`] for the deployment caveat.
 //! - **Crypto backend**: `jsonwebtoken` with its `aws_lc_rs` provider (about 9× faster than

@@ -60,7 +60,8 @@ pub struct Principal {
     pub id: String,
     /// A user, a service or a device.
     pub kind: PrincipalKind,
-    /// Who vouched for this principal: a JWT issuer URL, `api-key`, or the trusted proxy's name.
+    /// Who vouched for this principal: a JWT issuer URL, `api-key`, or `spiffe://<trust domain>`
+    /// for a service identity forwarded by a trusted proxy.
     pub issuer: String,
     /// The tenant the principal belongs to, if the deployment is multi-tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,7 +79,8 @@ impl Options {
         }
     }
 
-    /// Parses `--listen ADDR --audit-dir DIR --policy FILE --issuer URL --audience AUD`.
+    /// Parses `--listen ADDR --audit-dir DIR --policy FILE --issuer URL --audience AUD
+    /// --no-demo-idp` (the binaries take `--self-test` out first).
     pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut options = Options::new("audit-data");
         let mut args = args.into_iter();
@@ -111,7 +112,8 @@ impl Options {
 /// Usage of the demo's flags.
 pub(crate) const USAGE: &str = "flags: --listen ADDR (127.0.0.1:8080)  --audit-dir DIR (./audit-data)  \
 --policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)  --no-demo-idp (trust that \
-issuer only: the demo's own identity provider is off)";
+issuer only: the demo's own identity provider is off)  --self-test (a short session against itself, \
+then verify the log and exit)";
 
 /// A demo user.
 #[derive(Debug, Clone)]
@@ -182,7 +184,6 @@ pub(crate) struct Doc {
 }
 
 impl Doc {
-    /// The document as the policy sees it.
     /// The document as a resource to create: it has no owner yet, so only the grants for
     /// creating apply (editors, admins), not the owner's.
     pub(crate) fn draft_resource(&self) -> Resource {
@@ -192,6 +193,7 @@ impl Doc {
             .with_attribute("classification", self.classification.as_str())
     }
 
+    /// The document as the policy sees it.
     pub(crate) fn resource(&self) -> Resource {
         Resource::new("Document")
             .with_id(&self.id)

@@ -1,7 +1,8 @@
 //! Ed25519 keys, C2SP signed notes and C2SP tlog checkpoints.
 //!
-//! A checkpoint body is three lines: the log's origin, the tree size in decimal and the base64
-//! root hash. It is signed as a signed note: the body, an empty line, then one line per
+//! A checkpoint body is three lines, the log's origin, the tree size in decimal and the base64
+//! root hash, then any extension lines (this crate writes the checkpoint record's `time` and
+//! `id`). It is signed as a signed note: the body, an empty line, then one line per
 //! signature, `— <key name> <base64(key id || signature)>`, where the key id is the first four
 //! bytes of SHA-256(key name || 0x0A || 0x01 || public key).
 
@@ -389,7 +390,7 @@ impl SignedNote {
     }
 }
 
-/// A C2SP tlog checkpoint body: origin, tree size and root hash.
+/// A C2SP tlog checkpoint body: origin, tree size and root hash, and extension lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The log's origin line.
@@ -430,7 +431,8 @@ impl Checkpoint {
         text
     }
 
-    /// Parses a checkpoint body (extension lines after the root are ignored).
+    /// Parses a checkpoint body (extension lines after the root are kept in
+    /// [`extensions`](Self::extensions)).
     ///
     /// # Errors
     ///

@@ -338,7 +338,8 @@ impl AuditWriter {
     /// - [`AuditError::Rollback`] when the log is shorter than the latest anchored checkpoint;
     /// - [`AuditError::Diverged`] when it disagrees with that checkpoint;
     /// - [`AuditError::Corrupt`] when a complete record is damaged (only a torn tail is repaired);
-    /// - [`AuditError::WrongKey`] when the last checkpoint was not signed by `key`;
+    /// - [`AuditError::WrongKey`] when `key` is not the key in charge: the one the last key
+    ///   change introduced or, without a key change, the one that signed the last checkpoint;
     /// - [`AuditError::Config`] for an invalid origin or one that differs from the log's;
     /// - [`AuditError::Io`] when the files cannot be read or written.
     pub fn open(config: AuditWriterConfig, key: SigningKey) -> Result<AuditWriter, AuditError> {

@@ -43,8 +43,8 @@ impl KeyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeySourceError {
-    /// The URL is not acceptable: not `https` (plain `http` is allowed for loopback addresses
-    /// only), or not a URL.
+    /// The URL is not acceptable: not `https` (plain `http` is allowed for `localhost` and
+    /// loopback addresses only), or not a URL.
     #[error("unacceptable url `{0}`: use https (http only for loopback)")]
     InsecureUrl(String),
     /// The HTTP client could not be built.

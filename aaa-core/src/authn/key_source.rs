@@ -189,7 +189,8 @@ impl JwksUrl {
     ///
     /// # Errors
     ///
-    /// [`KeySourceError::InsecureUrl`] unless `url` is `https` (or `http` to a loopback address);
+    /// [`KeySourceError::InsecureUrl`] unless `url` is `https` (or `http` to `localhost` or a
+    /// loopback address);
     /// [`KeySourceError::Client`] if the HTTP client cannot be built.
     pub fn new(url: &str, options: HttpOptions) -> Result<Self, KeySourceError> {
         Ok(JwksUrl {

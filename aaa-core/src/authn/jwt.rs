@@ -125,8 +125,8 @@ struct IssuerEntry {
 
 /// Authenticates JWT bearer tokens from one or more issuers.
 ///
-/// Built with [`JwtAuthenticator::builder`].
-/// and [`bearer_token`](super::bearer_token) for where tokens are looked for.
+/// Built with [`JwtAuthenticator::builder`]; see [`IssuerConfig`] for each issuer's rules and
+/// [`bearer_token`](super::bearer_token) for where tokens are looked for.
 ///
 /// # Validation, in order
 ///

@@ -10,7 +10,7 @@ use jsonwebtoken::{
 
 use super::error::KeyError;
 
-/// Smallest RSA modulus accepted, in bytes (2048 bits).
+/// Smallest RSA modulus accepted, in bits.
 const MIN_RSA_MODULUS_BITS: usize = 2048;
 /// Smallest HMAC secret accepted, in bytes.
 const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -256,7 +256,8 @@ impl VerificationKey {
     ///
     /// # Errors
     ///
-    /// [`KeyError`] when the PEM does not hold a key of `alg`'s type, or `alg` is an HMAC one.
+    /// [`KeyError`] when the PEM does not hold a key of `alg`'s type (an EC key of its curve), the
+    /// RSA modulus is shorter than 2048 bits, or `alg` is an HMAC one.
     pub fn from_pem(kid: Option<&str>, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let key = match alg {
             Algorithm::RS256

@@ -24,7 +24,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         Some("verify") => verify(args.get(1..).unwrap_or_default()),
         Some("summary") => summary(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
-            println!("{USAGE}");
+            out!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         _ => Err(Usage("unknown or missing audit command".to_owned())),
@@ -89,7 +89,7 @@ fn keygen(args: &[String]) -> Result<ExitCode, Usage> {
         eprintln!("aaa audit keygen: {e}");
         return Ok(ExitCode::FAILURE);
     }
-    println!("{}", key.verifier_key());
+    out!("{}", key.verifier_key());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -172,19 +172,19 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
     match verifier.verify_dir(&dir) {
         // A wrong path, or segments renamed away: nothing was shown to be intact.
         Ok(report) if report.records == 0 => {
-            println!(
+            out!(
                 "FAILED: no audit record in `{}` (no `audit-<seq>.jsonl` segment, or only an empty one)",
                 dir.display()
             );
             Ok(ExitCode::FAILURE)
         }
         Ok(report) => {
-            println!("ok: {}", describe(&report));
+            out!("ok: {}", describe(&report));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("FAILED: {e}");
-            println!("verified before the failure: {}", describe(&e.report));
+            out!("FAILED: {e}");
+            out!("verified before the failure: {}", describe(&e.report));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -201,13 +201,13 @@ fn summary(args: &[String]) -> Result<ExitCode, Usage> {
                 ("principal", &summary.by_principal),
                 ("route", &summary.by_route),
             ] {
-                println!("{title:<40} {:>10} {:>10}", "allowed", "denied");
+                out!("{title:<40} {:>10} {:>10}", "allowed", "denied");
                 for (name, counts) in rows {
-                    println!("{name:<40} {:>10} {:>10}", counts.allowed, counts.denied);
+                    out!("{name:<40} {:>10} {:>10}", counts.allowed, counts.denied);
                 }
-                println!();
+                out!();
             }
-            println!("events lost (gap records): {}", summary.dropped);
+            out!("events lost (gap records): {}", summary.dropped);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -1,6 +1,23 @@
 //! The `aaa` command: check, test and explain policies (`aaa policy ...`); generate keys for,
 //! verify and summarize audit logs (`aaa audit ...`).
 
+/// `println!` that does not panic when standard output is closed (`aaa … | head`): what cannot
+/// be written is dropped, and the command still ends with the exit code of its result.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that does not panic when standard output is closed (see [`out!`]).
+macro_rules! out_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod audit;
 mod policy;
 
@@ -19,13 +36,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--version" | "-V") => {
-            println!("aaa {}", env!("CARGO_PKG_VERSION"));
+            out!("aaa {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         Some("policy") => policy::run(args.get(1..).unwrap_or_default()),
         Some("audit") => audit::main(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
-            println!("{USAGE}");
+            out!("{USAGE}");
             ExitCode::SUCCESS
         }
         _ => {

@@ -33,7 +33,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     match args.as_slice() {
         ["check", file] => match load(file) {
             Ok(p) => {
-                println!(
+                out!(
                     "ok: {file} ({} rules, version {})",
                     p.rule_ids().count(),
                     p.version()
@@ -55,7 +55,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 }
             };
             let report = fixtures.run(&policy);
-            print!("{report}");
+            out_part!("{report}");
             if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -92,24 +92,24 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 &req.resource,
                 &req.context.to_context(),
             );
-            println!("decision: {} ({:?})", e.decision.as_str(), e.reason);
+            out!("decision: {} ({:?})", e.decision.as_str(), e.reason);
             if !e.rules.is_empty() {
-                println!("rules: {}", e.rules.join(", "));
+                out!("rules: {}", e.rules.join(", "));
             }
             for err in &e.errors {
-                println!("error in rule `{}`: {}", err.rule, err.message);
+                out!("error in rule `{}`: {}", err.rule, err.message);
             }
             if let Some(m) = &e.nearest_miss {
-                println!("nearest miss: rule `{}`, failed: {}", m.rule, m.failed);
+                out!("nearest miss: rule `{}`, failed: {}", m.rule, m.failed);
             }
             match serde_json::to_string_pretty(&e) {
-                Ok(json) => println!("{json}"),
+                Ok(json) => out!("{json}"),
                 Err(err) => eprintln!("error: {err}"),
             }
             ExitCode::SUCCESS
         }
         ["--help" | "-h"] | [] => {
-            println!("{USAGE}");
+            out!("{USAGE}");
             ExitCode::SUCCESS
         }
         _ => {

@@ -147,6 +147,43 @@ fn keygen_verify_summary_and_tamper_detection() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.starts_with("FAILED: no audit record"), "{stdout}");
 
+    // Into a closed pipe (`aaa … | head`): the result's exit code, no panic.
+    for (args, expected) in [
+        (
+            vec![
+                "audit",
+                "verify",
+                log.to_str().unwrap(),
+                "--key",
+                pubfile.to_str().unwrap(),
+            ],
+            0,
+        ),
+        (
+            vec![
+                "audit",
+                "verify",
+                empty.to_str().unwrap(),
+                "--key",
+                pubfile.to_str().unwrap(),
+            ],
+            1,
+        ),
+        (vec!["audit", "summary", log.to_str().unwrap()], 0),
+        (vec!["--help"], 0),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_aaa"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+
     let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
     assert_eq!(code, 0);
     let alice = stdout.lines().find(|l| l.starts_with("alice")).unwrap();

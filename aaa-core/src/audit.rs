@@ -213,7 +213,10 @@ pub enum AuditError {
     /// The key given to the writer is not the key in charge of the log: the one the last key
     /// change introduced (even when a crash cut the checkpoint after it) or, without a key
     /// change, the one that signed the last checkpoint. A retired key is refused.
-    #[error("the log was signed by another key; rotate keys with `rotate_key`")]
+    #[error(
+        "the log is signed by another key: start the writer with the key in charge (the last \
+         key change's new key); rotate keys with `rotate_key` on a running writer"
+    )]
     WrongKey,
     /// A key could not be parsed or generated.
     #[error(transparent)]

@@ -452,7 +452,8 @@ impl Guard {
     }
 
     /// The routes among `routes` (method, route template) that the policy does not map: requests
-    /// to them will be denied. Adapters call this at start-up to warn about them.
+    /// to them will be denied. Call it at start-up with the service's routes to warn about them
+    /// (neither axum nor actix-web lists a router's routes; the demo passes its own table).
     pub fn unmapped_routes<'r, I>(&self, routes: I) -> Vec<(::http::Method, &'r str)>
     where
         I: IntoIterator<Item = (::http::Method, &'r str)>,
@@ -476,7 +477,9 @@ impl Guard {
     /// Checks one request: authenticate, map the route, authorize, audit.
     ///
     /// Fails closed: an authentication error, a route the policy does not know, an anonymous
-    /// caller on a protected route, a deny, and (in strict audit mode) an audit failure all reject.
+    /// caller on a protected route, a deny, a resource that cannot be loaded, and an audit failure
+    /// of an event whose durability waits (`Strict`, or `Block` when the queue stays full past
+    /// its deadline) all reject.
     ///
     /// The route is mapped and decided by one [`Authorizer::snapshot`] of the authorizer, even if
     /// its policy is replaced meanwhile. Handler-level checks ([`Guard::authorize`]) read the

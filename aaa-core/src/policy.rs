@@ -75,8 +75,9 @@
 //!   attribute means "deny" is the safe reading, and use `has` where an attribute is optional.
 //! - Routes are looked up by the template the router matched (never by the raw path), so the
 //!   router and the policy cannot disagree about which route was hit. An unmapped route is denied.
-//! - Role names come from tokens: a role the policy does not define grants nothing (but
-//!   `principal.roles.contains("x")` still sees it).
+//! - Role names come from tokens: a role the policy does not define grants nothing, and a
+//!   condition naming one (`principal.roles.contains("x")`, `"x" in principal.roles`,
+//!   `principal.roles.containsAny(["x"])`) is refused at load (`unknown_role`).
 //! - A policy file is code: review changes, run `aaa policy check` and the fixtures in CI. A
 //!   file that fails to load is refused as a whole, and [`PolicyHandle::reload_file`] keeps the
 //!   old policy in force.

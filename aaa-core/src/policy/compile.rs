@@ -1375,6 +1375,11 @@ impl Checker<'_, '_> {
                             return self
                                 .mismatch(&e.span, format!("cannot relate a {bt} and a {at}"));
                         }
+                        // Role names written in the policy are checked against `[roles]` here
+                        // as in `contains`: a typo must not compile into a test no token fails.
+                        if !self.known_roles_in(e, &bc, &ac) || !self.known_roles_in(e, &ac, &bc) {
+                            return None;
+                        }
                         let (b, a) = (Box::new(bc), Box::new(ac));
                         Some((
                             if name == "containsAll" {
@@ -1426,6 +1431,29 @@ impl Checker<'_, '_> {
                 }
             }
         }
+    }
+
+    /// When `roles` is `principal.roles` and `names` a literal set: whether every name is a role
+    /// of `[roles]` (each unknown one is reported).
+    fn known_roles_in(&mut self, e: &Expr, roles: &CExpr, names: &CExpr) -> bool {
+        let (CExpr::Get(Attr::PrincipalRoles), CExpr::LitSet(names)) = (roles, names) else {
+            return true;
+        };
+        let mut known = true;
+        for name in names {
+            if let Lit::Str(role) = name
+                && !self.role_ids.contains_key(&**role)
+            {
+                self.errs.push((
+                    PolicyErrorKind::UnknownRole,
+                    e.span.clone(),
+                    format!("unknown role `{role}`"),
+                    Some("the role must be defined under `[roles]`".into()),
+                ));
+                known = false;
+            }
+        }
+        known
     }
 
     /// `elem in set` / `set.contains(elem)`.

@@ -188,6 +188,37 @@ fn invalid_ip_literals_are_load_errors() {
     }
 }
 
+/// A role name written in a condition is checked against `[roles]` however it is tested: a
+/// typo must not compile into a test that no token fails (or passes).
+#[test]
+fn unknown_role_in_a_condition_is_refused_in_every_spelling() {
+    let policy = |when: &str| {
+        format!(
+            "[roles.viewer]\n[roles.admin]\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"*\"]\nwhen = '{when}'\n"
+        )
+    };
+    for bad in [
+        r#"principal.roles.contains("admn")"#,
+        r#""admn" in principal.roles"#,
+        r#"principal.roles.containsAny(["viewer", "admn"])"#,
+        r#"principal.roles.containsAll(["admn"])"#,
+        r#"["admn"].containsAny(principal.roles)"#,
+    ] {
+        let (kind, ..) = one_error(&policy(bad));
+        assert_eq!(kind, PolicyErrorKind::UnknownRole, "{bad}");
+    }
+    for good in [
+        r#"principal.roles.containsAny(["viewer", "admin"])"#,
+        r#"principal.roles.containsAll(["admin"])"#,
+        r#"["viewer"].containsAll(principal.roles)"#,
+    ] {
+        assert!(
+            PolicySet::from_toml(&policy(good), "t.toml").is_ok(),
+            "{good}"
+        );
+    }
+}
+
 #[test]
 fn syntax_errors_and_several_errors_at_once() {
     let (kind, line, col, _) = one_error("[[rules]]\nid = 3\n");

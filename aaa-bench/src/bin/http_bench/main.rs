@@ -12,6 +12,10 @@
 //! noise then falls on every variant alike. The ratios the targets are about are also computed
 //! within each round and reported with their median.
 //!
+//! With `--keep`, every variant's server is started (and warmed up) once and kept for all rounds,
+//! so that rounds can be short (`--seconds 1 --rounds 30`): the two variants of a ratio are then
+//! measured seconds apart rather than minutes, and a drift of a shared machine falls on both.
+//!
 //! Every variant is served by a child process (`http-bench serve VARIANT`, started under
 //! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
 //! reported as requests per second, p50 and p99 latency, and the ratio to the first variant of its
@@ -46,6 +50,7 @@ fn main() {
     let mut seconds = 5u64;
     let mut connections = 32usize;
     let mut rounds = 1usize;
+    let mut keep = false;
     let mut variants = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -53,6 +58,7 @@ fn main() {
             "--seconds" => seconds = it.next().unwrap().parse().unwrap(),
             "--connections" => connections = it.next().unwrap().parse().unwrap(),
             "--rounds" => rounds = it.next().unwrap().parse::<usize>().unwrap().max(1),
+            "--keep" => keep = true,
             v => variants.push(v.to_owned()),
         }
     }
@@ -61,10 +67,23 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut results: Vec<Vec<Result>> = variants.iter().map(|_| Vec::new()).collect();
-    for round in 0..rounds {
-        for (variant, results) in variants.iter().zip(&mut results) {
-            let path = dir.path().join(format!("{variant}-{round}"));
-            results.push(measure(variant, seconds, connections, &path));
+    if keep {
+        let mut servers: Vec<Server> = variants
+            .iter()
+            .map(|variant| Server::start(variant, &dir.path().join(variant), connections))
+            .collect();
+        for _ in 0..rounds {
+            for (server, results) in servers.iter_mut().zip(&mut results) {
+                results.push(server.measure(seconds, connections));
+            }
+        }
+    } else {
+        for round in 0..rounds {
+            for (variant, results) in variants.iter().zip(&mut results) {
+                let path = dir.path().join(format!("{variant}-{round}"));
+                let mut server = Server::start(variant, &path, connections);
+                results.push(server.measure(seconds, connections));
+            }
         }
     }
     let paired = paired_ratios(&variants, &results);
@@ -156,74 +175,102 @@ struct Result {
     p99: Duration,
 }
 
-fn measure(variant: &str, seconds: u64, connections: usize, dir: &std::path::Path) -> Result {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(exe)
-        .args(["serve", variant])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("taskset (util-linux) is needed");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = lines.next().unwrap().unwrap().parse().unwrap();
-    let request = lines.next().unwrap().unwrap();
-    let request = request.replace("\\r\\n", "\r\n");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(load(
-        addr,
-        request.as_bytes(),
-        Duration::from_secs(1),
-        connections,
-    ));
-    // With `HTTP_BENCH_PERF=DIR`, the measured load is profiled with `perf record` (cpu-clock,
-    // no call graph unless `HTTP_BENCH_PERF_CALLS=fp|dwarf`) into `DIR/perf-VARIANT.data`, for
-    // per-symbol comparisons between variants.
-    let perf = std::env::var_os("HTTP_BENCH_PERF").map(|dir| {
-        let out = std::path::Path::new(&dir).join(format!("perf-{variant}.data"));
-        Command::new("perf")
-            .args(["record", "-q", "-e", "cpu-clock", "-F", "2000"])
-            .args(
-                std::env::var("HTTP_BENCH_PERF_CALLS")
-                    .ok()
-                    .map(|g| format!("--call-graph={g}")),
-            )
-            .arg("-p")
-            .arg(child.id().to_string())
-            .arg("-o")
-            .arg(out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+/// A variant's server: a child process pinned to core 0, warmed up.
+struct Server {
+    variant: String,
+    child: std::process::Child,
+    addr: SocketAddr,
+    request: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn start(variant: &str, dir: &std::path::Path, connections: usize) -> Server {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(exe)
+            .args(["serve", variant])
+            .arg(dir)
+            .stdout(Stdio::piped())
             .spawn()
-            .expect("perf is needed for HTTP_BENCH_PERF")
-    });
-    let (mut latencies, errors) = runtime.block_on(load(
-        addr,
-        request.as_bytes(),
-        Duration::from_secs(seconds),
-        connections,
-    ));
-    if let Some(mut perf) = perf {
-        // SIGINT makes perf write its file and exit.
-        let _ = Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        perf.wait().unwrap();
-        println!("{variant}: {} requests profiled", latencies.len());
+            .expect("taskset (util-linux) is needed");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr: SocketAddr = lines.next().unwrap().unwrap().parse().unwrap();
+        let request = lines.next().unwrap().unwrap();
+        let request = request.replace("\\r\\n", "\r\n");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(load(
+            addr,
+            request.as_bytes(),
+            Duration::from_secs(1),
+            connections,
+        ));
+        Server {
+            variant: variant.to_owned(),
+            child,
+            addr,
+            request,
+            runtime,
+        }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Result {
-        errors,
-        rps: latencies.len() as f64 / seconds as f64,
-        p50: at(0.50),
-        p99: at(0.99),
+
+    fn measure(&mut self, seconds: u64, connections: usize) -> Result {
+        let variant = &self.variant;
+        // With `HTTP_BENCH_PERF=DIR`, the measured load is profiled with `perf record` (cpu-clock,
+        // no call graph unless `HTTP_BENCH_PERF_CALLS=fp|dwarf`) into `DIR/perf-VARIANT.data`,
+        // for per-symbol comparisons between variants.
+        let perf = std::env::var_os("HTTP_BENCH_PERF").map(|dir| {
+            let out = std::path::Path::new(&dir).join(format!("perf-{variant}.data"));
+            Command::new("perf")
+                .args(["record", "-q", "-e", "cpu-clock", "-F", "2000"])
+                .args(
+                    std::env::var("HTTP_BENCH_PERF_CALLS")
+                        .ok()
+                        .map(|g| format!("--call-graph={g}")),
+                )
+                .arg("-p")
+                .arg(self.child.id().to_string())
+                .arg("-o")
+                .arg(out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("perf is needed for HTTP_BENCH_PERF")
+        });
+        let (mut latencies, errors) = self.runtime.block_on(load(
+            self.addr,
+            self.request.as_bytes(),
+            Duration::from_secs(seconds),
+            connections,
+        ));
+        if let Some(mut perf) = perf {
+            // SIGINT makes perf write its file and exit.
+            let _ = Command::new("kill")
+                .args(["-INT", &perf.id().to_string()])
+                .status();
+            perf.wait().unwrap();
+            println!("{variant}: {} requests profiled", latencies.len());
+        }
+        latencies.sort_unstable();
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        Result {
+            errors,
+            rps: latencies.len() as f64 / seconds as f64,
+            p50: at(0.50),
+            p99: at(0.99),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -63,6 +63,9 @@ impl PolicySet {
     }
 }
 
+/// Sets of up to this many elements are scanned for a member; larger ones are searched.
+const SCAN_UP_TO: usize = 8;
+
 /// How many declared attributes are cached per request; more are looked up each time.
 pub(crate) const SLOTS: usize = 16;
 
@@ -72,6 +75,9 @@ pub(crate) enum Slot<'a> {
     Unknown,
     Missing,
     Found(&'a Value),
+    /// Found, a set, and every element already checked against the declared element type (a
+    /// large set is checked once per request however many conditions read it).
+    CheckedSet(&'a Value, Scalar),
 }
 
 /// Everything a condition can read.
@@ -172,6 +178,11 @@ fn scalar_of(v: &Value, ty: Scalar) -> Result<V<'_>, Mistyped> {
     }
 }
 
+/// Whether some element of `set`, as a value of type `ty`, equals `x`.
+fn holds_equal<'v>(mut set: impl Iterator<Item = &'v Value>, ty: Scalar, x: V<'_>) -> bool {
+    set.any(|v| scalar_of(v, ty).is_ok_and(|v| scalar_eq(v, x)))
+}
+
 /// A request attribute checked against its declared type. A set is checked element by element,
 /// as a scalar of its element type would be: one element of another type (or a nested set or
 /// record) makes the whole attribute the wrong type.
@@ -205,7 +216,7 @@ impl<'a> Req<'a> {
             return map.get(name);
         };
         match cell.get() {
-            Slot::Found(v) => Some(v),
+            Slot::Found(v) | Slot::CheckedSet(v, _) => Some(v),
             Slot::Missing => None,
             Slot::Unknown => {
                 let v = map.get(name);
@@ -213,6 +224,28 @@ impl<'a> Req<'a> {
                 v
             }
         }
+    }
+
+    /// The declared attribute `name` of `map`, checked against its type `ty`, through the
+    /// cache slot `slot` (a set is checked element by element once per request).
+    fn read(
+        &self,
+        map: &'a crate::Attributes,
+        name: &str,
+        ty: Ty,
+        slot: u8,
+        a: &'a Attr,
+    ) -> Result<V<'a>, Fault<'a>> {
+        let cell = self.cache.get(usize::from(slot));
+        if let Some(Slot::CheckedSet(Value::Set(set), s)) = cell.map(Cell::get) {
+            return Ok(V::Values(set, s));
+        }
+        let v = self.lookup(map, name, slot).ok_or(Fault::Missing(a))?;
+        let checked = typed(v, ty, a)?;
+        if let (Some(cell), V::Values(_, s)) = (cell, checked) {
+            cell.set(Slot::CheckedSet(v, s));
+        }
+        Ok(checked)
     }
 
     fn get(&self, a: &'a Attr) -> Result<V<'a>, Fault<'a>> {
@@ -226,30 +259,17 @@ impl<'a> Req<'a> {
             Attr::PrincipalScopes => V::Strs(&p.scopes),
             Attr::PrincipalMfa => V::Bool(p.auth.mfa),
             Attr::PrincipalAmr => V::Strs(&p.auth.amr),
-            Attr::Principal(n, ty, slot) => typed(
-                self.lookup(&p.attributes, n, *slot)
-                    .ok_or(Fault::Missing(a))?,
-                *ty,
-                a,
-            )?,
+            Attr::Principal(n, ty, slot) => self.read(&p.attributes, n, *ty, *slot, a)?,
             Attr::ResourceType => V::Str(&self.resource.resource_type),
             Attr::ResourceId => V::Str(self.resource.id.as_deref().ok_or(Fault::Missing(a))?),
-            Attr::Resource(n, ty, slot) => typed(
-                self.lookup(&self.resource.attributes, n, *slot)
-                    .ok_or(Fault::Missing(a))?,
-                *ty,
-                a,
-            )?,
+            Attr::Resource(n, ty, slot) => {
+                self.read(&self.resource.attributes, n, *ty, *slot, a)?
+            }
             Attr::ContextPeerIp => {
                 V::Ip(IpNet::from(self.context.peer_ip.ok_or(Fault::Missing(a))?))
             }
             Attr::ContextTime => V::Time(self.context.time.unix_micros()),
-            Attr::Context(n, ty, slot) => typed(
-                self.lookup(&self.context.attributes, n, *slot)
-                    .ok_or(Fault::Missing(a))?,
-                *ty,
-                a,
-            )?,
+            Attr::Context(n, ty, slot) => self.read(&self.context.attributes, n, *ty, *slot, a)?,
         })
     }
 
@@ -284,9 +304,22 @@ impl<'a> Req<'a> {
                 }
                 _ => false,
             },
-            V::Values(s, ty) => s
-                .iter()
-                .any(|v| scalar_of(v, ty).is_ok_and(|v| scalar_eq(v, x))),
+            V::Values(s, ty) => {
+                // The set's elements were checked against `ty` when it was read, so an element
+                // equal to `x` is the value `x` would be: a large set is searched, not scanned.
+                // An `ip` set may also hold strings (parsed on comparison); they sort first.
+                match (ty, x) {
+                    _ if s.len() <= SCAN_UP_TO => holds_equal(s.iter(), ty, x),
+                    (Scalar::Str, V::Str(x)) => s.contains(&Value::String(x.to_owned())),
+                    (Scalar::Long, V::Long(n)) => s.contains(&Value::Long(n)),
+                    (Scalar::Bool, V::Bool(b)) => s.contains(&Value::Bool(b)),
+                    (Scalar::Ip, V::Ip(ip)) => {
+                        s.contains(&Value::Ip(ip))
+                            || holds_equal(s.range(..Value::Bool(false)), ty, x)
+                    }
+                    _ => holds_equal(s.iter(), ty, x),
+                }
+            }
             V::Lits(s) => s.iter().any(|l| scalar_eq(lit_v(l), x)),
             _ => false,
         }
@@ -581,6 +614,60 @@ mod tests {
         let empty = V::Values(&empty, Scalar::Str);
         assert!(!req.contains_any(finance, empty));
         assert!(req.contains_all(finance, empty));
+    }
+
+    /// Large sets are searched rather than scanned: the answer is the scan's, for every element
+    /// type, including `ip` sets holding both addresses and strings.
+    #[test]
+    fn a_searched_set_answers_as_a_scan_would() {
+        let policy = PolicySet::from_toml("", "empty.toml").unwrap();
+        let principal = Principal::new("ann", PrincipalKind::User, "idp");
+        let resource = Resource::new("Document");
+        let context = Context::new(Timestamp::from_unix_seconds(0));
+        let req = policy.request(&principal, &resource, &context);
+        for n in [1usize, SCAN_UP_TO, SCAN_UP_TO + 1, 100] {
+            let strs: BTreeSet<Value> = (0..n).map(|i| Value::from(format!("u{i}"))).collect();
+            let longs: BTreeSet<Value> = (0..n).map(|i| Value::Long(i as i64 * 2)).collect();
+            let bools: BTreeSet<Value> = [Value::Bool(true)].into_iter().collect();
+            // Even elements as addresses, odd ones as strings.
+            let ips: BTreeSet<Value> = (0..n)
+                .map(|i| {
+                    let text = format!("10.0.{}.0/24", i % 256);
+                    if i % 2 == 0 {
+                        parse_ip(&text).map(Value::Ip).unwrap()
+                    } else {
+                        Value::String(text)
+                    }
+                })
+                .collect();
+            let net = |i: usize| V::Ip(parse_ip(&format!("10.0.{i}.0/24")).unwrap());
+            let cases = [
+                (V::Values(&strs, Scalar::Str), V::Str("u0"), true),
+                (
+                    V::Values(&strs, Scalar::Str),
+                    V::Str(&format!("u{}", n - 1)),
+                    true,
+                ),
+                (V::Values(&strs, Scalar::Str), V::Str("v"), false),
+                (V::Values(&strs, Scalar::Str), V::Long(0), false),
+                (V::Values(&longs, Scalar::Long), V::Long(0), true),
+                (V::Values(&longs, Scalar::Long), V::Long(1), false),
+                (V::Values(&longs, Scalar::Long), V::Str("0"), false),
+                (V::Values(&bools, Scalar::Bool), V::Bool(true), true),
+                (V::Values(&bools, Scalar::Bool), V::Bool(false), false),
+                (V::Values(&ips, Scalar::Ip), net(0), true),
+                (V::Values(&ips, Scalar::Ip), net(n - 1), true),
+                (V::Values(&ips, Scalar::Ip), net(n), false),
+                (V::Values(&ips, Scalar::Ip), V::Str("10.0.0.0/24"), false),
+            ];
+            for (set, x, expected) in cases {
+                let V::Values(s, ty) = set else {
+                    unreachable!()
+                };
+                assert_eq!(holds_equal(s.iter(), ty, x), expected, "scan, n = {n}");
+                assert_eq!(req.contains(set, x), expected, "search, n = {n}");
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod audit_review;
 mod authn;
 mod conformance;
 mod docs_demo;
+mod guard_review;
 mod policy;
 mod policy_review;
 mod public_interface;

@@ -190,23 +190,27 @@ fn bearer_long_way(value: &http::HeaderValue) -> Result<Option<&str>, AuthnError
 }
 
 /// The value of the cookie `name`, refusing two of them.
+///
+/// `Cookie` headers are read as bytes: one holding a byte outside visible ASCII (browsers send
+/// other cookies' UTF-8 values as they are) is searched all the same, so that it can hide neither
+/// the token nor a second one. A name is compared without the whitespace around it, as RFC 6265
+/// §5.2 and the `cookie` crate (actix-web, axum-extra) read it, so that `at =x` is the cookie
+/// `at` here too.
 fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, AuthnError> {
     let mut found = None;
     for value in facts.headers().get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let pair = pair.trim_start_matches(' ');
-            let Some((n, v)) = pair.split_once('=') else {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let mut halves = pair.splitn(2, |&b| b == b'=');
+            let (Some(n), Some(v)) = (halves.next(), halves.next()) else {
                 continue;
             };
-            if n != name {
+            if n.trim_ascii() != name.as_bytes() {
                 continue;
             }
             if found.is_some() {
                 return Err(AuthnError::MultipleCredentials);
             }
+            let v = std::str::from_utf8(v).unwrap_or_default();
             let v = v
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
@@ -372,6 +376,54 @@ mod tests {
             token(&[], &["at=a", "at=b"]),
             Err(AuthnError::MultipleCredentials)
         );
+    }
+
+    /// A `Cookie` header that is not visible ASCII (a browser sends another cookie's UTF-8 as is)
+    /// must not hide the token cookie in it: neither a second credential beside the header's
+    /// token, nor the only one.
+    #[test]
+    fn a_cookie_header_with_non_ascii_bytes_hides_no_token() {
+        let with = |auth: &[&str], cookie: &[u8]| {
+            let mut f = facts(auth, &[]);
+            let mut h = f.headers().clone();
+            h.append(header::COOKIE, HeaderValue::from_bytes(cookie).unwrap());
+            f = f.with_headers(h);
+            bearer_token(&f, Some("at")).map(|t| t.map(|t| t.as_str().to_owned()))
+        };
+        assert_eq!(
+            with(&["Bearer a"], "at=b; theme=d\u{e9}j\u{e0}".as_bytes()),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            with(&[], "theme=\u{e9}t\u{e9}; at=b".as_bytes())
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            with(&[], b"at=a; x=\xff; at=b"),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert!(matches!(
+            with(&[], "at=\u{e9}".as_bytes()),
+            Err(AuthnError::Malformed(_))
+        ));
+        assert_eq!(with(&[], "theme=\u{e9}".as_bytes()), Ok(None));
+    }
+
+    /// The name of a cookie is read without the whitespace around it, as RFC 6265 §5.2 and the
+    /// `cookie` crate (actix-web, axum-extra) read it: `at =b` is a second `at` cookie.
+    #[test]
+    fn a_cookie_name_with_whitespace_around_it_is_that_cookie() {
+        assert_eq!(
+            token(&["Bearer a"], &["at =b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&[], &["at=a;\tat=b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(token(&[], &["x=1;  at=b"]).unwrap().as_deref(), Some("b"));
     }
 
     #[test]

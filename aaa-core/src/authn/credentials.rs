@@ -194,8 +194,8 @@ fn bearer_long_way(value: &http::HeaderValue) -> Result<Option<&str>, AuthnError
 /// `Cookie` headers are read as bytes: one holding a byte outside visible ASCII (browsers send
 /// other cookies' UTF-8 values as they are) is searched all the same, so that it can hide neither
 /// the token nor a second one. A name is compared without the whitespace around it, as RFC 6265
-/// §5.2 and the `cookie` crate (actix-web, axum-extra) read it, so that `at =x` is the cookie
-/// `at` here too.
+/// §5.2 and the `cookie` crate (actix-web, axum-extra; it trims Unicode whitespace) read it, so
+/// that `at =x` is the cookie `at` here too.
 fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, AuthnError> {
     let mut found = None;
     for value in facts.headers().get_all(header::COOKIE) {
@@ -204,7 +204,7 @@ fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, Au
             let (Some(n), Some(v)) = (halves.next(), halves.next()) else {
                 continue;
             };
-            if n.trim_ascii() != name.as_bytes() {
+            if std::str::from_utf8(n).map(str::trim) != Ok(name) {
                 continue;
             }
             if found.is_some() {
@@ -424,6 +424,18 @@ mod tests {
             Err(AuthnError::MultipleCredentials)
         );
         assert_eq!(token(&[], &["x=1;  at=b"]).unwrap().as_deref(), Some("b"));
+        // The `cookie` crate trims Unicode whitespace (here a no-break space, sent as UTF-8).
+        let mut f = facts(&["Bearer a"], &[]);
+        let mut h = f.headers().clone();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_bytes("at\u{a0}=b".as_bytes()).unwrap(),
+        );
+        f = f.with_headers(h);
+        assert_eq!(
+            bearer_token(&f, Some("at")).map(|t| t.is_some()),
+            Err(AuthnError::MultipleCredentials)
+        );
     }
 
     #[test]

@@ -189,13 +189,31 @@ fn bearer_long_way(value: &http::HeaderValue) -> Result<Option<&str>, AuthnError
     }
 }
 
+/// Whether the name part `n` of a cookie pair names the cookie `name`, read as the `cookie`
+/// crate reads it for actix-web's `HttpRequest::cookie` (`Cookie::parse_encoded`): without the
+/// whitespace around it, and percent-decoded (`at%5Fx` is the cookie `at_x` to the application,
+/// so it is here too).
+fn is_cookie_name(n: &[u8], name: &str) -> bool {
+    let Ok(n) = std::str::from_utf8(n).map(str::trim) else {
+        return false;
+    };
+    if n == name {
+        return true;
+    }
+    n.contains('%')
+        && percent_encoding::percent_decode_str(n)
+            .decode_utf8()
+            .is_ok_and(|decoded| decoded == name)
+}
+
 /// The value of the cookie `name`, refusing two of them.
 ///
 /// `Cookie` headers are read as bytes: one holding a byte outside visible ASCII (browsers send
 /// other cookies' UTF-8 values as they are) is searched all the same, so that it can hide neither
 /// the token nor a second one. A name is compared without the whitespace around it, as RFC 6265
 /// §5.2 and the `cookie` crate (actix-web, axum-extra; it trims Unicode whitespace) read it, so
-/// that `at =x` is the cookie `at` here too.
+/// that `at =x` is the cookie `at` here too; a percent-encoded name is decoded, as actix-web
+/// decodes it.
 fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, AuthnError> {
     let mut found = None;
     for value in facts.headers().get_all(header::COOKIE) {
@@ -204,7 +222,7 @@ fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, Au
             let (Some(n), Some(v)) = (halves.next(), halves.next()) else {
                 continue;
             };
-            if std::str::from_utf8(n).map(str::trim) != Ok(name) {
+            if !is_cookie_name(n, name) {
                 continue;
             }
             if found.is_some() {
@@ -434,6 +452,34 @@ mod tests {
         f = f.with_headers(h);
         assert_eq!(
             bearer_token(&f, Some("at")).map(|t| t.is_some()),
+            Err(AuthnError::MultipleCredentials)
+        );
+    }
+
+    /// A percent-encoded cookie name is the name actix-web's `HttpRequest::cookie` decodes it to:
+    /// `at%5Fx=b` beside a bearer header is a second token, not an unrelated cookie.
+    #[test]
+    fn a_percent_encoded_cookie_name_is_that_cookie() {
+        let with = |auth: &[&str], cookie: &str, name: &str| {
+            let f = facts(auth, &[cookie]);
+            bearer_token(&f, Some(name)).map(|t| t.map(|t| t.as_str().to_owned()))
+        };
+        assert_eq!(
+            with(&["Bearer a"], "at%5Fx=b", "at_x"),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(with(&[], "%61t=b", "at").unwrap().as_deref(), Some("b"));
+        // Not that name once decoded, or not UTF-8 once decoded: another cookie.
+        assert_eq!(
+            with(&["Bearer a"], "at%5Fy=b", "at_x"),
+            Ok(Some("a".to_owned()))
+        );
+        assert_eq!(
+            with(&["Bearer a"], "at%FF=b", "at"),
+            Ok(Some("a".to_owned()))
+        );
+        assert_eq!(
+            with(&["Bearer a"], "a%=b", "a%"),
             Err(AuthnError::MultipleCredentials)
         );
     }

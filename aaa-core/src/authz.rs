@@ -97,7 +97,8 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
 ///
 /// The [`Guard`](crate::Guard) calls it for protected routes whose resource has an id. Returning
 /// `Ok(None)` (no such resource) leaves the resource without attributes: conditions on them fail,
-/// which never grants.
+/// which never grants. Of a resource returned, only the attributes are used (they replace the
+/// route's): the type and id decided on and recorded are always the route's.
 pub trait ResourceLoader: Send + Sync + std::fmt::Debug {
     /// Loads the attributes of `resource` (its type and id are set).
     ///

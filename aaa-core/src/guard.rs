@@ -549,7 +549,12 @@ impl Guard {
                 }
                 let resource = match (&self.inner.loader, &resource.id) {
                     (Some(loader), Some(_)) => match loader.load(&resource).await {
-                        Ok(Some(loaded)) => loaded,
+                        // Attributes only: the type and id stay the route's, whatever the loader
+                        // answers (a wrong one would escape the rules written for this type).
+                        Ok(Some(loaded)) => Resource {
+                            attributes: loaded.attributes,
+                            ..resource
+                        },
                         Ok(None) => resource,
                         Err(_) => {
                             // Fail closed, and record the refusal like any other denial.

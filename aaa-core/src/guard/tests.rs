@@ -467,6 +467,72 @@ fn resource_loader_feeds_route_level_decisions() {
     );
 }
 
+/// A loader that answers with another resource (a wrong type or id: a bug in the service's
+/// loader) gives attributes only: the policy decides, and the log records, the resource the route
+/// names. Otherwise a loaded type of `Doc` would escape every rule written for `Document`.
+#[derive(Debug)]
+struct Impostor;
+
+impl ResourceLoader for Impostor {
+    fn load<'a>(
+        &'a self,
+        _: &'a Resource,
+    ) -> BoxFuture<'a, Result<Option<Resource>, crate::LoadError>> {
+        let other = Resource::new("Other")
+            .with_id("1")
+            .with_attribute("owner", "alice");
+        Box::pin(std::future::ready(Ok(Some(other))))
+    }
+}
+
+/// Allows the owner of the document the route names, and nothing else.
+#[derive(Debug)]
+struct ExactPolicy;
+
+impl Authorizer for ExactPolicy {
+    fn bind_route(&self, facts: &RequestFacts) -> RouteBinding {
+        TestPolicy.bind_route(facts)
+    }
+
+    fn authorize(&self, who: &Identity, _: &Action, r: &Resource, _: &Context) -> Evaluation {
+        let owner = r.attributes.get("owner").and_then(crate::Value::as_str);
+        let exact = r.resource_type == "Document" && r.id.as_deref() == Some("3");
+        match who.principal() {
+            Some(p) if exact && Some(p.id.as_str()) == owner => Evaluation::permit(["owner"]),
+            _ => Evaluation::not_permitted(),
+        }
+    }
+}
+
+#[test]
+fn a_loader_gives_attributes_not_another_resource() {
+    let sink = Arc::new(MemorySink::new());
+    let g = Guard::builder()
+        .authenticator(TestBearer)
+        .policies(ExactPolicy)
+        .resources(Impostor)
+        .audit_arc(sink.clone())
+        .build()
+        .unwrap();
+    let f = facts(Some("/docs/{id}"), "/docs/3", Some("Bearer good-alice"));
+    let a = admitted(run(g.check(&f)));
+    let resource = a.resource.as_ref().unwrap();
+    assert_eq!(
+        (resource.resource_type.as_str(), resource.id.as_deref()),
+        ("Document", Some("3"))
+    );
+    assert_eq!(resource.attributes["owner"], crate::Value::from("alice"));
+    let events = sink.events();
+    let target = events[0].target.as_ref().unwrap();
+    assert_eq!(
+        (
+            target.resource_type.as_deref(),
+            target.resource_id.as_deref()
+        ),
+        (Some("Document"), Some("3"))
+    );
+}
+
 /// A resource that cannot be loaded is refused with 503 and recorded as a denial (`unavailable`),
 /// like every other refusal.
 #[test]

@@ -15,6 +15,7 @@ mod authn;
 mod conformance;
 mod docs_demo;
 mod guard_review;
+mod hostile_input;
 mod policy;
 mod policy_review;
 mod public_interface;

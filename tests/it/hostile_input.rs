@@ -631,6 +631,20 @@ impl Bench {
             }
         }
 
+        // Whatever the answer, nobody is recorded as acting but a caller whose intact credential
+        // the request carries: a tampered token never authenticates, even to be refused.
+        for e in &new {
+            if let Some(a) = &e.actor {
+                prop_assert!(
+                    m.may_act_as.contains(&a.id)
+                        || (m.forwarded && a.kind == PrincipalKind::Service),
+                    "recorded as {} ({status}), the request carries intact credentials of {:?}",
+                    a.id,
+                    m.may_act_as
+                );
+            }
+        }
+
         // No credential text reaches the records.
         let recorded = serde_json::to_vec(&new).unwrap();
         for s in &m.secrets {

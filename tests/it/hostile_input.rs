@@ -36,10 +36,14 @@ use tower_crate::ServiceExt as _;
 
 use crate::docs_demo;
 
-/// No regression files: a failure found here is minimised into a plain `#[test]`.
+/// No regression files: a failure found here is minimised into a plain `#[test]`. `cases` is
+/// what CI runs; `PROPTEST_CASES` sets another number for a deeper local run.
 fn config(cases: u32) -> Config {
     Config {
-        cases,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(cases),
         failure_persistence: None,
         ..Config::default()
     }

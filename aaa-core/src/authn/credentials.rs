@@ -138,7 +138,8 @@ pub(crate) fn single_authorization(
 ///   bearer credential: it is left to other authenticators and the result is "no bearer token".
 /// - With a cookie name configured, a cookie of that name carries the token too (same syntax).
 ///   A request that carries both a bearer header and the cookie, or the cookie twice, is refused
-///   with [`AuthnError::MultipleCredentials`].
+///   with [`AuthnError::MultipleCredentials`]. An empty cookie (`at=` or `at=""`, as a logout
+///   that blanks it leaves) carries no token; it still counts towards "twice".
 pub fn bearer_token<'a>(
     facts: &'a RequestFacts,
     cookie_name: Option<&str>,
@@ -215,7 +216,9 @@ fn is_cookie_name(n: &[u8], name: &str) -> bool {
 /// that `at =x` is the cookie `at` here too; a percent-encoded name is decoded, as actix-web
 /// decodes it.
 fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, AuthnError> {
+    const MALFORMED: AuthnError = AuthnError::Malformed("the token cookie has invalid syntax");
     let mut found = None;
+    let mut seen = false;
     for value in facts.headers().get_all(header::COOKIE) {
         for pair in value.as_bytes().split(|&b| b == b';') {
             let mut halves = pair.splitn(2, |&b| b == b'=');
@@ -225,16 +228,22 @@ fn cookie<'a>(facts: &'a RequestFacts, name: &str) -> Result<Option<&'a str>, Au
             if !is_cookie_name(n, name) {
                 continue;
             }
-            if found.is_some() {
+            if seen {
                 return Err(AuthnError::MultipleCredentials);
             }
-            let v = std::str::from_utf8(v).unwrap_or_default();
+            seen = true;
+            let v = std::str::from_utf8(v).map_err(|_| MALFORMED)?;
             let v = v
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(v);
+            if v.is_empty() {
+                // Blanked (`at=`, as a logout may leave it): no token, and no reason to refuse
+                // every request of the browser, public routes included, until it is cleared.
+                continue;
+            }
             if !is_token68(v) {
-                return Err(AuthnError::Malformed("the token cookie has invalid syntax"));
+                return Err(MALFORMED);
             }
             found = Some(v);
         }
@@ -482,6 +491,39 @@ mod tests {
             with(&["Bearer a"], "a%=b", "a%"),
             Err(AuthnError::MultipleCredentials)
         );
+    }
+
+    /// A blanked token cookie (a logout that set it empty) is no token, not a malformed one: the
+    /// browser is not refused everywhere until it drops the cookie. It still counts as a cookie
+    /// of that name, so a second one is refused; a value that is not UTF-8 stays malformed.
+    #[test]
+    fn an_empty_token_cookie_is_no_token() {
+        assert_eq!(token(&[], &["at="]), Ok(None));
+        assert_eq!(token(&[], &["x=1; at=\"\""]), Ok(None));
+        assert_eq!(
+            token(&["Bearer a"], &["at="]).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            token(&[], &["at=; at=b"]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert_eq!(
+            token(&[], &["at=b", "at="]),
+            Err(AuthnError::MultipleCredentials)
+        );
+        assert!(matches!(
+            token(&[], &["at= "]),
+            Err(AuthnError::Malformed(_))
+        ));
+        let mut f = facts(&[], &[]);
+        let mut h = f.headers().clone();
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"at=\xff").unwrap());
+        f = f.with_headers(h);
+        assert!(matches!(
+            bearer_token(&f, Some("at")),
+            Err(AuthnError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -84,13 +84,35 @@ impl fmt::Debug for Fetcher {
     }
 }
 
+/// Where `localhost` is: this machine's loopback addresses (port 0: the URL's port is used).
+const LOCALHOST: [std::net::SocketAddr; 2] = [
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0),
+    std::net::SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 0),
+];
+
+/// The client every fetch uses: timeouts, no redirects, no proxy, and `localhost` pinned to the
+/// loopback addresses. Plain `http` is accepted for `localhost` only because it is this
+/// machine, so its name is never asked of a resolver (RFC 6761 §6.3), whose answer an attacker
+/// on the network could forge to serve keys of their own.
+fn client_builder(options: &HttpOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .resolve_to_addrs("localhost", &LOCALHOST)
+}
+
 impl Fetcher {
     fn new(options: HttpOptions) -> Result<Self, KeySourceError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        Self::with_client(client_builder(&options), options)
+    }
+
+    fn with_client(
+        builder: reqwest::ClientBuilder,
+        options: HttpOptions,
+    ) -> Result<Self, KeySourceError> {
+        let client = builder
             .build()
             .map_err(|e| KeySourceError::Client(e.to_string()))?;
         Ok(Fetcher { client, options })
@@ -190,7 +212,7 @@ impl JwksUrl {
     /// # Errors
     ///
     /// [`KeySourceError::InsecureUrl`] unless `url` is `https` (or `http` to `localhost` or a
-    /// loopback address);
+    /// loopback address; `localhost` always means 127.0.0.1 or ::1, it is never resolved);
     /// [`KeySourceError::Client`] if the HTTP client cannot be built.
     pub fn new(url: &str, options: HttpOptions) -> Result<Self, KeySourceError> {
         Ok(JwksUrl {
@@ -288,6 +310,58 @@ mod tests {
         assert_eq!(cache_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(cache_max_age("public"), None);
         assert_eq!(cache_max_age("max-age=abc"), None);
+    }
+
+    /// Answers every connection on `listener` with `body`.
+    async fn serve(listener: tokio::net::TcpListener, body: &'static str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    }
+
+    /// A resolver that answers every name with one address: what an attacker who controls the
+    /// network's DNS would answer.
+    struct Forged(std::net::SocketAddr);
+
+    impl reqwest::dns::Resolve for Forged {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(self.0));
+            Box::pin(std::future::ready(Ok(addrs)))
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_this_machine_whatever_the_resolver_answers() {
+        let genuine = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = genuine.local_addr().unwrap().port();
+        // Another loopback address stands for the attacker's host, on the same port.
+        let forged_addr = std::net::SocketAddr::from(([127, 0, 0, 2], port));
+        let forger = tokio::net::TcpListener::bind(forged_addr).await.unwrap();
+        tokio::spawn(serve(genuine, "genuine"));
+        tokio::spawn(serve(forger, "forged"));
+        let options = HttpOptions::default();
+        let builder = client_builder(&options).dns_resolver(Forged(forged_addr));
+        let fetcher = Fetcher::with_client(builder, options).unwrap();
+
+        let url = secure_url(&format!("http://localhost:{port}/jwks")).unwrap();
+        let (body, _) = fetcher.get(&url).await.unwrap();
+        assert_eq!(body, b"genuine");
+        // The same for the name in capitals: URLs lowercase it.
+        let url = secure_url(&format!("http://LocalHost:{port}/jwks")).unwrap();
+        let (body, _) = fetcher.get(&url).await.unwrap();
+        assert_eq!(body, b"genuine");
+        // Other names are resolved (and must be https in real use): the forged resolver is
+        // really in place, so the test would see a resolver's answer for localhost.
+        let url = reqwest::Url::parse(&format!("http://idp.test:{port}/jwks")).unwrap();
+        let (body, _) = fetcher.get(&url).await.unwrap();
+        assert_eq!(body, b"forged");
     }
 
     #[test]

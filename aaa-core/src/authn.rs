@@ -176,4 +176,13 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
         &'a self,
         facts: &'a RequestFacts,
     ) -> BoxFuture<'a, Result<Identity, AuthnError>>;
+
+    /// The request headers that carry this authenticator's credential, whatever their name, so
+    /// that the tower adapter marks them sensitive ([`http::HeaderValue::set_sensitive`]:
+    /// `Debug` hides them) in the headers it hands to the application (actix-web's header map
+    /// has no such mark). None by default; `Authorization`, `Cookie` and headers whose name
+    /// holds a credential word are marked anyway ([`RequestFacts::with_headers`]).
+    fn credential_headers(&self) -> &[http::HeaderName] {
+        &[]
+    }
 }

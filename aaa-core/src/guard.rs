@@ -371,8 +371,21 @@ impl GuardBuilder<HasPolicy> {
             // Unreachable by typestate; fail closed rather than panic.
             return Err(ConfigError::MissingAudit);
         };
+        // The credential headers the facts do not mark by themselves, once each.
+        let mut credential_headers: Vec<::http::HeaderName> = Vec::new();
+        for name in self
+            .authenticators
+            .iter()
+            .flat_map(|a| a.credential_headers())
+        {
+            if !crate::http::marked_sensitive_by_default(name) && !credential_headers.contains(name)
+            {
+                credential_headers.push(name.clone());
+            }
+        }
         Ok(Guard {
             inner: Arc::new(Inner {
+                credential_headers,
                 authenticators: self.authenticators,
                 authorizer,
                 audit,
@@ -386,6 +399,7 @@ impl GuardBuilder<HasPolicy> {
 
 struct Inner {
     authenticators: Vec<Arc<dyn Authenticator>>,
+    credential_headers: Vec<::http::HeaderName>,
     authorizer: Arc<dyn Authorizer>,
     audit: Option<Arc<dyn AuditSink>>,
     loader: Option<Arc<dyn ResourceLoader>>,
@@ -444,6 +458,15 @@ impl Guard {
     /// The clock the guard reads.
     pub fn clock(&self) -> &dyn Clock {
         &*self.inner.clock
+    }
+
+    /// The headers that carry a credential of one of the authenticators and that
+    /// [`RequestFacts::with_headers`] does not mark sensitive by itself (an API-key header named
+    /// without a credential word, say). Adapters pass them to
+    /// [`RequestFacts::with_sensitive_headers`], so that the application's `Debug` of the
+    /// request headers never shows the credential.
+    pub fn credential_headers(&self) -> &[::http::HeaderName] {
+        &self.inner.credential_headers
     }
 
     /// The authorizer the guard asks.

@@ -28,6 +28,7 @@
 mod facts;
 mod rejection;
 
+pub(crate) use facts::marked_sensitive_by_default;
 pub use facts::{RequestFacts, SENSITIVE_HEADERS};
 
 /// The response header that carries an audit receipt, when an adapter is asked to add it:

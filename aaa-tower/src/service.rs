@@ -54,7 +54,7 @@ where
         // check is boxed apart: each future stays under 1 KiB, within the allocator's per-thread
         // cache (together, with the request's parts and facts, they passed 3 KiB).
         let (mut parts, body) = request.into_parts();
-        let facts = facts_of(&mut parts);
+        let facts = facts_of(&mut parts, guard.credential_headers());
         let check = Box::pin(async move {
             let admitted = match Box::pin(guard.check(&facts)).await {
                 Outcome::Reject(rejection) => return Checked::Answer(rejection),
@@ -91,10 +91,12 @@ where
 }
 
 /// Translates the request head into [`RequestFacts`]. The headers move into the facts (the
-/// caller puts them back after the check).
-fn facts_of(parts: &mut Parts) -> RequestFacts {
+/// caller puts them back after the check), where credential headers are marked sensitive:
+/// those the facts know, and the authenticators' own `credential_headers`.
+fn facts_of(parts: &mut Parts, credential_headers: &[http::HeaderName]) -> RequestFacts {
     let mut facts = RequestFacts::new(parts.method.clone(), parts.uri.path())
-        .with_headers(std::mem::take(&mut parts.headers));
+        .with_headers(std::mem::take(&mut parts.headers))
+        .with_sensitive_headers(credential_headers);
     if let Some(authority) = parts.uri.authority() {
         facts = facts.with_host(authority.as_str());
     }

@@ -472,6 +472,15 @@ impl Authenticator for ApiKeyAuthenticator {
         }
         Box::pin(std::future::ready(result))
     }
+
+    /// The configured header, unless it is `Authorization`.
+    fn credential_headers(&self) -> &[HeaderName] {
+        if self.scheme_in_authorization {
+            &[]
+        } else {
+            std::slice::from_ref(&self.header)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +508,13 @@ mod tests {
             ApiKeyAuthenticator::new(config, Arc::new(clock.clone())).unwrap(),
             clock,
         )
+    }
+
+    #[test]
+    fn names_its_header_unless_it_is_authorization() {
+        assert_eq!(auth("x-client").0.credential_headers(), ["x-client"]);
+        assert_eq!(auth("x-api-key").0.credential_headers(), ["x-api-key"]);
+        assert!(auth("authorization").0.credential_headers().is_empty());
     }
 
     fn facts(name: &str, values: &[&str]) -> RequestFacts {

@@ -730,3 +730,41 @@ fn a_reload_during_a_request_does_not_split_it_across_two_policies() {
     assert_eq!(a.evaluation.policy_version.as_deref(), Some("v2"));
     assert_eq!(a.action.as_ref().map(Action::as_str), Some("docs:read"));
 }
+
+/// Names the headers it reads its credential from.
+#[derive(Debug)]
+struct Carries(Vec<::http::HeaderName>);
+
+impl Authenticator for Carries {
+    fn authenticate<'a>(
+        &'a self,
+        _: &'a RequestFacts,
+    ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+        Box::pin(std::future::ready(Ok(Identity::Anonymous)))
+    }
+    fn credential_headers(&self) -> &[::http::HeaderName] {
+        &self.0
+    }
+}
+
+#[test]
+fn credential_headers_lists_each_unmarked_header_once() {
+    let name = ::http::HeaderName::from_static;
+    let guard = Guard::builder()
+        .authenticator(Carries(vec![name("x-client"), header::AUTHORIZATION]))
+        .authenticator(Carries(vec![
+            name("x-api-key"),
+            name("x-client"),
+            name("x-peer"),
+        ]))
+        .authenticator(TestBearer)
+        .policies(TestPolicy)
+        .audit_disabled()
+        .build()
+        .unwrap();
+    // `authorization` and `x-api-key` are marked by the facts themselves.
+    assert_eq!(
+        guard.credential_headers(),
+        [name("x-client"), name("x-peer")]
+    );
+}

@@ -27,6 +27,12 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "signature",
 ];
 
+/// Whether [`RequestFacts::with_headers`] marks every header named `name` sensitive by itself:
+/// one of [`SENSITIVE_HEADERS`], or a name holding a credential word.
+pub(crate) fn marked_sensitive_by_default(name: &HeaderName) -> bool {
+    SENSITIVE_HEADERS.contains(name) || looks_like_credential(name)
+}
+
 /// Whether `name` (lowercase, as `http` keeps it) looks like a credential header's.
 fn looks_like_credential(name: &HeaderName) -> bool {
     let name = name.as_str();
@@ -109,7 +115,7 @@ impl RequestFacts {
         // One pass over the headers rather than a lookup per name: requests carry few headers.
         let mut request_id = None;
         for (name, value) in &mut headers {
-            if SENSITIVE_HEADERS.contains(name) || looks_like_credential(name) {
+            if marked_sensitive_by_default(name) {
                 value.set_sensitive(true);
             } else if request_id.is_none() && name.as_str() == "x-request-id" {
                 // The first one, as `HeaderMap::get` would give.
@@ -124,6 +130,22 @@ impl RequestFacts {
         // `host()` reads the `Host` header when no host is set.
         self.host = None;
         self.headers = headers;
+        self
+    }
+
+    /// Marks every value of the headers `names` sensitive too: the credential headers of the
+    /// guard's authenticators ([`Guard::credential_headers`](crate::Guard::credential_headers)),
+    /// such as an API-key header of a name [`with_headers`](Self::with_headers) does not
+    /// recognize. Call it after `with_headers`.
+    #[must_use]
+    pub fn with_sensitive_headers(mut self, names: &[HeaderName]) -> Self {
+        for name in names {
+            if let http::header::Entry::Occupied(mut entry) = self.headers.entry(name) {
+                for value in entry.iter_mut() {
+                    value.set_sensitive(true);
+                }
+            }
+        }
         self
     }
 
@@ -313,6 +335,29 @@ mod tests {
             );
         }
         assert!(!format!("{:?}", facts.headers()).contains("s3cr3t"));
+    }
+
+    #[test]
+    fn headers_named_by_the_authenticators_are_marked_too() {
+        let mut h = HeaderMap::new();
+        h.append("x-client", "one".parse().unwrap());
+        h.append("x-client", "two".parse().unwrap());
+        h.insert("x-note", "plain".parse().unwrap());
+        let facts = RequestFacts::new(Method::GET, "/").with_headers(h);
+        assert!(!facts.headers()["x-client"].is_sensitive());
+        let facts = facts.with_sensitive_headers(&[
+            HeaderName::from_static("x-client"),
+            HeaderName::from_static("x-absent"),
+        ]);
+        assert!(
+            facts
+                .headers()
+                .get_all("x-client")
+                .iter()
+                .all(|v| v.is_sensitive())
+        );
+        assert!(!facts.headers()["x-note"].is_sensitive());
+        assert!(!facts.headers().contains_key("x-absent"));
     }
 
     #[test]

@@ -255,3 +255,37 @@ id = "id"
     );
     assert_eq!(peer, Some("127.0.0.1".parse().unwrap()));
 }
+
+/// An API key sent in a header whose name holds no credential word (`x-client`) reaches the
+/// application marked sensitive like `x-api-key`, so that a `Debug` of the request headers (a
+/// trace layer's, an error report's) never shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_header_of_any_name_reaches_the_handler_marked_sensitive() {
+    const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    let c = crate::authn::clock();
+    let mut config =
+        aaa::ApiKeyConfig::new("aaa", [aaa::ApiKeyRecord::new("ci", "ci-runner", SECRET)]);
+    config.header = "x-client".to_owned();
+    let keys = aaa::ApiKeyAuthenticator::new(config, Arc::new(c.clone())).unwrap();
+    let guard = Guard::builder()
+        .authenticator(keys)
+        .policies(Rules)
+        .audit_disabled()
+        .clock(c)
+        .build()
+        .unwrap();
+    assert_eq!(guard.credential_headers(), ["x-client"]);
+    let app = Router::new()
+        .route(
+            "/docs/{id}",
+            get(|headers: axum::http::HeaderMap| async move { format!("{headers:?}") }),
+        )
+        .layer(AaaLayer::new(guard));
+    let addr = serve(app).await;
+    let key = format!("x-client: aaa_ci_{SECRET}");
+    let r = send(addr, "GET", "/docs/1", &[&key, "x-note: plain"]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"x-client\": Sensitive"), "{}", r.body);
+    assert!(!r.body.contains(SECRET), "{}", r.body);
+    assert!(r.body.contains("\"x-note\": \"plain\""), "{}", r.body);
+}

@@ -120,21 +120,10 @@ where
             let response = match service.call(req).await {
                 Ok(response) => response,
                 Err(error) => {
-                    // actix turns the error into the client's response later; record that
-                    // response's status, and pass the error on as it is (outer middleware may
-                    // read its type or its response). `status_code()` only reads, and is right
-                    // for actix's own errors (an `InternalError::from_response` gives its stored
-                    // response's); a type that sets its status in `error_response()` alone keeps
-                    // the default 500 there, so that one is asked (it builds its response).
-                    let mut status = error.as_response_error().status_code();
-                    if status == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR
-                        && !holds_its_response(&error)
-                    {
-                        status = error.error_response().status();
-                    }
                     // aaa's own rejection, passed on by an inner middleware
                     // (`req.extract::<Authenticated>()` and `?`).
                     completion.answered_with(error.as_error::<Rejection>().map(|r| &r.0));
+                    let (status, error) = answer_of(error);
                     completion
                         .finish(status.as_u16())
                         .await
@@ -220,13 +209,30 @@ pub(crate) enum Served {
     NoResource,
 }
 
-/// Whether `error` is one of actix's `InternalError`s of a message, which may hold a response of
-/// its own that `error_response()` hands over once only (so it is not asked: its `status_code()`
-/// is its response's). An `InternalError` of another type holding a 500 response would lose it.
-fn holds_its_response(error: &Error) -> bool {
+/// The status of the response actix will make of an inner `error`, and the error to pass on.
+///
+/// actix turns the error into the client's response later; its status is recorded, and the
+/// error passed on as it is where it can be (outer middleware may read its type or its
+/// response). `status_code()` only reads, and is right for actix's own errors (an
+/// `InternalError::from_response` gives its stored response's). A type that sets its status in
+/// `error_response()` alone keeps the default 500 there, so a 500 is asked for its response; an
+/// `InternalError` of a type of the application holding a response of its own hands it over only
+/// once then, so that response is passed on in an `InternalError` of the same message (its
+/// status, headers and body reach the client as without `Aaa`).
+fn answer_of(error: Error) -> (actix_web::http::StatusCode, Error) {
     use actix_web::error::InternalError;
-    error.as_error::<InternalError<&'static str>>().is_some()
-        || error.as_error::<InternalError<String>>().is_some()
+    let status = error.as_response_error().status_code();
+    let holds_a_message = error.as_error::<InternalError<&'static str>>().is_some()
+        || error.as_error::<InternalError<String>>().is_some();
+    if status != actix_web::http::StatusCode::INTERNAL_SERVER_ERROR || holds_a_message {
+        return (status, error);
+    }
+    let response = error.error_response();
+    let status = response.status();
+    (
+        status,
+        InternalError::from_response(error.to_string(), response).into(),
+    )
 }
 
 /// The facts a request was decided on (its path and parameters), kept for the check after

@@ -434,25 +434,60 @@ async fn aaa_s_401_from_an_inner_middleware_is_recorded_on_both() {
     }
 }
 
+/// The cause of an error that is not a string: an application's own error type.
+#[derive(Debug)]
+struct Incident(u32);
+
+impl std::fmt::Display for Incident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "incident {}", self.0)
+    }
+}
+
 /// An inner error holding a 500 response of its own (`InternalError::from_response`, an error
-/// page with a correlation id): the client gets that response with `Aaa` as without (asking
-/// `error_response()` for the status would take it out).
+/// page with a correlation id), of a string cause and of an application's error type: the client
+/// gets that response with `Aaa` as without (asking `error_response()` for the status takes it
+/// out: `Aaa` passes on what it took).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inner_internal_error_with_a_stored_500_keeps_its_response() {
-    macro_rules! stored_500_inside {
+    macro_rules! page {
+        () => {
+            HttpResponse::InternalServerError()
+                .insert_header(("x-incident", "42"))
+                .body("incident 42")
+        };
+    }
+    macro_rules! by_string {
         () => {
             failing_inside!(actix_web::error::InternalError::from_response(
                 "boom",
-                HttpResponse::InternalServerError()
-                    .insert_header(("x-incident", "42"))
-                    .body("incident 42"),
+                page!()
+            ))
+        };
+    }
+    macro_rules! by_type {
+        () => {
+            failing_inside!(actix_web::error::InternalError::from_response(
+                Incident(42),
+                page!()
             ))
         };
     }
     let audit = Arc::new(MemorySink::new());
-    let plain = serve_actix!(super::guard(audit.clone()), aaa => stored_500_inside!());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa => by_string!());
     let audit = Arc::new(MemorySink::new());
-    let wrapped = serve_actix!(super::guard(audit.clone()), aaa => stored_500_inside!().wrap(aaa));
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa => by_string!().wrap(aaa));
+    stored_500_answered_alike(plain, wrapped, &audit).await;
+    let audit = Arc::new(MemorySink::new());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa => by_type!());
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa => by_type!().wrap(aaa));
+    stored_500_answered_alike(plain, wrapped, &audit).await;
+}
+
+/// Asks `/health` of the same app without and with `Aaa`: both answer the stored page, and the
+/// completion recorded is its 500.
+async fn stored_500_answered_alike(plain: SocketAddr, wrapped: SocketAddr, audit: &MemorySink) {
     let mut got = Vec::new();
     for (addr, how) in [(plain, "without Aaa"), (wrapped, "with Aaa")] {
         let r = send(addr, "GET", "/health", &[]).await;
@@ -463,7 +498,7 @@ async fn an_inner_internal_error_with_a_stored_500_keeps_its_response() {
             r.body,
         ));
     }
-    assert_eq!(completions(&audit), [500]);
+    assert_eq!(completions(audit), [500]);
     for (how, status, incident, body) in got {
         assert_eq!(
             (status, incident.as_deref(), body.as_str()),

@@ -19,7 +19,9 @@
 //! Every variant is served by a child process (`http-bench serve VARIANT`, started under
 //! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
 //! reported as requests per second, p50 and p99 latency, and the ratio to the first variant of its
-//! framework measured in the same run.
+//! framework measured in the same run. A second table gives the server's CPU time per request
+//! (from `/proc/PID/task/*/stat`): the serving thread's in user space and in the kernel, and the
+//! other threads' (the audit log's sequencer), which say where a variant's time goes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -92,6 +94,7 @@ fn main() {
     );
     let mut bare: std::collections::HashMap<String, f64> = Default::default();
     let mut rounds_of = Vec::new();
+    let mut cpu_lines = Vec::new();
     for (variant, mut results) in variants.iter().zip(results) {
         let errors: u64 = results.iter().map(|r| r.errors).sum();
         // The median round by throughput.
@@ -101,6 +104,14 @@ fn main() {
         let base = *bare.entry(framework).or_insert(result.rps);
         let all: Vec<String> = results.iter().map(|r| format!("{:.0}", r.rps)).collect();
         rounds_of.push(format!("- {variant}: {} req/s", all.join(", ")));
+        let c = result.cpu;
+        cpu_lines.push(format!(
+            "| {variant} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            c.user + c.system + c.others,
+            c.user,
+            c.system,
+            c.others
+        ));
         println!(
             "| {variant} | {:.0} | {} | {} | {:.3} | {} |",
             result.rps,
@@ -109,6 +120,15 @@ fn main() {
             result.rps / base,
             errors,
         );
+    }
+    println!(
+        "\nServer CPU time per request, in µs (the median round; clock ticks of 10 ms, so a short \
+         round reads to a few percent):\n\n\
+         | variant | all threads | serving thread, user | serving thread, kernel | other threads (audit sequencer) |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    for line in cpu_lines {
+        println!("{line}");
     }
     if rounds > 1 {
         println!("\nEvery round (the table shows the median):\n");
@@ -173,6 +193,48 @@ struct Result {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// The server's CPU time per answered request, in µs.
+    cpu: Cpu,
+}
+
+/// CPU time per request of a server, by thread: the thread serving HTTP, in user space and in
+/// the kernel, and every other thread (the audit log's sequencer).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    user: f64,
+    system: f64,
+    others: f64,
+}
+
+/// Clock ticks (`USER_HZ`, 100 a second on Linux) each thread of process `pid` has run: the
+/// process's own thread's (user, system), and all the others' together.
+fn ticks_of(pid: u32) -> (u64, u64, u64) {
+    let (mut user, mut system, mut others) = (0, 0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0, 0);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // After the command name (in parentheses, which may hold spaces): state is field 3,
+        // utime field 14, stime field 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        let (Some(u), Some(s)) = (field(14), field(15)) else {
+            continue;
+        };
+        if task.file_name().to_str() == Some(&pid.to_string()) {
+            user += u;
+            system += s;
+        } else {
+            others += u + s;
+        }
+    }
+    (user, system, others)
 }
 
 /// A variant's server: a child process pinned to core 0, warmed up.
@@ -241,12 +303,22 @@ impl Server {
                 .spawn()
                 .expect("perf is needed for HTTP_BENCH_PERF")
         });
+        let before = ticks_of(self.child.id());
         let (mut latencies, errors) = self.runtime.block_on(load(
             self.addr,
             self.request.as_bytes(),
             Duration::from_secs(seconds),
             connections,
         ));
+        let after = ticks_of(self.child.id());
+        let per_request = |a: u64, b: u64| {
+            (b.saturating_sub(a)) as f64 * 10_000.0 / latencies.len().max(1) as f64
+        };
+        let cpu = Cpu {
+            user: per_request(before.0, after.0),
+            system: per_request(before.1, after.1),
+            others: per_request(before.2, after.2),
+        };
         if let Some(mut perf) = perf {
             // SIGINT makes perf write its file and exit.
             let _ = Command::new("kill")
@@ -263,6 +335,7 @@ impl Server {
             rps: latencies.len() as f64 / seconds as f64,
             p50: at(0.50),
             p99: at(0.99),
+            cpu,
         }
     }
 }

@@ -20,8 +20,8 @@
 //! `taskset -c 0` with one worker thread), loaded for a warm-up second and then `--seconds`, and
 //! reported as requests per second, p50 and p99 latency, and the ratio to the first variant of its
 //! framework measured in the same run. A second table gives the server's CPU time per request
-//! (from `/proc/PID/task/*/stat`): the serving thread's in user space and in the kernel, and the
-//! other threads' (the audit log's sequencer), which say where a variant's time goes.
+//! (from `/proc/PID/task/*/stat`): the serving threads' in user space and in the kernel, and the
+//! audit log's sequencer's, which say where a variant's time goes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -107,10 +107,10 @@ fn main() {
         let c = result.cpu;
         cpu_lines.push(format!(
             "| {variant} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            c.user + c.system + c.others,
+            c.user + c.system + c.audit,
             c.user,
             c.system,
-            c.others
+            c.audit
         ));
         println!(
             "| {variant} | {:.0} | {} | {} | {:.3} | {} |",
@@ -124,7 +124,7 @@ fn main() {
     println!(
         "\nServer CPU time per request, in µs (the median round; clock ticks of 10 ms, so a short \
          round reads to a few percent):\n\n\
-         | variant | all threads | serving thread, user | serving thread, kernel | other threads (audit sequencer) |\n\
+         | variant | all threads | serving, user | serving, kernel | audit sequencer |\n\
          |---|---:|---:|---:|---:|"
     );
     for line in cpu_lines {
@@ -197,19 +197,20 @@ struct Result {
     cpu: Cpu,
 }
 
-/// CPU time per request of a server, by thread: the thread serving HTTP, in user space and in
-/// the kernel, and every other thread (the audit log's sequencer).
+/// CPU time per request of a server, by thread: the threads serving HTTP (the runtime's, or
+/// actix's worker), in user space and in the kernel, and the audit log's sequencer
+/// (`aaa-audit`).
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     user: f64,
     system: f64,
-    others: f64,
+    audit: f64,
 }
 
-/// Clock ticks (`USER_HZ`, 100 a second on Linux) each thread of process `pid` has run: the
-/// process's own thread's (user, system), and all the others' together.
+/// Clock ticks (`USER_HZ`, 100 a second on Linux) the threads of process `pid` have run: all but
+/// the audit sequencer's (user, system), and the audit sequencer's.
 fn ticks_of(pid: u32) -> (u64, u64, u64) {
-    let (mut user, mut system, mut others) = (0, 0, 0);
+    let (mut user, mut system, mut audit) = (0, 0, 0);
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return (0, 0, 0);
     };
@@ -227,14 +228,14 @@ fn ticks_of(pid: u32) -> (u64, u64, u64) {
         let (Some(u), Some(s)) = (field(14), field(15)) else {
             continue;
         };
-        if task.file_name().to_str() == Some(&pid.to_string()) {
+        if stat.contains("(aaa-audit)") {
+            audit += u + s;
+        } else {
             user += u;
             system += s;
-        } else {
-            others += u + s;
         }
     }
-    (user, system, others)
+    (user, system, audit)
 }
 
 /// A variant's server: a child process pinned to core 0, warmed up.
@@ -317,7 +318,7 @@ impl Server {
         let cpu = Cpu {
             user: per_request(before.0, after.0),
             system: per_request(before.1, after.1),
-            others: per_request(before.2, after.2),
+            audit: per_request(before.2, after.2),
         };
         if let Some(mut perf) = perf {
             // SIGINT makes perf write its file and exit.

@@ -3,7 +3,7 @@
 //! Keys are sorted (by UTF-16 code units, as RFC 8785 asks), there is no insignificant
 //! whitespace, strings use the shortest JSON escapes (`\n`, `\r`, `\t`, `\b`, `\f`, `\"`, `\\`,
 //! `\u00xx` for other control characters) and integers are plain decimals. The line as stored is
-//! exactly the bytes hashed; a verifier never serializes a record again.
+//! exactly the bytes hashed; a verifier never hashes a record it serialized again.
 
 use std::borrow::Cow;
 

@@ -135,12 +135,12 @@ struct IssuerEntry {
 /// 2. It is a compact JWS: three segments of canonical unpadded base64url; a JWE (five segments)
 ///    and the JSON serialization are refused. Header and payload are JSON objects without
 ///    duplicate members.
-/// 3. Header: `alg` is a supported signing algorithm (`none` in any spelling is refused); `crit`
+/// 3. The unverified `iss` picks the issuer (exact string match). Everything after uses that
+///    issuer's keys and rules only.
+/// 4. Header: `alg` is a supported signing algorithm (`none` in any spelling is refused); `crit`
 ///    lists only parameters the issuer declares understood; `enc`/`zip` are refused; `kid` is a
 ///    string of at most 256 bytes; `typ`, when the issuer requires it, is `at+jwt`. `jku`, `x5u`,
 ///    `jwk`, `x5c` are ignored: never fetched, never trusted.
-/// 4. The unverified `iss` picks the issuer (exact string match). Everything after uses that
-///    issuer's keys and rules only.
 /// 5. `alg` must be in the issuer's `algorithms`; the key is looked up by `kid` in the issuer's
 ///    [`KeyStore`]; the key must allow `alg` by its own type and curve. The signature is verified
 ///    with `jsonwebtoken` (so ECDSA signatures are the fixed-size `r || s` form of RFC 7518; DER is

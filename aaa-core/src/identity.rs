@@ -80,8 +80,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// A principal with no tenant, roles, scopes or attributes, authenticated just now by an
-    /// unspecified method. Use the `with_*` methods to fill it in.
+    /// A principal with no tenant, roles, scopes or attributes, and a placeholder `auth` (method
+    /// `Jwt`, authenticated at the Unix epoch, no credential reference). Use the `with_*` methods
+    /// to fill it in.
     pub fn new(id: impl Into<String>, kind: PrincipalKind, issuer: impl Into<String>) -> Self {
         Principal {
             id: id.into(),

@@ -179,7 +179,8 @@ pub struct AuthInfo {
     /// Authentication methods references (RFC 8176 `amr`), e.g. `pwd`, `otp`, `hwk`.
     #[serde(default)]
     pub amr: BTreeSet<String>,
-    /// Whether more than one factor was used (from `amr`, `acr` or the issuer's rules).
+    /// Whether more than one factor was used. The JWT authenticator derives it from `amr` (`mfa`,
+    /// or methods of two RFC 8176 categories); `acr` is not read.
     #[serde(default)]
     pub mfa: bool,
     /// A reference to the credential, never the credential.

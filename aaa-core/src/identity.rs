@@ -212,7 +212,8 @@ impl AuthInfo {
 pub enum CredentialRef {
     /// No reference is available.
     None,
-    /// The public id of a key (an API key's id, a JWT signing key's `kid`).
+    /// The public id of a credential (an API key's id, or the SPIFFE ID a trusted proxy
+    /// forwarded).
     KeyId(String),
     /// Lowercase hex SHA-256 of the credential bytes (for a JWT, of its signed header and
     /// payload: `header.payload`).

@@ -40,8 +40,9 @@
 //!
 //! # Security considerations
 //!
-//! Deny is the default: an unmapped route, an anonymous caller on a protected route, and any rule
-//! that fails to evaluate all deny.
+//! Deny is the default: an unmapped route and an anonymous caller on a protected route are
+//! denied, and a rule that fails to evaluate never grants (an allow rule that errors does not
+//! apply; a deny rule that errors denies).
 
 use std::sync::Arc;
 

@@ -3,7 +3,9 @@
 //! refusal is recorded.
 //!
 //! - Requests, through the docs demo's real axum app (in process, with the peer address the
-//!   layer reads from `ConnectInfo`): mixed paths, methods and credentials.
+//!   layer reads from `ConnectInfo`): mixed paths, methods and credentials; and fewer of them
+//!   over real HTTP to the demo served by axum and by actix-web (their own parsers and routers,
+//!   peers bound to loopback addresses).
 //! - Policy files: mutations of `examples/policies/docs_service.toml`, loaded and, when they load,
 //!   asked a few fixed questions.
 //! - Audit logs: a good signed log, mutated, verified (and read back).
@@ -441,6 +443,9 @@ fn apply(tamper: &Tamper, original: &[u8], tokens: &[Vec<u8>]) -> Vec<u8> {
 /// The demo, its tokens, and what the run saw.
 struct Bench {
     running: docs_demo::Running,
+    /// Whether requests go over HTTP to the running server (else through the axum app in
+    /// process).
+    over_http: bool,
     /// `tokens[user * 2 + mfa]`.
     tokens: Vec<Vec<u8>>,
     api_key: Vec<u8>,
@@ -542,23 +547,44 @@ impl Bench {
         })
     }
 
+    /// Sends `h` to the demo (in process, or over HTTP to the server this bench runs) and checks
+    /// the answer and the records.
     async fn check(&self, h: &Hostile) -> Result<(), TestCaseError> {
-        let Some(m) = self.materialize(h) else {
+        let Some(mut m) = self.materialize(h) else {
             // Neither hyper nor the http crate would let this request reach the app.
             *self.unsendable.lock().unwrap() += 1;
             return Ok(());
         };
         let events = &self.running.events;
         let before = events.events().len();
-        let app = docs_demo::router(self.running.demo.clone());
-        let response = tokio::time::timeout(Duration::from_secs(20), app.oneshot(m.request))
+        let answer = async {
+            if self.over_http {
+                // Over a real socket, from the loopback address standing for the peer: the
+                // trusted proxy's (127.0.0.2) or a plain client's.
+                let proxy: IpAddr = "127.0.0.2".parse().unwrap();
+                let peer = if h.peer == Some(proxy) {
+                    proxy
+                } else {
+                    m.forwarded = false;
+                    "127.0.0.1".parse().unwrap()
+                };
+                Ok::<_, TestCaseError>(over_http(self.running.addr, peer, m.request).await)
+            } else {
+                let app = docs_demo::router(self.running.demo.clone());
+                let response = app
+                    .oneshot(m.request)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                let status = response.status().as_u16();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("the body: {e}")))?;
+                Ok((status, body.to_vec()))
+            }
+        };
+        let (status, body) = tokio::time::timeout(Duration::from_secs(20), answer)
             .await
-            .map_err(|_| TestCaseError::fail("no answer within 20 s"))?
-            .unwrap_or_else(|never| match never {});
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .map_err(|e| TestCaseError::fail(format!("the body: {e}")))?;
+            .map_err(|_| TestCaseError::fail("no answer within 20 s"))??;
         *self.seen.lock().unwrap().entry(status).or_default() += 1;
         let new: Vec<AuditEvent> = events.events()[before..].to_vec();
 
@@ -661,14 +687,77 @@ impl Bench {
     }
 }
 
-#[test]
-fn hostile_requests_never_panic_bypass_or_go_unrecorded() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let running = rt.block_on(docs_demo::axum());
+/// Sends `request` over a new connection from `peer` (a loopback address) to `addr`, byte for
+/// byte as built (path, header values), and reads the whole answer: status and body.
+async fn over_http(addr: SocketAddr, peer: IpAddr, request: Request<Body>) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut wire = format!("{} {target} HTTP/1.1\r\nHost: test\r\n", parts.method).into_bytes();
+    for (name, value) in &parts.headers {
+        wire.extend_from_slice(name.as_str().as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(value.as_bytes());
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    wire.extend_from_slice(&body);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(peer, 0)).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(&wire).await.unwrap();
+    let mut raw = Vec::new();
+    // A server may close before reading all of a request it refused: what it sent counts.
+    let _ = stream.read_to_end(&mut raw).await;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer head: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    let mut body = raw[end + 4..].to_vec();
+    if head.contains("\r\ntransfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+/// The body of a chunked transfer coding (no trailers).
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(eol) = chunked.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&chunked[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        body.extend_from_slice(&chunked[start..(start + size).min(chunked.len())]);
+        chunked = &chunked[(start + size + 2).min(chunked.len())..];
+    }
+    body
+}
+
+/// Runs `cases` generated hostile requests against `running`, then verifies its log.
+fn hostile_requests_against(
+    rt: &tokio::runtime::Runtime,
+    running: docs_demo::Running,
+    over_http: bool,
+    cases: u32,
+) {
     let demo = running.demo.clone();
     let tokens = USERS
         .iter()
@@ -678,11 +767,12 @@ fn hostile_requests_never_panic_bypass_or_go_unrecorded() {
     let bench = Bench {
         api_key: demo.indexer_key.clone().into_bytes(),
         running,
+        over_http,
         tokens,
         seen: Mutex::default(),
         unsendable: Mutex::default(),
     };
-    let mut runner = TestRunner::new(config(768));
+    let mut runner = TestRunner::new(config(cases));
     let result = runner.run(&hostile(), |h| rt.block_on(bench.check(&h)));
     if let Err(e) = result {
         panic!("{e}");
@@ -694,10 +784,41 @@ fn hostile_requests_never_panic_bypass_or_go_unrecorded() {
     assert_eq!(report.events, recorded, "the log lacks records");
     assert!(recorded > 0);
     eprintln!(
-        "hostile requests: statuses {:?}, {} not sendable, {recorded} records",
+        "hostile requests ({}{}): statuses {:?}, {} not sendable, {recorded} records",
+        bench.running.name,
+        if over_http {
+            ", over HTTP"
+        } else {
+            ", in process"
+        },
         bench.seen.lock().unwrap(),
         bench.unsendable.lock().unwrap()
     );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn hostile_requests_never_panic_bypass_or_go_unrecorded() {
+    let rt = runtime();
+    let running = rt.block_on(docs_demo::axum());
+    hostile_requests_against(&rt, running, false, 768);
+}
+
+/// The same properties over real HTTP, through hyper's and actix-web's own parsing and routing.
+#[test]
+fn hostile_requests_over_http_hold_on_both_adapters() {
+    let rt = runtime();
+    let axum = rt.block_on(docs_demo::axum());
+    hostile_requests_against(&rt, axum, true, 128);
+    let actix = rt.block_on(docs_demo::actix());
+    hostile_requests_against(&rt, actix, true, 128);
 }
 
 // ---- policy files ---------------------------------------------------------------------------

@@ -222,9 +222,12 @@ pub(crate) enum Served {
 fn answer_of(error: Error) -> (actix_web::http::StatusCode, Error) {
     use actix_web::error::InternalError;
     let status = error.as_response_error().status_code();
-    let holds_a_message = error.as_error::<InternalError<&'static str>>().is_some()
-        || error.as_error::<InternalError<String>>().is_some();
-    if status != actix_web::http::StatusCode::INTERNAL_SERVER_ERROR || holds_a_message {
+    // Errors known to keep their type: actix's own of a message, and aaa's rejection (a 500 when
+    // an extractor finds no layer), which builds its response anew each time.
+    let kept = error.as_error::<InternalError<&'static str>>().is_some()
+        || error.as_error::<InternalError<String>>().is_some()
+        || error.as_error::<Rejection>().is_some();
+    if status != actix_web::http::StatusCode::INTERNAL_SERVER_ERROR || kept {
         return (status, error);
     }
     let response = error.error_response();

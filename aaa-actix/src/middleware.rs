@@ -218,7 +218,8 @@ pub(crate) enum Served {
 /// `error_response()` alone keeps the default 500 there, so a 500 is asked for its response; an
 /// `InternalError` of a type of the application holding a response of its own hands it over only
 /// once then, so that response is passed on in an `InternalError` of the same message (its
-/// status, headers and body reach the client as without `Aaa`).
+/// status, headers and body reach the client as without `Aaa`; only its type is lost, which
+/// cannot be named here).
 fn answer_of(error: Error) -> (actix_web::http::StatusCode, Error) {
     use actix_web::error::InternalError;
     let status = error.as_response_error().status_code();
@@ -232,10 +233,24 @@ fn answer_of(error: Error) -> (actix_web::http::StatusCode, Error) {
     }
     let response = error.error_response();
     let status = response.status();
-    (
-        status,
-        InternalError::from_response(error.to_string(), response).into(),
-    )
+    // Re-wrapped only when that call took a response the error hands over once (asked again, it
+    // gives a bare 500): every other error goes on as it is, so that a middleware outside `Aaa`
+    // that recognizes it by its type (to hide its details, say) still does.
+    if !bare_500(&response) && bare_500(&error.error_response()) {
+        return (
+            status,
+            InternalError::from_response(error.to_string(), response).into(),
+        );
+    }
+    (status, error)
+}
+
+/// Whether `response` is the empty 500 an `InternalError` gives once its response was taken.
+fn bare_500(response: &actix_web::HttpResponse) -> bool {
+    use actix_web::body::{BodySize, MessageBody as _};
+    response.status() == actix_web::http::StatusCode::INTERNAL_SERVER_ERROR
+        && response.headers().is_empty()
+        && matches!(response.body().size(), BodySize::None | BodySize::Sized(0))
 }
 
 /// The facts a request was decided on (its path and parameters), kept for the check after

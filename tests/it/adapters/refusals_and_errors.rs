@@ -507,3 +507,66 @@ async fn stored_500_answered_alike(plain: SocketAddr, wrapped: SocketAddr, audit
         );
     }
 }
+
+/// An application's own error type of status 500 (the default), whose default `error_response()`
+/// shows its `Display`: internal details an outer middleware hides.
+#[derive(Debug)]
+struct DbError;
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("db: connect postgres://app:hunter2@db.internal failed")
+    }
+}
+
+impl actix_web::ResponseError for DbError {}
+
+/// An outer middleware that hides the details of the application's `DbError`.
+macro_rules! sanitizing {
+    ($app:expr) => {
+        $app.wrap_fn(|req, srv| {
+            let served = srv.call(req);
+            async move {
+                match served.await {
+                    Err(error) if error.as_error::<DbError>().is_some() => {
+                        Err(actix_web::error::ErrorInternalServerError("internal error"))
+                    }
+                    other => other,
+                }
+            }
+        })
+    };
+}
+
+/// A middleware outside `Aaa` that recognizes a 500 error of the application by its type (to hide
+/// its details) still does: `Aaa` passes it on as it is, not re-wrapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outer_middleware_still_recognizes_an_inner_500_by_its_type() {
+    let audit = Arc::new(MemorySink::new());
+    let plain =
+        serve_actix!(super::guard(audit.clone()), aaa => sanitizing!(failing_inside!(DbError)));
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
+        sanitizing!(failing_inside!(DbError).wrap(aaa)));
+    answered_alike(plain, wrapped, (500, "internal error")).await;
+    assert_eq!(completions(&audit), [500]);
+}
+
+/// An outer middleware that asks a 500 error of the application for its response (for a log
+/// line) and passes it on: the client still gets that response, as without `Aaa`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inner_500_read_outside_keeps_its_response() {
+    let audit = Arc::new(MemorySink::new());
+    let plain = serve_actix!(super::guard(audit.clone()), aaa =>
+        forbidden_inside_read_outside!(failing_inside!(DbError)));
+    let audit = Arc::new(MemorySink::new());
+    let wrapped = serve_actix!(super::guard(audit.clone()), aaa =>
+        forbidden_inside_read_outside!(failing_inside!(DbError).wrap(aaa)));
+    answered_alike(
+        plain,
+        wrapped,
+        (500, "db: connect postgres://app:hunter2@db.internal failed"),
+    )
+    .await;
+    assert_eq!(completions(&audit), [500]);
+}

@@ -179,9 +179,15 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
 
     /// The request headers that carry this authenticator's credential, whatever their name, so
     /// that the tower adapter marks them sensitive ([`http::HeaderValue::set_sensitive`]:
-    /// `Debug` hides them) in the headers it hands to the application (actix-web's header map
-    /// has no such mark). None by default; `Authorization`, `Cookie` and headers whose name
-    /// holds a credential word are marked anyway ([`RequestFacts::with_headers`]).
+    /// `Debug` hides them) in the headers it hands to the layers inside it and the handler. None
+    /// by default; `Authorization`, `Cookie` and headers whose name holds a credential word are
+    /// marked anyway ([`RequestFacts::with_headers`]).
+    ///
+    /// Layers outside the aaa layer see the headers before it marks them: to keep a trace layer
+    /// there from logging them, put `tower_http`'s `SetSensitiveRequestHeadersLayer` with these
+    /// names (and `Authorization`, `Cookie`) outermost. The actix adapter marks nothing: actix-web
+    /// gives a middleware the request's headers to change only when nothing else holds the
+    /// request, and panics otherwise.
     fn credential_headers(&self) -> &[http::HeaderName] {
         &[]
     }

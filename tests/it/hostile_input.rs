@@ -451,6 +451,10 @@ struct Bench {
     api_key: Vec<u8>,
     seen: Mutex<BTreeMap<u16, u32>>,
     unsendable: Mutex<u32>,
+    /// Requests that reached the app with a tampered bearer token.
+    tampered: Mutex<u32>,
+    /// Documents served whose id was compared with the one decided on.
+    compared: Mutex<u32>,
 }
 
 /// A request made concrete, and what it may be answered as.
@@ -586,6 +590,9 @@ impl Bench {
             .await
             .map_err(|_| TestCaseError::fail("no answer within 20 s"))??;
         *self.seen.lock().unwrap().entry(status).or_default() += 1;
+        if m.presents_tampered_bearer {
+            *self.tampered.lock().unwrap() += 1;
+        }
         let new: Vec<AuditEvent> = events.events()[before..].to_vec();
 
         // Never a server error: the demo has no 5xx of its own for any of this (503 is for an
@@ -650,13 +657,19 @@ impl Bench {
                     actor.map(|a| &a.id),
                     m.may_act_as
                 );
-                // The document served is the one decided on.
-                let served: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let decided = first.target.as_ref().and_then(|t| t.resource_id.as_deref());
-                if let (Some(id), Some(decided)) =
-                    (served.get("id").and_then(|v| v.as_str()), decided)
-                {
-                    prop_assert_eq!(id, decided, "served another document than decided on");
+                // The document served is the one decided on: a document read answered 200 must
+                // carry it (a body that does not parse fails, it is not skipped).
+                let target = first.target.as_ref();
+                let decided = target.and_then(|t| t.resource_id.as_deref());
+                let read = target.and_then(|t| t.action.as_deref()) == Some("docs:read")
+                    && status == 200
+                    && h.method == "GET";
+                if let (true, Some(decided)) = (read, decided) {
+                    let served: serde_json::Value = serde_json::from_slice(&body)
+                        .map_err(|e| TestCaseError::fail(format!("a document read's body: {e}")))?;
+                    let id = served.get("id").and_then(|v| v.as_str());
+                    prop_assert_eq!(id, Some(decided), "served another document than decided on");
+                    *self.compared.lock().unwrap() += 1;
                 }
             }
         }
@@ -737,10 +750,9 @@ async fn over_http(addr: SocketAddr, peer: IpAddr, request: Request<Body>) -> (u
 fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     while let Some(eol) = chunked.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&chunked[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
-            .unwrap_or(0);
+        let line = String::from_utf8_lossy(&chunked[..eol]);
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or_else(|_| panic!("a malformed chunk size line: {line:?}"));
         if size == 0 {
             break;
         }
@@ -749,6 +761,33 @@ fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
         chunked = &chunked[(start + size + 2).min(chunked.len())..];
     }
     body
+}
+
+/// A document read with one bearer token, tampered or not: the cases that must reach the checks
+/// on tampered tokens and on the document served, whatever the random mix gives.
+fn document_read(tampered: bool) -> impl Strategy<Value = Hostile> {
+    let tamper = if tampered {
+        tamper().prop_map(Some).boxed()
+    } else {
+        Just(None).boxed()
+    };
+    (0usize..USERS.len(), any::<bool>(), tamper, 1u8..=4).prop_map(|(user, mfa, tamper, doc)| {
+        Hostile {
+            method: "GET",
+            path: format!("/docs/d{doc}"),
+            authorization: vec![AuthValue {
+                scheme: 0,
+                secret: Secret::Token(TokenOf { user, mfa, tamper }),
+            }],
+            api_keys: Vec::new(),
+            cookie: None,
+            client_cert: None,
+            traceparent: None,
+            user_agent: None,
+            peer: Some("127.0.0.1".parse().unwrap()),
+            body: Vec::new(),
+        }
+    })
 }
 
 /// Runs `cases` generated hostile requests against `running`, then verifies its log.
@@ -771,12 +810,35 @@ fn hostile_requests_against(
         tokens,
         seen: Mutex::default(),
         unsendable: Mutex::default(),
+        tampered: Mutex::default(),
+        compared: Mutex::default(),
     };
     let mut runner = TestRunner::new(config(cases));
     let result = runner.run(&hostile(), |h| rt.block_on(bench.check(&h)));
     if let Err(e) = result {
         panic!("{e}");
     }
+    // Besides the mix, document reads with a tampered token and with an intact one, so that the
+    // checks on tampered tokens and on the document served run on every adapter and transport.
+    for tampered in [true, false] {
+        let mut runner = TestRunner::new(config(32));
+        let result = runner.run(&document_read(tampered), |h| rt.block_on(bench.check(&h)));
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+    let (tampered, compared) = (
+        *bench.tampered.lock().unwrap(),
+        *bench.compared.lock().unwrap(),
+    );
+    assert!(
+        tampered >= 16,
+        "only {tampered} requests carried a tampered bearer token"
+    );
+    assert!(
+        compared >= 4,
+        "only {compared} documents served were compared"
+    );
 
     // Every record is in the signed log, which verifies.
     let report = rt.block_on(bench.running.verify_log());
@@ -784,7 +846,8 @@ fn hostile_requests_against(
     assert_eq!(report.events, recorded, "the log lacks records");
     assert!(recorded > 0);
     eprintln!(
-        "hostile requests ({}{}): statuses {:?}, {} not sendable, {recorded} records",
+        "hostile requests ({}{}): statuses {:?}, {} not sendable, {tampered} with a tampered \
+         bearer token, {compared} documents compared, {recorded} records",
         bench.running.name,
         if over_http {
             ", over HTTP"

@@ -661,8 +661,10 @@ impl Bench {
                 // carry it (a body that does not parse fails, it is not skipped).
                 let target = first.target.as_ref();
                 let decided = target.and_then(|t| t.resource_id.as_deref());
-                let read = target.and_then(|t| t.action.as_deref()) == Some("docs:read")
-                    && status == 200
+                let read = target.is_some_and(|t| {
+                    t.action.as_deref() == Some("docs:read")
+                        && t.resource_type.as_deref() == Some("Document")
+                }) && status == 200
                     && h.method == "GET";
                 if let (true, Some(decided)) = (read, decided) {
                     let served: serde_json::Value = serde_json::from_slice(&body)

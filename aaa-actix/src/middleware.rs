@@ -223,12 +223,10 @@ pub(crate) enum Served {
 fn answer_of(error: Error) -> (actix_web::http::StatusCode, Error) {
     use actix_web::error::InternalError;
     let status = error.as_response_error().status_code();
-    // Errors known to keep their type: actix's own of a message, and aaa's rejection (a 500 when
-    // an extractor finds no layer), which builds its response anew each time.
-    let kept = error.as_error::<InternalError<&'static str>>().is_some()
-        || error.as_error::<InternalError<String>>().is_some()
-        || error.as_error::<Rejection>().is_some();
-    if status != actix_web::http::StatusCode::INTERNAL_SERVER_ERROR || kept {
+    // actix's own errors of a message give their stored response's status without being asked.
+    let of_a_message = error.as_error::<InternalError<&'static str>>().is_some()
+        || error.as_error::<InternalError<String>>().is_some();
+    if status != actix_web::http::StatusCode::INTERNAL_SERVER_ERROR || of_a_message {
         return (status, error);
     }
     let response = error.error_response();

@@ -705,7 +705,6 @@ impl Bench {
 /// Sends `request` over a new connection from `peer` (a loopback address) to `addr`, byte for
 /// byte as built (path, header values), and reads the whole answer: status and body.
 async fn over_http(addr: SocketAddr, peer: IpAddr, request: Request<Body>) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -724,28 +723,17 @@ async fn over_http(addr: SocketAddr, peer: IpAddr, request: Request<Body>) -> (u
         .as_bytes(),
     );
     wire.extend_from_slice(&body);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(peer, 0)).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream.write_all(&wire).await.unwrap();
-    let mut raw = Vec::new();
-    // A server may close before reading all of a request it refused: what it sent counts.
-    let _ = stream.read_to_end(&mut raw).await;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no answer head: {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head}"));
-    let mut body = raw[end + 4..].to_vec();
-    if head.contains("\r\ntransfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, body)
+    let reply = crate::adapters::exchange(Some(peer), addr, &wire).await;
+    assert_ne!(reply.status, 0, "no answer: {}", reply.head);
+    let body = if reply
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(reply.body.as_bytes())
+    } else {
+        reply.body.into_bytes()
+    };
+    (reply.status, body)
 }
 
 /// The body of a chunked transfer coding (no trailers).

@@ -226,20 +226,32 @@ pub(crate) async fn send_from(
     target: &str,
     headers: &[&str],
 ) -> Reply {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    if let Some(peer) = peer {
-        socket.bind(SocketAddr::new(peer, 0)).unwrap();
-    }
-    let mut stream = socket.connect(addr).await.unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
+    exchange(peer, addr, req.as_bytes()).await
+}
+
+/// Sends the whole `request`, byte for byte, over a new connection from the loopback address
+/// `peer` (when given) and reads the answer until the server closes the connection.
+pub(crate) async fn exchange(
+    peer: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    request: &[u8],
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(peer) = peer {
+        socket.bind(SocketAddr::new(peer, 0)).unwrap();
+    }
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
+    // A server may close before reading all of a request it refused (a reset once its answer is
+    // sent): what it sent counts.
+    let _ = stream.read_to_end(&mut raw).await;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

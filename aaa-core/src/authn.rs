@@ -125,11 +125,15 @@
 //! - **Forwarded identities** are believed only from configured proxy addresses; see
 //!   [`ForwardedIdentityAuthenticator`] for the deployment caveat.
 //! - **Crypto backend**: `jsonwebtoken` with its `aws_lc_rs` provider (about 9× faster than
-//!   `rust_crypto` for RS256 and 4× for ES256). Public keys are parsed once per key set into
-//!   `aws-lc-rs` `ParsedPublicKey`s, the same primitives `jsonwebtoken`'s provider calls, so no key
-//!   is re-decoded per request; HMAC secrets go through `jsonwebtoken`. Do not also enable
-//!   `jsonwebtoken`'s `rust_crypto` feature elsewhere in the build: with both, `jsonwebtoken`
-//!   cannot pick a default provider for signing.
+//!   `rust_crypto` for RS256 and 4× for ES256). Public keys are parsed once per key set, so no
+//!   key is re-decoded per request: RSA and ECDSA keys into `aws-lc-rs` `ParsedPublicKey`s, the
+//!   same primitives `jsonwebtoken`'s provider calls; Ed25519 keys into `ed25519-dalek`
+//!   `VerifyingKey`s, which make RFC 8032's check (`S` below the group order, the recomputed `R`
+//!   compared byte for byte, as `aws-lc-rs` does) in about two thirds of the time, and only
+//!   after the key itself was checked at load (canonical, in the prime-order subgroup, so never
+//!   a weak key). HMAC secrets go through `jsonwebtoken`. Do not also enable `jsonwebtoken`'s
+//!   `rust_crypto` feature elsewhere in the build: with both, `jsonwebtoken` cannot pick a
+//!   default provider for signing.
 //! - **The verified-token cache** (off by default,
 //!   [`JwtAuthenticatorBuilder::verified_token_cache`]) keys entries by the SHA-256 of the whole
 //!   token, serves them only until the token's `exp` (plus leeway) and only while the very key

@@ -3,6 +3,7 @@
 use std::{collections::HashMap, fmt, sync::Arc};
 
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey};
+use ed25519_dalek::Verifier as _;
 use jsonwebtoken::{
     Algorithm, DecodingKey, DecodingKeyKind,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse},
@@ -42,11 +43,61 @@ pub struct VerificationKey {
     algorithms: Vec<Algorithm>,
     /// Public keys parsed once, one per allowed algorithm (empty for HMAC secrets, which go
     /// through `jsonwebtoken`).
-    parsed: Arc<[(Algorithm, ParsedPublicKey)]>,
+    parsed: Arc<[(Algorithm, Parsed)]>,
 }
 
-/// The `aws-lc-rs` verification algorithm of a JWS algorithm, as `jsonwebtoken`'s `aws_lc_rs`
-/// provider uses it (fixed-size ECDSA signatures).
+/// A public key parsed once, in the form its algorithm's verification uses.
+enum Parsed {
+    /// RSA and ECDSA keys, verified by `aws-lc-rs`.
+    Lc(ParsedPublicKey),
+    /// Ed25519 keys, verified by `ed25519-dalek` (see [`ed25519_public`]).
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl Parsed {
+    /// Whether `signature` is a valid signature over `message`.
+    ///
+    /// Ed25519 is verified as RFC 8032 §5.1.7 describes, without the cofactor: `S` must be
+    /// below the group order, and `[S]B − [k]A` must encode to exactly the signature's `R`
+    /// bytes, so neither half of a signature has a second accepted form. That is the check
+    /// `aws-lc-rs` makes (and `jsonwebtoken`'s RustCrypto provider); `ed25519-dalek` makes it
+    /// in about two thirds of the time here (BENCHMARKS.md).
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Parsed::Lc(key) => key.verify_sig(message, signature).is_ok(),
+            Parsed::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        }
+    }
+}
+
+/// An Ed25519 public key, refused unless it is one a signer can have made: 32 bytes that
+/// decode to a point, in canonical form, of the prime-order subgroup (so never of small
+/// order). `ed25519-dalek` alone decodes by ZIP-215's rules, which accept non-canonical
+/// encodings, and leaves weak keys to `verify_strict`, which would check them on every
+/// token; a key is checked here once, when it is loaded.
+fn ed25519_public(bytes: &[u8]) -> Result<ed25519_dalek::VerifyingKey, KeyError> {
+    let bytes: &[u8; 32] = bytes
+        .try_into()
+        .map_err(|_| KeyError::new("an Ed25519 public key is 32 bytes"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+        .map_err(|_| KeyError::new("invalid public key material"))?;
+    let point = key.to_edwards();
+    if point.compress().as_bytes() != bytes {
+        return Err(KeyError::new(
+            "the Ed25519 public key is not canonically encoded",
+        ));
+    }
+    if key.is_weak() || !point.is_torsion_free() {
+        return Err(KeyError::new(
+            "the Ed25519 public key is not in the prime-order subgroup",
+        ));
+    }
+    Ok(key)
+}
+
+/// The `aws-lc-rs` verification algorithm of an RSA or ECDSA JWS algorithm, as
+/// `jsonwebtoken`'s `aws_lc_rs` provider uses it (fixed-size ECDSA signatures).
 fn lc_algorithm(alg: Algorithm) -> Option<&'static dyn lc::VerificationAlgorithm> {
     Some(match alg {
         Algorithm::RS256 => &lc::RSA_PKCS1_2048_8192_SHA256,
@@ -57,7 +108,6 @@ fn lc_algorithm(alg: Algorithm) -> Option<&'static dyn lc::VerificationAlgorithm
         Algorithm::PS512 => &lc::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &lc::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &lc::ECDSA_P384_SHA384_FIXED,
-        Algorithm::EdDSA => &lc::ED25519,
         _ => return None,
     })
 }
@@ -142,20 +192,24 @@ fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
 fn parse_public(
     key: &DecodingKey,
     algorithms: &[Algorithm],
-) -> Result<Arc<[(Algorithm, ParsedPublicKey)]>, KeyError> {
+) -> Result<Arc<[(Algorithm, Parsed)]>, KeyError> {
     let bytes = match key.kind() {
         DecodingKeyKind::SecretOrDer(bytes) => bytes.clone(),
         DecodingKeyKind::RsaModulusExponent { n, e } => rsa_public_key_der(n, e),
     };
     let mut parsed = Vec::with_capacity(algorithms.len());
     for alg in algorithms {
+        if *alg == Algorithm::EdDSA {
+            parsed.push((*alg, Parsed::Ed25519(ed25519_public(&bytes)?)));
+            continue;
+        }
         let Some(lc_alg) = lc_algorithm(*alg) else {
             // HMAC: verified through jsonwebtoken.
             return Ok(Arc::from(Vec::new()));
         };
         let key = ParsedPublicKey::new(lc_alg, &bytes)
             .map_err(|_| KeyError::new("invalid public key material"))?;
-        parsed.push((*alg, key));
+        parsed.push((*alg, Parsed::Lc(key)));
     }
     Ok(Arc::from(parsed))
 }
@@ -343,9 +397,10 @@ impl VerificationKey {
 
     /// Verifies a signature over `message` with `alg`, which must be one this key allows.
     ///
-    /// Public keys use the copy parsed when the key was loaded (`aws-lc-rs`, the same primitives
-    /// as `jsonwebtoken`'s `aws_lc_rs` provider, without re-parsing the key on every call); HMAC
-    /// secrets go through `jsonwebtoken`, which compares in constant time.
+    /// Public keys use the copy parsed when the key was loaded, without re-parsing the key on
+    /// every call: RSA and ECDSA through `aws-lc-rs` (the same primitives as `jsonwebtoken`'s
+    /// `aws_lc_rs` provider), Ed25519 through `ed25519-dalek` (the same check, see [`Parsed`]).
+    /// HMAC secrets go through `jsonwebtoken`, which compares in constant time.
     pub(crate) fn verify(
         &self,
         alg: Algorithm,
@@ -357,7 +412,7 @@ impl VerificationKey {
             return false;
         }
         if let Some((_, parsed)) = self.parsed.iter().find(|(a, _)| *a == alg) {
-            return parsed.verify_sig(message, signature).is_ok();
+            return parsed.verify(message, signature);
         }
         HMAC_ALGS.contains(&alg)
             && matches!(
@@ -545,6 +600,145 @@ mod tests {
         assert_eq!(out, [0x82, 0x01, 0x2c]);
         let der = rsa_public_key_der(&[0xff; 256], &[1, 0, 1]);
         assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]);
+    }
+
+    /// The JWK of the Ed25519 public key `x`.
+    fn ed25519_jwk(x: &[u8]) -> Jwk {
+        use base64::Engine;
+        serde_json::from_value(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519",
+            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x)
+        }))
+        .unwrap()
+    }
+
+    /// A signing key from a fixed seed.
+    fn ed25519_signer(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn ed25519_keys_a_signer_cannot_have_made_are_refused_at_load() {
+        let honest = ed25519_signer(1).verifying_key();
+        assert!(VerificationKey::from_jwk(&ed25519_jwk(honest.as_bytes()), false).is_ok());
+        // A point of order 8: a "weak" key, for which one signature verifies almost any message.
+        let mut order_8 = [0u8; 32];
+        order_8.copy_from_slice(
+            &(0..32)
+                .map(|i| {
+                    u8::from_str_radix(
+                        &"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+                            [2 * i..2 * i + 2],
+                        16,
+                    )
+                    .unwrap()
+                })
+                .collect::<Vec<_>>(),
+        );
+        let torsion = ed25519_dalek::VerifyingKey::from_bytes(&order_8).unwrap();
+        assert!(torsion.is_weak(), "the fixture is a small-order point");
+        let identity = {
+            let mut y = [0u8; 32];
+            y[0] = 1;
+            y
+        };
+        // The honest key plus that point: not small order, but outside the prime-order subgroup.
+        let mixed = (honest.to_edwards() + torsion.to_edwards()).compress();
+        assert!(
+            !ed25519_dalek::VerifyingKey::from_bytes(mixed.as_bytes())
+                .unwrap()
+                .is_weak()
+        );
+        // The identity's encoding with its sign bit set (x = 0 has no negative): non-canonical.
+        let mut signed_identity = identity;
+        signed_identity[31] |= 0x80;
+        for (name, x) in [
+            ("order 8", &order_8[..]),
+            ("identity", &identity[..]),
+            ("mixed order", mixed.as_bytes()),
+            ("non-canonical", &signed_identity[..]),
+            ("31 bytes", &honest.as_bytes()[..31]),
+        ] {
+            let refused = VerificationKey::from_jwk(&ed25519_jwk(x), false);
+            assert!(refused.is_err(), "{name} accepted");
+        }
+        // Each check refuses on its own: the identity (which is in the prime-order subgroup) only
+        // as weak, the mixed-order key only by the subgroup check, and the non-canonical
+        // encodings (of small-order points: y = 0 written as p, x = 0 with a sign) by name.
+        assert_eq!(
+            ed25519_public(&identity).unwrap_err().to_string(),
+            "the Ed25519 public key is not in the prime-order subgroup"
+        );
+        assert_eq!(
+            ed25519_public(mixed.as_bytes()).unwrap_err().to_string(),
+            "the Ed25519 public key is not in the prime-order subgroup"
+        );
+        let mut y_is_p = [0xffu8; 32];
+        y_is_p[0] = 0xed;
+        y_is_p[31] = 0x7f;
+        assert!(
+            ed25519_dalek::VerifyingKey::from_bytes(&y_is_p).is_ok(),
+            "decodes (ZIP-215)"
+        );
+        for x in [y_is_p, signed_identity] {
+            assert_eq!(
+                ed25519_public(&x).unwrap_err().to_string(),
+                "the Ed25519 public key is not canonically encoded"
+            );
+        }
+    }
+
+    /// The Ed25519 check accepts exactly the signatures `aws-lc-rs` accepts (the library that
+    /// verified them before, and `jsonwebtoken`'s provider): valid ones, and none of their
+    /// bit flips, `S + L`, or a non-canonical `R`.
+    #[test]
+    fn ed25519_verification_agrees_with_aws_lc() {
+        use ed25519_dalek::Signer as _;
+        // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut accepted = 0;
+        for seed in 1..=8u8 {
+            let signer = ed25519_signer(seed);
+            let public = signer.verifying_key();
+            let key = VerificationKey::from_jwk(&ed25519_jwk(public.as_bytes()), false).unwrap();
+            let lc = ParsedPublicKey::new(&lc::ED25519, public.as_bytes()).unwrap();
+            for len in [0usize, 1, 64, 700] {
+                let message = vec![seed ^ 0x5a; len];
+                let good = signer.sign(&message).to_bytes().to_vec();
+                let mut candidates = vec![good.clone(), good[..63].to_vec(), Vec::new()];
+                for bit in (0..512).step_by(7) {
+                    let mut flipped = good.clone();
+                    flipped[bit / 8] ^= 1 << (bit % 8);
+                    candidates.push(flipped);
+                }
+                let mut s_plus_l = good.clone();
+                let mut carry = 0u16;
+                for i in 0..32 {
+                    let v = u16::from(s_plus_l[32 + i]) + u16::from(L[i]) + carry;
+                    s_plus_l[32 + i] = v as u8;
+                    carry = v >> 8;
+                }
+                candidates.push(s_plus_l);
+                let mut r_sign = good.clone();
+                r_sign[31] ^= 0x80;
+                candidates.push(r_sign);
+                for signature in &candidates {
+                    let ours = key.verify(Algorithm::EdDSA, &message, signature, "");
+                    let theirs = lc.verify_sig(&message, signature).is_ok();
+                    assert_eq!(ours, theirs, "seed {seed}, message of {len} bytes");
+                    accepted += usize::from(ours);
+                    assert!(
+                        !ours || *signature == good,
+                        "only the signature made verifies"
+                    );
+                }
+                assert!(!key.verify(Algorithm::EdDSA, &[&message[..], b"x"].concat(), &good, ""));
+            }
+        }
+        assert_eq!(accepted, 8 * 4, "every valid signature verifies");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod demo;
 pub(crate) const VARIANTS: &[&str] = &[
     "axum-bare",
     "axum-jwt",
+    "axum-jwt_dalek",
     "axum-aaa",
     "axum-aaa_unaudited",
     "axum-aaa_cached",
@@ -18,6 +19,7 @@ pub(crate) const VARIANTS: &[&str] = &[
     "axum-aaa_strict",
     "actix-bare",
     "actix-jwt",
+    "actix-jwt_dalek",
     "actix-aaa",
     "actix-aaa_unaudited",
     "actix-aaa_cached",
@@ -49,7 +51,18 @@ pub(crate) fn serve(variant: &str, dir: PathBuf) {
             aaa::audit::Durability::Block(std::time::Duration::from_millis(100)),
         ));
     }
-    let wrap = if wrap.starts_with("aaa") { "aaa" } else { wrap };
+    // `jwt_dalek`: the same JWT middleware, with jsonwebtoken's Ed25519 check made as its
+    // RustCrypto provider makes it (ed25519-dalek), the library aaa verifies Ed25519 with.
+    if wrap == "jwt_dalek" {
+        std::sync::LazyLock::force(&DALEK_PROVIDER)
+            .install_default()
+            .unwrap();
+    }
+    let wrap = match wrap {
+        w if w.starts_with("aaa") => "aaa",
+        "jwt_dalek" => "jwt",
+        w => w,
+    };
     options.policy = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/policies/docs_service.toml"
@@ -66,6 +79,53 @@ pub(crate) fn serve(variant: &str, dir: PathBuf) {
         "axum" => serve_axum(std_listener, wrap, demo, jwt),
         "actix" => serve_actix(std_listener, wrap, demo, jwt),
         other => panic!("unknown framework {other}"),
+    }
+}
+
+/// jsonwebtoken's `aws_lc_rs` provider with its Ed25519 verifier replaced by the one of its
+/// `rust_crypto` provider (`ed25519_dalek::VerifyingKey::from_bytes`, then `verify`, on each
+/// call), which the bench cannot enable beside `aws_lc_rs` without building RustCrypto's RSA and
+/// ECDSA crates into the workspace.
+static DALEK_PROVIDER: std::sync::LazyLock<jsonwebtoken::crypto::CryptoProvider> =
+    std::sync::LazyLock::new(|| jsonwebtoken::crypto::CryptoProvider {
+        verifier_factory: dalek_verifier,
+        ..jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.clone()
+    });
+
+fn dalek_verifier(
+    alg: &jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn jsonwebtoken::crypto::JwtVerifier>> {
+    if *alg != jsonwebtoken::Algorithm::EdDSA {
+        return (jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory)(alg, key);
+    }
+    let bytes = key.try_get_as_bytes()?;
+    let key = bytes
+        .get(..32)
+        .and_then(|b| <&[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(b).ok())
+        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidEddsaKey)?;
+    Ok(Box::new(DalekVerifier(key)))
+}
+
+struct DalekVerifier(ed25519_dalek::VerifyingKey);
+
+impl jsonwebtoken::signature::Verifier<Vec<u8>> for DalekVerifier {
+    fn verify(
+        &self,
+        msg: &[u8],
+        signature: &Vec<u8>,
+    ) -> Result<(), jsonwebtoken::signature::Error> {
+        use ed25519_dalek::Verifier;
+        ed25519_dalek::Signature::from_slice(signature)
+            .and_then(|signature| self.0.verify(msg, &signature))
+            .map_err(|_| jsonwebtoken::signature::Error::new())
+    }
+}
+
+impl jsonwebtoken::crypto::JwtVerifier for DalekVerifier {
+    fn algorithm(&self) -> jsonwebtoken::Algorithm {
+        jsonwebtoken::Algorithm::EdDSA
     }
 }
 

@@ -157,6 +157,8 @@ fn paired_ratios(variants: &[String], results: &[Vec<Result>]) -> Vec<String> {
         ("aaa", "aaa_unaudited"),
         ("aaa_cached", "aaa_cached_unaudited"),
         ("aaa_unaudited", "jwt"),
+        ("jwt_dalek", "jwt"),
+        ("aaa", "jwt_dalek"),
     ];
     let find = |name: &str| variants.iter().position(|v| v == name);
     let mut lines = Vec::new();

@@ -65,10 +65,30 @@ impl Parsed {
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
             Parsed::Lc(key) => key.verify_sig(message, signature).is_ok(),
-            Parsed::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
-                .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+            Parsed::Ed25519(key) => {
+                ed25519_dalek::Signature::from_slice(signature).is_ok_and(|signature| {
+                    s_below_order(signature.s_bytes()) && key.verify(message, &signature).is_ok()
+                })
+            }
         }
     }
+}
+
+/// L, the order of Ed25519's prime-order subgroup, little-endian.
+const ED25519_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Whether the little-endian scalar `s` is below L (RFC 8032 §5.1.7). `ed25519-dalek` checks it
+/// too, but not with its `legacy_compatibility` feature, which any crate in the final build can
+/// turn on (features unify): then `S + L` would verify.
+fn s_below_order(s: &[u8; 32]) -> bool {
+    s.iter()
+        .rev()
+        .zip(ED25519_ORDER.iter().rev())
+        .find(|(s, l)| s != l)
+        .is_some_and(|(s, l)| s < l)
 }
 
 /// An Ed25519 public key, refused unless it is one a signer can have made: 32 bytes that
@@ -83,6 +103,8 @@ fn ed25519_public(bytes: &[u8]) -> Result<ed25519_dalek::VerifyingKey, KeyError>
     let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
         .map_err(|_| KeyError::new("invalid public key material"))?;
     let point = key.to_edwards();
+    // Defence in depth: every non-canonical encoding that decodes (y = p + k, x = 0 with a
+    // sign) is of a point the subgroup check below refuses anyway; this names the fault.
     if point.compress().as_bytes() != bytes {
         return Err(KeyError::new(
             "the Ed25519 public key is not canonically encoded",
@@ -623,18 +645,7 @@ mod tests {
         assert!(VerificationKey::from_jwk(&ed25519_jwk(honest.as_bytes()), false).is_ok());
         // A point of order 8: a "weak" key, for which one signature verifies almost any message.
         let mut order_8 = [0u8; 32];
-        order_8.copy_from_slice(
-            &(0..32)
-                .map(|i| {
-                    u8::from_str_radix(
-                        &"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
-                            [2 * i..2 * i + 2],
-                        16,
-                    )
-                    .unwrap()
-                })
-                .collect::<Vec<_>>(),
-        );
+        hex_into(&mut order_8, ORDER_8_POINT);
         let torsion = ed25519_dalek::VerifyingKey::from_bytes(&order_8).unwrap();
         assert!(torsion.is_weak(), "the fixture is a small-order point");
         let identity = {
@@ -690,7 +701,7 @@ mod tests {
 
     /// The Ed25519 check accepts exactly the signatures `aws-lc-rs` accepts (the library that
     /// verified them before, and `jsonwebtoken`'s provider): valid ones, and none of their
-    /// bit flips, `S + L`, or a non-canonical `R`.
+    /// bit flips, `S + L`, or `R` with its sign bit flipped (the encoding of `−R`).
     #[test]
     fn ed25519_verification_agrees_with_aws_lc() {
         use ed25519_dalek::Signer as _;
@@ -739,6 +750,101 @@ mod tests {
             }
         }
         assert_eq!(accepted, 8 * 4, "every valid signature verifies");
+    }
+
+    /// Signatures with a chosen `R` (the signer's scalar makes `S` = r + k·a): the identity as
+    /// `R` verifies in both libraries (cofactorless, no small-order-`R` rule), its two
+    /// non-canonical encodings in neither, and a small-order `R` or one with a torsion part
+    /// (valid only for a cofactored check) in neither.
+    #[test]
+    fn ed25519_edge_nonces_agree_with_aws_lc() {
+        use curve25519_dalek::{
+            constants::ED25519_BASEPOINT_POINT as B, edwards::CompressedEdwardsY, scalar::Scalar,
+        };
+        let signer = ed25519_signer(7);
+        let (a, public) = (signer.to_scalar(), signer.verifying_key().to_bytes());
+        let key = VerificationKey::from_jwk(&ed25519_jwk(&public), false).unwrap();
+        let lc = ParsedPublicKey::new(&lc::ED25519, public).unwrap();
+        let sign = |r: Scalar, r_bytes: [u8; 32], m: &[u8]| {
+            let h = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA512,
+                &[&r_bytes[..], &public[..], m].concat(),
+            );
+            let k = Scalar::from_bytes_mod_order_wide(h.as_ref().try_into().unwrap());
+            [&r_bytes[..], (r + k * a).as_bytes()].concat()
+        };
+        let mut order_8 = [0u8; 32];
+        hex_into(&mut order_8, ORDER_8_POINT);
+        let t = CompressedEdwardsY(order_8).decompress().unwrap();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut identity_signed = identity;
+        identity_signed[31] |= 0x80;
+        let mut identity_y_p_plus_1 = [0xffu8; 32];
+        identity_y_p_plus_1[0] = 0xee;
+        identity_y_p_plus_1[31] = 0x7f;
+        let r = Scalar::from(0x1234_5678_u64);
+        for (name, sig, expected) in [
+            ("R = identity", sign(Scalar::ZERO, identity, b"m"), true),
+            (
+                "R = identity, sign bit",
+                sign(Scalar::ZERO, identity_signed, b"m"),
+                false,
+            ),
+            (
+                "R = identity, y = p + 1",
+                sign(Scalar::ZERO, identity_y_p_plus_1, b"m"),
+                false,
+            ),
+            ("R of order 8", sign(Scalar::ZERO, order_8, b"m"), false),
+            (
+                "R = rB + T",
+                sign(r, (r * B + t).compress().to_bytes(), b"m"),
+                false,
+            ),
+        ] {
+            let theirs = lc.verify_sig(b"m", &sig).is_ok();
+            assert_eq!(theirs, expected, "aws-lc on {name}");
+            assert_eq!(
+                key.verify(Algorithm::EdDSA, b"m", &sig, ""),
+                theirs,
+                "{name}"
+            );
+            let mut longer = sig.clone();
+            longer.push(0);
+            assert!(
+                !key.verify(Algorithm::EdDSA, b"m", &longer, ""),
+                "{name} + 1 byte"
+            );
+        }
+    }
+
+    /// The encoding of a point of order 8.
+    const ORDER_8_POINT: &str = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
+
+    #[test]
+    fn s_below_order_compares_as_little_endian_numbers() {
+        let mut below = ED25519_ORDER;
+        below[0] -= 1;
+        let mut above = ED25519_ORDER;
+        above[0] += 1;
+        let mut high = [0u8; 32];
+        high[31] = 0x10; // 2^252, below L although its top byte equals L's
+        let mut low_byte_above = [0u8; 32];
+        low_byte_above[0] = 0xff; // 255 < L: only the most significant difference counts
+        assert!(s_below_order(&[0; 32]));
+        assert!(s_below_order(&below));
+        assert!(s_below_order(&high));
+        assert!(s_below_order(&low_byte_above));
+        assert!(!s_below_order(&ED25519_ORDER));
+        assert!(!s_below_order(&above));
+        assert!(!s_below_order(&[0xff; 32]));
+    }
+
+    fn hex_into(out: &mut [u8], hex: &str) {
+        for (o, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *o = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
+        }
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 mod decision;
+mod ed25519;
 mod guard;
 pub mod http;
 mod identity;

@@ -285,10 +285,13 @@ impl VerifierKey {
         self.id
     }
 
-    /// Checks one signature (strict Ed25519 verification).
+    /// Checks one signature (strict Ed25519 verification, and `S` below the group order checked
+    /// by aaa itself: see `crate::ed25519`).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        self.key.verify_strict(message, &sig).is_ok() && self.key.verify(message, &sig).is_ok()
+        crate::ed25519::signature_s_below_order(signature)
+            && self.key.verify_strict(message, &sig).is_ok()
+            && self.key.verify(message, &sig).is_ok()
     }
 
     pub(crate) fn dalek(&self) -> &ed25519_dalek::VerifyingKey {
@@ -495,6 +498,16 @@ mod tests {
         assert!(!vk.verify(b"other", &sig));
         let parsed: VerifierKey = vk.to_string().parse().unwrap();
         assert_eq!(parsed, vk);
+        // The same signature with S + L: another encoding of the same scalar, refused.
+        let mut s_plus_l = sig;
+        let mut carry = 0u16;
+        for (s, l) in s_plus_l[32..].iter_mut().zip(crate::ed25519::ORDER) {
+            let v = u16::from(*s) + u16::from(l) + carry;
+            *s = v as u8;
+            carry = v >> 8;
+        }
+        assert_ne!(s_plus_l, sig);
+        assert!(!vk.verify(note.body.as_bytes(), &s_plus_l));
     }
 
     #[test]

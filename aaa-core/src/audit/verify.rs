@@ -728,7 +728,13 @@ impl State<'_> {
             .collect();
         let keys: Vec<ed25519_dalek::VerifyingKey> =
             self.pending.iter().map(|p| *p.key.dalek()).collect();
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        // S below the group order is checked here too (see `crate::ed25519`); a signature
+        // failing it is found by the one-by-one pass below.
+        let canonical = self
+            .pending
+            .iter()
+            .all(|p| crate::ed25519::signature_s_below_order(&p.signature));
+        if canonical && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
             return None;
         }
         self.pending

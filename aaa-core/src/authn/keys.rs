@@ -67,28 +67,12 @@ impl Parsed {
             Parsed::Lc(key) => key.verify_sig(message, signature).is_ok(),
             Parsed::Ed25519(key) => {
                 ed25519_dalek::Signature::from_slice(signature).is_ok_and(|signature| {
-                    s_below_order(signature.s_bytes()) && key.verify(message, &signature).is_ok()
+                    crate::ed25519::s_below_order(signature.s_bytes())
+                        && key.verify(message, &signature).is_ok()
                 })
             }
         }
     }
-}
-
-/// L, the order of Ed25519's prime-order subgroup, little-endian.
-const ED25519_ORDER: [u8; 32] = [
-    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-];
-
-/// Whether the little-endian scalar `s` is below L (RFC 8032 §5.1.7). `ed25519-dalek` checks it
-/// too, but not with its `legacy_compatibility` feature, which any crate in the final build can
-/// turn on (features unify): then `S + L` would verify.
-fn s_below_order(s: &[u8; 32]) -> bool {
-    s.iter()
-        .rev()
-        .zip(ED25519_ORDER.iter().rev())
-        .find(|(s, l)| s != l)
-        .is_some_and(|(s, l)| s < l)
 }
 
 /// An Ed25519 public key, refused unless it is one a signer can have made: 32 bytes that
@@ -821,25 +805,6 @@ mod tests {
 
     /// The encoding of a point of order 8.
     const ORDER_8_POINT: &str = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
-
-    #[test]
-    fn s_below_order_compares_as_little_endian_numbers() {
-        let mut below = ED25519_ORDER;
-        below[0] -= 1;
-        let mut above = ED25519_ORDER;
-        above[0] += 1;
-        let mut high = [0u8; 32];
-        high[31] = 0x10; // 2^252, below L although its top byte equals L's
-        let mut low_byte_above = [0u8; 32];
-        low_byte_above[0] = 0xff; // 255 < L: only the most significant difference counts
-        assert!(s_below_order(&[0; 32]));
-        assert!(s_below_order(&below));
-        assert!(s_below_order(&high));
-        assert!(s_below_order(&low_byte_above));
-        assert!(!s_below_order(&ED25519_ORDER));
-        assert!(!s_below_order(&above));
-        assert!(!s_below_order(&[0xff; 32]));
-    }
 
     fn hex_into(out: &mut [u8], hex: &str) {
         for (o, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {

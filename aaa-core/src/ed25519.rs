@@ -23,6 +23,18 @@ pub(crate) fn signature_s_below_order(signature: &[u8; 64]) -> bool {
     signature.last_chunk::<32>().is_some_and(s_below_order)
 }
 
+/// Adds L to the little-endian scalar in `s` (32 bytes): the same scalar, not in canonical form,
+/// as a forger of a second signature would write it.
+#[cfg(test)]
+pub(crate) fn add_order(s: &mut [u8]) {
+    let mut carry = 0u16;
+    for (s, l) in s.iter_mut().zip(ORDER) {
+        let v = u16::from(*s) + u16::from(l) + carry;
+        *s = v as u8;
+        carry = v >> 8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,26 +405,32 @@ fn tamper_forged_checkpoint_is_detected() {
     assert_eq!(err.location.unwrap().line, 9);
     assert!(matches!(err.problem, Problem::CheckpointMismatch(_)));
 
+    // The right body with the trusted key's signature changed by `change`: the error it gives.
+    let resigned = |change: &dyn Fn(&mut Vec<u8>)| {
+        let mut text = note.body.clone();
+        text.push('\n');
+        let mut blob = real_sig.id.to_vec();
+        let mut sig = real_sig.signature.clone();
+        change(&mut sig);
+        blob.extend_from_slice(&sig);
+        text.push_str(&format!(
+            "\u{2014} {} {}\n",
+            real_sig.name,
+            B64.encode(blob)
+        ));
+        let mut record = record.clone();
+        record["checkpoint"] = text.into();
+        let mut bytes = Vec::new();
+        audit::record::write_canonical(&record, &mut bytes);
+        bytes.push(b'\n');
+        let mut forged = original.clone();
+        forged[8] = bytes;
+        fs::write(&seg, forged.concat()).unwrap();
+        expect_error(&log, &trusted())
+    };
+
     // 3. The right body with a corrupted signature.
-    let mut text = note.body.clone();
-    text.push('\n');
-    let mut blob = real_sig.id.to_vec();
-    let mut sig = real_sig.signature.clone();
-    sig[10] ^= 1;
-    blob.extend_from_slice(&sig);
-    text.push_str(&format!(
-        "\u{2014} {} {}\n",
-        real_sig.name,
-        B64.encode(blob)
-    ));
-    record["checkpoint"] = text.into();
-    let mut bytes = Vec::new();
-    audit::record::write_canonical(&record, &mut bytes);
-    bytes.push(b'\n');
-    let mut forged = original.clone();
-    forged[8] = bytes;
-    fs::write(&seg, forged.concat()).unwrap();
-    let err = expect_error(&log, &trusted());
+    let err = resigned(&|sig| sig[10] ^= 1);
     assert_eq!(err.location.unwrap().line, 9);
     assert_eq!(err.problem, Problem::BadSignature);
 
@@ -433,31 +439,15 @@ fn tamper_forged_checkpoint_is_detected() {
         0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
         0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
-    let mut text = note.body.clone();
-    text.push('\n');
-    let mut blob = real_sig.id.to_vec();
-    let mut sig = real_sig.signature.clone();
-    let mut carry = 0u16;
-    for (s, l) in sig[32..].iter_mut().zip(L) {
-        let v = u16::from(*s) + u16::from(l) + carry;
-        *s = v as u8;
-        carry = v >> 8;
-    }
-    assert_eq!(carry, 0, "S + L still fits in 32 bytes");
-    blob.extend_from_slice(&sig);
-    text.push_str(&format!(
-        "\u{2014} {} {}\n",
-        real_sig.name,
-        B64.encode(blob)
-    ));
-    record["checkpoint"] = text.into();
-    let mut bytes = Vec::new();
-    audit::record::write_canonical(&record, &mut bytes);
-    bytes.push(b'\n');
-    let mut forged = original;
-    forged[8] = bytes;
-    fs::write(&seg, forged.concat()).unwrap();
-    let err = expect_error(&log, &trusted());
+    let err = resigned(&|sig| {
+        let mut carry = 0u16;
+        for (s, l) in sig[32..].iter_mut().zip(L) {
+            let v = u16::from(*s) + u16::from(l) + carry;
+            *s = v as u8;
+            carry = v >> 8;
+        }
+        assert_eq!(carry, 0, "S + L still fits in 32 bytes");
+    });
     assert_eq!(err.location.unwrap().line, 9);
     assert_eq!(err.problem, Problem::BadSignature);
 }

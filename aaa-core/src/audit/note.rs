@@ -500,12 +500,7 @@ mod tests {
         assert_eq!(parsed, vk);
         // The same signature with S + L: another encoding of the same scalar, refused.
         let mut s_plus_l = sig;
-        let mut carry = 0u16;
-        for (s, l) in s_plus_l[32..].iter_mut().zip(crate::ed25519::ORDER) {
-            let v = u16::from(*s) + u16::from(l) + carry;
-            *s = v as u8;
-            carry = v >> 8;
-        }
+        crate::ed25519::add_order(&mut s_plus_l[32..]);
         assert_ne!(s_plus_l, sig);
         assert!(!vk.verify(note.body.as_bytes(), &s_plus_l));
     }

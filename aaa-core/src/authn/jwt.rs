@@ -311,17 +311,21 @@ impl JwtAuthenticator {
         if token.len() > self.max_token_bytes {
             return Err(AuthnError::Invalid("the token is too long"));
         }
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = self.clock.now();
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(&hash, now)
+        // The cache's key, the whole token's hash: computed only where there is a cache.
+        let cached = self
+            .cache
+            .as_ref()
+            .map(|cache| (cache, <[u8; 32]>::from(Sha256::digest(token.as_bytes()))));
+        if let Some((cache, hash)) = &cached
+            && let Some(hit) = cache.get(hash, now)
             && let Some(entry) = self.issuers.get(&*hit.issuer)
         {
             match entry.keys.key_for(hit.kid.as_deref(), hit.alg).await {
                 Ok(key) if Arc::ptr_eq(&key, &hit.key) => return Ok(hit.principal),
                 Err(e @ AuthnError::Unavailable(_)) => return Err(e),
                 // The key left the key set or was replaced: verify afresh.
-                _ => cache.remove(&hash),
+                _ => cache.remove(hash),
             }
         }
         let compact = jws::parse_compact(token)?;
@@ -369,7 +373,7 @@ impl JwtAuthenticator {
         principal.tenant = mapped.tenant;
         principal.attributes = mapped.attributes;
         let principal = Arc::new(principal);
-        if let Some(cache) = &self.cache {
+        if let Some((cache, hash)) = cached {
             let leeway = i64::try_from(config.leeway.as_micros()).unwrap_or(i64::MAX);
             cache.insert(
                 hash,

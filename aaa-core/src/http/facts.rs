@@ -100,9 +100,21 @@ impl RequestFacts {
     }
 
     /// Adds a decoded path parameter of the matched route.
+    ///
+    /// A name given twice marks the request [malformed](Self::with_malformed): a route such as
+    /// `/users/{id}/docs/{id}` (axum accepts it, also when nested routers each use `{id}`) has
+    /// two values for one name, and the handler may read one while the policy decides on the
+    /// other. The guard refuses such a request with 400, and records the refusal.
     #[must_use]
     pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
+        let name = name.into();
+        if self.params.iter().any(|(n, _)| *n == name) {
+            self.malformed.get_or_insert(
+                "a path parameter name repeats in the matched route: which value the handler \
+                 reads is not known",
+            );
+        }
+        self.params.push((name, value.into()));
         self
     }
 
@@ -255,6 +267,26 @@ mod tests {
             RequestFacts::new(Method::GET, "/").with_peer(v6).peer(),
             Some(v6)
         );
+    }
+
+    #[test]
+    fn a_repeated_parameter_name_makes_the_request_malformed() {
+        let facts = RequestFacts::new(Method::GET, "/users/1/docs/2")
+            .with_matched_route("/users/{id}/docs/{id}")
+            .with_param("id", "1");
+        assert_eq!(facts.malformed(), None);
+        let facts = facts.with_param("id", "2");
+        assert!(facts.malformed().is_some_and(|m| m.contains("repeats")));
+        // Distinct names are fine, and an earlier reason is kept.
+        let other = RequestFacts::new(Method::GET, "/u/1/d/2")
+            .with_param("user", "1")
+            .with_param("doc", "2");
+        assert_eq!(other.malformed(), None);
+        let earlier = RequestFacts::new(Method::GET, "/")
+            .with_malformed("first")
+            .with_param("id", "1")
+            .with_param("id", "2");
+        assert_eq!(earlier.malformed(), Some("first"));
     }
 
     #[test]

@@ -640,6 +640,25 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         };
         let template = route.route.get_ref();
         let params = template_params(template);
+        if let Some(name) = params
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| params.get(..i)?.contains(p).then_some(p))
+        {
+            // The router gives both values under one name: the handler may read one while the
+            // policy decides on the other.
+            cx.error(
+                PolicyErrorKind::InvalidRoute,
+                Some(route.route.span()),
+                format!("route `{template}` repeats the path parameter `{name}`"),
+                Some(
+                    "give each parameter its own name (in nested routers too), such as \
+                     `/users/{user}/docs/{id}`"
+                        .into(),
+                ),
+            );
+            continue;
+        }
         let target = if route.public {
             if route.action.is_some()
                 || route.resource.is_some()

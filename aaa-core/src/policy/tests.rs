@@ -739,6 +739,36 @@ scopes = ["docs.read"]
 }
 
 #[test]
+fn a_route_repeating_a_parameter_name_is_refused() {
+    let head = "[roles.reader]\npermissions = [\"docs:read\"]\n[[routes]]\nmethod = \"GET\"\n";
+    for template in ["/users/{id}/docs/{id}", "/u/:id/d/{id}", "/u/{id}/f/{*id}"] {
+        let (kind, line, _, message) = one_error(&format!(
+            "{head}route = \"{template}\"\naction = \"docs:read\"\nresource = \"Document\"\nid = \"id\"\n"
+        ));
+        assert_eq!(kind, PolicyErrorKind::InvalidRoute, "{template}");
+        assert_eq!(line, 5, "{template}: {message}");
+        assert!(
+            message.contains("repeats the path parameter `id`"),
+            "{message}"
+        );
+    }
+    // A public route too: the handler still reads one of two values.
+    let (kind, ..) = one_error(&format!(
+        "{head}route = \"/a/{{x}}/b/{{x}}\"\npublic = true\n"
+    ));
+    assert_eq!(kind, PolicyErrorKind::InvalidRoute);
+    // Distinct names compile.
+    let p = compile(&format!(
+        "{head}route = \"/users/{{user}}/docs/{{id}}\"\naction = \"docs:read\"\nresource = \"Document\"\nid = \"id\"\n"
+    ));
+    let d = Resource::new("Document").with_id("1");
+    assert!(
+        p.evaluate(&user("u").with_roles(["reader"]), "docs:read", &d, &ctx())
+            .is_allowed()
+    );
+}
+
+#[test]
 fn unknown_actions_and_types_fall_back_to_globs() {
     let p = compile(
         r#"

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `Authorization: Bearer good-<id>[-admin]`.
 #[derive(Debug)]
-struct Bearer;
+pub(super) struct Bearer;
 
 impl Authenticator for Bearer {
     fn authenticate<'a>(
@@ -144,6 +144,7 @@ mod actix_routing;
 mod anonymous_and_errors;
 mod axum_app;
 mod axum_edges;
+mod http_review;
 mod refusals_and_errors;
 
 /// What `/health` adds to its answer when asked with `X-Echo`: the headers the handler sees after

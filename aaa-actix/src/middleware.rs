@@ -39,7 +39,10 @@ impl Aaa {
     }
 
     /// Adds an [`aaa-audit-receipt`](aaa_core::http::RECEIPT_HEADER) response header naming the
-    /// log, sequence number and leaf hash of the request's authorization record. Defaults to off.
+    /// log, sequence number and leaf hash of the authorization record the answer stands on: the
+    /// route-level allow, or the last decision recorded after it (a handler-level check's, such
+    /// as the denial a 403 answers). Sent on admitted requests, when the sink gives receipts.
+    /// Defaults to off.
     pub fn audit_receipt_header(mut self, on: bool) -> Self {
         self.receipt_header = on;
         self
@@ -164,23 +167,26 @@ where
                 }
                 None => response,
             };
-            if receipt_header
-                && let Some(value) = admitted
-                    .admission()
-                    .receipt
-                    .as_ref()
-                    .and_then(|r| r.header_value())
-                && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
-            {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(RECEIPT_HEADER), value);
-            }
             // aaa's own rejection, if the answer is one (an extractor's, not turned into `None` by
             // `Option<Authenticated>`).
             completion.answered_with(response.response().extensions().get());
             match completion.finish(response.status().as_u16()).await {
-                Ok(()) => Ok(response.map_into_left_body()),
+                Ok(()) => {
+                    // Read once the answer is known: a handler-level refusal (or an extractor's
+                    // 401, recorded by `finish`) replaces the route-level decision's receipt.
+                    if receipt_header
+                        && let Some(value) = admitted
+                            .admission()
+                            .answer_receipt()
+                            .and_then(|r| r.header_value())
+                        && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+                    {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static(RECEIPT_HEADER), value);
+                    }
+                    Ok(response.map_into_left_body())
+                }
                 Err(rejection) => {
                     let (request, _) = response.into_parts();
                     let body = Rejection(rejection).response();

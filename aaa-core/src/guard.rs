@@ -40,7 +40,8 @@ pub struct Admission {
     pub action: Option<Action>,
     /// The resource the route acts upon, unless it is public.
     pub resource: Option<Resource>,
-    /// Where the decision was recorded, if the sink gives receipts.
+    /// Where the route-level decision was recorded, if the sink gives receipts. For the
+    /// receipt of a response, see [`answer_receipt`](Self::answer_receipt).
     pub receipt: Option<AuditReceipt>,
     started: Timestamp,
     request: Arc<RequestInfo>,
@@ -50,6 +51,36 @@ pub struct Admission {
     target: Arc<Target>,
     /// Whether a handler refused the caller for being anonymous, and whether that is recorded.
     anonymous_refusal: AnonymousRefusal,
+    /// The receipt of the last decision recorded after admission, if any was.
+    later_decision: LaterDecision,
+}
+
+/// The receipt of the last decision recorded for an admitted request after its admission (a
+/// handler-level check, or the denial of an anonymous caller an extractor refused): `None` while
+/// there is none, `Some(None)` when it gave no receipt (or could not be recorded).
+#[derive(Debug, Default)]
+struct LaterDecision(std::sync::Mutex<Option<Option<AuditReceipt>>>);
+
+impl LaterDecision {
+    fn set(&self, receipt: Option<AuditReceipt>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(receipt);
+    }
+
+    fn get(&self) -> Option<Option<AuditReceipt>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Clone for LaterDecision {
+    fn clone(&self) -> Self {
+        LaterDecision(std::sync::Mutex::new(self.get()))
+    }
 }
 
 /// A refusal of an anonymous caller after admission: none, pending (the answer is aaa's 401 from
@@ -111,6 +142,19 @@ impl Admission {
     /// matched, which are never admitted).
     pub fn route(&self) -> Option<&str> {
         self.route.as_deref()
+    }
+
+    /// Where the decision behind the request's answer was recorded, for the answer's receipt:
+    /// the last decision recorded after admission (a handler-level check, such as the denial a
+    /// 403 answers, or the denial of an anonymous caller that an extractor refused with 401),
+    /// else the route-level decision ([`receipt`](Self::receipt)). `None` when that record gave
+    /// no receipt, or could not be made (the answer is then a 503): never the receipt of an
+    /// allow for a request a later check refused.
+    pub fn answer_receipt(&self) -> Option<AuditReceipt> {
+        match self.later_decision.get() {
+            Some(later) => later,
+            None => self.receipt.clone(),
+        }
     }
 }
 
@@ -641,6 +685,7 @@ impl Guard {
             actor,
             target,
             anonymous_refusal: AnonymousRefusal::default(),
+            later_decision: LaterDecision::default(),
         }))
     }
 
@@ -679,7 +724,11 @@ impl Guard {
             )),
             admission.request.clone(),
         );
-        self.record(event).await.map_err(|r| self.rejection(r))?;
+        let recorded = self.record(event).await;
+        admission
+            .later_decision
+            .set(recorded.as_ref().ok().cloned().flatten());
+        recorded.map_err(|r| self.rejection(r))?;
         if evaluation.is_allowed() {
             Ok(evaluation)
         } else {
@@ -708,6 +757,9 @@ impl Guard {
             };
             let denied = self.record(self.anonymous_refusal_event(admission)).await;
             std::mem::forget(abandoned);
+            admission
+                .later_decision
+                .set(denied.as_ref().ok().cloned().flatten());
             if let Err(rejection) = denied {
                 let status = rejection.status().as_u16();
                 let _ = self.record(self.completion_event(admission, status)).await;
@@ -801,7 +853,11 @@ impl Guard {
             )),
             admission.request.clone(),
         );
-        match self.record(event).await {
+        let recorded = self.record(event).await;
+        admission
+            .later_decision
+            .set(recorded.as_ref().ok().cloned().flatten());
+        match recorded {
             Ok(_) => self.rejection(Rejection::missing_credentials()),
             Err(rejection) => self.rejection(rejection),
         }

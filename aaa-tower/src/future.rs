@@ -5,8 +5,8 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use aaa_core::{Completion, http::RECEIPT_HEADER};
-use http::{HeaderValue, Request, Response};
+use aaa_core::{Admitted, Completion, http::RECEIPT_HEADER};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -16,15 +16,12 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// What the guard's check gave: the request to pass on (with the admission in its extensions),
 /// or the rejection to answer.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "moved once, from the check into the next state: boxing the request would cost an allocation per request"
-)]
 pub(crate) enum Checked<ReqBody> {
     Forward {
         request: Request<ReqBody>,
         completion: Completion,
-        receipt: Option<HeaderValue>,
+        /// The admission whose answer's receipt is sent, if the receipt header is on.
+        receipt: Option<Admitted>,
     },
     Answer(aaa_core::http::Rejection),
 }
@@ -52,12 +49,12 @@ pin_project! {
             #[pin]
             future: F,
             completion: Option<Completion>,
-            receipt: Option<HeaderValue>,
+            receipt: Option<Admitted>,
         },
         Completing {
             finish: BoxFuture<Result<(), aaa_core::http::Rejection>>,
             response: Option<Response<ResBody>>,
-            receipt: Option<HeaderValue>,
+            receipt: Option<Admitted>,
         },
         Done,
     }
@@ -161,7 +158,9 @@ where
                     this.state.set(State::Done);
                     let answer = match (finished, response) {
                         (Ok(()), Some(mut response)) => {
-                            if let Some(value) = receipt {
+                            if let Some(value) = receipt.and_then(|admitted| {
+                                admitted.admission().answer_receipt()?.header_value()
+                            }) {
                                 response.headers_mut().insert(RECEIPT_HEADER, value);
                             }
                             response

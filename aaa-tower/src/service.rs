@@ -68,15 +68,9 @@ where
             parts
                 .extensions
                 .insert(admitted.admission().evaluation.clone());
-            let receipt = if receipt_header {
-                admitted
-                    .admission()
-                    .receipt
-                    .as_ref()
-                    .and_then(aaa_core::audit::AuditReceipt::header_value)
-            } else {
-                None
-            };
+            // The receipt is read once the answer is known: a handler-level refusal replaces
+            // the route-level decision's.
+            let receipt = receipt_header.then(|| admitted.clone());
             // Recorded even if the response future is dropped before the handler answers.
             let completion = admitted.completion();
             parts.extensions.insert(admitted);

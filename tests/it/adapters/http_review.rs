@@ -1,5 +1,5 @@
-//! Findings of an adversarial review of the HTTP-facing surface (2026-12-03): the first test
-//! failed on the reviewed code; the parity probe of odd requests passed.
+//! Findings of an adversarial review of the HTTP-facing surface (2026-12-03): the first two
+//! tests failed on the reviewed code; the third, a parity probe of odd requests, passed.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -150,6 +150,63 @@ async fn a_parameter_name_repeated_in_an_axum_route_is_not_decided_on_the_wrong_
     let one = send(addr, "GET", "/users/1/docs/1", &ann).await;
     assert_eq!((one.status, one.body.as_str()), (200, "document 1"));
     assert_eq!(send(addr, "GET", "/users/1/docs/2", &ann).await.status, 403);
+}
+
+/// bob may read `/docs/1` (route level) but not delete it (the handler's check: only the owner,
+/// ann): the answer is the handler's 403, refused by the handler-level denial recorded second.
+/// Before the review, the receipt the 403 carried named the route-level *allow*: a client keeping
+/// it as proof of how its request was decided was shown an allow. So was an anonymous caller
+/// turned away with 401 by the `Authenticated` extractor on a public route. The receipt now
+/// names the denial; an answer the route-level decision stands behind keeps naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_of_a_refused_request_does_not_name_an_allow() {
+    for s in super::servers().await {
+        let cases: [(&str, &str, &[&str], u16, &str); 3] = [
+            (
+                "DELETE",
+                "/docs/1",
+                &["Authorization: Bearer good-bob"],
+                403,
+                "authz Deny",
+            ),
+            ("GET", "/whoami", &[], 401, "authz Deny"),
+            (
+                "GET",
+                "/docs/1",
+                &["Authorization: Bearer good-bob"],
+                200,
+                "authz Allow",
+            ),
+        ];
+        for (method, path, headers, status, named) in cases {
+            let before = s.audit.events().len();
+            let r = send(s.addr, method, path, headers).await;
+            assert_eq!(r.status, status, "{} {method} {path}: {}", s.name, r.body);
+            let events = s.audit.events();
+            let receipt = r
+                .header(super::RECEIPT_HEADER)
+                .unwrap_or_else(|| panic!("{} {method} {path}: no receipt", s.name));
+            let seq: usize = receipt
+                .split("seq=")
+                .nth(1)
+                .and_then(|s| s.split(';').next())
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap();
+            assert!(seq >= before, "{} {method} {path}: {receipt}", s.name);
+            // The last decision of the request, the one its answer stands on.
+            let last = events[before..]
+                .iter()
+                .rposition(|e| matches!(e.kind, EventKind::Authorization { .. }))
+                .unwrap();
+            assert_eq!(seq, before + last, "{} {method} {path}: {receipt}", s.name);
+            assert_eq!(
+                super::kinds(&events[seq..=seq]),
+                [named],
+                "{} {method} {path}",
+                s.name
+            );
+        }
+    }
 }
 
 /// Odd requests to the same app on every adapter: the same status and the same records.

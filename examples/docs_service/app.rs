@@ -104,7 +104,9 @@ async fn create(
         }
     };
     authz.check("docs:create", &doc.draft_resource()).await?;
-    d.store.put(doc.clone());
+    if !d.store.insert_new(doc.clone()) {
+        return Ok((StatusCode::CONFLICT, "give a new ?id=").into_response());
+    }
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -115,12 +117,9 @@ async fn read(State(d): Shared, Path(id): Path<String>) -> Response {
 }
 
 async fn update(State(d): Shared, Path(id): Path<String>, text: String) -> Response {
-    let Some(mut doc) = d.store.get(&id) else {
-        return not_found();
-    };
-    doc.text = text;
-    d.store.put(doc.clone());
-    Json(doc).into_response()
+    d.store
+        .update_text(&id, text)
+        .map_or_else(not_found, |doc| Json(doc).into_response())
 }
 
 async fn delete(State(d): Shared, Path(id): Path<String>) -> Response {

@@ -210,7 +210,8 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    fn seeded() -> Self {
+    /// The demo's four documents, in two tenants.
+    pub(crate) fn seeded() -> Self {
         let doc = |id: &str, tenant: &str, owner: &str, classification: &str, text: &str| {
             (
                 id.to_owned(),
@@ -251,11 +252,29 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Inserts or replaces a document.
-    pub(crate) fn put(&self, doc: Doc) {
-        if let Ok(mut docs) = self.docs.write() {
-            docs.insert(doc.id.clone(), doc);
+    /// Inserts a new document; `false` if its id is taken (by a concurrent create, say: the
+    /// check that the id is unused and the insertion are one step, so that nobody's document is
+    /// replaced by another's).
+    pub(crate) fn insert_new(&self, doc: Doc) -> bool {
+        let Ok(mut docs) = self.docs.write() else {
+            return false;
+        };
+        match docs.entry(doc.id.clone()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(doc);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
         }
+    }
+
+    /// Replaces the text of the document `id`, if it still exists (never recreates one deleted
+    /// meanwhile); the document as updated.
+    pub(crate) fn update_text(&self, id: &str, text: String) -> Option<Doc> {
+        let mut docs = self.docs.write().ok()?;
+        let doc = docs.get_mut(id)?;
+        doc.text = text;
+        Some(doc.clone())
     }
 
     /// Removes a document.

@@ -97,7 +97,9 @@ async fn create(
         }
     };
     authz.check("docs:create", &doc.draft_resource()).await?;
-    d.store.put(doc.clone());
+    if !d.store.insert_new(doc.clone()) {
+        return Ok(HttpResponse::Conflict().body("give a new ?id="));
+    }
     Ok(HttpResponse::Created().json(doc))
 }
 
@@ -108,12 +110,9 @@ async fn read(d: Shared, id: web::Path<String>) -> HttpResponse {
 }
 
 async fn update(d: Shared, id: web::Path<String>, text: String) -> HttpResponse {
-    let Some(mut doc) = d.store.get(&id) else {
-        return not_found();
-    };
-    doc.text = text;
-    d.store.put(doc.clone());
-    HttpResponse::Ok().json(doc)
+    d.store
+        .update_text(&id, text)
+        .map_or_else(not_found, |doc| HttpResponse::Ok().json(doc))
 }
 
 async fn delete(d: Shared, id: web::Path<String>) -> HttpResponse {

@@ -133,3 +133,40 @@ pub(crate) async fn actix() -> Running {
         dir,
     }
 }
+
+/// The demo's store: a create never replaces a document (the id check and the insertion are one
+/// step, so two concurrent creates of one id across tenants cannot overwrite each other), and an
+/// update never recreates a document deleted meanwhile (found by a review, 2026-12-03).
+#[test]
+fn the_demo_store_neither_replaces_on_create_nor_recreates_on_update() {
+    let store = demo::Store::seeded();
+    let doc = |id: &str, tenant: &str, owner: &str| demo::Doc {
+        id: id.to_owned(),
+        tenant: tenant.to_owned(),
+        owner: owner.to_owned(),
+        classification: "internal".to_owned(),
+        text: format!("{tenant}'s"),
+    };
+    assert!(store.insert_new(doc("n1", "acme", "alice")));
+    // The second create of `n1` (another tenant's, having checked the id was free) is refused.
+    assert!(!store.insert_new(doc("n1", "globex", "dave")));
+    let kept = store.get("n1").unwrap();
+    assert_eq!(
+        (kept.tenant.as_str(), kept.owner.as_str()),
+        ("acme", "alice")
+    );
+    assert!(
+        !store.insert_new(doc("d4", "acme", "alice")),
+        "a seeded document"
+    );
+    assert_eq!(store.get("d4").unwrap().tenant, "globex");
+    // Updated in place; gone once deleted, and not recreated by a late update.
+    let updated = store.update_text("n1", "new text".to_owned()).unwrap();
+    assert_eq!(
+        (updated.text.as_str(), updated.tenant.as_str()),
+        ("new text", "acme")
+    );
+    assert!(store.remove("n1").is_some());
+    assert!(store.update_text("n1", "late".to_owned()).is_none());
+    assert!(store.get("n1").is_none());
+}

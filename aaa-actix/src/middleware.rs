@@ -39,10 +39,11 @@ impl Aaa {
     }
 
     /// Adds an [`aaa-audit-receipt`](aaa_core::http::RECEIPT_HEADER) response header naming the
-    /// log, sequence number and leaf hash of the authorization record the answer stands on: the
-    /// route-level allow, or the last decision recorded after it (a handler-level check's, such
-    /// as the denial a 403 answers). Sent on admitted requests, when the sink gives receipts.
-    /// Defaults to off.
+    /// log, sequence number and leaf hash of the record the answer stands on: the guard's refusal
+    /// (an authentication failure, a denial), or the route-level allow, or the last decision
+    /// recorded after it (a handler-level check's, such as the denial a 403 answers). Sent when
+    /// the sink gives receipts (the file writer does for events the request waits for:
+    /// decisions, by default). Defaults to off.
     pub fn audit_receipt_header(mut self, on: bool) -> Self {
         self.receipt_header = on;
         self
@@ -102,7 +103,20 @@ where
                 Err(rejection) => return Ok(reject(req, rejection)),
             };
             let admitted = match guard.check(&facts).await {
-                Outcome::Reject(rejection) => return Ok(reject(req, rejection)),
+                Outcome::Reject(rejection) => {
+                    let receipt = receipt_header
+                        .then(|| rejection.receipt().and_then(|r| r.header_value()))
+                        .flatten();
+                    let mut response = reject(req, rejection);
+                    if let Some(value) = receipt
+                        && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+                    {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static(RECEIPT_HEADER), value);
+                    }
+                    return Ok(response);
+                }
                 Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
             // What it was decided on, for the check once actix has routed (moved, not copied;

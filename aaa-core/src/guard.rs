@@ -671,7 +671,7 @@ impl Guard {
             Err(rejection) => return self.reject(rejection),
         };
         if !evaluation.is_allowed() {
-            return self.reject(denial(&evaluation));
+            return self.reject(with_receipt(denial(&evaluation), receipt));
         }
         Outcome::Proceed(Arc::new(Admission {
             identity,
@@ -728,11 +728,11 @@ impl Guard {
         admission
             .later_decision
             .set(recorded.as_ref().ok().cloned().flatten());
-        recorded.map_err(|r| self.rejection(r))?;
+        let receipt = recorded.map_err(|r| self.rejection(r))?;
         if evaluation.is_allowed() {
             Ok(evaluation)
         } else {
-            Err(self.rejection(denial(&evaluation)))
+            Err(self.rejection(with_receipt(denial(&evaluation), receipt)))
         }
     }
 
@@ -858,7 +858,7 @@ impl Guard {
             .later_decision
             .set(recorded.as_ref().ok().cloned().flatten());
         match recorded {
-            Ok(_) => self.rejection(Rejection::missing_credentials()),
+            Ok(receipt) => self.rejection(with_receipt(Rejection::missing_credentials(), receipt)),
             Err(rejection) => self.rejection(rejection),
         }
     }
@@ -878,7 +878,7 @@ impl Guard {
     /// Records a refusal, then refuses with `rejection` (or 503 when it cannot be recorded).
     async fn refuse(&self, event: AuditEvent, rejection: Rejection) -> Outcome {
         match self.record(event).await {
-            Ok(_) => self.reject(rejection),
+            Ok(receipt) => self.reject(with_receipt(rejection, receipt)),
             Err(unrecorded) => self.reject(unrecorded),
         }
     }
@@ -914,6 +914,14 @@ impl Guard {
         let rejection = self.rejection(rejection);
         trace!(target: "aaa::rejection", status = rejection.status().as_u16(), kind = rejection.kind().code(), "request rejected");
         Outcome::Reject(rejection)
+    }
+}
+
+/// `rejection`, with the receipt of the record of the refusal, if the sink gave one.
+fn with_receipt(rejection: Rejection, receipt: Option<AuditReceipt>) -> Rejection {
+    match receipt {
+        Some(receipt) => rejection.with_receipt(receipt),
+        None => rejection,
     }
 }
 

@@ -6,7 +6,7 @@ use std::{
 };
 
 use aaa_core::{Admitted, Completion, http::RECEIPT_HEADER};
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -23,7 +23,8 @@ pub(crate) enum Checked<ReqBody> {
         /// The admission whose answer's receipt is sent, if the receipt header is on.
         receipt: Option<Admitted>,
     },
-    Answer(aaa_core::http::Rejection),
+    /// The guard's refusal, and the receipt header to send with it, if asked for.
+    Answer(aaa_core::http::Rejection, Option<HeaderValue>),
 }
 
 pin_project! {
@@ -85,9 +86,14 @@ where
             match this.state.as_mut().project() {
                 StateProj::Checking { check, service } => {
                     let (request, completion, receipt) = match ready!(check.as_mut().poll(cx)) {
-                        Checked::Answer(rejection) => {
+                        Checked::Answer(rejection, receipt) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(Ok(Rejection(rejection).into_response()));
+                            let mut response: Response<ResBody> =
+                                Rejection(rejection).into_response();
+                            if let Some(value) = receipt {
+                                response.headers_mut().insert(RECEIPT_HEADER, value);
+                            }
+                            return Poll::Ready(Ok(response));
                         }
                         Checked::Forward {
                             request,

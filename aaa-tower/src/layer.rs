@@ -21,10 +21,11 @@ impl AaaLayer {
     }
 
     /// Adds an [`aaa-audit-receipt`](crate::RECEIPT_HEADER) response header naming the log,
-    /// sequence number and leaf hash of the authorization record the answer stands on, so a
-    /// client can later ask for an inclusion proof: the route-level allow, or the last decision
-    /// recorded after it (a handler-level check's, such as the denial a 403 answers). Sent on
-    /// admitted requests, when the sink gives receipts. Defaults to off.
+    /// sequence number and leaf hash of the record the answer stands on, so a client can later
+    /// ask for an inclusion proof: the guard's refusal (an authentication failure, a denial), or
+    /// the route-level allow, or the last decision recorded after it (a handler-level check's,
+    /// such as the denial a 403 answers). Sent when the sink gives receipts (the file writer
+    /// does for events the request waits for: decisions, by default). Defaults to off.
     pub fn audit_receipt_header(mut self, on: bool) -> Self {
         self.receipt_header = on;
         self

@@ -57,7 +57,12 @@ where
         let facts = facts_of(&mut parts, guard.credential_headers());
         let check = Box::pin(async move {
             let admitted = match Box::pin(guard.check(&facts)).await {
-                Outcome::Reject(rejection) => return Checked::Answer(rejection),
+                Outcome::Reject(rejection) => {
+                    let receipt = receipt_header
+                        .then(|| rejection.receipt()?.header_value())
+                        .flatten();
+                    return Checked::Answer(rejection, receipt);
+                }
                 Outcome::Proceed(admission) => Admitted::new(guard, admission),
             };
             parts.headers = facts.into_headers();

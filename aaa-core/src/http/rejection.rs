@@ -1,5 +1,6 @@
 use std::fmt;
 
+use crate::audit::AuditReceipt;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 /// The media type of problem bodies (RFC 9457).
@@ -90,6 +91,7 @@ pub struct Rejection {
     description: &'static str,
     realm: Option<String>,
     scope: Option<String>,
+    receipt: Option<Box<AuditReceipt>>,
 }
 
 impl Rejection {
@@ -99,6 +101,7 @@ impl Rejection {
             description,
             realm: None,
             scope: None,
+            receipt: None,
         }
     }
 
@@ -184,6 +187,20 @@ impl Rejection {
     pub fn with_realm(mut self, realm: &str) -> Self {
         self.realm = Some(realm.to_owned());
         self
+    }
+
+    /// Sets where the refusal was recorded (the guard does, when its sink gives receipts).
+    #[must_use]
+    pub fn with_receipt(mut self, receipt: AuditReceipt) -> Self {
+        self.receipt = Some(Box::new(receipt));
+        self
+    }
+
+    /// Where the refusal was recorded, if the guard recorded it and its sink gives receipts.
+    /// Adapters asked to send receipts put it in the [`RECEIPT_HEADER`](super::RECEIPT_HEADER)
+    /// of the answer; [`to_response`](Self::to_response) does not.
+    pub fn receipt(&self) -> Option<&AuditReceipt> {
+        self.receipt.as_deref()
     }
 
     /// The kind of rejection.
@@ -306,6 +323,28 @@ mod tests {
 
     fn challenge(r: &Rejection) -> String {
         r.www_authenticate().unwrap().to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_receipt_is_carried_but_not_sent_by_to_response() {
+        let r = Rejection::forbidden();
+        assert_eq!(r.receipt(), None);
+        let receipt = AuditReceipt {
+            log: "svc/1".into(),
+            seq: 7,
+            leaf_hash: "ab".into(),
+        };
+        let r = r.with_receipt(receipt.clone());
+        assert_eq!(r.receipt(), Some(&receipt));
+        // Adapters send it when asked to; the plain response does not.
+        let response = r.to_response();
+        assert!(
+            response
+                .headers()
+                .get(crate::http::RECEIPT_HEADER)
+                .is_none()
+        );
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&r));
     }
 
     fn problem(r: &Rejection) -> serde_json::Value {

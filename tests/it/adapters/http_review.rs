@@ -115,6 +115,8 @@ async fn a_parameter_name_repeated_in_an_axum_route_is_not_decided_on_the_wrong_
         .await;
         assert_eq!(r.status, 400, "{how}: {}", r.body);
         assert!(!r.body.contains("document"), "{how}: {}", r.body);
+        // No receipt header unless asked for, on refusals too.
+        assert_eq!(r.header(super::RECEIPT_HEADER), None, "{how}");
         let events = audit.events();
         assert_eq!(super::kinds(&events), ["authz Deny"], "{how}");
         let EventKind::Authorization { reason, .. } = &events[0].kind else {
@@ -157,11 +159,13 @@ async fn a_parameter_name_repeated_in_an_axum_route_is_not_decided_on_the_wrong_
 /// Before the review, the receipt the 403 carried named the route-level *allow*: a client keeping
 /// it as proof of how its request was decided was shown an allow. So was an anonymous caller
 /// turned away with 401 by the `Authenticated` extractor on a public route. The receipt now
-/// names the denial; an answer the route-level decision stands behind keeps naming it.
+/// names the denial; an answer the route-level decision stands behind keeps naming it. The
+/// guard's own refusals (a denial, an authentication failure), which carried no receipt, now
+/// carry the receipt of their record too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receipt_of_a_refused_request_does_not_name_an_allow() {
     for s in super::servers().await {
-        let cases: [(&str, &str, &[&str], u16, &str); 3] = [
+        let cases: [(&str, &str, &[&str], u16, &str); 6] = [
             (
                 "DELETE",
                 "/docs/1",
@@ -176,6 +180,22 @@ async fn the_receipt_of_a_refused_request_does_not_name_an_allow() {
                 &["Authorization: Bearer good-bob"],
                 200,
                 "authz Allow",
+            ),
+            // Refused by the guard.
+            ("GET", "/docs/1", &[], 401, "authz Deny"),
+            (
+                "GET",
+                "/admin",
+                &["Authorization: Bearer good-bob"],
+                403,
+                "authz Deny",
+            ),
+            (
+                "GET",
+                "/docs/1",
+                &["Authorization: Bearer bad"],
+                401,
+                "authn Failure",
             ),
         ];
         for (method, path, headers, status, named) in cases {
@@ -196,15 +216,19 @@ async fn the_receipt_of_a_refused_request_does_not_name_an_allow() {
             // The last decision of the request, the one its answer stands on.
             let last = events[before..]
                 .iter()
-                .rposition(|e| matches!(e.kind, EventKind::Authorization { .. }))
+                .rposition(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Authorization { .. } | EventKind::Authentication { .. }
+                    )
+                })
                 .unwrap();
             assert_eq!(seq, before + last, "{} {method} {path}: {receipt}", s.name);
-            assert_eq!(
-                super::kinds(&events[seq..=seq]),
-                [named],
-                "{} {method} {path}",
-                s.name
-            );
+            let kind = match &events[seq].kind {
+                EventKind::Authentication { outcome, .. } => format!("authn {outcome:?}"),
+                _ => super::kinds(&events[seq..=seq]).remove(0),
+            };
+            assert_eq!(kind, named, "{} {method} {path}", s.name);
         }
     }
 }

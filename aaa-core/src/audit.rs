@@ -224,6 +224,13 @@ pub enum AuditError {
     /// The configuration is invalid.
     #[error("invalid audit configuration: {0}")]
     Config(&'static str),
+    /// Another writer has the log directory open (in this process or another): two writers
+    /// would interleave their records and break the chain. The writer refuses to start.
+    #[error(
+        "the log directory is in use by another audit writer (it is locked): stop that one \
+         first, or give this one a directory of its own"
+    )]
+    InUse,
 }
 
 /// Keeps events in memory, in order. For tests and examples.

@@ -244,6 +244,9 @@ struct Chain {
 }
 
 struct Sequencer {
+    /// The log directory's lock, held as long as the sequencer lives (the writer's drop waits
+    /// for it).
+    _lock: fs::File,
     dir: PathBuf,
     origin: LogOrigin,
     origin_line: String,
@@ -286,6 +289,31 @@ fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
 
 fn valid_origin_part(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(|c| c.is_control() || c == '/')
+}
+
+/// Locks the log directory `dir` for one writer: an exclusive lock (`flock`) on the directory
+/// itself on Unix, so that nothing is added to it (elsewhere, on a `LOCK` file in it). The
+/// operating system releases it when the process ends, however it ends.
+///
+/// # Errors
+///
+/// [`AuditError::InUse`] when another writer holds it, [`AuditError::Io`] when it cannot be
+/// opened or locked.
+fn lock_dir(dir: &Path) -> Result<fs::File, AuditError> {
+    #[cfg(unix)]
+    let file = fs::File::open(dir);
+    #[cfg(not(unix))]
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"));
+    let file = file.map_err(|e| io_error("cannot open the log directory to lock it", &e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(AuditError::InUse),
+        Err(fs::TryLockError::Error(e)) => Err(io_error("cannot lock the log directory", &e)),
+    }
 }
 
 /// The segment files of `dir`, sorted by name (which is by first sequence number).
@@ -341,6 +369,8 @@ impl AuditWriter {
     /// - [`AuditError::WrongKey`] when `key` is not the key in charge: the one the last key
     ///   change introduced or, without a key change, the one that signed the last checkpoint;
     /// - [`AuditError::Config`] for an invalid origin or one that differs from the log's;
+    /// - [`AuditError::InUse`] when another writer has the directory open (each writer holds
+    ///   an exclusive lock on it while it runs);
     /// - [`AuditError::Io`] when the files cannot be read or written.
     pub fn open(config: AuditWriterConfig, key: SigningKey) -> Result<AuditWriter, AuditError> {
         if !valid_origin_part(&config.origin.service) || !valid_origin_part(&config.origin.instance)
@@ -356,6 +386,7 @@ impl AuditWriter {
         }
         fs::create_dir_all(&config.dir)
             .map_err(|e| io_error("cannot create the log directory", &e))?;
+        let lock = lock_dir(&config.dir)?;
         let origin_line = config.origin.line();
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|_| AuditError::Unavailable("no randomness"))?;
@@ -371,6 +402,7 @@ impl AuditWriter {
             spare: crossbeam_channel::bounded(SPARE_BUFFERS),
         });
         let mut seq = Sequencer {
+            _lock: lock,
             dir: config.dir.clone(),
             origin: config.origin.clone(),
             origin_line,
@@ -1382,5 +1414,48 @@ mod key_file_tests {
             // Loaded all the same (with a warning when exposed).
             assert!(load_or_generate_key(&path, "t/audit").is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::audit::{AuditEvent, AuditSink, EventKind, Verifier};
+
+    fn open(dir: &Path, key: &SigningKey) -> Result<AuditWriter, AuditError> {
+        let key = SigningKey::from_seed(key.name(), &[7; 32]).unwrap();
+        AuditWriter::open(AuditWriterConfig::new(dir, "svc", "one"), key)
+    }
+
+    /// A second writer on a log directory is refused while the first runs (their records would
+    /// interleave and break the chain for good); once the first is dropped, the log verifies and
+    /// the next writer continues it.
+    #[test]
+    fn a_second_writer_on_one_log_is_refused_until_the_first_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed("svc/audit", &[7; 32]).unwrap();
+        let first = open(dir.path(), &key).unwrap();
+        assert_eq!(open(dir.path(), &key).unwrap_err(), AuditError::InUse);
+        let event = || {
+            AuditEvent::new(
+                crate::Timestamp::from_unix_seconds(1_700_000_000),
+                EventKind::RequestCompleted {
+                    status: 200,
+                    latency_us: 1,
+                },
+            )
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(first.record(event())).unwrap();
+        drop(first);
+        let second = open(dir.path(), &key).unwrap();
+        runtime.block_on(second.record(event())).unwrap();
+        drop(second);
+        let report = Verifier::new([key.verifier_key()])
+            .verify_dir(dir.path())
+            .unwrap();
+        assert_eq!(report.events, 2, "{report:?}");
     }
 }

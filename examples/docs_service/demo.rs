@@ -46,6 +46,9 @@ pub(crate) struct Options {
     /// Whether the demo's own identity provider is trusted and serves tokens
     /// (`--no-demo-idp` turns it off, leaving `issuer` alone trusted).
     pub(crate) demo_idp: bool,
+    /// Whether the demo's identity provider may serve beyond a loopback address
+    /// (`--expose-demo-idp`): it mints tokens for anyone who asks, administrators included.
+    pub(crate) expose_demo_idp: bool,
     /// How durable each kind of audit event must be before the request goes on. Defaults to the
     /// writer's defaults (authorization decisions wait for `fdatasync`).
     pub(crate) durability: Option<aaa::audit::DurabilityPolicy>,
@@ -72,6 +75,7 @@ impl Options {
             issuer: None,
             audience: None,
             demo_idp: true,
+            expose_demo_idp: false,
             durability: None,
             token_cache: 10_000,
             unaudited: false,
@@ -95,6 +99,7 @@ impl Options {
                 "--issuer" => options.issuer = Some(value()?),
                 "--audience" => options.audience = Some(value()?),
                 "--no-demo-idp" => options.demo_idp = false,
+                "--expose-demo-idp" => options.expose_demo_idp = true,
                 "--help" | "-h" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown flag `{other}`\n{USAGE}")),
             }
@@ -112,7 +117,8 @@ impl Options {
 /// Usage of the demo's flags.
 pub(crate) const USAGE: &str = "flags: --listen ADDR (127.0.0.1:8080)  --audit-dir DIR (./audit-data)  \
 --policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)  --no-demo-idp (trust that \
-issuer only: the demo's own identity provider is off)  --self-test (a short session against itself, \
+issuer only: the demo's own identity provider is off)  --expose-demo-idp (let the demo's identity \
+provider, which mints tokens for anyone, serve on a --listen address beyond loopback)  --self-test (a short session against itself, \
 then verify the log and exit)";
 
 /// A demo user.
@@ -418,6 +424,14 @@ impl Demo {
         addr: SocketAddr,
         extra_sink: Option<Arc<dyn AuditSink>>,
     ) -> Result<Demo, String> {
+        if options.demo_idp && !addr.ip().is_loopback() && !options.expose_demo_idp {
+            return Err(format!(
+                "the demo's identity provider mints tokens for anyone who asks (administrators and \
+                 MFA included), so it serves on a loopback address only, not on {addr}. Trust a \
+                 real issuer instead (--issuer URL --audience AUD --no-demo-idp), or add \
+                 --expose-demo-idp if everyone who can reach {addr} may be anyone"
+            ));
+        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let idp = Idp::new(format!("http://{addr}"))?;
         let store = Arc::new(Store::seeded());
@@ -474,19 +488,40 @@ impl Demo {
             clock.clone(),
         );
 
-        let policy = PolicyHandle::from_file(&options.policy).map_err(|e| format!("{e:?}"))?;
+        let policy = PolicyHandle::from_file(&options.policy).map_err(|e| e.render())?;
 
         std::fs::create_dir_all(&options.audit_dir)
             .map_err(|e| format!("{}: {e}", options.audit_dir.display()))?;
-        let key = load_or_generate_key(&options.audit_dir.join("audit.key"), "docs-service")
-            .map_err(|e| e.to_string())?;
-        let verifier_key = key.verifier_key().to_string();
+        let key_file = options.audit_dir.join("audit.key");
         let public = options.audit_dir.join("audit.pub");
-        if !public.exists() {
-            std::fs::write(&public, format!("{verifier_key}\n")).map_err(|e| e.to_string())?;
+        let log_dir = options.audit_dir.join("log");
+        let has_log = std::fs::read_dir(&log_dir).is_ok_and(|mut d| d.next().is_some());
+        if !key_file.exists() && (public.exists() || has_log) {
+            // A new key could not sign on to the log: refused before one is made, so the
+            // directory stays as it was for the key to be restored.
+            return Err(format!(
+                "{} is missing, but {} holds a log signed with it: restore the key, or start \
+                 with a new --audit-dir",
+                key_file.display(),
+                options.audit_dir.display()
+            ));
         }
-        let mut config =
-            AuditWriterConfig::new(options.audit_dir.join("log"), "docs-service", "local");
+        let key = load_or_generate_key(&key_file, "docs-service").map_err(|e| e.to_string())?;
+        let verifier_key = key.verifier_key().to_string();
+        match std::fs::read_to_string(&public) {
+            Ok(text) if text.trim() == verifier_key => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} does not hold the public key of {}",
+                    public.display(),
+                    key_file.display()
+                ));
+            }
+            Err(_) => {
+                std::fs::write(&public, format!("{verifier_key}\n")).map_err(|e| e.to_string())?
+            }
+        }
+        let mut config = AuditWriterConfig::new(log_dir, "docs-service", "local");
         if let Some(durability) = options.durability {
             config.durability = durability;
         }
@@ -559,33 +594,67 @@ impl Demo {
     /// What to print at start-up.
     pub(crate) fn banner(&self, addr: SocketAddr, audit_dir: &Path) -> String {
         let base = format!("http://{addr}");
-        let get_token = if self.own_idp {
+        let warning = if self.own_idp && !addr.ip().is_loopback() {
             format!(
-                "Get a token for a demo user (alice, bob, carol, erin, mallory, dave; add &mfa=true for MFA):\n  \
-                 TOKEN=$(curl -s -X POST '{base}/idp/token?user=alice')"
+                "WARNING: the demo's identity provider serves on {addr} (--expose-demo-idp): \
+                 anyone who can reach it gets a token for any demo user, administrators and MFA \
+                 included.\n\n"
             )
         } else {
-            "The demo's own identity provider is off (--no-demo-idp): get TOKEN from your issuer."
-                .to_owned()
+            String::new()
         };
+        // What alice's token gets, when the demo's identity provider gives it.
+        let (get_token, d1, d2, d4) = if self.own_idp {
+            (
+                format!(
+                    "Get a token for a demo user (alice, bob, carol, erin, mallory, dave; add &mfa=true for MFA):\n  \
+                     TOKEN=$(curl -s -X POST '{base}/idp/token?user=alice')"
+                ),
+                "     # 200: alice owns d1",
+                "     # 403: secret, not hers",
+                "     # 403: another tenant",
+            )
+        } else {
+            (
+                "The demo's own identity provider is off (--no-demo-idp): get TOKEN from your issuer."
+                    .to_owned(),
+                "",
+                "",
+                "",
+            )
+        };
+        let log = shell_quote(&audit_dir.join("log").display().to_string());
+        let public = shell_quote(&audit_dir.join("audit.pub").display().to_string());
         format!(
-            "docs-service listening on {base}\n\n\
+            "{warning}docs-service listening on {base}\n\n\
              {get_token}\n\n\
              Then try:\n  \
              curl -i {base}/health\n  \
              curl -i {base}/docs/d1                                       # 401: no token\n  \
-             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1     # 200: alice owns d1\n  \
-             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d2     # 403: secret, not hers\n  \
-             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d4     # 403: another tenant\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1{d1}\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d2{d2}\n  \
+             curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs/d4{d4}\n  \
              curl -i -H \"Authorization: Bearer $TOKEN\" {base}/docs\n  \
              curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {base}/docs/d1/share  # 403: not from 10/8\n\n\
              A service (indexer, a viewer of acme) calls with its API key:\n  \
              curl -i -H 'x-api-key: {key}' {base}/docs/d3\n\n\
-             The signed audit log is in {dir}/log; verify it (also while the demo runs) with:\n  \
-             cargo run -p aaa-cli -- audit verify {dir}/log --key {dir}/audit.pub\n",
-            dir = audit_dir.display(),
+             The signed audit log is in {log}; verify it (also while the demo runs) with:\n  \
+             cargo run -p aaa-cli -- audit verify {log} --key {public}\n",
             key = self.indexer_key,
         )
+    }
+}
+
+/// `text` as one word of a POSIX shell: as it is when it needs no quoting, else in single quotes.
+fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 

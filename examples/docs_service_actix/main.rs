@@ -23,6 +23,12 @@ use demo::{Demo, Options};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
+    // The library's warnings (a key file others can read, an issuer whose keys cannot be had)
+    // go to stderr.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .init();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let self_test = args.iter().any(|a| a == "--self-test");
     args.retain(|a| a != "--self-test");

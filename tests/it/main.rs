@@ -13,6 +13,7 @@ mod audit_crash;
 mod audit_review;
 mod authn;
 mod conformance;
+mod demo_review;
 mod docs_demo;
 mod guard_review;
 mod hostile_input;

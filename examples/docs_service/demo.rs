@@ -117,7 +117,7 @@ impl Options {
 /// Usage of the demo's flags.
 pub(crate) const USAGE: &str = "flags: --listen ADDR (127.0.0.1:8080)  --audit-dir DIR (./audit-data)  \
 --policy FILE  --issuer URL --audience AUD (trust a real OIDC issuer too)  --no-demo-idp (trust that \
-issuer only: the demo's own identity provider is off)  --expose-demo-idp (let the demo's identity \
+issuer's tokens only: the demo's own identity provider is off; the demo service's API key stays)  --expose-demo-idp (let the demo's identity \
 provider, which mints tokens for anyone, serve on a --listen address beyond loopback)  --self-test (a short session against itself, \
 then verify the log and exit)";
 

@@ -45,13 +45,6 @@ impl AuditSink for SlowDecisions {
     }
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    super::serve_axum(listener, app);
-    addr
-}
-
 /// A client that goes away while its (allowed) decision is being made durable: the check's
 /// future is dropped before the request is admitted, and the request is recorded as abandoned
 /// (499) all the same; the handler never runs.
@@ -81,7 +74,7 @@ async fn abandoned_while_its_allow_is_made_durable_the_request_gets_a_completion
             }),
         )
         .layer(AaaLayer::new(guard));
-    let addr = serve(app).await;
+    let addr = super::serve_axum_app(app).await;
 
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     client
@@ -119,7 +112,7 @@ async fn a_401_from_the_authenticated_extractor_is_recorded_as_a_refusal() {
             get(|who: Authenticated| async move { who.id.clone() }),
         )
         .layer(AaaLayer::new(super::guard(audit.clone())));
-    let addr = serve(app).await;
+    let addr = super::serve_axum_app(app).await;
     let r = send(addr, "GET", "/health", &[]).await;
     assert_eq!(r.status, 401, "{}", r.body);
     let got = kinds(&audit.events());
@@ -174,7 +167,7 @@ async fn an_outer_layer_answering_by_itself_is_recorded_as_abandoned() {
             app.layer(middleware::from_fn(timeout))
                 .layer(AaaLayer::new(super::guard(audit.clone())))
         };
-        let addr = serve(app).await;
+        let addr = super::serve_axum_app(app).await;
         let r = send(addr, "GET", "/health", &[]).await;
         assert_eq!(r.status, 408);
         let want = if outside { 499 } else { 408 };
@@ -226,7 +219,7 @@ id = "id"
     let ann = ["Authorization: Bearer good-ann"];
 
     // Listening on 127.0.0.1: the deny holds.
-    let v4 = serve(app.clone()).await;
+    let v4 = super::serve_axum_app(app.clone()).await;
     let r = send(v4, "GET", "/docs/1", &ann).await;
     assert_eq!(r.status, 403, "on a v4 listener: {}", r.body);
 
@@ -281,7 +274,7 @@ async fn an_api_key_header_of_any_name_reaches_the_handler_marked_sensitive() {
             get(|headers: axum::http::HeaderMap| async move { format!("{headers:?}") }),
         )
         .layer(AaaLayer::new(guard));
-    let addr = serve(app).await;
+    let addr = super::serve_axum_app(app).await;
     let key = format!("x-client: aaa_ci_{SECRET}");
     let r = send(addr, "GET", "/docs/1", &[&key, "x-note: plain"]).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -56,13 +56,6 @@ impl Authorizer for OnlyDocOne {
     }
 }
 
-async fn serve(app: Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    super::serve_axum(listener, app);
-    addr
-}
-
 /// A route `/users/{id}/docs/{id}` (written so, or a router of documents `/docs/{id}` mounted
 /// under a user `/users/{id}`): axum routes `/users/1/docs/2` with two parameters named `id`.
 /// Before the review, the decision read one (the first, `1`) and the handler another (`2`, as
@@ -105,7 +98,7 @@ async fn a_parameter_name_repeated_in_an_axum_route_is_not_decided_on_the_wrong_
                 Router::new().route("/docs/{id}", read).layer(layer),
             ),
         };
-        let addr = serve(app).await;
+        let addr = super::serve_axum_app(app).await;
         let r = send(
             addr,
             "GET",
@@ -147,7 +140,7 @@ async fn a_parameter_name_repeated_in_an_axum_route_is_not_decided_on_the_wrong_
     let app = Router::new()
         .nest("/users/{user}", Router::new().route("/docs/{id}", read))
         .layer(AaaLayer::new(guard));
-    let addr = serve(app).await;
+    let addr = super::serve_axum_app(app).await;
     let ann = ["Authorization: Bearer good-ann"];
     let one = send(addr, "GET", "/users/1/docs/1", &ann).await;
     assert_eq!((one.status, one.body.as_str()), (200, "document 1"));

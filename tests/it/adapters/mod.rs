@@ -104,6 +104,14 @@ pub(super) fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
     });
 }
 
+/// Serves `app` on 127.0.0.1:0; its address.
+pub(super) async fn serve_axum_app(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve_axum(listener, app);
+    addr
+}
+
 /// The records' kinds, shortly: `authz Allow`, `authz Deny`, `done 401`, `other`.
 pub(super) fn kinds(events: &[aaa::audit::AuditEvent]) -> Vec<String> {
     events

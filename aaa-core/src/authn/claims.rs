@@ -272,7 +272,9 @@ impl ClaimMapping {
 pub(crate) fn is_mfa(amr: &BTreeSet<String>) -> bool {
     const KNOW: &[&str] = &["pwd", "pin", "kba"];
     const HAVE: &[&str] = &["otp", "hwk", "swk", "sms", "tel", "sc", "pop"];
-    const ARE: &[&str] = &["fpt", "face", "iris", "retina", "vbm", "geo"];
+    // Not `geo` (RFC 8176: "use of geolocation information for authentication"): where the
+    // request comes from is a risk signal, not a factor the user has, knows or is.
+    const ARE: &[&str] = &["fpt", "face", "iris", "retina", "vbm"];
     if amr.contains("mfa") {
         return true;
     }
@@ -404,5 +406,9 @@ mod tests {
         assert!(!is_mfa(&s(&["pwd", "kba"])));
         assert!(is_mfa(&s(&["pwd", "hwk"])));
         assert!(is_mfa(&s(&["mfa"])));
+        // A location check is no factor (found by a review): password and geolocation are one.
+        assert!(!is_mfa(&s(&["pwd", "geo"])));
+        assert!(!is_mfa(&s(&["pwd", "geo", "rba"])));
+        assert!(is_mfa(&s(&["otp", "fpt"])));
     }
 }

@@ -180,7 +180,7 @@ pub(crate) fn cache_max_age(value: &str) -> Option<Duration> {
 /// development).
 fn secure_url(url: &str) -> Result<reqwest::Url, KeySourceError> {
     let parsed =
-        reqwest::Url::parse(url).map_err(|_| KeySourceError::InsecureUrl(url.to_owned()))?;
+        reqwest::Url::parse(url).map_err(|_| KeySourceError::InsecureUrl(redacted(url)))?;
     let loopback = parsed.host_str().is_some_and(|host| {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         bare.eq_ignore_ascii_case("localhost")
@@ -191,8 +191,39 @@ fn secure_url(url: &str) -> Result<reqwest::Url, KeySourceError> {
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if loopback => Ok(parsed),
-        _ => Err(KeySourceError::InsecureUrl(url.to_owned())),
+        _ => Err(KeySourceError::InsecureUrl(redacted(url))),
     }
+}
+
+/// `url` fit to show in errors and `Debug`: a user name and password (which the HTTP client
+/// would send as Basic credentials) and a query (where some gateways take a key) become `***`;
+/// a fragment is dropped.
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            out.push_str("***@");
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    let (path, after) = tail.split_at(path_end);
+    out.push_str(path);
+    if after.starts_with('?') {
+        out.push_str("?***");
+    }
+    out
 }
 
 fn parse_jwks(body: &[u8]) -> Result<KeySet, KeySourceError> {
@@ -200,10 +231,19 @@ fn parse_jwks(body: &[u8]) -> Result<KeySet, KeySourceError> {
 }
 
 /// Keys fetched from a JWKS URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JwksUrl {
     url: reqwest::Url,
     fetcher: Fetcher,
+}
+
+/// The URL without its credentials (see `redacted`).
+impl fmt::Debug for JwksUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksUrl")
+            .field("url", &redacted(self.url.as_str()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl JwksUrl {
@@ -241,11 +281,21 @@ impl KeySource for JwksUrl {
 /// Discovery §4.3), or the fetch fails with [`KeySourceError::IssuerMismatch`]. The `jwks_uri`
 /// must be `https` (or loopback `http`). Discovery runs on every fetch, so a moved `jwks_uri` is
 /// followed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OidcDiscovery {
     issuer: String,
     discovery: reqwest::Url,
     fetcher: Fetcher,
+}
+
+/// The URLs without their credentials (see `redacted`).
+impl fmt::Debug for OidcDiscovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcDiscovery")
+            .field("issuer", &redacted(&self.issuer))
+            .field("discovery", &redacted(self.discovery.as_str()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl OidcDiscovery {
@@ -300,6 +350,61 @@ impl KeySource for OidcDiscovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Credentials in a key source's URL (user name and password, a key in the query) reach
+    /// neither `Debug` (a `KeyStore` prints its source) nor errors (found by a review).
+    #[test]
+    fn url_credentials_reach_neither_debug_nor_errors() {
+        let secret_url = "https://svc:hunter2@idp.example/jwks?api_key=qu3ry-s3cret#frag";
+        let source = JwksUrl::new(secret_url, HttpOptions::default()).unwrap();
+        let clock = std::sync::Arc::new(crate::FixedClock::new(
+            crate::Timestamp::from_unix_seconds(0),
+        ));
+        let store = crate::authn::KeyStore::new(
+            source.clone(),
+            crate::authn::CachePolicy::default(),
+            clock,
+        );
+        for shown in [format!("{source:?}"), format!("{store:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("qu3ry"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("https://***@idp.example/jwks?***"),
+                "{shown}"
+            );
+        }
+        let discovery = OidcDiscovery::new(
+            "https://svc:hunter2@idp.example/realm",
+            HttpOptions::default(),
+        )
+        .unwrap();
+        let shown = format!("{discovery:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        for insecure in [
+            "http://svc:hunter2@idp.example/jwks?api_key=qu3ry-s3cret",
+            "ftp://svc:hunter2@idp.example/jwks",
+            "not a url hunter2@x?qu3ry",
+        ] {
+            let error = JwksUrl::new(insecure, HttpOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !error.contains("hunter2") && !error.contains("qu3ry"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            redacted("https://idp.example:8443/a/b?x=1#f"),
+            "https://idp.example:8443/a/b?***"
+        );
+        assert_eq!(
+            redacted("https://idp.example/jwks"),
+            "https://idp.example/jwks"
+        );
+        assert_eq!(redacted("https://u@idp.example"), "https://***@idp.example");
+    }
 
     #[test]
     fn cache_control() {

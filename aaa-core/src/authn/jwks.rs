@@ -393,8 +393,9 @@ impl KeyStore {
         if let Some(key) = after.as_ref().and_then(|s| s.keys.select(Some(kid), alg)) {
             return Ok(key.clone());
         }
-        // Remember the miss only when the issuer was actually asked: a miss refused because of
-        // the cooldown must not outlive the cooldown, or a rotated-in key would wait longer.
+        // Remember the miss only when the issuer actually answered: a miss refused because of the
+        // cooldown, or because the issuer failed, must not outlive the cooldown, or a rotated-in
+        // key would wait longer.
         if checked {
             self.remember_miss(kid, now);
         }
@@ -452,7 +453,8 @@ impl KeyStore {
 
     /// Fetches unless another fetch installed a newer set than `seen` while we waited, or the
     /// cooldown forbids it. Concurrent callers queue on the lock and then find the new set.
-    /// Returns whether the issuer was asked since `seen` (by this call or by the one waited for).
+    /// Returns whether the issuer answered with a key set since `seen` (to this call or to the
+    /// one waited for): only an answer confirms a kid absent, not a failed fetch.
     async fn fetch_coalesced(&self, seen: u64) -> bool {
         if self.inner.source.is_none() {
             return false;
@@ -470,8 +472,7 @@ impl KeyStore {
         if self.in_cooldown(self.inner.clock.now()) {
             return false;
         }
-        let _ = self.fetch_locked().await;
-        true
+        self.fetch_locked().await.is_ok()
     }
 
     /// Fetches and installs; the caller holds the fetch lock.

@@ -345,6 +345,33 @@ async fn verified_token_cache_follows_the_key_set_and_the_clock() {
     );
 }
 
+/// A kid looked up while the issuer fails (a 500) was remembered as absent for the negative
+/// TTL, as if the issuer had answered without it: a key rotated in during the blip then waited
+/// for the negative TTL rather than the cooldown (found by a review). Only an answer confirms a
+/// kid absent.
+#[tokio::test]
+async fn a_miss_while_the_issuer_fails_does_not_delay_a_rotated_key() {
+    let idp = Idp::start(Answer::Jwks(jwks_of(&["p256"]), None)).await;
+    let c = clock();
+    let mut p = policy();
+    p.negative_ttl = Duration::from_secs(600);
+    let a = authenticator(store(&idp, &c, p), &c);
+    a.verify(&long_token("p256", "ec-256", Algorithm::ES256))
+        .await
+        .unwrap();
+    // After the cooldown, the issuer fails while a token names a new kid: refused.
+    c.advance_seconds(31);
+    idp.set(Answer::Status(500));
+    let rsa = long_token("rsa2048", "rsa-1", Algorithm::RS256);
+    a.verify(&rsa).await.unwrap_err();
+    assert_eq!(idp.fetches(), 2);
+    // Back, with the new key: accepted once the cooldown is over, not after the negative TTL.
+    idp.set(Answer::Jwks(jwks_of(&["p256", "rsa2048"]), None));
+    c.advance_seconds(31);
+    a.verify(&rsa).await.unwrap();
+    assert_eq!(idp.fetches(), 3);
+}
+
 #[tokio::test]
 async fn a_miss_during_the_cooldown_does_not_delay_a_rotated_key() {
     let idp = Idp::start(Answer::Jwks(jwks_of(&["p256"]), None)).await;

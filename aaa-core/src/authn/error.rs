@@ -94,6 +94,15 @@ pub enum JwtConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// An issuer's rules were paired with a key store that finds another issuer's keys (OIDC
+    /// discovery of another issuer): its tokens would be checked with the other's keys.
+    #[error("issuer `{issuer}` is given the key store of issuer `{keys_of}`")]
+    KeysOfAnotherIssuer {
+        /// The issuer of the rules.
+        issuer: String,
+        /// The issuer whose keys the store finds.
+        keys_of: String,
+    },
 }
 
 impl AuthnError {

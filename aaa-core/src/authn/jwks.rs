@@ -188,6 +188,14 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl KeyStore {
+    /// The issuer whose keys the store's source finds, when the source knows (see
+    /// [`KeySource::issuer`]).
+    pub fn source_issuer(&self) -> Option<&str> {
+        self.inner.source.as_deref()?.issuer()
+    }
+}
+
+impl KeyStore {
     /// A store over a fixed key set (static PEM or JWK keys from configuration): never fetched,
     /// never stale.
     pub fn fixed(keys: KeySet, clock: Arc<dyn Clock>) -> Self {

@@ -236,6 +236,14 @@ impl JwtAuthenticatorBuilder {
         let mut issuers = HashMap::new();
         for (config, keys) in self.issuers {
             config.check()?;
+            if let Some(keys_of) = keys.source_issuer()
+                && keys_of != config.issuer
+            {
+                return Err(JwtConfigError::KeysOfAnotherIssuer {
+                    issuer: config.issuer.clone(),
+                    keys_of: keys_of.to_owned(),
+                });
+            }
             let name = config.issuer.clone();
             if issuers
                 .insert(name.clone(), IssuerEntry { config, keys })

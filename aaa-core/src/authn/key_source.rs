@@ -28,6 +28,13 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     ///
     /// [`KeySourceError`] on any failure; the cache keeps its current keys.
     fn fetch(&self) -> BoxFuture<'_, Result<KeyFetch, KeySourceError>>;
+
+    /// The issuer whose keys the source finds, when it knows (OIDC discovery does): the JWT
+    /// authenticator refuses to pair the source with another issuer's rules. Defaults to
+    /// `None`.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Limits for every HTTP fetch of keys or discovery documents.
@@ -320,6 +327,10 @@ impl OidcDiscovery {
 }
 
 impl KeySource for OidcDiscovery {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.issuer)
+    }
+
     fn fetch(&self) -> BoxFuture<'_, Result<KeyFetch, KeySourceError>> {
         Box::pin(async move {
             #[derive(serde::Deserialize)]

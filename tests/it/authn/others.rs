@@ -273,3 +273,37 @@ fn credentials_never_reach_tracing_events() {
         });
     });
 }
+
+/// An issuer's rules paired with the key store of another issuer (OIDC discovery of another
+/// issuer, a copy-paste slip) would check its tokens with the other's keys: the authenticator
+/// refuses to build (raised by a review). The same issuer builds.
+#[test]
+fn an_issuer_is_not_given_another_issuer_s_discovered_keys() {
+    use aaa::authn::{IssuerConfig, JwtConfigError};
+    let c = Arc::new(clock());
+    let rules = || IssuerConfig::new("https://a.example", ["api"]);
+    let build = |keys_of: &str| {
+        aaa::JwtAuthenticator::builder()
+            .issuer(rules(), KeyStore::discover(keys_of, c.clone()).unwrap())
+            .build()
+            .map(|_| ())
+    };
+    assert_eq!(
+        build("https://b.example"),
+        Err(JwtConfigError::KeysOfAnotherIssuer {
+            issuer: "https://a.example".into(),
+            keys_of: "https://b.example".into(),
+        })
+    );
+    // A trailing slash is another issuer too: one of the two would never match a token.
+    assert!(build("https://a.example/").is_err());
+    assert_eq!(build("https://a.example"), Ok(()));
+    // Sources that do not know their issuer (a JWKS URL, fixed keys) are taken as given.
+    let jwks = KeyStore::from_jwks_url("https://b.example/jwks", c.clone()).unwrap();
+    assert!(
+        aaa::JwtAuthenticator::builder()
+            .issuer(rules(), jwks)
+            .build()
+            .is_ok()
+    );
+}

@@ -209,6 +209,11 @@ impl JwtAuthenticatorBuilder {
     }
 
     /// Also reads tokens from the cookie `name`. Defaults to none.
+    ///
+    /// A browser sends cookies with requests other sites make it send: a route reading its
+    /// token from a cookie needs protection against cross-site request forgery (a `SameSite`
+    /// cookie, and a check of `Origin` or `Sec-Fetch-Site` on state-changing routes), which aaa
+    /// does not add.
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
         self

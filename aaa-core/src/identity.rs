@@ -171,7 +171,8 @@ impl AuthMethod {
 pub struct AuthInfo {
     /// The kind of credential.
     pub method: AuthMethod,
-    /// When the credential was verified (or, for a JWT, its `iat` if present).
+    /// When the principal authenticated: when the credential was verified or, for a JWT, its
+    /// `auth_time` (OpenID Connect: when the user signed in) if present, else its `iat`.
     pub authenticated_at: Timestamp,
     /// When the credential stops being valid, if it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]

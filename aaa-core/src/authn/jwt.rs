@@ -370,7 +370,8 @@ impl JwtAuthenticator {
         let mapped = config.claims.map(&claims)?;
         let mut auth = AuthInfo::new(
             AuthMethod::Jwt,
-            times.iat.unwrap_or(now),
+            // When the user authenticated: a refreshed token has a new `iat`, not a new sign-in.
+            times.auth_time.or(times.iat).unwrap_or(now),
             // Of the signed header and payload, not of the whole token: an ECDSA signature has a
             // second valid spelling (s and n − s), and a replayed token must not pass for
             // another credential in the audit log.
@@ -488,6 +489,8 @@ fn check_header<'a>(
 struct Times {
     exp: Timestamp,
     iat: Option<Timestamp>,
+    /// When the user authenticated (OpenID Connect `auth_time`), if the token says.
+    auth_time: Option<Timestamp>,
 }
 
 /// A NumericDate claim: a JSON number of seconds (fractions allowed), as microseconds.
@@ -534,6 +537,12 @@ fn check_claims(
     if iat.is_some_and(|iat| iat.unix_micros() > now_us.saturating_add(leeway)) {
         return Err(AuthnError::Invalid("the token was issued in the future"));
     }
+    let auth_time = numeric_date(claims, "auth_time", "the auth_time claim is not a number")?;
+    if auth_time.is_some_and(|at| at.unix_micros() > now_us.saturating_add(leeway)) {
+        return Err(AuthnError::Invalid(
+            "the token's user authenticated in the future",
+        ));
+    }
     if let Some(max) = config.max_lifetime {
         let Some(iat) = iat else {
             return Err(AuthnError::Invalid("the token has no iat claim"));
@@ -569,5 +578,9 @@ fn check_claims(
             return Err(AuthnError::Invalid("a registered claim has the wrong type"));
         }
     }
-    Ok(Times { exp, iat })
+    Ok(Times {
+        exp,
+        iat,
+        auth_time,
+    })
 }

@@ -565,3 +565,39 @@ async fn every_single_character_change_is_refused() {
         }
     }
 }
+
+/// `authenticated_at` is when the user signed in: the OIDC `auth_time` when the token has one (a
+/// refreshed token gets a new `iat`, not a new sign-in), else `iat`. An `auth_time` that is not
+/// a number, or lies in the future, refuses the token like a bad `iat` (raised by the
+/// authentication review).
+#[tokio::test]
+async fn authenticated_at_is_the_sign_in_time() {
+    let (a, _) = authn();
+    let with = |extra: serde_json::Value| {
+        let mut c = claims();
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        token("p256", "ec-256", Algorithm::ES256, &c)
+    };
+    let at = |p: &aaa::Principal| p.auth.authenticated_at.unix_seconds();
+    let signed_in = a
+        .verify(&with(json!({"auth_time": NOW - 3600})))
+        .await
+        .unwrap();
+    assert_eq!(at(&signed_in), NOW - 3600);
+    let plain = a.verify(&with(json!({}))).await.unwrap();
+    assert_eq!(at(&plain), NOW - 10, "iat");
+    assert_eq!(
+        a.verify(&with(json!({"auth_time": "yesterday"})))
+            .await
+            .unwrap_err(),
+        AuthnError::Invalid("the auth_time claim is not a number")
+    );
+    assert_eq!(
+        a.verify(&with(json!({"auth_time": NOW + 3600})))
+            .await
+            .unwrap_err(),
+        AuthnError::Invalid("the token's user authenticated in the future")
+    );
+}

@@ -724,11 +724,10 @@ impl Guard {
             )),
             admission.request.clone(),
         );
-        let recorded = self.record(event).await;
-        admission
-            .later_decision
-            .set(recorded.as_ref().ok().cloned().flatten());
-        let receipt = recorded.map_err(|r| self.rejection(r))?;
+        let receipt = self
+            .record_later(admission, event)
+            .await
+            .map_err(|r| self.rejection(r))?;
         if evaluation.is_allowed() {
             Ok(evaluation)
         } else {
@@ -755,11 +754,10 @@ impl Guard {
                 target: &admission.target,
                 request: &admission.request,
             };
-            let denied = self.record(self.anonymous_refusal_event(admission)).await;
+            let denied = self
+                .record_later(admission, self.anonymous_refusal_event(admission))
+                .await;
             std::mem::forget(abandoned);
-            admission
-                .later_decision
-                .set(denied.as_ref().ok().cloned().flatten());
             if let Err(rejection) = denied {
                 let status = rejection.status().as_u16();
                 let _ = self.record(self.completion_event(admission, status)).await;
@@ -853,11 +851,7 @@ impl Guard {
             )),
             admission.request.clone(),
         );
-        let recorded = self.record(event).await;
-        admission
-            .later_decision
-            .set(recorded.as_ref().ok().cloned().flatten());
-        match recorded {
+        match self.record_later(admission, event).await {
             Ok(receipt) => self.rejection(with_receipt(Rejection::missing_credentials(), receipt)),
             Err(rejection) => self.rejection(rejection),
         }
@@ -873,6 +867,21 @@ impl Guard {
             admission.target.clone(),
             admission.request.clone(),
         )
+    }
+
+    /// Records a decision made after `admission` (a handler-level check, an anonymous caller's
+    /// refusal): its receipt becomes the one of the request's answer
+    /// ([`Admission::answer_receipt`]), none if it could not be recorded.
+    async fn record_later(
+        &self,
+        admission: &Admission,
+        event: AuditEvent,
+    ) -> Result<Option<AuditReceipt>, Rejection> {
+        let recorded = self.record(event).await;
+        admission
+            .later_decision
+            .set(recorded.as_ref().ok().cloned().flatten());
+        recorded
     }
 
     /// Records a refusal, then refuses with `rejection` (or 503 when it cannot be recorded).

@@ -104,17 +104,9 @@ where
             };
             let admitted = match guard.check(&facts).await {
                 Outcome::Reject(rejection) => {
-                    let receipt = receipt_header
-                        .then(|| rejection.receipt().and_then(|r| r.header_value()))
-                        .flatten();
+                    let receipt = receipt_header.then(|| rejection.receipt().cloned());
                     let mut response = reject(req, rejection);
-                    if let Some(value) = receipt
-                        && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
-                    {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static(RECEIPT_HEADER), value);
-                    }
+                    add_receipt(response.headers_mut(), receipt.flatten());
                     return Ok(response);
                 }
                 Outcome::Proceed(admission) => Admitted::new(guard, admission),
@@ -188,16 +180,11 @@ where
                 Ok(()) => {
                     // Read once the answer is known: a handler-level refusal (or an extractor's
                     // 401, recorded by `finish`) replaces the route-level decision's receipt.
-                    if receipt_header
-                        && let Some(value) = admitted
-                            .admission()
-                            .answer_receipt()
-                            .and_then(|r| r.header_value())
-                        && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
-                    {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static(RECEIPT_HEADER), value);
+                    if receipt_header {
+                        add_receipt(
+                            response.headers_mut(),
+                            admitted.admission().answer_receipt(),
+                        );
                     }
                     Ok(response.map_into_left_body())
                 }
@@ -208,6 +195,18 @@ where
                 }
             }
         })
+    }
+}
+
+/// Puts `receipt`, if any, in the answer's [`RECEIPT_HEADER`].
+fn add_receipt(
+    headers: &mut actix_web::http::header::HeaderMap,
+    receipt: Option<aaa_core::audit::AuditReceipt>,
+) {
+    if let Some(value) = receipt.and_then(|r| r.header_value())
+        && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+    {
+        headers.insert(HeaderName::from_static(RECEIPT_HEADER), value);
     }
 }
 

@@ -80,7 +80,7 @@ fn test_runs_fixtures_with_coverage() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("9 of 9 cases passed"), "{stdout}");
+    assert!(stdout.contains("10 of 10 cases passed"), "{stdout}");
     assert!(
         stdout.contains("coverage: rule `admin-console` never applied"),
         "{stdout}"

@@ -602,6 +602,20 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             }
         }
         for r in &rule.resources {
+            if !is_type_name(r.get_ref()) {
+                // Matched exactly: `*` or `Doc*` would match no type, and a deny with it
+                // would never fire.
+                cx.error(
+                    PolicyErrorKind::InvalidPattern,
+                    Some(r.span()),
+                    format!("invalid resource type `{}`", r.get_ref()),
+                    Some(
+                        "resource types are named exactly (non-empty, without whitespace or \
+                         `*`); leave `resources` out for every type"
+                            .into(),
+                    ),
+                );
+            }
             mentioned_types.insert(r.get_ref().clone());
         }
         let mut conds = Vec::new();
@@ -717,7 +731,10 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                 );
             }
             let t = resource.get_ref();
-            if !mentioned_types.contains(t) && !rules.iter().any(|r| r.resources.is_empty()) {
+            // Known: named by a rule. A policy that names no type anywhere (its rules cover
+            // every type) cannot tell a typo; one that names some can: a type no rule names would
+            // escape the denies written for the type meant.
+            if !is_type_name(t) || (!mentioned_types.is_empty() && !mentioned_types.contains(t)) {
                 cx.error(
                     PolicyErrorKind::UnknownResourceType,
                     Some(resource.span()),
@@ -953,6 +970,11 @@ fn known_roles_help(roles: &[&Spanned<String>]) -> String {
     }
 }
 
+/// Whether `s` can name a resource type: non-empty, without whitespace or `*`.
+fn is_type_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '*')
+}
+
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -961,18 +983,23 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The `{name}` parameters of a route template (also `:name` and `{*name}`).
+/// The `{name}` parameters of a route template, also inside a segment (`/files/{id}.json`),
+/// and `:name`, `*name` and `{*name}`.
 fn template_params(template: &str) -> Vec<String> {
     let mut out = Vec::new();
     for seg in template.split('/') {
-        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+        if let Some(name) = seg.strip_prefix(':').or_else(|| seg.strip_prefix('*')) {
+            out.push(name.to_owned());
+            continue;
+        }
+        let mut rest = seg;
+        while let Some((_, after)) = rest.split_once('{') {
+            let Some((inner, tail)) = after.split_once('}') else {
+                break;
+            };
             let inner = inner.trim_start_matches('*');
-            let inner = inner.split(':').next().unwrap_or(inner);
-            out.push(inner.to_owned());
-        } else if let Some(name) = seg.strip_prefix(':') {
-            out.push(name.to_owned());
-        } else if let Some(name) = seg.strip_prefix('*') {
-            out.push(name.to_owned());
+            out.push(inner.split(':').next().unwrap_or(inner).to_owned());
+            rest = tail;
         }
     }
     out
@@ -1552,6 +1579,11 @@ mod tests {
         assert_eq!(template_params("/docs/{id}/v/{ver}"), ["id", "ver"]);
         assert_eq!(template_params("/files/{*path}"), ["path"]);
         assert_eq!(template_params("/u/:name"), ["name"]);
+        // Inside a segment too, so a repeated name there is caught and `id = "id"` is known.
+        assert_eq!(template_params("/files/{id}.json"), ["id"]);
+        assert_eq!(template_params("/u/{id}/d/v{id}"), ["id", "id"]);
+        assert_eq!(template_params("/f/{id}.{ext}"), ["id", "ext"]);
+        assert_eq!(template_params(r"/n/{id:\d{3}}"), ["id"]);
     }
 
     #[test]

@@ -293,15 +293,15 @@ impl<'a> Req<'a> {
     fn contains(&self, set: V<'_>, x: V<'_>) -> bool {
         match set {
             V::Strs(s) => matches!(x, V::Str(x) if s.contains(x)),
+            // The roles the policy defines that the principal holds, inherited ones included:
+            // a role the policy does not define grants nothing, also when a condition compares
+            // `principal.roles` with a name taken from an attribute.
             V::Roles => match x {
-                V::Str(name) => {
-                    self.principal.roles.contains(name)
-                        || self
-                            .policy
-                            .role_ids
-                            .get(name)
-                            .is_some_and(|&id| self.has_role(id))
-                }
+                V::Str(name) => self
+                    .policy
+                    .role_ids
+                    .get(name)
+                    .is_some_and(|&id| self.has_role(id)),
                 _ => false,
             },
             V::Values(s, ty) => {
@@ -349,16 +349,14 @@ impl<'a> Req<'a> {
     ) -> bool {
         match set {
             V::Strs(s) => s.iter().any(|x| f(V::Str(x))),
-            V::Roles => {
-                self.principal.roles.iter().any(|x| f(V::Str(x)))
-                    || self
-                        .policy
-                        .roles
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| self.has_role(u32::try_from(*i).unwrap_or(u32::MAX)))
-                        .any(|(_, r)| f(V::Str(&r.name)))
-            }
+            // As in `contains`: the defined roles the principal holds, never a token's unknown ones.
+            V::Roles => self
+                .policy
+                .roles
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.has_role(u32::try_from(*i).unwrap_or(u32::MAX)))
+                .any(|(_, r)| f(V::Str(&r.name))),
             V::Values(s, ty) => s.iter().any(|v| match scalar_of(v, ty) {
                 Ok(x) => f(x),
                 Err(_) => uncomparable,

@@ -135,7 +135,9 @@ impl FixtureContext {
     /// The [`Context`] this describes.
     pub fn to_context(&self) -> Context {
         let mut c = Context::new(self.time.unwrap_or(Timestamp::UNIX_EPOCH));
-        c.peer_ip = self.peer_ip;
+        // As the guard sees a peer (`RequestFacts::with_peer`): an IPv4-mapped IPv6 address is
+        // its IPv4 address, so a fixture decides that client as the service does.
+        c.peer_ip = self.peer_ip.map(|ip| ip.to_canonical());
         c.attributes.clone_from(&self.attributes);
         c
     }

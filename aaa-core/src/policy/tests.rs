@@ -1155,3 +1155,422 @@ fn policies_built_in_code_compile_and_get_distinct_versions() {
     assert_eq!(e.kind(), PolicyErrorKind::UnknownRole);
     assert_eq!(e.diagnostics()[0].line(), 0);
 }
+
+// ---- review 4 probes -------------------------------------------------------------------------
+
+mod review4 {
+    use super::*;
+
+    /// JSON with a duplicated key: TOML refuses duplicate keys; does the JSON path?
+    #[test]
+    fn r4_json_duplicate_keys_are_refused() {
+        // The deny rule is given first, then `rules` again with only an allow.
+        let text = r#"{
+            "rules": [{"id": "deny-all", "effect": "deny", "actions": ["*"]}],
+            "roles": {"reader": {"permissions": ["docs:read"]}},
+            "rules": []
+        }"#;
+        let r = PolicySet::from_json(text, "p.json");
+        if let Ok(p) = &r {
+            let alice = user("alice").with_roles(["reader"]);
+            let e = p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx());
+            panic!(
+                "duplicate `rules` key accepted; decision {:?} by {:?}",
+                e.decision, e.rules
+            );
+        }
+    }
+
+    #[test]
+    fn r4_json_duplicate_field_in_a_rule_is_refused() {
+        let text = r#"{
+            "roles": {"reader": {"permissions": ["docs:read"]}},
+            "rules": [{"id": "d", "effect": "deny", "actions": ["docs:read"], "effect": "allow"}]
+        }"#;
+        let r = PolicySet::from_json(text, "p.json");
+        if let Ok(p) = &r {
+            let alice = user("alice").with_roles(["reader"]);
+            let e = p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx());
+            panic!(
+                "duplicate `effect` accepted; decision {:?} by {:?}",
+                e.decision, e.rules
+            );
+        }
+    }
+
+    /// "A role in a token that the policy does not define grants nothing."
+    #[test]
+    fn r4_undefined_token_role_grants_nothing_through_principal_roles() {
+        let p = compile(
+            r#"
+[schema.resource]
+required_role = "string"
+allowed_roles = "set<string>"
+[roles.editor]
+[[rules]]
+id = "by-role"
+effect = "allow"
+actions = ["docs:read"]
+when = 'resource.required_role in principal.roles'
+[[rules]]
+id = "by-any-role"
+effect = "allow"
+actions = ["docs:write"]
+when = 'principal.roles.containsAny(resource.allowed_roles)'
+"#,
+        );
+        // `superuser` is not a role of the policy.
+        let mallory = user("mallory").with_roles(["superuser"]);
+        let d = Resource::new("Document")
+            .with_attribute("required_role", "superuser")
+            .with_attribute("allowed_roles", Value::string_set(["superuser"]));
+        let read = p.evaluate(&mallory, "docs:read", &d, &ctx());
+        let write = p.evaluate(&mallory, "docs:write", &d, &ctx());
+        assert_eq!(
+            (read.decision, write.decision),
+            (Decision::Deny, Decision::Deny),
+            "read by {:?}, write by {:?}",
+            read.rules,
+            write.rules
+        );
+    }
+}
+
+mod review4_routes {
+    use super::*;
+
+    /// docs/policy.md: "A template may not repeat a parameter name ... such a route is refused
+    /// when the policy loads". actix templates may put a parameter after a literal prefix in a
+    /// segment (`v{id}`) or two in one segment (`{id}.{id}`).
+    #[test]
+    fn r4_a_repeated_parameter_inside_a_segment_is_refused() {
+        let mut accepted = Vec::new();
+        for template in ["/users/{id}/docs/v{id}", "/files/{id}.{id}"] {
+            let text = format!(
+                "[roles.r]\npermissions = [\"docs:read\"]\n[[routes]]\nmethod = \"GET\"\nroute = \"{template}\"\naction = \"docs:read\"\nresource = \"D\"\n"
+            );
+            if PolicySet::from_toml(&text, "t.toml").is_ok() {
+                accepted.push(template);
+            }
+        }
+        assert!(accepted.is_empty(), "accepted: {accepted:?}");
+    }
+}
+
+mod review4_model {
+    use super::*;
+    use crate::policy::compile::CRule;
+    use crate::policy::eval::Outcome;
+
+    /// A straightforward evaluation: every rule, no index.
+    fn naive(
+        p: &PolicySet,
+        routes: &[(&str, &str, &str)],
+        principal: &Principal,
+        action: &str,
+        resource: &Resource,
+        context: &Context,
+    ) -> Decision {
+        for (a, t, scope) in routes {
+            if *a == action && *t == resource.resource_type && !principal.scopes.contains(*scope) {
+                return Decision::Deny;
+            }
+        }
+        let req = p.request(principal, resource, context);
+        let rel = |r: &CRule| {
+            r.matches_action(action)
+                && (r.resources.is_empty()
+                    || r.resources.iter().any(|t| **t == *resource.resource_type))
+        };
+        for r in p
+            .rules
+            .iter()
+            .filter(|r| r.effect == Effect::Deny && rel(r))
+        {
+            if matches!(req.applies(r), Outcome::Yes | Outcome::Fault(_)) {
+                return Decision::Deny;
+            }
+        }
+        for r in p
+            .rules
+            .iter()
+            .filter(|r| r.effect == Effect::Allow && rel(r))
+        {
+            if req.applies(r) == Outcome::Yes {
+                return Decision::Allow;
+            }
+        }
+        Decision::Deny
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+            &xs[(self.next() % xs.len() as u64) as usize]
+        }
+        fn coin(&mut self) -> bool {
+            self.next().is_multiple_of(2)
+        }
+    }
+
+    #[test]
+    fn r4_index_agrees_with_a_naive_evaluation() {
+        const PATS: &[&str] = &[
+            "a:x", "a:y", "a:*", "a:x:*", "*", "b:z", "a:x:y", "a:", "b:*",
+        ];
+        const ACTS: &[&str] = &[
+            "a:x", "a:y", "a:x:y", "a:new", "b:z", "c", "a:", "*", "a:*", "b:", "a:x:", "b:q",
+        ];
+        const TYPES: &[&str] = &["T1", "T2", "T3"];
+        const CONDS: &[&str] = &[
+            "principal.level > 2",
+            "resource.owner == principal.id",
+            "resource.flag",
+            "!principal.mfa || resource.flag",
+            "principal.roles.contains(\"r1\")",
+        ];
+        let mut rng = Rng(0x9e3779b97f4a7c15);
+        let mut compiled = 0;
+        for round in 0..400 {
+            let mut text = String::from(
+                "[schema.principal]\nlevel = \"long\"\n[schema.resource]\nowner = \"string\"\nflag = \"bool\"\n[roles.r0]\n[roles.r1]\ninherits = [\"r0\"]\npermissions = [\"a:y\"]\n",
+            );
+            let n = rng.next() % 8;
+            for i in 0..n {
+                let effect = if rng.coin() { "allow" } else { "deny" };
+                let acts: Vec<String> = (0..1 + rng.next() % 3)
+                    .map(|_| format!("{:?}", rng.pick(PATS)))
+                    .collect();
+                let types: Vec<String> = (0..rng.next() % 3)
+                    .map(|_| format!("{:?}", rng.pick(TYPES)))
+                    .collect();
+                text.push_str(&format!(
+                    "[[rules]]\nid = \"r{i}\"\neffect = \"{effect}\"\nactions = [{}]\nresources = [{}]\n",
+                    acts.join(", "),
+                    types.join(", ")
+                ));
+                if rng.coin() {
+                    text.push_str(&format!("when = '{}'\n", rng.pick(CONDS)));
+                }
+                if rng.next().is_multiple_of(4) {
+                    text.push_str(&format!("unless = '{}'\n", rng.pick(CONDS)));
+                }
+                if rng.next().is_multiple_of(5) {
+                    text.push_str("scopes = [\"sc\"]\n");
+                }
+            }
+            // Routes with scopes, for actions covered by a rule or permission.
+            let mut routes = Vec::new();
+            for (j, a) in ["a:x", "a:x:y", "a:y", "b:q"].iter().enumerate() {
+                if rng.coin() {
+                    let t = *rng.pick(TYPES);
+                    routes.push((*a, t, "rs"));
+                    text.push_str(&format!(
+                        "[[routes]]\nmethod = \"GET\"\nroute = \"/r{j}\"\naction = \"{a}\"\nresource = \"{t}\"\nscopes = [\"rs\"]\n"
+                    ));
+                }
+            }
+            let Ok(p) = PolicySet::from_toml(&text, "gen.toml") else {
+                continue;
+            };
+            compiled += 1;
+            for _ in 0..40 {
+                let mut who = user(rng.pick::<&str>(&["u1", "u2"]));
+                if rng.coin() {
+                    who = who.with_roles([*rng.pick(&["r0", "r1", "ghost"])]);
+                }
+                if rng.coin() {
+                    who = who.with_attribute("level", (rng.next() % 5) as i64);
+                }
+                if rng.coin() {
+                    who = who.with_scopes(["sc"]);
+                }
+                if rng.coin() {
+                    who = who.with_scopes(["rs"]);
+                }
+                let mut r = Resource::new(*rng.pick(TYPES));
+                if rng.coin() {
+                    r = r.with_attribute("owner", *rng.pick(&["u1", "u2"]));
+                }
+                if rng.coin() {
+                    r = r.with_attribute("flag", rng.coin());
+                }
+                let action = *rng.pick(ACTS);
+                let c = ctx();
+                let want = naive(&p, &routes, &who, action, &r, &c);
+                let fast = p.decide(&who, action, &r, &c);
+                let full = p.evaluate(&who, action, &r, &c);
+                assert_eq!(
+                    (fast, full.decision),
+                    (want, want),
+                    "round {round}, action {action}, type {}\n{text}",
+                    r.resource_type
+                );
+            }
+        }
+        assert!(compiled > 100, "{compiled} policies compiled");
+    }
+}
+
+mod review4_resources {
+    use super::*;
+
+    /// Actions have a glob dialect and refuse anything outside it; resource types have none. A
+    /// deny written with `resources = ["*"]` (or `"Doc*"`) loads and never fires for any real
+    /// type, where the same pattern in `actions` is refused (`docs*`) or means "every".
+    #[test]
+    fn r4_a_wildcard_resource_type_is_refused_or_means_every_type() {
+        let mut accepted = Vec::new();
+        for types in [r#"["*"]"#, r#"["Doc*"]"#, r#"[""]"#] {
+            let text = format!(
+                "[roles.r]\npermissions = [\"docs:delete\"]\n[[rules]]\nid = \"no-delete\"\neffect = \"deny\"\nactions = [\"docs:delete\"]\nresources = {types}\n"
+            );
+            if let Ok(p) = PolicySet::from_toml(&text, "t.toml") {
+                let u = user("u").with_roles(["r"]);
+                let e = p.evaluate(&u, "docs:delete", &Resource::new("Document"), &ctx());
+                if e.decision == Decision::Allow {
+                    accepted.push(format!(
+                        "resources = {types}: deny never fires ({:?})",
+                        e.rules
+                    ));
+                }
+            }
+        }
+        assert!(accepted.is_empty(), "{accepted:#?}");
+    }
+}
+
+mod review4_fixtures {
+    use super::*;
+
+    /// A fixture (and `aaa policy explain`) takes `context.peer_ip` as written, while the guard
+    /// canonicalizes the peer (`RequestFacts::with_peer`: `::ffff:10.1.2.3` becomes `10.1.2.3`).
+    /// A fixture asserting that an IPv4-mapped client is refused by an IPv4 allow range passes,
+    /// and the same client is allowed in production.
+    #[test]
+    fn r4_a_fixture_decides_a_mapped_peer_as_the_guard_does() {
+        let p = compile(
+            r#"
+[[rules]]
+id = "office"
+effect = "allow"
+actions = ["docs:read"]
+when = 'context.peer_ip.isInRange(ip("10.0.0.0/8"))'
+"#,
+        );
+        let fixtures = Fixtures::from_toml(
+            r#"
+[[case]]
+name = "a dual-stack client from the office network"
+principal = { id = "ann" }
+action = "docs:read"
+resource = { type = "Document" }
+context = { peer_ip = "::ffff:10.1.2.3" }
+expect = "deny"
+"#,
+            "cases.toml",
+        )
+        .unwrap();
+        let report = fixtures.run(&p);
+        // What the guard decides for the same client.
+        let facts = crate::http::RequestFacts::new(http::Method::GET, "/docs/1")
+            .with_peer("[::ffff:10.1.2.3]:443".parse().unwrap());
+        let mut live = Context::new(Timestamp::UNIX_EPOCH);
+        live.peer_ip = facts.peer().map(|s| s.ip());
+        let live = p.evaluate(&user("ann"), "docs:read", &Resource::new("Document"), &live);
+        assert!(
+            !(report.passed() && live.decision == Decision::Allow),
+            "the fixture expecting deny passes, the guard allows"
+        );
+    }
+}
+
+mod review4_route_checks {
+    use super::*;
+
+    /// `unknown_resource_type` is meant to catch a route whose resource type no rule is written
+    /// for. Role permissions are rules for every type, so in any policy whose roles grant
+    /// something the check never fires: a typo in a route's type loads, and the typed deny
+    /// rules written for the real type do not apply to that route.
+    #[test]
+    fn r4_a_mistyped_route_resource_type_is_refused() {
+        let text = r#"
+[schema.resource]
+classification = "string"
+[roles.editor]
+permissions = ["docs:*"]
+[[rules]]
+id = "forbid-secret-delete"
+effect = "deny"
+actions = ["docs:delete"]
+resources = ["Document"]
+when = 'resource.classification == "secret"'
+[[routes]]
+method = "DELETE"
+route = "/docs/{id}"
+action = "docs:delete"
+resource = "Documnet"
+id = "id"
+"#;
+        if let Ok(p) = PolicySet::from_toml(text, "t.toml") {
+            let facts = crate::http::RequestFacts::new(http::Method::DELETE, "/docs/7")
+                .with_matched_route("/docs/{id}")
+                .with_param("id", "7");
+            let RouteBinding::Protected { action, resource } = p.route(&facts) else {
+                panic!("not bound");
+            };
+            let resource = resource.with_attribute("classification", "secret");
+            let e = p.evaluate(
+                &user("u").with_roles(["editor"]),
+                action.as_str(),
+                &resource,
+                &ctx(),
+            );
+            panic!(
+                "route type `Documnet` accepted; deleting a secret document there: {:?} by {:?}",
+                e.decision, e.rules
+            );
+        }
+    }
+}
+
+mod review4_many_roles {
+    use super::*;
+
+    /// Role closures across bitset words (more than 8, 64 and 256 roles) answer as inheritance
+    /// says: a chain r0 <- r1 <- ... <- r{n-1}.
+    #[test]
+    fn r4_role_closures_across_words() {
+        for n in [5usize, 9, 65, 130, 300] {
+            let mut text = String::new();
+            for i in 0..n {
+                text.push_str(&format!("[roles.r{i}]\n"));
+                if i > 0 {
+                    text.push_str(&format!("inherits = [\"r{}\"]\n", i - 1));
+                }
+            }
+            text.push_str(&format!(
+                "[[rules]]\nid = \"low\"\neffect = \"allow\"\nprincipal = {{ role = \"r0\" }}\nactions = [\"a:low\"]\n\
+                 [[rules]]\nid = \"top\"\neffect = \"allow\"\nprincipal = {{ role = \"r{top}\" }}\nactions = [\"a:top\"]\n\
+                 [[rules]]\nid = \"mid\"\neffect = \"allow\"\nactions = [\"a:mid\"]\nwhen = '\"r{mid}\" in principal.roles'\n",
+                top = n - 1,
+                mid = n / 2
+            ));
+            let p = compile(&text);
+            let d = Resource::new("D");
+            for held in 0..n {
+                let u = user("u").with_roles([format!("r{held}")]);
+                let got = |a: &str| p.decide(&u, a, &d, &ctx()) == Decision::Allow;
+                assert!(got("a:low"), "n {n}, r{held} lacks r0");
+                assert_eq!(got("a:top"), held == n - 1, "n {n}, r{held} top");
+                assert_eq!(got("a:mid"), held >= n / 2, "n {n}, r{held} mid");
+            }
+        }
+    }
+}

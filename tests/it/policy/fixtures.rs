@@ -22,7 +22,7 @@ fn docs_service_fixtures_pass() {
         Fixtures::from_file(root().join("tests/fixtures/policy/docs_service_cases.toml")).unwrap();
     let report = fixtures.run(&docs_policy());
     assert!(report.passed(), "{report}");
-    assert_eq!(report.total, 9);
+    assert_eq!(report.total, 10);
 }
 
 #[test]

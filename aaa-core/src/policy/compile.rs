@@ -970,6 +970,63 @@ fn known_roles_help(roles: &[&Spanned<String>]) -> String {
     }
 }
 
+/// The values `weekday()` gives.
+const WEEKDAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// The values `principal.kind` takes.
+const PRINCIPAL_KINDS: [&str; 3] = ["user", "service", "device"];
+
+/// Why `l op r` can never hold, when one side has a fixed domain (`weekday()`, `hour()`,
+/// `principal.kind`) and the other is a literal outside it: a typo (`"Sun"`, `"Service"`,
+/// `hour() >= 24`) would compile into a condition no request meets, and a deny with it would
+/// never fire.
+fn never_true(op: CmpOp, l: &CExpr, r: &CExpr) -> Option<String> {
+    // The domain side first; flip the comparison when the literal is on the left.
+    let (op, domain, lit) = match (l, r) {
+        (_, CExpr::Const(lit)) => (op, l, lit),
+        (CExpr::Const(lit), _) => (
+            match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::Le => CmpOp::Ge,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::Ge => CmpOp::Le,
+                same => same,
+            },
+            r,
+            lit,
+        ),
+        _ => return None,
+    };
+    let names: &[&str] = match (domain, lit) {
+        (CExpr::Weekday(_), Lit::Str(_)) => &WEEKDAY_NAMES,
+        (CExpr::Get(Attr::PrincipalKind), Lit::Str(_)) => &PRINCIPAL_KINDS,
+        (CExpr::Hour(_), Lit::Long(n)) => {
+            let holds = |h: i64| match op {
+                CmpOp::Eq => h == *n,
+                CmpOp::Ne => h != *n,
+                CmpOp::Lt => h < *n,
+                CmpOp::Le => h <= *n,
+                CmpOp::Gt => h > *n,
+                CmpOp::Ge => h >= *n,
+            };
+            return (!(0..24).any(holds))
+                .then(|| format!("`hour()` is 0 to 23: this comparison with {n} never holds"));
+        }
+        _ => return None,
+    };
+    match (op, lit) {
+        (CmpOp::Eq | CmpOp::Ne, Lit::Str(v)) if !names.contains(&&**v) => Some(format!(
+            "`{v}` is never the value compared (it is one of {}): the comparison {}",
+            names.join(", "),
+            if op == CmpOp::Eq {
+                "never holds"
+            } else {
+                "always holds"
+            }
+        )),
+        _ => None,
+    }
+}
+
 /// Whether `s` can name a resource type: non-empty, without whitespace or `*`.
 fn is_type_name(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '*')
@@ -1362,6 +1419,9 @@ impl Checker<'_, '_> {
                         format!("`<`, `<=`, `>` and `>=` compare longs, decimals or timestamps, not a {lt}"),
                     );
                 }
+                if let Some(why) = never_true(*op, &lc, &rc) {
+                    return self.mismatch(&e.span, why);
+                }
                 Some((CExpr::Cmp(*op, Box::new(lc), Box::new(rc)), Ty::One(Bool)))
             }
             ExprKind::In(l, r) => {
@@ -1519,6 +1579,13 @@ impl Checker<'_, '_> {
         };
         if x.unify(y).is_none() {
             return self.mismatch(&e.span, format!("a {et} is never in a {st}"));
+        }
+        if let CExpr::LitSet(items) = &sc
+            && let Some(why) = items
+                .iter()
+                .find_map(|l| never_true(CmpOp::Eq, &ec, &CExpr::Const(l.clone())))
+        {
+            return self.mismatch(&e.span, why);
         }
         // `principal.roles.contains("admin")` with a known role: a bit test.
         if let (CExpr::Get(Attr::PrincipalRoles), CExpr::Const(Lit::Str(role))) = (&sc, &ec)

@@ -1418,6 +1418,55 @@ mod review4_model {
     }
 }
 
+mod review4_literals {
+    use super::*;
+
+    /// A literal outside a fixed domain (`weekday()`, `hour()`, `principal.kind`) loaded, and a
+    /// deny with it never fired: refused at load now, like an undefined role name. Values in the
+    /// domain still compile.
+    #[test]
+    fn r4_out_of_domain_literals_are_refused() {
+        let load = |cond: &str| {
+            let text = format!(
+                "[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
+            );
+            PolicySet::from_toml(&text, "t.toml")
+        };
+        let mut accepted = Vec::new();
+        for cond in [
+            r#"context.time.weekday() == "Sun""#,
+            r#"context.time.weekday() in ["sat", "sunday"]"#,
+            r#"context.time.hour() >= 24"#,
+            r#"24 <= context.time.hour()"#,
+            r#"context.time.hour() < 0"#,
+            r#"principal.kind == "Service""#,
+            r#"principal.kind != "robot""#,
+        ] {
+            if let Ok(p) = load(cond) {
+                // Sunday 2026-11-22 23:30 UTC, a service principal.
+                let c = Context::new(Timestamp::parse_rfc3339("2026-11-22T23:30:00Z").unwrap());
+                let svc = Principal::new("s", PrincipalKind::Service, "idp").with_roles(["r"]);
+                let e = p.evaluate(&svc, "docs:read", &Resource::new("D"), &c);
+                accepted.push(format!("`{cond}` accepted: {:?}", e.decision));
+            }
+        }
+        assert!(accepted.is_empty(), "{accepted:#?}");
+        for cond in [
+            r#"context.time.weekday() == "sun""#,
+            r#"context.time.weekday() in ["sat", "sun"]"#,
+            r#"context.time.hour() >= 23"#,
+            r#"principal.kind == "service""#,
+            r#"principal.kind != "user""#,
+        ] {
+            let p = load(cond).unwrap_or_else(|e| panic!("{cond}: {e}"));
+            let c = Context::new(Timestamp::parse_rfc3339("2026-11-22T23:30:00Z").unwrap());
+            let svc = Principal::new("s", PrincipalKind::Service, "idp").with_roles(["r"]);
+            let e = p.evaluate(&svc, "docs:read", &Resource::new("D"), &c);
+            assert_eq!(e.decision, Decision::Deny, "{cond}: the deny fires");
+        }
+    }
+}
+
 mod review4_resources {
     use super::*;
 

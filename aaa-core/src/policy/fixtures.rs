@@ -252,9 +252,10 @@ pub struct FixtureReport {
 }
 
 impl FixtureReport {
-    /// Whether every case passed.
+    /// Whether every case passed, and there was one at least: a fixtures file without a case
+    /// checks nothing, and does not pass.
     pub fn passed(&self) -> bool {
-        self.failures.is_empty()
+        self.total > 0 && self.failures.is_empty()
     }
 }
 
@@ -269,6 +270,9 @@ impl fmt::Display for FixtureReport {
             self.total - self.failures.len(),
             self.total
         )?;
+        if self.total == 0 {
+            writeln!(f, "FAIL no case: the fixtures check nothing")?;
+        }
         let c = &self.coverage;
         if c.rules_never_applied.is_empty()
             && c.conditions_never_true.is_empty()

@@ -114,3 +114,17 @@ fn the_reference_page_examples_are_valid_and_say_what_they_do() {
     assert_eq!(delete.reason, Reason::Forbidden);
     assert_eq!(delete.rules, ["forbid-secret-delete".into()]);
 }
+
+/// A fixtures file without a case checked nothing and passed (`aaa policy test` exited 0): it no
+/// longer passes (raised by the policy review).
+#[test]
+fn fixtures_without_a_case_do_not_pass() {
+    for text in ["", "# nothing yet\n"] {
+        let report = Fixtures::from_toml(text, "empty.toml")
+            .unwrap()
+            .run(&docs_policy());
+        assert_eq!(report.total, 0);
+        assert!(!report.passed());
+        assert!(report.to_string().contains("FAIL no case"), "{report}");
+    }
+}

@@ -1156,45 +1156,40 @@ fn policies_built_in_code_compile_and_get_distinct_versions() {
     assert_eq!(e.diagnostics()[0].line(), 0);
 }
 
-// ---- review 4 probes -------------------------------------------------------------------------
+// ---- the policy review of 2026-12-03: its findings, and its probes kept as regression tests ----
 
 mod review4 {
     use super::*;
 
-    /// JSON with a duplicated key: TOML refuses duplicate keys; does the JSON path?
+    /// JSON with a duplicated key is refused, as TOML is: a repeated `rules` (the second
+    /// dropping the deny of the first) and a repeated `effect` inside a rule.
     #[test]
     fn r4_json_duplicate_keys_are_refused() {
-        // The deny rule is given first, then `rules` again with only an allow.
-        let text = r#"{
+        for (what, text) in [
+            (
+                "rules",
+                r#"{
             "rules": [{"id": "deny-all", "effect": "deny", "actions": ["*"]}],
             "roles": {"reader": {"permissions": ["docs:read"]}},
             "rules": []
-        }"#;
-        let r = PolicySet::from_json(text, "p.json");
-        if let Ok(p) = &r {
-            let alice = user("alice").with_roles(["reader"]);
-            let e = p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx());
-            panic!(
-                "duplicate `rules` key accepted; decision {:?} by {:?}",
-                e.decision, e.rules
-            );
-        }
-    }
-
-    #[test]
-    fn r4_json_duplicate_field_in_a_rule_is_refused() {
-        let text = r#"{
+        }"#,
+            ),
+            (
+                "effect",
+                r#"{
             "roles": {"reader": {"permissions": ["docs:read"]}},
             "rules": [{"id": "d", "effect": "deny", "actions": ["docs:read"], "effect": "allow"}]
-        }"#;
-        let r = PolicySet::from_json(text, "p.json");
-        if let Ok(p) = &r {
-            let alice = user("alice").with_roles(["reader"]);
-            let e = p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx());
-            panic!(
-                "duplicate `effect` accepted; decision {:?} by {:?}",
-                e.decision, e.rules
-            );
+        }"#,
+            ),
+        ] {
+            if let Ok(p) = PolicySet::from_json(text, "p.json") {
+                let alice = user("alice").with_roles(["reader"]);
+                let e = p.evaluate(&alice, "docs:read", &Resource::new("D"), &ctx());
+                panic!(
+                    "duplicate `{what}` key accepted; decision {:?} by {:?}",
+                    e.decision, e.rules
+                );
+            }
         }
     }
 

@@ -729,6 +729,24 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                             .into(),
                     ),
                 );
+            } else if !mentioned_actions.contains(a)
+                && let Some((near, denies)) = denied_look_alike(a, &rules)
+            {
+                // Only patterns cover it: a typo of a denied action (`docs:delte` beside a
+                // `docs:*` grant) would escape every deny that names the real one.
+                cx.error(
+                    PolicyErrorKind::UnknownAction,
+                    Some(action.span()),
+                    format!(
+                        "route `{method} {template}` names action `{a}`, which no rule names \
+                         (only patterns cover it); did you mean `{near}`?"
+                    ),
+                    Some(format!(
+                        "the deny rules naming `{near}` ({}) do not apply to `{a}`; fix the name, \
+                         or name `{a}` in a rule or role permission if it is an action of its own",
+                        denies.join(", ")
+                    )),
+                );
             }
             let t = resource.get_ref();
             // Known: named by a rule. A policy that names no type anywhere (its rules cover
@@ -953,6 +971,33 @@ fn route_method(text: &str) -> Result<http::Method, String> {
                 .to_owned(),
         ),
     }
+}
+
+/// The exact action of a deny rule that `action` is one or two edits away from (a letter
+/// added, dropped, changed, or two swapped), with the ids of the deny rules naming it.
+fn denied_look_alike<'r>(action: &str, rules: &'r [CRule]) -> Option<(&'r str, Vec<&'r str>)> {
+    let mut best: Option<(usize, &str)> = None;
+    for rule in rules.iter().filter(|r| r.effect == Effect::Deny) {
+        for p in &rule.actions {
+            let Pattern::Exact(denied) = p else { continue };
+            let d = strsim::osa_distance(action, denied);
+            if d <= 2 && best.is_none_or(|(b, n)| (d, &**denied) < (b, n)) {
+                best = Some((d, denied));
+            }
+        }
+    }
+    let (_, near) = best?;
+    let denies = rules
+        .iter()
+        .filter(|r| {
+            r.effect == Effect::Deny
+                && r.actions
+                    .iter()
+                    .any(|p| matches!(p, Pattern::Exact(x) if &**x == near))
+        })
+        .map(|r| &*r.id)
+        .collect();
+    Some((near, denies))
 }
 
 fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>) {

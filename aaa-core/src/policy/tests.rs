@@ -142,6 +142,44 @@ fn unknown_action_in_a_route() {
     );
 }
 
+/// A route action only patterns cover, one or two edits from an action a deny rule names, is
+/// refused: with `docs:*` granted, `docs:delte` would escape the deny meant for `docs:delete`.
+#[test]
+fn a_route_action_a_typo_away_from_a_denied_one_is_refused() {
+    let docs = include_str!("../../../examples/policies/docs_service.toml");
+    for (real, typo, rule) in [
+        ("docs:delete", "docs:delte", "forbid-secret-delete"),
+        ("docs:share", "docs:shrae", "forbid-share-outside-10/8"),
+    ] {
+        let real_line = format!("action = \"{real}\"");
+        assert!(docs.contains(&real_line), "{real}");
+        let text = docs.replace(&real_line, &format!("action = \"{typo}\""));
+        let (kind, _, _, msg) = one_error(&text);
+        assert_eq!(kind, PolicyErrorKind::UnknownAction);
+        assert!(msg.ends_with(&format!("names action `{typo}`, which no rule names (only patterns cover it); did you mean `{real}`?")), "{msg}");
+        let e = PolicySet::from_toml(&text, "t.toml").unwrap_err();
+        let help = e.diagnostics()[0].help().unwrap();
+        assert!(help.contains(&format!("({rule})")), "{help}");
+    }
+    // Far from every denied action, or named by a rule itself: accepted.
+    let glob = "[[rules]]\nid = \"all\"\neffect = \"allow\"\nactions = [\"docs:*\"]\n\
+                [[rules]]\nid = \"no-delete\"\neffect = \"deny\"\nactions = [\"docs:delete\"]\n\
+                [[routes]]\nmethod = \"GET\"\nroute = \"/docs/{id}\"\nresource = \"Doc\"\nid = \"id\"\n";
+    assert!(PolicySet::from_toml(&format!("{glob}action = \"docs:read\"\n"), "t.toml").is_ok());
+    assert_eq!(
+        one_error(&format!("{glob}action = \"docs:delet\"\n")).0,
+        PolicyErrorKind::UnknownAction
+    );
+    let named = glob.replace(
+        "actions = [\"docs:*\"]",
+        "actions = [\"docs:*\", \"docs:delet\"]",
+    );
+    assert!(PolicySet::from_toml(&format!("{named}action = \"docs:delet\"\n"), "t.toml").is_ok());
+    // Only denies are looked at: an allow a typo away is no bypass.
+    let allow = glob.replace("\"deny\"", "\"allow\"");
+    assert!(PolicySet::from_toml(&format!("{allow}action = \"docs:delet\"\n"), "t.toml").is_ok());
+}
+
 #[test]
 fn duplicate_rule_id() {
     let text = "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\n\n[[rules]]\nid = \"r\"\neffect = \"deny\"\nactions = [\"a\"]\n";

@@ -62,7 +62,7 @@ async fn main() -> Result<(), String> {
         ("with no key", "/docs/d3", "", 401),
     ] {
         let status = demo::status_of(addr, "GET", path, header).await?;
-        println!("indexer reads {what}: GET {path} -> {status}");
+        demo::say(format_args!("indexer reads {what}: GET {path} -> {status}"));
         if status != expected {
             return Err(format!("GET {path}: expected {expected}, got {status}"));
         }
@@ -78,9 +78,9 @@ async fn main() -> Result<(), String> {
             return Err(format!("the API key appears in {}", path.display()));
         }
     }
-    println!(
+    demo::say(format_args!(
         "audit log verified: {} records; the API key appears in none of them",
         report.records
-    );
+    ));
     Ok(())
 }

@@ -766,6 +766,14 @@ pub(crate) fn unmapped(demo: &Demo) -> Vec<String> {
         .collect()
 }
 
+/// Prints a line on stdout. A closed stdout (`docs_service | head -3`) is no reason to stop
+/// serving: `println!` would panic there.
+#[allow(dead_code, reason = "used by the demo binaries, not by the tests")]
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 #[allow(dead_code, reason = "used by the demo binaries, not by the tests")]
 /// A short scripted session: what a person would try first.
 pub(crate) async fn exercise(addr: SocketAddr, demo: &Demo) -> Result<(), String> {
@@ -784,7 +792,7 @@ pub(crate) async fn exercise(addr: SocketAddr, demo: &Demo) -> Result<(), String
         ("GET", "/docs/d1", "Authorization: Bearer not.a.token", 401),
     ] {
         let status = status_of(addr, method, path, header).await?;
-        println!("{method} {path} -> {status}");
+        say(format_args!("{method} {path} -> {status}"));
         if status != want {
             return Err(format!("{method} {path}: expected {want}, got {status}"));
         }

@@ -58,7 +58,7 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let demo = Arc::new(Demo::new(&options, addr, None)?);
-    println!("{}", demo.banner(addr, &options.audit_dir));
+    demo::say(format_args!("{}", demo.banner(addr, &options.audit_dir)));
     for route in demo::unmapped(&demo) {
         eprintln!("warning: the policy does not map {route}: every request to it is denied");
     }
@@ -67,15 +67,15 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
         let result = demo::exercise(addr, &demo).await;
         server.abort();
         let report = demo.verify_log(&options.audit_dir).await?;
-        println!(
+        demo::say(format_args!(
             "audit log verified: {} records, {} checkpoints, {} not yet covered",
             report.records, report.checkpoints, report.uncovered
-        );
+        ));
         return result;
     }
     tokio::select! {
         result = server => result.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
-        _ = tokio::signal::ctrl_c() => println!("shutting down"),
+        _ = tokio::signal::ctrl_c() => demo::say(format_args!("shutting down")),
     }
     demo.audit.checkpoint_now().await.map_err(|e| e.to_string())
 }

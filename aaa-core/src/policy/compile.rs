@@ -586,6 +586,22 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                 Some("list the actions it covers, or `[\"*\"]` for all".into()),
             );
         }
+        if rule.effect == Effect::Deny && !rule.scopes.is_empty() {
+            // A rule applies only to tokens that carry its scopes: on a deny, that reads as
+            // "writes need docs.write" and does the opposite (it denies the tokens that have it).
+            cx.error(
+                PolicyErrorKind::InvalidRule,
+                Some(rule.id.span()),
+                format!("deny rule `{id}` names `scopes`"),
+                Some(
+                    "a rule applies only to tokens that carry its scopes, so this deny would hit \
+                     the tokens that have them and spare those that do not; to require a scope, \
+                     put `scopes` on the route or on the allow rules; to deny tokens that carry \
+                     one, write `when = '\"SCOPE\" in principal.scopes'`"
+                        .into(),
+                ),
+            );
+        }
         let mut actions = Vec::new();
         for a in &rule.actions {
             match Pattern::parse(a.get_ref()) {

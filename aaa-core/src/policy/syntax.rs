@@ -128,7 +128,8 @@ pub struct Rule {
     /// The rule does not apply when this condition holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unless: Option<Spanned<String>>,
-    /// Scopes the token must carry for the rule to apply.
+    /// Scopes the token must carry for the rule to apply (allow rules only: a deny rule with
+    /// scopes is refused).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Free text for readers.

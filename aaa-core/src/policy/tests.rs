@@ -180,6 +180,37 @@ fn a_route_action_a_typo_away_from_a_denied_one_is_refused() {
     assert!(PolicySet::from_toml(&format!("{allow}action = \"docs:delet\"\n"), "t.toml").is_ok());
 }
 
+/// A deny rule with `scopes` would deny the tokens that carry them and spare the others (the
+/// opposite of what "writes need docs.write" means): refused, with the two ways to say it.
+#[test]
+fn a_deny_rule_with_scopes_is_refused() {
+    let text = "[[rules]]\nid = \"w\"\neffect = \"allow\"\nactions = [\"docs:*\"]\n\
+                [[rules]]\nid = \"need-write\"\neffect = \"deny\"\nactions = [\"docs:update\"]\nscopes = [\"docs.write\"]\n";
+    let (kind, line, col, msg) = one_error(text);
+    assert_eq!(kind, PolicyErrorKind::InvalidRule);
+    assert_eq!((line, col), (6, 6));
+    assert_eq!(msg, "deny rule `need-write` names `scopes`");
+    let e = PolicySet::from_toml(text, "t.toml").unwrap_err();
+    let help = e.diagnostics()[0].help().unwrap();
+    assert!(
+        help.contains("put `scopes` on the route or on the allow rules"),
+        "{help}"
+    );
+    // The explicit form loads, and denies exactly the tokens that carry the scope.
+    let explicit = text.replace(
+        "scopes = [\"docs.write\"]",
+        "when = '\"docs.write\" in principal.scopes'",
+    );
+    let p = compile(&explicit);
+    let d = Resource::new("Doc");
+    assert!(
+        p.evaluate(&user("u"), "docs:update", &d, &ctx())
+            .is_allowed()
+    );
+    let scoped = user("u").with_scopes(["docs.write"]);
+    assert!(!p.evaluate(&scoped, "docs:update", &d, &ctx()).is_allowed());
+}
+
 #[test]
 fn duplicate_rule_id() {
     let text = "[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\n\n[[rules]]\nid = \"r\"\neffect = \"deny\"\nactions = [\"a\"]\n";
@@ -988,7 +1019,8 @@ flag = "bool"
                 resources: types.into_iter().map(s).collect(),
                 when: when.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
                 unless: unless.and_then(|i| CONDITIONS.get(i)).map(|c| s(c)),
-                scopes: if scoped {
+                // Scopes are for allow rules (a deny with them is refused).
+                scopes: if scoped && allow {
                     vec!["sc".to_owned()]
                 } else {
                     Vec::new()
@@ -1119,6 +1151,7 @@ flag = "bool"
             let mut extra = extra;
             extra.effect = Effect::Deny;
             extra.id = s("extra-deny");
+            extra.scopes.clear();
             grown.rules.push(extra);
             let after = build(&grown);
             for q in &reqs {
@@ -1394,7 +1427,8 @@ mod review4_model {
                 if rng.next().is_multiple_of(4) {
                     text.push_str(&format!("unless = '{}'\n", rng.pick(CONDS)));
                 }
-                if rng.next().is_multiple_of(5) {
+                // Scopes are for allow rules (a deny with them is refused).
+                if effect == "allow" && rng.next().is_multiple_of(5) {
                     text.push_str("scopes = [\"sc\"]\n");
                 }
             }

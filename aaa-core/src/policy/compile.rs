@@ -1037,7 +1037,7 @@ const WEEKDAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun
 const PRINCIPAL_KINDS: [&str; 3] = ["user", "service", "device"];
 
 /// Why `l op r` can never hold, when one side has a fixed domain (`weekday()`, `hour()`,
-/// `principal.kind`) and the other is a literal outside it: a typo (`"Sun"`, `"Service"`,
+/// `principal.kind`, `context.peer_ip`: one address) and the other is a literal outside it: a typo (`"Sun"`, `"Service"`,
 /// `hour() >= 24`) would compile into a condition no request meets, and a deny with it would
 /// never fire.
 fn never_true(op: CmpOp, l: &CExpr, r: &CExpr) -> Option<String> {
@@ -1057,6 +1057,21 @@ fn never_true(op: CmpOp, l: &CExpr, r: &CExpr) -> Option<String> {
         ),
         _ => return None,
     };
+    if let (CExpr::Get(Attr::ContextPeerIp), Lit::Ip(net), CmpOp::Eq | CmpOp::Ne) =
+        (domain, lit, op)
+        && net.prefix_len() < net.max_prefix_len()
+    {
+        // The peer is one address (a /32 or /128), never equal to a network.
+        return Some(format!(
+            "`context.peer_ip` is one address, never the network `{net}`: the comparison {}; \
+             test membership with `context.peer_ip.isInRange(ip(\"{net}\"))`",
+            if op == CmpOp::Eq {
+                "never holds"
+            } else {
+                "always holds"
+            }
+        ));
+    }
     let names: &[&str] = match (domain, lit) {
         (CExpr::Weekday(_), Lit::Str(_)) => &WEEKDAY_NAMES,
         (CExpr::Get(Attr::PrincipalKind), Lit::Str(_)) => &PRINCIPAL_KINDS,

@@ -1534,6 +1534,58 @@ mod review4_literals {
     }
 }
 
+mod peer_ip_literals {
+    use super::*;
+
+    /// `context.peer_ip` is one address: `== ip("10.0.0.0/8")` never held, so a deny written so
+    /// loaded and never fired. Refused now, pointing to `isInRange`; a host literal, and a
+    /// network compared with an `ip` attribute (which may hold a network), still load.
+    #[test]
+    fn comparing_the_peer_with_a_network_is_refused() {
+        let load = |cond: &str| {
+            let text = format!(
+                "[schema.resource]\nnet = \"ip\"\n[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
+            );
+            PolicySet::from_toml(&text, "t.toml")
+        };
+        let peer = |ip: &str| {
+            let mut c = ctx();
+            c.peer_ip = ip.parse().ok();
+            c
+        };
+        for cond in [
+            r#"context.peer_ip == ip("10.0.0.0/8")"#,
+            r#"ip("10.0.0.0/8") == context.peer_ip"#,
+            r#"context.peer_ip != ip("2001:db8::/32")"#,
+            r#"context.peer_ip in [ip("192.0.2.7"), ip("10.0.0.0/8")]"#,
+        ] {
+            let e = match load(cond) {
+                Ok(_) => panic!("`{cond}` accepted"),
+                Err(e) => e,
+            };
+            let d = &e.diagnostics()[0];
+            assert_eq!(d.kind(), PolicyErrorKind::TypeMismatch, "{cond}");
+            assert!(d.message().contains("isInRange"), "{cond}: {}", d.message());
+        }
+        let who = user("u").with_roles(["r"]);
+        let doc =
+            Resource::new("D").with_attribute("net", Value::Ip("10.0.0.0/8".parse().unwrap()));
+        for (cond, ip) in [
+            (r#"context.peer_ip == ip("10.1.2.3")"#, "10.1.2.3"),
+            (r#"context.peer_ip == ip("10.1.2.3/32")"#, "10.1.2.3"),
+            (
+                r#"context.peer_ip.isInRange(ip("10.0.0.0/8"))"#,
+                "10.200.0.1",
+            ),
+            (r#"resource.net == ip("10.0.0.0/8")"#, "192.0.2.1"),
+        ] {
+            let p = load(cond).unwrap_or_else(|e| panic!("{cond}: {e}"));
+            let e = p.evaluate(&who, "docs:read", &doc, &peer(ip));
+            assert_eq!(e.decision, Decision::Deny, "{cond}: the deny fires");
+        }
+    }
+}
+
 mod review4_resources {
     use super::*;
 

@@ -1742,3 +1742,207 @@ mod review4_many_roles {
         }
     }
 }
+
+/// Review 5: policies that load without error but do not do what they plainly say. Each test
+/// fails on the code it was written against (8a06ba9).
+mod review5 {
+    use super::*;
+
+    /// Loads `text`; `Ok(None)` if refused at load (acceptable), else the decision of `check`.
+    fn load_or_decide(
+        text: &str,
+        check: impl FnOnce(&PolicySet) -> Evaluation,
+    ) -> Option<Evaluation> {
+        PolicySet::from_toml(text, "t.toml").ok().map(|p| check(&p))
+    }
+
+    /// An editor policy with a route for `DELETE /docs/{id}` and one deny rule whose action and
+    /// resource type are given.
+    fn editor_policy(deny_action: &str, deny_type: &str) -> String {
+        format!(
+            r#"
+[roles.editor]
+[[rules]]
+id = "editor-docs"
+effect = "allow"
+principal = {{ role = "editor" }}
+actions = ["docs:read", "docs:delete"]
+resources = ["Document"]
+[[rules]]
+id = "no-deletes"
+effect = "deny"
+actions = ["{deny_action}"]
+resources = ["{deny_type}"]
+[[routes]]
+method = "DELETE"
+route = "/docs/{{id}}"
+action = "docs:delete"
+resource = "Document"
+id = "id"
+"#
+        )
+    }
+
+    /// A typo inside a deny rule (its action, one edit from the routed `docs:delete` that an allow
+    /// names) loads, and the deny never fires: the load-time typo check only looks at route
+    /// actions covered by patterns, never at a deny's own names.
+    #[test]
+    fn r5_a_deny_whose_action_is_a_typo_of_a_routed_action_loads_and_never_fires() {
+        let text = editor_policy("docs:delte", "Document");
+        let u = user("u").with_roles(["editor"]);
+        if let Some(e) = load_or_decide(&text, |p| {
+            p.evaluate(
+                &u,
+                "docs:delete",
+                &Resource::new("Document").with_id("d1"),
+                &ctx(),
+            )
+        }) {
+            assert_eq!(
+                e.decision,
+                Decision::Deny,
+                "deny `docs:delte` loaded and never fired for `docs:delete`: allowed by {:?}",
+                e.rules
+            );
+        }
+    }
+
+    /// Likewise a deny's resource type one edit (or only the case) away from the routed type
+    /// `Document`: `unknown_resource_type` is checked for routes, not for a deny's `resources`.
+    #[test]
+    fn r5_a_deny_whose_resource_type_is_a_typo_of_a_routed_type_loads_and_never_fires() {
+        let u = user("u").with_roles(["editor"]);
+        let mut escaped = Vec::new();
+        for typo in ["Documnet", "document"] {
+            let text = editor_policy("docs:delete", typo);
+            if let Some(e) = load_or_decide(&text, |p| {
+                p.evaluate(
+                    &u,
+                    "docs:delete",
+                    &Resource::new("Document").with_id("d1"),
+                    &ctx(),
+                )
+            }) && e.decision == Decision::Allow
+            {
+                escaped.push(format!(
+                    "resources = [\"{typo}\"]: allowed by {:?}",
+                    e.rules
+                ));
+            }
+        }
+        assert!(escaped.is_empty(), "{escaped:#?}");
+    }
+
+    /// The typo check for route actions compares only with actions a deny names exactly: a route
+    /// action `doc:delete` under a `*` grant escapes the deny `docs:*` (one letter dropped from
+    /// its namespace), which the same check refuses for `docs:delte` beside a `docs:delete` deny.
+    #[test]
+    fn r5_a_route_action_one_edit_from_a_denied_namespace_loads() {
+        let text = r#"
+[roles.admin]
+permissions = ["*"]
+[[rules]]
+id = "docs-frozen"
+effect = "deny"
+actions = ["docs:*"]
+[[routes]]
+method = "DELETE"
+route = "/docs/{id}"
+action = "doc:delete"
+resource = "Document"
+id = "id"
+"#;
+        let admin = user("a").with_roles(["admin"]);
+        if let Some(e) = load_or_decide(text, |p| {
+            p.evaluate(
+                &admin,
+                "doc:delete",
+                &Resource::new("Document").with_id("d1"),
+                &ctx(),
+            )
+        }) {
+            assert_eq!(
+                e.decision,
+                Decision::Deny,
+                "route action `doc:delete` escaped the deny `docs:*`: allowed by {:?}",
+                e.rules
+            );
+        }
+    }
+
+    /// The out-of-domain check (fixed for `==`, `!=` and `in`) is bypassed by `like`: weekday()
+    /// gives `sun`, kind gives `service`, so these denies load and never fire.
+    #[test]
+    fn r5_like_on_weekday_or_kind_with_an_out_of_domain_pattern_loads_and_never_fires() {
+        // Sunday 2026-11-22 12:00 UTC, a service principal.
+        let sunday = Context::new(Timestamp::parse_rfc3339("2026-11-22T12:00:00Z").unwrap());
+        let svc = Principal::new("s", PrincipalKind::Service, "idp").with_roles(["r"]);
+        let mut escaped = Vec::new();
+        for cond in [
+            r#"context.time.weekday() like "S*""#,
+            r#"context.time.weekday() like "Sun""#,
+            r#"principal.kind like "Service*""#,
+        ] {
+            let text = format!(
+                "[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
+            );
+            if let Some(e) = load_or_decide(&text, |p| {
+                p.evaluate(&svc, "docs:read", &Resource::new("D"), &sunday)
+            }) && e.decision == Decision::Allow
+            {
+                escaped.push(format!("`{cond}`: allowed by {:?}", e.rules));
+            }
+        }
+        assert!(escaped.is_empty(), "{escaped:#?}");
+    }
+
+    /// Invisible format characters in a deny's action (a zero-width *space*, a byte-order mark, a
+    /// soft hyphen, a word joiner) pass the "no whitespace" check, since `char::is_whitespace`
+    /// does not count them; nothing shows in an editor or a review diff, and the deny never fires.
+    #[test]
+    fn r5_invisible_characters_in_a_deny_action_load_and_the_deny_never_fires() {
+        let u = user("u").with_roles(["r"]);
+        let mut escaped = Vec::new();
+        for name in [
+            "docs:delete\u{200B}",
+            "docs:delete\u{FEFF}",
+            "docs:de\u{00AD}lete",
+            "docs:delete\u{2060}",
+        ] {
+            let text = format!(
+                "[roles.r]\npermissions = [\"docs:*\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"{name}\"]\n"
+            );
+            if let Some(e) = load_or_decide(&text, |p| {
+                p.evaluate(&u, "docs:delete", &Resource::new("D"), &ctx())
+            }) && e.decision == Decision::Allow
+            {
+                escaped.push(format!("{name:?}: allowed by {:?}", e.rules));
+            }
+        }
+        assert!(escaped.is_empty(), "{escaped:#?}");
+    }
+
+    /// docs/policy.md: "A peer connecting with an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) is
+    /// its IPv4 address in `context.peer_ip`". Only `RequestFacts::with_peer` and fixtures
+    /// canonicalize; the evaluator reads `Context::peer_ip` as given, so a deny on an IPv4 range
+    /// misses a mapped peer passed through the library API (`PolicySet::evaluate`/`decide`,
+    /// `Authorizer::authorize` with a `Context` built by the service or deserialized).
+    #[test]
+    fn r5_a_mapped_peer_in_a_context_built_by_the_service_escapes_an_ipv4_deny() {
+        let p = compile(
+            "[roles.r]\npermissions = [\"docs:*\"]\n[[rules]]\nid = \"block\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = 'context.peer_ip.isInRange(ip(\"203.0.113.0/24\"))'\n",
+        );
+        let u = user("u").with_roles(["r"]);
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        let c = ctx().with_peer_ip(mapped);
+        let r = Resource::new("D");
+        let e = p.evaluate(&u, "docs:read", &r, &c);
+        let d = p.decide(&u, "docs:read", &r, &c);
+        assert_eq!(
+            (e.decision, d),
+            (Decision::Deny, Decision::Deny),
+            "mapped peer {mapped} allowed by {:?}",
+            e.rules
+        );
+    }
+}

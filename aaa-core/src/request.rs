@@ -122,7 +122,9 @@ impl Context {
         }
     }
 
-    /// Sets the peer address.
+    /// Sets the peer address, taken as given: an IPv4-mapped address (`::ffff:10.1.2.3`) is
+    /// IPv6 to the policy, outside IPv4 ranges, as in Cedar. For a connection's peer from a
+    /// dual-stack socket, pass `ip.to_canonical()` (the guard does).
     #[must_use]
     pub fn with_peer_ip(mut self, ip: IpAddr) -> Self {
         self.peer_ip = Some(ip);

@@ -234,8 +234,14 @@ impl Pattern {
         if s == "*" {
             return Ok(Pattern::Any);
         }
-        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("an action pattern is non-empty and has no whitespace");
+        // Printable ASCII only: an invisible character (a zero-width space, a soft hyphen) or a
+        // look-alike letter (Cyrillic `е`) would make another action that reads the same.
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "an action pattern is non-empty printable ASCII, without whitespace \
+                        (an invisible or look-alike character would make another action that \
+                        reads the same)",
+            );
         }
         match s.find('*') {
             None => Ok(Pattern::Exact(s.into())),
@@ -626,8 +632,8 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                     Some(r.span()),
                     format!("invalid resource type `{}`", r.get_ref()),
                     Some(
-                        "resource types are named exactly (non-empty, without whitespace or \
-                         `*`); leave `resources` out for every type"
+                        "resource types are named exactly (non-empty printable ASCII, without \
+                         whitespace or `*`); leave `resources` out for every type"
                             .into(),
                     ),
                 );
@@ -655,6 +661,8 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
 
     // Routes.
     let mut routes: NameMap<Vec<(http::Method, RouteTarget)>> = name_map();
+    // (route action, denied action) pairs refused as typos of each other: reported once.
+    let mut typo_pairs: Vec<(String, String)> = Vec::new();
     for route in &policy.routes {
         let method = match route_method(route.method.get_ref()) {
             Ok(m) => m,
@@ -728,7 +736,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                     Some(action.span()),
                     format!("route `{method} {template}` names invalid action `{a}`"),
                     Some(
-                        "an action is non-empty, without whitespace and without `*` (a route \
+                        "an action is non-empty printable ASCII, without whitespace and without `*` (a route \
                          asks for one action; patterns belong in rules and permissions)"
                             .into(),
                     ),
@@ -748,6 +756,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             } else if !mentioned_actions.contains(a)
                 && let Some((near, denies)) = denied_look_alike(a, &rules)
             {
+                typo_pairs.push((a.clone(), near.clone()));
                 // Only patterns cover it: a typo of a denied action (`docs:delte` beside a
                 // `docs:*` grant) would escape every deny that names the real one.
                 cx.error(
@@ -755,7 +764,12 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                     Some(action.span()),
                     format!(
                         "route `{method} {template}` names action `{a}`, which no rule names \
-                         (only patterns cover it); did you mean `{near}`?"
+                         (only patterns cover it); did you mean {}?",
+                        if near.ends_with('*') {
+                            format!("an action of `{near}`")
+                        } else {
+                            format!("`{near}`")
+                        }
                     ),
                     Some(format!(
                         "the deny rules naming `{near}` ({}) do not apply to `{a}`; fix the name, \
@@ -817,6 +831,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         }
         entry.push((method, target));
     }
+    deny_look_alikes(&mut cx, policy, &typo_pairs);
 
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
@@ -989,31 +1004,157 @@ fn route_method(text: &str) -> Result<http::Method, String> {
     }
 }
 
-/// The exact action of a deny rule that `action` is one or two edits away from (a letter
-/// added, dropped, changed, or two swapped), with the ids of the deny rules naming it.
-fn denied_look_alike<'r>(action: &str, rules: &'r [CRule]) -> Option<(&'r str, Vec<&'r str>)> {
+/// Of `names`, the one `name` is a likely typo of: only the ASCII case differs, or a few edits
+/// (a letter added, dropped, changed, or two swapped): one for names of 4 to 7 characters, two
+/// from 8 (shorter names, `T1` and `T2`, are told apart by one letter on purpose). The nearest,
+/// then the first in order.
+fn look_alike<'n>(name: &str, names: impl IntoIterator<Item = &'n str>) -> Option<&'n str> {
     let mut best: Option<(usize, &str)> = None;
-    for rule in rules.iter().filter(|r| r.effect == Effect::Deny) {
-        for p in &rule.actions {
-            let Pattern::Exact(denied) = p else { continue };
-            let d = strsim::osa_distance(action, denied);
-            if d <= 2 && best.is_none_or(|(b, n)| (d, &**denied) < (b, n)) {
-                best = Some((d, denied));
+    for other in names {
+        if name == other {
+            continue;
+        }
+        let d = if name.eq_ignore_ascii_case(other) {
+            0
+        } else {
+            let shorter = name.chars().count().min(other.chars().count());
+            let most = match shorter {
+                0..4 => 0,
+                4..8 => 1,
+                _ => 2,
+            };
+            let d = strsim::osa_distance(name, other);
+            if d == 0 || d > most {
+                continue;
+            }
+            d
+        };
+        if best.is_none_or(|(b, n)| (d, other) < (b, n)) {
+            best = Some((d, other));
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
+/// What a deny rule names that `action` (which only patterns cover) is a typo of: an action it
+/// names exactly, or a namespace it covers (`doc:delete` beside `docs:*`); with the ids of the
+/// deny rules naming it.
+fn denied_look_alike(action: &str, rules: &[CRule]) -> Option<(String, Vec<String>)> {
+    let denies = || rules.iter().filter(|r| r.effect == Effect::Deny);
+    // The pattern as written, and the part of `action` to compare with it.
+    let shown = |p: &Pattern| -> Option<(String, String)> {
+        match p {
+            Pattern::Any => None,
+            Pattern::Exact(x) => Some((x.to_string(), action.to_owned())),
+            Pattern::Prefix(ns) if !p.matches(action) => {
+                // As many `:`-separated parts of `action` as the namespace has.
+                let parts = ns.matches(':').count();
+                let end = action.match_indices(':').nth(parts.checked_sub(1)?)?.0 + 1;
+                Some((format!("{ns}*"), action.get(..end)?.to_owned()))
+            }
+            Pattern::Prefix(_) => None,
+        }
+    };
+    let mut best: Option<(usize, String)> = None;
+    for p in denies().flat_map(|r| r.actions.iter()) {
+        let Some((written, part)) = shown(p) else {
+            continue;
+        };
+        let compared = match p {
+            Pattern::Prefix(ns) => ns.to_string(),
+            _ => written.clone(),
+        };
+        if look_alike(&part, [compared.as_str()]).is_some() {
+            let d = if part.eq_ignore_ascii_case(&compared) {
+                0
+            } else {
+                strsim::osa_distance(&part, &compared)
+            };
+            if best.as_ref().is_none_or(|(b, n)| (d, &written) < (*b, n)) {
+                best = Some((d, written));
             }
         }
     }
     let (_, near) = best?;
-    let denies = rules
-        .iter()
+    let ids = denies()
         .filter(|r| {
-            r.effect == Effect::Deny
-                && r.actions
-                    .iter()
-                    .any(|p| matches!(p, Pattern::Exact(x) if &**x == near))
+            r.actions
+                .iter()
+                .any(|p| shown(p).is_some_and(|(w, _)| w == near))
         })
-        .map(|r| &*r.id)
+        .map(|r| r.id.to_string())
         .collect();
-    Some((near, denies))
+    Some((near, ids))
+}
+
+/// A deny rule's own action or resource type that no allow rule, permission or route names, one
+/// or two edits from one they name (`docs:delte` where routes and grants say `docs:delete`;
+/// `Documnet`, `document`): the deny would never apply to what it was written for.
+fn deny_look_alikes(cx: &mut Ctx<'_>, policy: &Policy, reported: &[(String, String)]) {
+    let mut actions: Vec<&str> = Vec::new();
+    let mut types: Vec<&str> = Vec::new();
+    let exact = |a: &str| matches!(Pattern::parse(a), Ok(Pattern::Exact(_)));
+    for def in policy.roles.values() {
+        actions.extend(def.permissions.iter().map(|p| p.get_ref().as_str()));
+    }
+    for rule in policy.rules.iter().filter(|r| r.effect == Effect::Allow) {
+        actions.extend(rule.actions.iter().map(|a| a.get_ref().as_str()));
+        types.extend(rule.resources.iter().map(|t| t.get_ref().as_str()));
+    }
+    for route in &policy.routes {
+        actions.extend(route.action.iter().map(|a| a.get_ref().as_str()));
+        types.extend(route.resource.iter().map(|t| t.get_ref().as_str()));
+    }
+    actions.retain(|a| exact(a));
+    actions.sort_unstable();
+    actions.dedup();
+    types.sort_unstable();
+    types.dedup();
+    for rule in policy.rules.iter().filter(|r| r.effect == Effect::Deny) {
+        let id = rule.id.get_ref();
+        for a in &rule.actions {
+            let name = a.get_ref().as_str();
+            if !exact(name) || actions.contains(&name) {
+                continue;
+            }
+            if let Some(near) = look_alike(name, actions.iter().copied())
+                && !reported.iter().any(|(r, d)| r == near && d == name)
+            {
+                cx.error(
+                    PolicyErrorKind::UnknownAction,
+                    Some(a.span()),
+                    format!(
+                        "deny rule `{id}` names action `{name}`, which no allow rule, permission \
+                         or route names; did you mean `{near}`?"
+                    ),
+                    Some(format!(
+                        "this deny never applies to `{near}`; fix the name, or name `{name}` in \
+                         an allow rule, permission or route if it is an action of its own"
+                    )),
+                );
+            }
+        }
+        for t in &rule.resources {
+            let name = t.get_ref().as_str();
+            if !is_type_name(name) || types.contains(&name) {
+                continue;
+            }
+            if let Some(near) = look_alike(name, types.iter().copied()) {
+                cx.error(
+                    PolicyErrorKind::UnknownResourceType,
+                    Some(t.span()),
+                    format!(
+                        "deny rule `{id}` names resource type `{name}`, which no allow rule or \
+                         route names; did you mean `{near}`?"
+                    ),
+                    Some(format!(
+                        "this deny never applies to `{near}`; fix the name, or name `{name}` in \
+                         an allow rule or route if it is a type of its own"
+                    )),
+                );
+            }
+        }
+    }
 }
 
 fn note_pattern(p: &Pattern, mentioned: &mut HashSet<String>) {
@@ -1103,9 +1244,10 @@ fn never_true(op: CmpOp, l: &CExpr, r: &CExpr) -> Option<String> {
     }
 }
 
-/// Whether `s` can name a resource type: non-empty, without whitespace or `*`.
+/// Whether `s` can name a resource type: non-empty printable ASCII, without whitespace or `*`
+/// (an invisible or look-alike character would make another type that reads the same).
 fn is_type_name(s: &str) -> bool {
-    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '*')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'*')
 }
 
 fn is_ident(s: &str) -> bool {
@@ -1510,7 +1652,24 @@ impl Checker<'_, '_> {
                 if lt != Ty::One(Str) {
                     return self.mismatch(&l.span, format!("`like` matches strings, not a {lt}"));
                 }
-                Some((CExpr::Like(Box::new(lc), Glob::new(pattern)), Ty::One(Bool)))
+                let glob = Glob::new(pattern);
+                let names: &[&str] = match lc {
+                    CExpr::Weekday(_) => &WEEKDAY_NAMES,
+                    CExpr::Get(Attr::PrincipalKind) => &PRINCIPAL_KINDS,
+                    _ => &[],
+                };
+                if !names.is_empty() && !names.iter().any(|n| glob.matches(n)) {
+                    // `weekday() like "S*"` (the values are lowercase) never holds.
+                    return self.mismatch(
+                        &e.span,
+                        format!(
+                            "`{pattern}` matches none of the values compared ({}): the \
+                             comparison never holds",
+                            names.join(", ")
+                        ),
+                    );
+                }
+                Some((CExpr::Like(Box::new(lc), glob), Ty::One(Bool)))
             }
             ExprKind::Method(base, name, args) => {
                 let (bc, bt) = self.check(base)?;

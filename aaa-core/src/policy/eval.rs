@@ -265,6 +265,9 @@ impl<'a> Req<'a> {
             Attr::Resource(n, ty, slot) => {
                 self.read(&self.resource.attributes, n, *ty, *slot, a)?
             }
+            // As given: an IPv4-mapped address is IPv6 here, as in Cedar (the docs-service
+            // workload's expected decisions say so). The guard hands over a connection's peer
+            // canonicalized, a dual-stack socket reporting IPv4 clients so.
             Attr::ContextPeerIp => {
                 V::Ip(IpNet::from(self.context.peer_ip.ok_or(Fault::Missing(a))?))
             }

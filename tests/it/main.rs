@@ -14,6 +14,7 @@ mod audit_review;
 mod authn;
 mod conformance;
 mod demo_review;
+mod differential;
 mod docs_demo;
 mod guard_review;
 mod hostile_input;

@@ -87,9 +87,28 @@ impl RequestFacts {
         self
     }
 
-    /// Why the request is malformed, if the adapter said so.
+    /// Why the request is malformed: what the adapter said, or what the facts themselves show
+    /// (both are refused with 400 by the guard, and recorded):
+    ///
+    /// - a `%` in the path that starts no escape (two hex digits follow every `%` in a URI):
+    ///   routers read such paths differently (actix-web decodes `%33` of `/docs/d%%331` while
+    ///   routing and the `%31` it leaves again for `web::Path`, naming `d1`; axum names `d%31`),
+    ///   so the same URL would name another resource behind another adapter or proxy;
+    /// - both `Content-Length` and `Transfer-Encoding`: a request framed two ways, which a proxy
+    ///   and the server may read differently (request smuggling, RFC 9112 section 6.3);
+    ///   actix-web refuses it before any middleware, hyper reads the chunked body.
     pub fn malformed(&self) -> Option<&'static str> {
-        self.malformed
+        self.malformed.or_else(|| {
+            if !escapes_are_whole(&self.path) {
+                Some("the path has a `%` that starts no escape (two hex digits)")
+            } else if self.headers.contains_key(header::CONTENT_LENGTH)
+                && self.headers.contains_key(header::TRANSFER_ENCODING)
+            {
+                Some("the request has both Content-Length and Transfer-Encoding")
+            } else {
+                None
+            }
+        })
     }
 
     /// Sets the route template the router matched, such as `/docs/{id}`.
@@ -253,6 +272,16 @@ impl fmt::Debug for RequestFacts {
     }
 }
 
+/// Whether every `%` of `path` starts an escape: two hex digits follow it.
+fn escapes_are_whole(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    memchr::memchr_iter(b'%', bytes).all(|i| {
+        bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +296,52 @@ mod tests {
             RequestFacts::new(Method::GET, "/").with_peer(v6).peer(),
             Some(v6)
         );
+    }
+
+    #[test]
+    fn a_broken_escape_or_a_doubly_framed_request_is_malformed() {
+        for path in [
+            "/docs/d%%331",
+            "/docs/%%66f",
+            "/d%0%611",
+            "/a%",
+            "/a%4",
+            "/a%g0",
+            "/%2%65%2e",
+        ] {
+            let facts = RequestFacts::new(Method::GET, path);
+            assert!(facts.malformed().is_some_and(|m| m.contains('%')), "{path}");
+        }
+        for path in [
+            "/docs/d1",
+            "/docs/100%25",
+            "/a%2Fb",
+            "/%61dmin",
+            "/%e2%82%ac",
+            "",
+        ] {
+            assert_eq!(
+                RequestFacts::new(Method::GET, path).malformed(),
+                None,
+                "{path}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("5"));
+        let one = RequestFacts::new(Method::PUT, "/d").with_headers(headers.clone());
+        assert_eq!(one.malformed(), None);
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+        let both = RequestFacts::new(Method::PUT, "/d").with_headers(headers);
+        assert!(
+            both.malformed()
+                .is_some_and(|m| m.contains("Transfer-Encoding"))
+        );
+        // What the adapter said comes first.
+        let said = RequestFacts::new(Method::GET, "/a%").with_malformed("adapter");
+        assert_eq!(said.malformed(), Some("adapter"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! 127.0.0.1, API keys and forwarded identities through the public API.
 
 mod attacks;
+mod differential;
 mod lifecycle;
 mod others;
 mod review;

@@ -109,7 +109,8 @@
 //! - **Keys are looked up by (issuer, kid)**: the unverified `iss` only chooses which issuer's keys
 //!   and rules apply; a key of issuer B cannot verify a token claiming issuer A.
 //! - **Headers that point elsewhere are ignored**: `jku`, `x5u`, `jwk` and `x5c` are never fetched
-//!   nor trusted. `crit` is refused unless every listed parameter is declared understood.
+//!   nor trusted (though a registered parameter of the wrong type, `"jku": 5`, makes the token
+//!   malformed). `crit` is refused unless every listed parameter is declared understood.
 //! - **One token, one spelling**: tokens are capped in size before decoding (16 KiB by default),
 //!   must be three segments of canonical unpadded base64url, and header and payload must not
 //!   repeat a member (a duplicate `alg` is refused, whatever its values). An ECDSA signature

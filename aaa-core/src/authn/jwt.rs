@@ -140,7 +140,9 @@ struct IssuerEntry {
 /// 4. Header: `alg` is a supported signing algorithm (`none` in any spelling is refused); `crit`
 ///    lists only parameters the issuer declares understood; `enc`/`zip` are refused; `kid` is a
 ///    string of at most 256 bytes; `typ`, when the issuer requires it, is `at+jwt`. `jku`, `x5u`,
-///    `jwk`, `x5c` are ignored: never fetched, never trusted.
+///    `jwk`, `x5c` are ignored: never fetched, never trusted; but these and the other registered
+///    parameters (`x5t`, `x5t#S256`, `cty`, and ACME's `url`, `nonce`) must have the type their
+///    specification gives (a token with `"jku": 5` is refused).
 /// 5. `alg` must be in the issuer's `algorithms`; the key is looked up by `kid` in the issuer's
 ///    [`KeyStore`]; the key must allow `alg` by its own type and curve. The signature is verified
 ///    with `jsonwebtoken` (so ECDSA signatures are the fixed-size `r || s` form of RFC 7518; DER is
@@ -472,6 +474,21 @@ fn check_header<'a>(
         Some(Json::String(s)) => Some(s.as_str()),
         Some(_) => return Err(AuthnError::Invalid("the typ header is not a string")),
     };
+    // Registered parameters aaa never uses (never fetched, never trusted) must still be what
+    // their specifications say: a token with `"jku": 5` is malformed, whatever reads it next.
+    let well_typed = |name: &str, value: &Json| match name {
+        "jku" | "x5u" | "x5t" | "x5t#S256" | "cty" | "url" | "nonce" => value.is_string(),
+        "jwk" => value.is_object(),
+        "x5c" => value
+            .as_array()
+            .is_some_and(|certs| certs.iter().all(Json::is_string)),
+        _ => true,
+    };
+    if !header.iter().all(|(name, value)| well_typed(name, value)) {
+        return Err(AuthnError::Invalid(
+            "a registered header parameter has the wrong type",
+        ));
+    }
     if config.require_access_token_type {
         let is_at = typ.is_some_and(|t| {
             let t = t.to_ascii_lowercase();

@@ -236,6 +236,37 @@ async fn crit_header_not_understood() {
     );
 }
 
+/// Registered header parameters aaa ignores must still have their types (found by the JWT
+/// differential test: jsonwebtoken refused `"jku": 5`, aaa accepted it); well-typed ones are
+/// ignored as before.
+#[tokio::test]
+async fn registered_header_parameters_of_the_wrong_type_are_refused() {
+    let (a, _) = authn();
+    for (name, value) in [
+        ("jku", json!(5)),
+        ("x5u", json!(["https://x"])),
+        ("jwk", json!("x")),
+        ("x5c", json!("AAAA")),
+        ("x5c", json!([1])),
+        ("x5t", json!(null)),
+        ("x5t#S256", json!({})),
+        ("cty", json!(false)),
+        ("url", json!(5)),
+        ("nonce", json!({})),
+    ] {
+        let mut header = json!({"alg": "ES256", "kid": "ec-256"});
+        header[name] = value.clone();
+        assert_eq!(
+            refused(&a, &es256(&header, &claims())).await,
+            AuthnError::Invalid("a registered header parameter has the wrong type"),
+            "{name}: {value}"
+        );
+    }
+    let header =
+        json!({"alg": "ES256", "kid": "ec-256", "cty": "JWT", "x5c": ["AAAA"], "x5t": "abc"});
+    assert!(a.verify(&es256(&header, &claims())).await.is_ok());
+}
+
 #[tokio::test]
 async fn ecdsa_signature_of_zeros() {
     // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.

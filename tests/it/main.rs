@@ -16,6 +16,7 @@ mod conformance;
 mod demo_review;
 mod differential;
 mod docs_demo;
+mod docs_review;
 mod guard_review;
 mod hostile_input;
 mod policy;

@@ -1,0 +1,378 @@
+//! Documentation review: each test asserts a sentence of the docs (quoted above it).
+
+use aaa::{
+    Context, Decision, Principal, PrincipalKind, Reason, Resource, Timestamp,
+    http::RequestFacts,
+    policy::{Fixtures, PolicyError, PolicySet},
+};
+
+fn now() -> Context {
+    Context::new(Timestamp::from_unix_seconds(1_700_000_000))
+}
+
+fn user(id: &str) -> Principal {
+    Principal::new(id, PrincipalKind::User, "idp")
+}
+
+fn codes(r: &Result<PolicySet, PolicyError>) -> Vec<String> {
+    match r {
+        Ok(_) => vec![],
+        Err(e) => e.diagnostics().iter().map(|d| d.code().to_owned()).collect(),
+    }
+}
+
+fn render(r: &Result<PolicySet, PolicyError>) -> String {
+    match r {
+        Ok(_) => "loaded".into(),
+        Err(e) => e.render(),
+    }
+}
+
+// docs/policy.md: "`PolicySet::explain` adds, for a deny, the **nearest miss**: the allow rule
+// with the fewest failing parts, and the first part that failed."
+#[test]
+fn probe_explain_gives_a_nearest_miss_for_a_forbid() {
+    let p = PolicySet::from_toml(
+        r#"
+[schema.resource]
+owner = "string"
+[[rules]]
+id = "owner-all"
+effect = "allow"
+actions = ["docs:*"]
+when = 'resource.owner == principal.id'
+[[rules]]
+id = "no-delete"
+effect = "deny"
+actions = ["docs:delete"]
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let doc = Resource::new("Document").with_attribute("owner", "bob");
+    let e = p.explain(&user("alice"), "docs:delete", &doc, &now());
+    assert_eq!(e.reason, Reason::Forbidden);
+    assert!(e.nearest_miss.is_some(), "{e:?}");
+}
+
+// docs/policy.md: "a literal outside these, such as `"Sun"` or `hour() >= 24` ... is refused when
+// the policy loads".
+#[test]
+fn probe_hour_compared_with_a_literal_outside_0_23_is_refused() {
+    for cond in [
+        "context.time.hour() != 24",
+        "context.time.hour() == 24",
+        "context.time.hour() < 24",
+    ] {
+        let r = PolicySet::from_toml(
+            &format!(
+                "[[rules]]\nid = \"r\"\neffect = \"deny\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\n"
+            ),
+            "t.toml",
+        );
+        assert!(r.is_err(), "{cond}: {}", render(&r));
+    }
+}
+
+// docs/policy.md: "`aaa::policy::invalid_pattern` | ... a resource type is empty or holds
+// whitespace or `*`"; "Resource types follow the same rule."
+#[test]
+fn probe_route_resource_type_with_whitespace_is_invalid_pattern() {
+    let r = PolicySet::from_toml(
+        r#"
+[[rules]]
+id = "a"
+effect = "allow"
+actions = ["docs:read"]
+[[routes]]
+method = "GET"
+route = "/d"
+action = "docs:read"
+resource = "Doc ument"
+"#,
+        "t.toml",
+    );
+    assert!(codes(&r).contains(&"aaa::policy::invalid_pattern".to_owned()), "{}", render(&r));
+}
+
+// docs/policy.md: unknown_role: "a condition on `principal.roles` (`contains`, `in`,
+// `containsAll`, `containsAny` with literal names) names an undefined role"
+#[test]
+fn probe_contains_all_unknown_role() {
+    for cond in [
+        r#"principal.roles.containsAll(["viewer", "nope"])"#,
+        r#"["nope"].containsAll(principal.roles)"#,
+        r#"principal.roles.containsAny(["nope"])"#,
+        r#""nope" in principal.roles"#,
+        r#"principal.roles.contains("nope")"#,
+    ] {
+        let r = PolicySet::from_toml(
+            &format!(
+                "[roles.viewer]\n[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"
+            ),
+            "t.toml",
+        );
+        assert!(codes(&r).contains(&"aaa::policy::unknown_role".to_owned()), "{cond}: {}", render(&r));
+    }
+}
+
+// docs/policy.md: "A peer connecting with an IPv4-mapped IPv6 address ... fixtures and `explain`
+// decide as the guard does."
+#[test]
+fn probe_fixture_mapped_peer() {
+    let p = PolicySet::from_toml(
+        r#"
+[[rules]]
+id = "a"
+effect = "allow"
+actions = ["docs:read"]
+when = 'context.peer_ip.isInRange(ip("10.0.0.0/8"))'
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let f = Fixtures::from_toml(
+        r#"
+[[case]]
+name = "mapped"
+principal = { id = "ann" }
+action = "docs:read"
+resource = { type = "Document" }
+context = { peer_ip = "::ffff:10.1.2.3" }
+expect = "allow"
+"#,
+        "f.toml",
+    )
+    .unwrap();
+    let report = f.run(&p);
+    assert!(report.passed(), "{report}");
+}
+
+// docs/policy.md: "Route `scopes` hold for the route's (action, resource type) wherever it is
+// decided, at route or handler level: a token without them is denied with reason
+// `missing_scope` ..., the determining rule being `route:METHOD TEMPLATE`."
+#[test]
+fn probe_route_scopes_at_handler_level_and_head() {
+    let p = PolicySet::from_toml(
+        r#"
+[[rules]]
+id = "a"
+effect = "allow"
+actions = ["docs:*"]
+[[routes]]
+method = "GET"
+route = "/docs/{id}"
+action = "docs:read"
+resource = "Document"
+id = "id"
+scopes = ["docs.read"]
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let e = p.evaluate(&user("a"), "docs:read", &Resource::new("Document"), &now());
+    assert_eq!(e.reason, Reason::MissingScope);
+    assert_eq!(e.rules, ["route:GET /docs/{id}".into()]);
+    let facts = RequestFacts::new(http::Method::HEAD, "/docs/1")
+        .with_matched_route("/docs/{id}")
+        .with_param("id", "1");
+    assert!(matches!(p.route(&facts), aaa::RouteBinding::Protected { .. }));
+}
+
+// docs/policy.md look-alikes: "shorter names such as `T1` and `T2` are told apart by one letter on
+// purpose"; "only the ASCII case differs" (any length).
+#[test]
+fn probe_look_alike_lengths() {
+    let base = |deny_type: &str| {
+        format!(
+            "[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nresources = [\"T1\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"docs:read\"]\nresources = [\"{deny_type}\"]\n"
+        )
+    };
+    let r = PolicySet::from_toml(&base("T2"), "t.toml");
+    assert!(r.is_ok(), "{}", render(&r));
+    let r = PolicySet::from_toml(&base("t1"), "t.toml");
+    assert!(codes(&r).contains(&"aaa::policy::unknown_resource_type".to_owned()), "{}", render(&r));
+}
+
+// docs/policy.md: the peer "comparing it with `==`, `!=` or `in [..]` to a network literal
+// (`ip("10.0.0.0/8")`) is refused when the policy loads".
+#[test]
+fn probe_peer_vs_network_refused() {
+    for cond in [
+        r#"context.peer_ip == ip("10.0.0.0/8")"#,
+        r#"context.peer_ip != ip("10.0.0.0/8")"#,
+        r#"context.peer_ip in [ip("10.0.0.0/8")]"#,
+        r#"[ip("10.0.0.0/8")].contains(context.peer_ip)"#,
+        r#"ip("10.0.0.0/8") == context.peer_ip"#,
+    ] {
+        let r = PolicySet::from_toml(
+            &format!("[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"),
+            "t.toml",
+        );
+        assert!(r.is_err(), "{cond}");
+    }
+}
+
+// docs/policy.md: "a `like` pattern that matches none of these values, such as
+// `weekday() like "S*"`" and "a `principal.kind` other than `user`, `service`, `device`" refused.
+#[test]
+fn probe_domain_literals() {
+    for cond in [
+        r#"context.time.weekday() like "S*""#,
+        r#"principal.kind == "admin""#,
+        r#"principal.kind != "Service""#,
+        r#"principal.kind like "U*""#,
+        r#"context.time.weekday() in ["mon", "Sun"]"#,
+    ] {
+        let r = PolicySet::from_toml(
+            &format!("[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"),
+            "t.toml",
+        );
+        assert!(r.is_err(), "{cond}");
+    }
+}
+
+// docs/policy.md: "An error while evaluating a condition ... never grants: an allow rule that
+// errors does not apply; a deny rule that errors **denies**."
+#[test]
+fn probe_deny_unless_error_denies() {
+    let p = PolicySet::from_toml(
+        r#"
+[schema.resource]
+owner = "string"
+[[rules]]
+id = "a"
+effect = "allow"
+actions = ["docs:*"]
+[[rules]]
+id = "d"
+effect = "deny"
+actions = ["docs:delete"]
+unless = 'resource.owner == principal.id'
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let e = p.evaluate(&user("a"), "docs:delete", &Resource::new("Document"), &now());
+    assert_eq!(e.decision, Decision::Deny);
+    assert_eq!(e.errors.len(), 1);
+}
+
+// docs/audit.md, the `reason` of an authorization event: "`malformed` — a path parameter not
+// valid UTF-8 once decoded or named twice, a `%` in the path that starts no escape, a request with
+// both `Content-Length` and `Transfer-Encoding`". A plain, well-formed request to the second
+// pattern of an actix resource (`web::resource(["/docs", "/docs/{id}"])`) has none of these, yet
+// it is refused and recorded as `malformed` (aaa-actix's docs say so; audit.md's list does not).
+#[actix_web::test]
+async fn audit_malformed_is_only_for_the_documented_causes() {
+    use actix_web::{App, test, web};
+    use std::sync::Arc;
+
+    let policy = PolicySet::from_toml(
+        r#"
+[[rules]]
+id = "a"
+effect = "allow"
+actions = ["docs:read"]
+[[routes]]
+method = "GET"
+route = "/docs"
+public = true
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let audit = Arc::new(aaa::audit::MemorySink::new());
+    let guard = aaa::Guard::builder()
+        .policies(policy)
+        .audit_arc(audit.clone())
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .service(web::resource(["/docs", "/docs/{id}"]).route(web::get().to(|| async { "x" })))
+            .wrap(aaa::actix::Aaa::new(guard)),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/docs/d1").to_request()).await;
+    let reasons: Vec<Reason> = audit
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            aaa::audit::EventKind::Authorization { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !reasons.contains(&Reason::Malformed),
+        "status {}, reasons {reasons:?}",
+        res.status()
+    );
+}
+
+/// bob of acme, for the guard tests below.
+#[derive(Debug)]
+struct Bob;
+
+impl aaa::Authenticator for Bob {
+    fn authenticate<'a>(
+        &'a self,
+        _: &'a RequestFacts,
+    ) -> aaa::BoxFuture<'a, Result<aaa::Identity, aaa::AuthnError>> {
+        let mut p = Principal::new("bob", PrincipalKind::User, "idp");
+        p.tenant = Some("acme".into());
+        Box::pin(async move { Ok(p.into()) })
+    }
+}
+
+/// A public document of acme owned by bob.
+#[derive(Debug)]
+struct Doc;
+
+impl aaa::ResourceLoader for Doc {
+    fn load<'a>(
+        &'a self,
+        r: &'a Resource,
+    ) -> aaa::BoxFuture<'a, Result<Option<Resource>, aaa::LoadError>> {
+        let loaded = r
+            .clone()
+            .with_attribute("tenant", "acme")
+            .with_attribute("owner", "bob")
+            .with_attribute("classification", "public");
+        Box::pin(async move { Ok(Some(loaded)) })
+    }
+}
+
+// examples/policies/docs_service.toml (the policy docs/policy.md points to), rule
+// `forbid-share-outside-10/8`: description = "sharing only from 10.0.0.0/8 (IPv6, including
+// IPv4-mapped, is outside)"; and aaa-core/src/policy.rs, Security considerations:
+// "`::ffff:10.1.2.3` is IPv6 and is *not* in `10.0.0.0/8`". Through the guard, a client
+// connecting from `::ffff:10.20.30.40` (a dual-stack listener) is inside 10/8 and may share.
+#[tokio::test]
+async fn example_policy_an_ipv4_mapped_peer_is_outside_10_8() {
+    let policy = PolicySet::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies/docs_service.toml"
+    ))
+    .unwrap();
+    let guard = aaa::Guard::builder()
+        .authenticator(Bob)
+        .policies(policy)
+        .resources(Doc)
+        .audit(aaa::audit::MemorySink::new())
+        .build()
+        .unwrap();
+    let facts = RequestFacts::new(http::Method::POST, "/docs/d1/share")
+        .with_matched_route("/docs/{id}/share")
+        .with_param("id", "d1")
+        .with_peer("[::ffff:10.20.30.40]:40000".parse().unwrap());
+    let outcome = guard.check(&facts).await;
+    let decided = match &outcome {
+        aaa::Outcome::Proceed(a) => format!("allowed: {:?}", a.evaluation),
+        aaa::Outcome::Reject(r) => format!("refused: {}", r.status()),
+    };
+    assert!(
+        matches!(outcome, aaa::Outcome::Reject(_)),
+        "the documented deny did not happen: {decided}"
+    );
+}

@@ -376,3 +376,83 @@ async fn example_policy_an_ipv4_mapped_peer_is_outside_10_8() {
         "the documented deny did not happen: {decided}"
     );
 }
+
+// docs/policy.md, Errors: "all problems of a file are reported at once (a file that is not valid
+// TOML or JSON stops at its first syntax error)"; the table files "an unknown or missing field"
+// under `aaa::policy::syntax`. A file that is valid TOML with two misspelt fields (and a role
+// cycle) reports one problem only.
+#[test]
+fn all_problems_of_a_valid_toml_file_are_reported_at_once() {
+    let r = PolicySet::from_toml(
+        r#"
+[roles.a]
+inherits = ["b"]
+[roles.b]
+inherits = ["a"]
+
+[[rules]]
+id = "r1"
+effect = "allow"
+action = ["docs:read"]
+
+[[rules]]
+id = "r2"
+effect = "allow"
+actions = ["docs:read"]
+whenn = 'true'
+"#,
+        "t.toml",
+    );
+    let found = codes(&r);
+    assert!(found.len() >= 2, "{found:?}\n{}", render(&r));
+}
+
+// aaa-core/src/authn/claims.rs, `ClaimMapping::keep_other_claims`: "Keep claims not otherwise
+// mapped as typed attributes." The `roles` claim is mapped (to `Principal::roles`), and the
+// `groups` claim through `group_roles`; both are copied into `Principal::attributes` as well.
+#[tokio::test]
+async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
+    use aaa::{
+        Authenticator, ClaimMapping, FixedClock, IssuerConfig, JwtAuthenticator, KeySet,
+        KeyStore, VerificationKey, authn::Algorithm,
+    };
+    use std::sync::Arc;
+
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let clock = FixedClock::new(Timestamp::from_unix_seconds(1_800_000_000));
+    let keys =
+        KeySet::from_keys([VerificationKey::hmac(Some("k1"), Algorithm::HS256, secret).unwrap()]);
+    let mut mapping = ClaimMapping::default();
+    mapping.groups = Some("groups".into());
+    mapping.group_roles.insert("g-admins".into(), vec!["admin".into()]);
+    let authn = JwtAuthenticator::builder()
+        .issuer(
+            IssuerConfig::new("https://idp.example", ["api"])
+                .with_algorithms([Algorithm::HS256])
+                .with_claims(mapping),
+            KeyStore::fixed(keys, Arc::new(clock.clone())),
+        )
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({
+        "iss": "https://idp.example", "aud": "api", "sub": "alice", "exp": 1_800_000_600,
+        "roles": ["clerk"], "groups": ["g-admins"],
+    });
+    let token =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
+            .unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    let facts = RequestFacts::new(http::Method::GET, "/").with_headers(headers);
+    let who = authn.authenticate(&facts).await.unwrap();
+    let alice = who.principal().unwrap();
+    assert!(alice.roles.contains("clerk") && alice.roles.contains("admin"));
+    let kept: Vec<&String> = alice.attributes.keys().collect();
+    assert!(
+        !alice.attributes.contains_key("roles") && !alice.attributes.contains_key("groups"),
+        "mapped claims kept as attributes: {kept:?}"
+    );
+}

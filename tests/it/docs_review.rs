@@ -1,4 +1,5 @@
-//! Documentation review: each test asserts a sentence of the docs (quoted above it).
+//! Documentation review: each test asserts a sentence of the docs (quoted above it). Tests named
+//! `holds_*` pass (claims checked and found true); the others fail on the reviewed code.
 
 use aaa::{
     Context, Decision, Principal, PrincipalKind, Reason, Resource, Timestamp,
@@ -31,7 +32,7 @@ fn render(r: &Result<PolicySet, PolicyError>) -> String {
 // docs/policy.md: "`PolicySet::explain` adds, for a deny, the **nearest miss**: the allow rule
 // with the fewest failing parts, and the first part that failed."
 #[test]
-fn probe_explain_gives_a_nearest_miss_for_a_forbid() {
+fn doc_explain_gives_a_nearest_miss_for_a_forbid() {
     let p = PolicySet::from_toml(
         r#"
 [schema.resource]
@@ -58,7 +59,7 @@ actions = ["docs:delete"]
 // docs/policy.md: "a literal outside these, such as `"Sun"` or `hour() >= 24` ... is refused when
 // the policy loads".
 #[test]
-fn probe_hour_compared_with_a_literal_outside_0_23_is_refused() {
+fn doc_hour_compared_with_a_literal_outside_0_23_is_refused() {
     for cond in [
         "context.time.hour() != 24",
         "context.time.hour() == 24",
@@ -77,7 +78,7 @@ fn probe_hour_compared_with_a_literal_outside_0_23_is_refused() {
 // docs/policy.md: "`aaa::policy::invalid_pattern` | ... a resource type is empty or holds
 // whitespace or `*`"; "Resource types follow the same rule."
 #[test]
-fn probe_route_resource_type_with_whitespace_is_invalid_pattern() {
+fn doc_route_resource_type_with_whitespace_is_invalid_pattern() {
     let r = PolicySet::from_toml(
         r#"
 [[rules]]
@@ -98,7 +99,7 @@ resource = "Doc ument"
 // docs/policy.md: unknown_role: "a condition on `principal.roles` (`contains`, `in`,
 // `containsAll`, `containsAny` with literal names) names an undefined role"
 #[test]
-fn probe_contains_all_unknown_role() {
+fn holds_contains_all_unknown_role() {
     for cond in [
         r#"principal.roles.containsAll(["viewer", "nope"])"#,
         r#"["nope"].containsAll(principal.roles)"#,
@@ -119,7 +120,7 @@ fn probe_contains_all_unknown_role() {
 // docs/policy.md: "A peer connecting with an IPv4-mapped IPv6 address ... fixtures and `explain`
 // decide as the guard does."
 #[test]
-fn probe_fixture_mapped_peer() {
+fn holds_fixture_mapped_peer() {
     let p = PolicySet::from_toml(
         r#"
 [[rules]]
@@ -152,7 +153,7 @@ expect = "allow"
 // decided, at route or handler level: a token without them is denied with reason
 // `missing_scope` ..., the determining rule being `route:METHOD TEMPLATE`."
 #[test]
-fn probe_route_scopes_at_handler_level_and_head() {
+fn holds_route_scopes_at_handler_level_and_head() {
     let p = PolicySet::from_toml(
         r#"
 [[rules]]
@@ -182,7 +183,7 @@ scopes = ["docs.read"]
 // docs/policy.md look-alikes: "shorter names such as `T1` and `T2` are told apart by one letter on
 // purpose"; "only the ASCII case differs" (any length).
 #[test]
-fn probe_look_alike_lengths() {
+fn holds_look_alike_lengths() {
     let base = |deny_type: &str| {
         format!(
             "[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nresources = [\"T1\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"docs:read\"]\nresources = [\"{deny_type}\"]\n"
@@ -197,7 +198,7 @@ fn probe_look_alike_lengths() {
 // docs/policy.md: the peer "comparing it with `==`, `!=` or `in [..]` to a network literal
 // (`ip("10.0.0.0/8")`) is refused when the policy loads".
 #[test]
-fn probe_peer_vs_network_refused() {
+fn holds_peer_vs_network_refused() {
     for cond in [
         r#"context.peer_ip == ip("10.0.0.0/8")"#,
         r#"context.peer_ip != ip("10.0.0.0/8")"#,
@@ -216,7 +217,7 @@ fn probe_peer_vs_network_refused() {
 // docs/policy.md: "a `like` pattern that matches none of these values, such as
 // `weekday() like "S*"`" and "a `principal.kind` other than `user`, `service`, `device`" refused.
 #[test]
-fn probe_domain_literals() {
+fn holds_domain_literals() {
     for cond in [
         r#"context.time.weekday() like "S*""#,
         r#"principal.kind == "admin""#,
@@ -235,7 +236,7 @@ fn probe_domain_literals() {
 // docs/policy.md: "An error while evaluating a condition ... never grants: an allow rule that
 // errors does not apply; a deny rule that errors **denies**."
 #[test]
-fn probe_deny_unless_error_denies() {
+fn holds_deny_unless_error_denies() {
     let p = PolicySet::from_toml(
         r#"
 [schema.resource]
@@ -455,4 +456,58 @@ async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
         !alice.attributes.contains_key("roles") && !alice.attributes.contains_key("groups"),
         "mapped claims kept as attributes: {kept:?}"
     );
+}
+
+// docs/policy.md, "A worked example": the abridged policy loads, alice (tenant acme, editor)
+// reads bob's public acme document by `viewer-read`, and deleting a secret document she owns
+// without MFA is forbidden by `forbid-secret-delete`.
+#[test]
+fn holds_the_worked_example_of_policy_md() {
+    let md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy.md"))
+        .unwrap();
+    let start = md.find("```toml\n").unwrap() + "```toml\n".len();
+    let text = &md[start..start + md[start..].find("```").unwrap()];
+    let p = PolicySet::from_toml(text, "policy.md").unwrap_or_else(|e| panic!("{}", e.render()));
+    let mut alice = user("alice").with_roles(["editor"]);
+    alice.tenant = Some("acme".into());
+    let doc = |owner: &str, class: &str| {
+        Resource::new("Document")
+            .with_id("d1")
+            .with_attribute("tenant", "acme")
+            .with_attribute("owner", owner)
+            .with_attribute("classification", class)
+    };
+    let e = p.evaluate(&alice, "docs:read", &doc("bob", "public"), &now());
+    assert_eq!((e.decision, e.rules.clone()), (Decision::Allow, vec!["viewer-read".into()]));
+    let e = p.evaluate(&alice, "docs:delete", &doc("alice", "secret"), &now());
+    assert_eq!((e.reason, e.rules.clone()), (Reason::Forbidden, vec!["forbid-secret-delete".into()]));
+    assert_eq!(p.version(), "docs-service-1");
+}
+
+// aaa-core/src/authn/forwarded.rs, `ForwardedIdentityAuthenticator`: "From a trusted proxy, the
+// header must hold exactly one element ... Otherwise the request is refused (401)." Two
+// `x-forwarded-client-cert` lines (two elements) from the trusted proxy are refused with 400.
+#[tokio::test]
+async fn forwarded_identity_with_two_elements_is_refused_with_401() {
+    use aaa::{Authenticator, FixedClock, ForwardedIdentityAuthenticator, ForwardedIdentityConfig};
+    use std::sync::Arc;
+
+    let authn = ForwardedIdentityAuthenticator::new(
+        ForwardedIdentityConfig::new(["10.0.0.0/8".parse().unwrap()]),
+        Arc::new(FixedClock::new(Timestamp::UNIX_EPOCH)),
+    );
+    let one = "URI=spiffe://prod/ns/b/sa/worker";
+    let request = |values: &[&str]| {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-client-cert", v.parse().unwrap());
+        }
+        RequestFacts::new(http::Method::GET, "/")
+            .with_headers(h)
+            .with_peer("10.0.0.1:1234".parse().unwrap())
+    };
+    let in_one_line = authn.authenticate(&request(&[&format!("{one},{one}")])).await;
+    assert_eq!(in_one_line.unwrap_err().rejection().status(), 401);
+    let in_two_lines = authn.authenticate(&request(&[one, one])).await;
+    assert_eq!(in_two_lines.unwrap_err().rejection().status(), 401);
 }

@@ -511,3 +511,89 @@ async fn forwarded_identity_with_two_elements_is_refused_with_401() {
     let in_two_lines = authn.authenticate(&request(&[one, one])).await;
     assert_eq!(in_two_lines.unwrap_err().rejection().status(), 401);
 }
+
+// docs/audit.md: "rotating to the key already in charge writes nothing"; "a second writer on the
+// same directory, in this process or another, is refused (`InUse`)"; "an empty segment is
+// accepted only as the newest, named for the next record".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_audit_writer_rotation_lock_and_empty_segments() {
+    use aaa::audit::{
+        AuditError, AuditSink, AuditWriter, AuditWriterConfig, EventKind, SigningKey, Verifier,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("t/audit").unwrap();
+    let same = SigningKey::from_private_text(&key.to_private_text()).unwrap();
+    let trusted = key.verifier_key();
+    let log = AuditWriter::open(AuditWriterConfig::new(dir.path(), "svc", "i1"), key).unwrap();
+    let second = AuditWriter::open(
+        AuditWriterConfig::new(dir.path(), "svc", "i1"),
+        SigningKey::generate("t/audit").unwrap(),
+    );
+    assert!(matches!(second, Err(AuditError::InUse)), "{second:?}");
+    let event = aaa::AuditEvent::new(
+        Timestamp::UNIX_EPOCH,
+        EventKind::RequestCompleted { status: 200, latency_us: 1 },
+    );
+    log.record(event).await.unwrap();
+    log.checkpoint_now().await.unwrap();
+    let before = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap().records;
+    log.rotate_key(same).await.unwrap();
+    log.flush().await.unwrap();
+    let after = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap();
+    assert_eq!(after.records, before);
+    assert_eq!(after.key_changes, 0);
+    log.close();
+    let report = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap();
+    // An empty segment named for the next record is accepted as the newest...
+    let next = dir.path().join(format!("audit-{:020}.jsonl", report.records));
+    std::fs::write(&next, b"").unwrap();
+    assert!(Verifier::new([trusted.clone()]).verify_dir(dir.path()).is_ok());
+    // ... and not when it is not the newest.
+    std::fs::remove_file(&next).unwrap();
+    std::fs::write(dir.path().join(format!("audit-{:020}.jsonl", 1)), b"").unwrap();
+    assert!(Verifier::new([trusted]).verify_dir(dir.path()).is_err());
+}
+
+// docs/policy.md: "A `public` route serves anonymous callers, but credentials presented to it are
+// still checked: a malformed, invalid or doubled credential is refused there ... never served as
+// anonymous"; audit.md: "one refused at authentication has an `authentication` failure record".
+#[tokio::test]
+async fn holds_a_public_route_checks_presented_credentials() {
+    use aaa::{Authenticator, AuthnError, BoxFuture, Identity};
+    #[derive(Debug)]
+    struct Refuses;
+    impl Authenticator for Refuses {
+        fn authenticate<'a>(
+            &'a self,
+            f: &'a RequestFacts,
+        ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
+            let has = f.headers().contains_key("x-cred");
+            Box::pin(async move {
+                if has { Err(AuthnError::Invalid("bad")) } else { Ok(Identity::Anonymous) }
+            })
+        }
+    }
+    let policy = PolicySet::from_toml(
+        "[[routes]]\nmethod = \"GET\"\nroute = \"/health\"\npublic = true\n",
+        "t.toml",
+    )
+    .unwrap();
+    let audit = std::sync::Arc::new(aaa::audit::MemorySink::new());
+    let guard = aaa::Guard::builder()
+        .authenticator(Refuses)
+        .policies(policy)
+        .audit_arc(audit.clone())
+        .build()
+        .unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("x-cred", "x".parse().unwrap());
+    let facts = RequestFacts::new(http::Method::GET, "/health")
+        .with_matched_route("/health")
+        .with_headers(h);
+    let aaa::Outcome::Reject(r) = guard.check(&facts).await else { panic!("served") };
+    assert_eq!(r.status(), 401);
+    assert!(matches!(
+        audit.events()[0].kind,
+        aaa::audit::EventKind::Authentication { .. }
+    ));
+}

@@ -18,7 +18,11 @@ fn user(id: &str) -> Principal {
 fn codes(r: &Result<PolicySet, PolicyError>) -> Vec<String> {
     match r {
         Ok(_) => vec![],
-        Err(e) => e.diagnostics().iter().map(|d| d.code().to_owned()).collect(),
+        Err(e) => e
+            .diagnostics()
+            .iter()
+            .map(|d| d.code().to_owned())
+            .collect(),
     }
 }
 
@@ -93,7 +97,11 @@ resource = "Doc ument"
 "#,
         "t.toml",
     );
-    assert!(codes(&r).contains(&"aaa::policy::invalid_pattern".to_owned()), "{}", render(&r));
+    assert!(
+        codes(&r).contains(&"aaa::policy::invalid_pattern".to_owned()),
+        "{}",
+        render(&r)
+    );
 }
 
 // docs/policy.md: unknown_role: "a condition on `principal.roles` (`contains`, `in`,
@@ -113,7 +121,11 @@ fn holds_contains_all_unknown_role() {
             ),
             "t.toml",
         );
-        assert!(codes(&r).contains(&"aaa::policy::unknown_role".to_owned()), "{cond}: {}", render(&r));
+        assert!(
+            codes(&r).contains(&"aaa::policy::unknown_role".to_owned()),
+            "{cond}: {}",
+            render(&r)
+        );
     }
 }
 
@@ -177,7 +189,10 @@ scopes = ["docs.read"]
     let facts = RequestFacts::new(http::Method::HEAD, "/docs/1")
         .with_matched_route("/docs/{id}")
         .with_param("id", "1");
-    assert!(matches!(p.route(&facts), aaa::RouteBinding::Protected { .. }));
+    assert!(matches!(
+        p.route(&facts),
+        aaa::RouteBinding::Protected { .. }
+    ));
 }
 
 // docs/policy.md look-alikes: "shorter names such as `T1` and `T2` are told apart by one letter on
@@ -192,7 +207,11 @@ fn holds_look_alike_lengths() {
     let r = PolicySet::from_toml(&base("T2"), "t.toml");
     assert!(r.is_ok(), "{}", render(&r));
     let r = PolicySet::from_toml(&base("t1"), "t.toml");
-    assert!(codes(&r).contains(&"aaa::policy::unknown_resource_type".to_owned()), "{}", render(&r));
+    assert!(
+        codes(&r).contains(&"aaa::policy::unknown_resource_type".to_owned()),
+        "{}",
+        render(&r)
+    );
 }
 
 // docs/policy.md: the peer "comparing it with `==`, `!=` or `in [..]` to a network literal
@@ -207,7 +226,9 @@ fn holds_peer_vs_network_refused() {
         r#"ip("10.0.0.0/8") == context.peer_ip"#,
     ] {
         let r = PolicySet::from_toml(
-            &format!("[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"),
+            &format!(
+                "[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"
+            ),
             "t.toml",
         );
         assert!(r.is_err(), "{cond}");
@@ -226,7 +247,9 @@ fn holds_domain_literals() {
         r#"context.time.weekday() in ["mon", "Sun"]"#,
     ] {
         let r = PolicySet::from_toml(
-            &format!("[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"),
+            &format!(
+                "[[rules]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"docs:read\"]\nwhen = '{cond}'\n"
+            ),
             "t.toml",
         );
         assert!(r.is_err(), "{cond}");
@@ -254,7 +277,12 @@ unless = 'resource.owner == principal.id'
         "t.toml",
     )
     .unwrap();
-    let e = p.evaluate(&user("a"), "docs:delete", &Resource::new("Document"), &now());
+    let e = p.evaluate(
+        &user("a"),
+        "docs:delete",
+        &Resource::new("Document"),
+        &now(),
+    );
     assert_eq!(e.decision, Decision::Deny);
     assert_eq!(e.errors.len(), 1);
 }
@@ -414,8 +442,8 @@ whenn = 'true'
 #[tokio::test]
 async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
     use aaa::{
-        Authenticator, ClaimMapping, FixedClock, IssuerConfig, JwtAuthenticator, KeySet,
-        KeyStore, VerificationKey, authn::Algorithm,
+        Authenticator, ClaimMapping, FixedClock, IssuerConfig, JwtAuthenticator, KeySet, KeyStore,
+        VerificationKey, authn::Algorithm,
     };
     use std::sync::Arc;
 
@@ -425,7 +453,9 @@ async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
         KeySet::from_keys([VerificationKey::hmac(Some("k1"), Algorithm::HS256, secret).unwrap()]);
     let mut mapping = ClaimMapping::default();
     mapping.groups = Some("groups".into());
-    mapping.group_roles.insert("g-admins".into(), vec!["admin".into()]);
+    mapping
+        .group_roles
+        .insert("g-admins".into(), vec!["admin".into()]);
     let authn = JwtAuthenticator::builder()
         .issuer(
             IssuerConfig::new("https://idp.example", ["api"])
@@ -442,11 +472,17 @@ async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
         "iss": "https://idp.example", "aud": "api", "sub": "alice", "exp": 1_800_000_600,
         "roles": ["clerk"], "groups": ["g-admins"],
     });
-    let token =
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-            .unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap();
     let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     let facts = RequestFacts::new(http::Method::GET, "/").with_headers(headers);
     let who = authn.authenticate(&facts).await.unwrap();
     let alice = who.principal().unwrap();
@@ -463,8 +499,8 @@ async fn claims_mapped_to_roles_are_not_also_kept_as_attributes() {
 // without MFA is forbidden by `forbid-secret-delete`.
 #[test]
 fn holds_the_worked_example_of_policy_md() {
-    let md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy.md"))
-        .unwrap();
+    let md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy.md")).unwrap();
     let start = md.find("```toml\n").unwrap() + "```toml\n".len();
     let text = &md[start..start + md[start..].find("```").unwrap()];
     let p = PolicySet::from_toml(text, "policy.md").unwrap_or_else(|e| panic!("{}", e.render()));
@@ -478,9 +514,15 @@ fn holds_the_worked_example_of_policy_md() {
             .with_attribute("classification", class)
     };
     let e = p.evaluate(&alice, "docs:read", &doc("bob", "public"), &now());
-    assert_eq!((e.decision, e.rules.clone()), (Decision::Allow, vec!["viewer-read".into()]));
+    assert_eq!(
+        (e.decision, e.rules.clone()),
+        (Decision::Allow, vec!["viewer-read".into()])
+    );
     let e = p.evaluate(&alice, "docs:delete", &doc("alice", "secret"), &now());
-    assert_eq!((e.reason, e.rules.clone()), (Reason::Forbidden, vec!["forbid-secret-delete".into()]));
+    assert_eq!(
+        (e.reason, e.rules.clone()),
+        (Reason::Forbidden, vec!["forbid-secret-delete".into()])
+    );
     assert_eq!(p.version(), "docs-service-1");
 }
 
@@ -506,7 +548,9 @@ async fn forwarded_identity_with_two_elements_is_refused_with_401() {
             .with_headers(h)
             .with_peer("10.0.0.1:1234".parse().unwrap())
     };
-    let in_one_line = authn.authenticate(&request(&[&format!("{one},{one}")])).await;
+    let in_one_line = authn
+        .authenticate(&request(&[&format!("{one},{one}")]))
+        .await;
     assert_eq!(in_one_line.unwrap_err().rejection().status(), 401);
     let in_two_lines = authn.authenticate(&request(&[one, one])).await;
     assert_eq!(in_two_lines.unwrap_err().rejection().status(), 401);
@@ -532,22 +576,38 @@ async fn holds_audit_writer_rotation_lock_and_empty_segments() {
     assert!(matches!(second, Err(AuditError::InUse)), "{second:?}");
     let event = aaa::AuditEvent::new(
         Timestamp::UNIX_EPOCH,
-        EventKind::RequestCompleted { status: 200, latency_us: 1 },
+        EventKind::RequestCompleted {
+            status: 200,
+            latency_us: 1,
+        },
     );
     log.record(event).await.unwrap();
     log.checkpoint_now().await.unwrap();
-    let before = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap().records;
+    let before = Verifier::new([trusted.clone()])
+        .verify_dir(dir.path())
+        .unwrap()
+        .records;
     log.rotate_key(same).await.unwrap();
     log.flush().await.unwrap();
-    let after = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap();
+    let after = Verifier::new([trusted.clone()])
+        .verify_dir(dir.path())
+        .unwrap();
     assert_eq!(after.records, before);
     assert_eq!(after.key_changes, 0);
     log.close();
-    let report = Verifier::new([trusted.clone()]).verify_dir(dir.path()).unwrap();
+    let report = Verifier::new([trusted.clone()])
+        .verify_dir(dir.path())
+        .unwrap();
     // An empty segment named for the next record is accepted as the newest...
-    let next = dir.path().join(format!("audit-{:020}.jsonl", report.records));
+    let next = dir
+        .path()
+        .join(format!("audit-{:020}.jsonl", report.records));
     std::fs::write(&next, b"").unwrap();
-    assert!(Verifier::new([trusted.clone()]).verify_dir(dir.path()).is_ok());
+    assert!(
+        Verifier::new([trusted.clone()])
+            .verify_dir(dir.path())
+            .is_ok()
+    );
     // ... and not when it is not the newest.
     std::fs::remove_file(&next).unwrap();
     std::fs::write(dir.path().join(format!("audit-{:020}.jsonl", 1)), b"").unwrap();
@@ -569,7 +629,11 @@ async fn holds_a_public_route_checks_presented_credentials() {
         ) -> BoxFuture<'a, Result<Identity, AuthnError>> {
             let has = f.headers().contains_key("x-cred");
             Box::pin(async move {
-                if has { Err(AuthnError::Invalid("bad")) } else { Ok(Identity::Anonymous) }
+                if has {
+                    Err(AuthnError::Invalid("bad"))
+                } else {
+                    Ok(Identity::Anonymous)
+                }
             })
         }
     }
@@ -590,7 +654,9 @@ async fn holds_a_public_route_checks_presented_credentials() {
     let facts = RequestFacts::new(http::Method::GET, "/health")
         .with_matched_route("/health")
         .with_headers(h);
-    let aaa::Outcome::Reject(r) = guard.check(&facts).await else { panic!("served") };
+    let aaa::Outcome::Reject(r) = guard.check(&facts).await else {
+        panic!("served")
+    };
     assert_eq!(r.status(), 401);
     assert!(matches!(
         audit.events()[0].kind,

@@ -68,7 +68,9 @@
 //! - Everything that reaches the engine from a request is data: no input can make it panic,
 //!   loop or backtrack. Conditions are total (no loops, recursion or user functions), `like`
 //!   matches in linear time, and IP addresses are parsed strictly (`010.1.2.3` is an error, not
-//!   octal; `::ffff:10.1.2.3` is IPv6 and is *not* in `10.0.0.0/8`). Attributes are checked
+//!   octal; an `ip("::ffff:10.1.2.3")` value is IPv6 and is *not* in `10.0.0.0/8`, as in Cedar; the guard
+//!   gives a connection's own peer canonicalized, so a client of a dual-stack listener is its
+//!   IPv4 address in `context.peer_ip`). Attributes are checked
 //!   against the schema when read, a set element by element: a value of another type is an
 //!   evaluation error, never silently unequal to everything.
 //! - A deny rule that cannot be evaluated denies. Write deny conditions so that a missing

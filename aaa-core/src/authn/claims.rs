@@ -242,9 +242,13 @@ impl ClaimMapping {
         };
         let mut attributes = Attributes::new();
         if self.keep_other_claims {
+            // Claims a mapping reads are not attributes too: the raw IdP groups, say, would be
+            // readable by a policy beside the roles `group_roles` grants for them.
             let consumed: Vec<&str> = [self.subject.as_str()]
                 .into_iter()
                 .chain(self.tenant.as_deref())
+                .chain(self.roles.iter().map(String::as_str))
+                .chain(self.groups.as_deref())
                 .collect();
             for (name, value) in claims {
                 if REGISTERED.contains(&name.as_str()) || consumed.contains(&name.as_str()) {

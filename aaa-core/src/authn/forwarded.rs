@@ -61,7 +61,8 @@ impl ForwardedIdentityConfig {
 /// From a trusted proxy, the header must hold exactly one element (configure Envoy with
 /// `forward_client_cert_details: SANITIZE_SET`, so clients cannot add elements) with exactly one
 /// `URI` that is a SPIFFE ID (`spiffe://<trust domain>/<path>`); when trust domains are
-/// configured, it must be one of them. Otherwise the request is refused (401).
+/// configured, it must be one of them. Otherwise the request is refused (401); two header
+/// lines are two credentials, refused as any two credentials are (400).
 ///
 /// # Deployment caveat
 ///

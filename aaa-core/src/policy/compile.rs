@@ -782,7 +782,18 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
             // Known: named by a rule. A policy that names no type anywhere (its rules cover
             // every type) cannot tell a typo; one that names some can: a type no rule names would
             // escape the denies written for the type meant.
-            if !is_type_name(t) || (!mentioned_types.is_empty() && !mentioned_types.contains(t)) {
+            if !is_type_name(t) {
+                cx.error(
+                    PolicyErrorKind::InvalidPattern,
+                    Some(resource.span()),
+                    format!("route `{method} {template}` names invalid resource type `{t}`"),
+                    Some(
+                        "resource types are named exactly (non-empty printable ASCII, without \
+                         whitespace or `*`)"
+                            .into(),
+                    ),
+                );
+            } else if !mentioned_types.is_empty() && !mentioned_types.contains(t) {
                 cx.error(
                     PolicyErrorKind::UnknownResourceType,
                     Some(resource.span()),
@@ -1225,8 +1236,20 @@ fn never_true(op: CmpOp, l: &CExpr, r: &CExpr) -> Option<String> {
                 CmpOp::Gt => h > *n,
                 CmpOp::Ge => h >= *n,
             };
-            return (!(0..24).any(holds))
-                .then(|| format!("`hour()` is 0 to 23: this comparison with {n} never holds"));
+            if (0..24).contains(n) {
+                return (!(0..24).any(holds))
+                    .then(|| format!("`hour()` is 0 to 23: this comparison with {n} never holds"));
+            }
+            // A literal out of range (`hour() != 24`, `hour() < 24`): the comparison never or
+            // always holds, as with a weekday outside the week.
+            return Some(format!(
+                "`hour()` is 0 to 23: this comparison with {n} {}",
+                if (0..24).any(holds) {
+                    "always holds"
+                } else {
+                    "never holds"
+                }
+            ));
         }
         _ => return None,
     };

@@ -1541,3 +1541,94 @@ fn special_cases(log: &Log) -> Vec<Case> {
     }
     out
 }
+
+/// A segment larger than the verifier's pieces (128 KiB, hashed and parsed on other threads):
+/// line numbers and sequence numbers stay exact across the pieces, at and around their edges.
+#[test]
+fn locations_stay_exact_in_a_segment_verified_in_pieces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("big");
+    let witness = tmp.path().join("big.anchor");
+    let mut c = config(&dir, &witness, false);
+    c.segment_max_bytes = 64 << 20;
+    c.checkpoint_every = 150;
+    c.max_batch = 1024;
+    c.durability = DurabilityPolicy::all(Durability::BestEffort);
+    let log = AuditWriter::open(c, key("loc/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..1300 {
+            log.record(event(i)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    log.close();
+    let log = Log {
+        name: "big",
+        segs: read_segs(&dir),
+        anchor: Some(fs::read_to_string(&witness).unwrap()),
+        verifier: Verifier::new([key("loc/audit", 1).verifier_key()]),
+        attacker: key("loc/audit", 66),
+    };
+    assert_eq!(log.segs.len(), 1);
+    let data = &log.segs[0].1;
+    assert!(data.len() > 3 * 128 * 1024, "{} bytes", data.len());
+    let lines = lines_of(&log.segs);
+    let n = lines.len();
+    // The first line of each piece after the first, cut as the verifier cuts them: at the first
+    // newline at or after 128 KiB into the rest.
+    let mut edges = Vec::new();
+    let mut piece_start = 0;
+    let mut offset = 0;
+    for (i, (_, l)) in lines.iter().enumerate() {
+        if offset >= piece_start + 128 * 1024 + 1 {
+            edges.push(i);
+            piece_start = offset;
+        }
+        offset += l.len();
+    }
+    assert!(edges.len() >= 3, "{edges:?}");
+    let check_dir = tmp.path().join("t-big");
+    verify(&log, &check_dir, &log.segs).unwrap().unwrap();
+    let mut failures = Vec::new();
+    for &e in &edges {
+        for k in [e - 1, e, e + 1].into_iter().filter(|&k| k + 1 < n) {
+            let mut cases = Vec::new();
+            let mut l = lines.clone();
+            l.remove(k);
+            cases.push(case(
+                format!("record {k} deleted"),
+                from_lines(&log.segs, &l),
+                Rule::Exact,
+            ));
+            let mut l = lines.clone();
+            l.swap(k, k + 1);
+            cases.push(case(
+                format!("records {k} and {} swapped", k + 1),
+                from_lines(&log.segs, &l),
+                Rule::Exact,
+            ));
+            let mut l = lines.clone();
+            let last = l[k].1.len() - 2;
+            l[k].1[last] ^= 0x20; // the closing brace
+            cases.push(case(
+                format!("record {k}'s closing brace changed"),
+                from_lines(&log.segs, &l),
+                Rule::Exact,
+            ));
+            let mut l = lines.clone();
+            l[k].1.pop();
+            l[k].1.extend_from_slice(b"\r\n");
+            cases.push(case(
+                format!("record {k} ends with CRLF"),
+                from_lines(&log.segs, &l),
+                Rule::Exact,
+            ));
+            for c in &cases {
+                if let Err(err) = check(&log, &check_dir, c) {
+                    failures.push(format!("{}: {err}", c.what));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -222,6 +222,9 @@ struct State<'k> {
     tree: MerkleTree,
     prev: Hash,
     current_key: Option<VerifierKey>,
+    /// The key a key change retired, until the next checkpoint (which the writer signs with the
+    /// new key, then the retired one).
+    retiring: Option<VerifierKey>,
     known_keys: Vec<VerifierKey>,
     pending: Vec<PendingSig>,
     anchor: Option<Checkpoint>,
@@ -297,6 +300,7 @@ impl Verifier {
             tree: MerkleTree::new(),
             prev: [0; 32],
             current_key: None,
+            retiring: None,
             known_keys: self.keys.clone(),
             pending: Vec::new(),
             anchor: None,
@@ -600,10 +604,11 @@ impl State<'_> {
                     )
                     .into_bytes(),
                     signature,
-                    key: old,
+                    key: old.clone(),
                 });
                 self.known_keys.push(new.clone());
                 self.current_key = Some(new);
+                self.retiring = Some(old);
                 self.report.key_changes += 1;
             }
             _ => return Err(Problem::KindMismatch),
@@ -698,6 +703,22 @@ impl State<'_> {
         let Some(key) = in_charge else {
             return Err(Problem::UntrustedKey);
         };
+        // The signatures the writer makes, in its order: the key in charge; after a key change,
+        // then the retired key. Any other order or signer would let the last line, which no
+        // later record links, be rewritten (its signature lines swapped) and still verify. The
+        // key in charge alone is the writer's too after a key change whose own checkpoint a crash
+        // cut (the restarted writer has only the new key); so a retired key's line may be missing,
+        // as a signed note's cosignature may be: the key change record carries its endorsement.
+        let keys: Vec<&VerifierKey> = signers.iter().map(|(k, _)| k).collect();
+        let expected = match self.retiring.take() {
+            Some(old) => keys == [&key, &old] || keys == [&key],
+            None => keys == [&key],
+        };
+        if !expected {
+            return Err(Problem::CheckpointMalformed(
+                "the signatures are not the writer's (the key in charge, then a retired one)",
+            ));
+        }
         for (signer, signature) in signers {
             self.pending.push(PendingSig {
                 ordinal: self.ordinal,

@@ -1,9 +1,12 @@
 //! A fast path for reading a record line, for the shape the writer produces.
 //!
 //! [`parse`] accepts only a strict subset of what `serde_json` accepts for a [`StoredRecord`]: no
-//! whitespace, no escapes (no `\` at all) and no control characters in the line, plain
-//! integers, the fields of event records only (`v`, `origin`, `seq`, `id`, `time`, `prev`,
-//! `kind`, `event`, `event_sig`), each at most once. On anything else it answers `None` and the
+//! whitespace, no escapes (no `\` at all) and no control characters in the line, integers of at
+//! most 15 digits as the only numbers, the keys of every object in canonical order (ASCII keys
+//! inside the event), the fields of event records only (`v`, `origin`, `seq`, `id`, `time`,
+//! `prev`, `kind`, `event`, `event_sig`). Such a line is in canonical form (RFC 8785), so the
+//! slow path's canonical check is not needed for it; a line in another form (keys reordered,
+//! `204e0`, a duplicate key) is declined and refused there, at its own line. On anything else it answers `None` and the
 //! caller parses the line with `serde_json`, which then decides (and reports the error). When it
 //! answers, the record is the one `serde_json` gives for that line: the tests below check that
 //! on many altered lines.
@@ -18,6 +21,9 @@ use crate::audit::record::{OriginRef, StoredRecord};
 
 /// Containers nested deeper than this are left to `serde_json` (the depth is a stack of bits).
 const MAX_DEPTH: u32 = 64;
+/// Integers longer than this are left to the slow path: from 16 digits a JSON number's
+/// canonical spelling may differ from the digits written.
+const MAX_DIGITS: usize = 15;
 
 /// Parses `line` if it has the plain shape; `None` means "ask `serde_json`".
 pub(super) fn parse(line: &[u8]) -> Option<StoredRecord<'_>> {
@@ -42,8 +48,15 @@ pub(super) fn parse(line: &[u8]) -> Option<StoredRecord<'_>> {
     let mut kind = None;
     let mut event = None;
     let mut event_sig = None;
+    // Keys in canonical order (which also makes each one appear once): any other order is left
+    // to the canonical check of the slow path, which refuses it.
+    let mut last_key = "";
     loop {
         let key = c.plain_str()?;
+        if key <= last_key {
+            return None;
+        }
+        last_key = key;
         c.eat(b':')?;
         match key {
             "v" => set(&mut v, c.integer()?)?,
@@ -195,15 +208,21 @@ impl<'a> Cursor<'a> {
         self.text.get(start..end)
     }
 
-    /// A string inside the event: the same rules.
-    #[inline]
-    fn string(&mut self) -> Option<()> {
+    /// An object key inside the event: a string of ASCII only (whose byte order is the UTF-16
+    /// order RFC 8785 sorts by), as the span of its text.
+    fn key(&mut self) -> Option<(usize, usize)> {
         self.eat(b'"')?;
-        self.i = self.next_quote(self.i)? + 1;
-        Some(())
+        let start = self.i;
+        let end = self.next_quote(start)?;
+        self.i = end + 1;
+        self.bytes
+            .get(start..end)?
+            .is_ascii()
+            .then_some((start, end))
     }
 
-    /// An unsigned integer of at most 19 digits, without leading zeros.
+    /// An unsigned integer of at most 15 digits (exactly a JSON number's canonical spelling),
+    /// without leading zeros.
     fn integer(&mut self) -> Option<u64> {
         let start = self.i;
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
@@ -211,7 +230,7 @@ impl<'a> Cursor<'a> {
         }
         let digits = self.bytes.get(start..self.i)?;
         if digits.is_empty()
-            || digits.len() > 19
+            || digits.len() > MAX_DIGITS
             || (digits.len() > 1 && digits.first() == Some(&b'0'))
         {
             return None;
@@ -228,8 +247,13 @@ impl<'a> Cursor<'a> {
         self.eat(b'{')?;
         let mut instance = None;
         let mut service = None;
+        let mut last_key = "";
         loop {
             let key = self.plain_str()?;
+            if key <= last_key {
+                return None;
+            }
+            last_key = key;
             self.eat(b':')?;
             match key {
                 "instance" => set(&mut instance, self.plain_str()?)?,
@@ -248,30 +272,24 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// A number as RFC 8259 spells it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    /// A number in its canonical spelling, as far as the fast path reads one: an integer of at
+    /// most 15 digits (so exactly what RFC 8785 writes for it), without a sign on zero. Anything
+    /// else (`204e0`, `1.50`, `-0`, a longer integer) is left to the slow path's canonical check.
     fn number(&mut self) -> Option<()> {
-        if self.peek()? == b'-' {
+        let negative = self.peek()? == b'-';
+        if negative {
             self.i += 1;
         }
+        let start = self.i;
         match self.next()? {
-            b'0' => {
-                if self.peek().is_some_and(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-            }
+            b'0' if !negative => {}
             b'1'..=b'9' => self.digits(),
             _ => return None,
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            self.digits1()?;
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            self.digits1()?;
+        if self.i - start > MAX_DIGITS
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            return None;
         }
         Some(())
     }
@@ -280,14 +298,6 @@ impl<'a> Cursor<'a> {
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
             self.i += 1;
         }
-    }
-
-    fn digits1(&mut self) -> Option<()> {
-        if !self.peek()?.is_ascii_digit() {
-            return None;
-        }
-        self.digits();
-        Some(())
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -302,6 +312,8 @@ impl<'a> Cursor<'a> {
     fn value(&mut self) -> Option<()> {
         let mut stack = 0u64;
         let mut depth = 0u32;
+        // The last key of each open object, to hold keys to canonical order.
+        let mut last: [(usize, usize); MAX_DEPTH as usize] = [(0, 0); MAX_DEPTH as usize];
         loop {
             match self.next()? {
                 b'"' => self.i = self.next_quote(self.i)? + 1,
@@ -316,7 +328,7 @@ impl<'a> Cursor<'a> {
                         depth += 1;
                         stack = (stack << 1) | u64::from(open == b'{');
                         if open == b'{' {
-                            self.string()?;
+                            *last.get_mut(depth as usize - 1)? = self.key()?;
                             self.eat(b':')?;
                         }
                         continue;
@@ -340,7 +352,14 @@ impl<'a> Cursor<'a> {
                 match self.next()? {
                     b',' => {
                         if in_object {
-                            self.string()?;
+                            let previous = last.get_mut(depth as usize - 1)?;
+                            let key = self.key()?;
+                            if self.bytes.get(key.0..key.1)?
+                                <= self.bytes.get(previous.0..previous.1)?
+                            {
+                                return None;
+                            }
+                            *previous = key;
                             self.eat(b':')?;
                         }
                         break;
@@ -382,13 +401,49 @@ mod tests {
         }
     }
 
-    const EVENT: &str = r#"{"event":{"actor":{"id":"user-1","mfa":false,"n":null,"t":true},"decision":"allow","list":[],"nums":[0,-1,2.50,-0.0e+10,1E-3,7e9],"obj":{},"rules":["a/b c","é€😀"],"time":"2023-11-14T22:13:20.000000Z"},"event_sig":"k AAAA","id":"e3104f972a75bb1f0000000000000001","kind":"event","origin":{"instance":"i1","service":"bench"},"prev":"2fecf91208cffee5b9beacfa0af84d2af8e83c10835bda2968c02ad819d32889","seq":1,"time":"2023-11-14T22:13:20.000000Z","v":1}"#;
+    const EVENT: &str = r#"{"event":{"actor":{"id":"user-1","mfa":false,"n":null,"t":true},"decision":"allow","list":[],"nums":[0,-1,250,7000000000,999999999999999],"obj":{},"rules":["a/b c","é€😀"],"time":"2023-11-14T22:13:20.000000Z"},"event_sig":"k AAAA","id":"e3104f972a75bb1f0000000000000001","kind":"event","origin":{"instance":"i1","service":"bench"},"prev":"2fecf91208cffee5b9beacfa0af84d2af8e83c10835bda2968c02ad819d32889","seq":1,"time":"2023-11-14T22:13:20.000000Z","v":1}"#;
 
     #[test]
     fn the_writers_shape_takes_the_fast_path() {
         assert!(same(EVENT.as_bytes()));
-        let reordered = r#"{"v":1,"seq":0,"time":"t","prev":"p","origin":{"service":"s","instance":"i"},"kind":"event","id":"x","event":[[[]],{"a":[1,{"b":"c"}]}]}"#;
-        assert!(same(reordered.as_bytes()));
+        let nested = r#"{"event":[[[]],{"a":[1,{"b":"c"}]}],"id":"x","kind":"event","origin":{"instance":"i","service":"s"},"prev":"p","seq":0,"time":"t","v":1}"#;
+        assert!(same(nested.as_bytes()));
+    }
+
+    /// What is not canonical is declined, for the slow path's canonical check to refuse at its
+    /// own line: keys out of order or repeated (in the envelope, the origin, the event at any
+    /// depth), numbers in another spelling, integers whose canonical spelling may differ.
+    #[test]
+    fn what_is_not_canonical_is_declined() {
+        let reordered = r#"{"v":1,"seq":0,"time":"t","prev":"p","origin":{"service":"s","instance":"i"},"kind":"event","id":"x","event":{}}"#;
+        assert!(parse(reordered.as_bytes()).is_none());
+        for (from, to) in [
+            (
+                r#""id":"user-1","mfa":false"#,
+                r#""mfa":false,"id":"user-1""#,
+            ),
+            (
+                r#""decision":"allow","list":[]"#,
+                r#""decision":"allow","decision":"deny","list":[]"#,
+            ),
+            (r#""obj":{}"#, r#""obj":{"b":1,"a":2}"#),
+            (r#""obj":{}"#, r#""obj":{"a":1,"a":1}"#),
+            (r#""obj":{}"#, r#""obj":{"é":1}"#),
+            (r#"[0,-1,"#, r#"[0e0,-1,"#),
+            (r#"[0,-1,"#, r#"[-0,-1,"#),
+            (r#"[0,-1,"#, r#"[0.5,-1,"#),
+            (r#"[0,-1,"#, r#"[1E3,-1,"#),
+            (r#"[0,-1,"#, r#"[1234567890123456,-1,"#),
+            (
+                r#""instance":"i1","service":"bench""#,
+                r#""service":"bench","instance":"i1""#,
+            ),
+            (r#""seq":1,"#, r#""seq":1000000000000000,"#),
+        ] {
+            assert!(EVENT.contains(from), "{from}");
+            let line = EVENT.replacen(from, to, 1);
+            assert!(parse(line.as_bytes()).is_none(), "{to}");
+        }
     }
 
     #[test]

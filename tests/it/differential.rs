@@ -20,34 +20,12 @@ use std::{
 use aaa::audit::MemorySink;
 use base64::Engine as _;
 
-use crate::{adapters, docs_demo};
+use crate::{adapters, docs_demo, rng::Rng};
 
 /// How many requests to generate.
 const REQUESTS: usize = 1000;
 /// The seed of the generator.
 const SEED: u64 = 0x00AA_A0D1_FF00_2026;
-
-/// splitmix64: small, deterministic, good enough to pick from lists.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 /// A credential, expanded per app (each demo has its own identity provider and API key).
 #[derive(Debug, Clone)]

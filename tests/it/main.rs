@@ -23,3 +23,4 @@ mod hostile_input;
 mod policy;
 mod policy_review;
 mod public_interface;
+mod rng;

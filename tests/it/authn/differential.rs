@@ -37,6 +37,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, EncodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 
+use crate::rng::Rng;
+
 use super::{AUDIENCE, Answer, ISSUER, Idp, b64, fast_http, fixture, issuer, jwks_of};
 
 /// How many mutants to generate.
@@ -46,28 +48,6 @@ const SEED: u64 = 0x00AA_A01D_1FF2_026A;
 
 /// The issuer's keys, as its JWKS lists them.
 const JWKS_KEYS: [&str; 4] = ["rsa2048", "p256", "ed25519", "rsa2048-b"];
-
-/// splitmix64: small, deterministic, good enough to pick from lists.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 /// A JSON object as ordered `(name, raw JSON value)` pairs, so duplicates and odd spellings
 /// survive.

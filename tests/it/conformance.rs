@@ -157,7 +157,7 @@ fn field<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json:
 
 /// A record as the suite compares it across adapters: without its times, and without what
 /// differs between two demos (their identity providers' addresses and keys, so their tokens).
-fn normalized(event: &aaa::audit::AuditEvent, addr: SocketAddr) -> serde_json::Value {
+pub(crate) fn normalized(event: &aaa::audit::AuditEvent, addr: SocketAddr) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap();
     if let Some(object) = value.as_object_mut() {
         object.remove("time");
@@ -366,6 +366,20 @@ async fn run(cases: &[Case], target: &Target) -> (Vec<String>, Answers) {
     (failures, answers)
 }
 
+/// The records with the completions' statuses taken out.
+pub(crate) fn decisions(records: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some(object) = r.as_object_mut() {
+                object.remove("status");
+            }
+            r
+        })
+        .collect()
+}
+
 /// Every adapter gave the same status and the same records (times aside) to every case. Where
 /// the routers may answer differently (`status_by_router`): the same records when they gave the
 /// same status; else the same decisions (the completions' statuses aside), unless one router
@@ -373,19 +387,6 @@ async fn run(cases: &[Case], target: &Target) -> (Vec<String>, Answers) {
 /// no handler for it after the route's decision (404, 405: the same route-level decision, while
 /// the other router's handler may have made decisions of its own).
 fn compare(cases: &[Case], runs: &[(&str, Answers)]) -> Vec<String> {
-    /// The records with the completions' statuses taken out.
-    fn decisions(records: &[serde_json::Value]) -> Vec<serde_json::Value> {
-        records
-            .iter()
-            .cloned()
-            .map(|mut r| {
-                if let Some(object) = r.as_object_mut() {
-                    object.remove("status");
-                }
-                r
-            })
-            .collect()
-    }
     let mut failures = Vec::new();
     let Some((first, reference)) = runs.first() else {
         return failures;

@@ -11,16 +11,17 @@
 //! one side, the router having refused before the middleware); and both must still deny what the
 //! policy denies.
 
-use std::{
-    collections::BTreeMap,
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use aaa::audit::MemorySink;
 use base64::Engine as _;
 
-use crate::{adapters, docs_demo, rng::Rng};
+use crate::{
+    adapters,
+    conformance::{decisions, normalized},
+    docs_demo,
+    rng::Rng,
+};
 
 /// How many requests to generate.
 const REQUESTS: usize = 1000;
@@ -484,35 +485,7 @@ fn raw(req: &Req, running: &docs_demo::Running) -> String {
         Some(body) => out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len())),
         None => out.push_str("\r\n"),
     }
-    if false {
-        out.push_str("\r\n");
-    }
     out
-}
-
-/// A record as compared across adapters (as the conformance suite normalizes it).
-fn normalized(event: &aaa::audit::AuditEvent, addr: SocketAddr) -> serde_json::Value {
-    let mut value = serde_json::to_value(event).unwrap();
-    if let Some(object) = value.as_object_mut() {
-        object.remove("time");
-        object.remove("latency_us");
-    }
-    if let Some(actor) = value
-        .get_mut("actor")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        if let Some(serde_json::Value::String(issuer)) = actor.get_mut("issuer") {
-            *issuer = issuer.replace(&addr.to_string(), "DEMO");
-        }
-        if let Some(credential) = actor
-            .get_mut("credential")
-            .and_then(serde_json::Value::as_object_mut)
-            && credential.get("type").and_then(serde_json::Value::as_str) == Some("sha256")
-        {
-            credential.remove("value");
-        }
-    }
-    value
 }
 
 fn label(r: &serde_json::Value) -> String {
@@ -786,20 +759,6 @@ fn handler_violations(req: &Req, a: &Answer, store: &mut BTreeMap<String, Doc>) 
 
 fn h_is_private(h: Option<&str>) -> bool {
     !matches!(h, Some("health") | None)
-}
-
-/// The records without the completions' statuses.
-fn decisions(records: &[serde_json::Value]) -> Vec<serde_json::Value> {
-    records
-        .iter()
-        .cloned()
-        .map(|mut r| {
-            if let Some(object) = r.as_object_mut() {
-                object.remove("status");
-            }
-            r
-        })
-        .collect()
 }
 
 /// Whether `target` percent-encodes an unreserved character (which actix decodes before routing

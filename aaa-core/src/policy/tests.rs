@@ -26,6 +26,14 @@ fn one_error(text: &str) -> (PolicyErrorKind, usize, usize, String) {
     all.remove(0)
 }
 
+/// A policy (after `schema`) where role `r` may `docs:read` and rule `d` denies every action
+/// when `cond` holds.
+fn deny_all_when(schema: &str, cond: &str) -> String {
+    format!(
+        "{schema}[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
+    )
+}
+
 fn user(id: &str) -> Principal {
     Principal::new(id, PrincipalKind::User, "idp")
 }
@@ -1506,12 +1514,7 @@ mod review4_literals {
     /// domain still compile.
     #[test]
     fn r4_out_of_domain_literals_are_refused() {
-        let load = |cond: &str| {
-            let text = format!(
-                "[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
-            );
-            PolicySet::from_toml(&text, "t.toml")
-        };
+        let load = |cond: &str| PolicySet::from_toml(&deny_all_when("", cond), "t.toml");
         let mut accepted = Vec::new();
         for cond in [
             r#"context.time.weekday() == "Sun""#,
@@ -1556,10 +1559,10 @@ mod peer_ip_literals {
     #[test]
     fn comparing_the_peer_with_a_network_is_refused() {
         let load = |cond: &str| {
-            let text = format!(
-                "[schema.resource]\nnet = \"ip\"\n[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
-            );
-            PolicySet::from_toml(&text, "t.toml")
+            PolicySet::from_toml(
+                &deny_all_when("[schema.resource]\nnet = \"ip\"\n", cond),
+                "t.toml",
+            )
         };
         let peer = |ip: &str| {
             let mut c = ctx();
@@ -1964,9 +1967,7 @@ id = "id"
             r#"context.time.weekday() like "Sun""#,
             r#"principal.kind like "Service*""#,
         ] {
-            let text = format!(
-                "[roles.r]\npermissions = [\"docs:read\"]\n[[rules]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\nwhen = '{cond}'\n"
-            );
+            let text = deny_all_when("", cond);
             if let Some(e) = load_or_decide(&text, |p| {
                 p.evaluate(&svc, "docs:read", &Resource::new("D"), &sunday)
             }) && e.decision == Decision::Allow

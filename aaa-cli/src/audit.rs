@@ -15,7 +15,8 @@ const USAGE: &str = "usage:
       check every record, hash link, sequence number, checkpoint and signature of the log in DIR;
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors
   aaa audit summary DIR
-      count authorization decisions per principal and per route (does not verify)";
+      count authorization decisions per principal (id and issuer) and per route (does not
+      verify; control characters in names are shown escaped)";
 
 /// Runs `aaa audit ARGS...`.
 pub(crate) fn main(args: &[String]) -> ExitCode {
@@ -203,6 +204,7 @@ fn summary(args: &[String]) -> Result<ExitCode, Usage> {
             ] {
                 out!("{title:<40} {:>10} {:>10}", "allowed", "denied");
                 for (name, counts) in rows {
+                    let name = audit::printable(name);
                     out!("{name:<40} {:>10} {:>10}", counts.allowed, counts.denied);
                 }
                 out!();

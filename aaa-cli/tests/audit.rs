@@ -189,12 +189,12 @@ fn keygen_verify_summary_and_tamper_detection() {
     let alice = stdout.lines().find(|l| l.starts_with("alice")).unwrap();
     assert_eq!(
         alice.split_whitespace().collect::<Vec<_>>(),
-        ["alice", "5", "0"]
+        ["alice", "(idp)", "5", "0"]
     );
     let bob = stdout.lines().find(|l| l.starts_with("bob")).unwrap();
     assert_eq!(
         bob.split_whitespace().collect::<Vec<_>>(),
-        ["bob", "4", "1"]
+        ["bob", "(idp)", "4", "1"]
     );
     let route = stdout
         .lines()
@@ -245,4 +245,107 @@ fn keygen_verify_summary_and_tamper_detection() {
     // Usage errors exit 2.
     assert_eq!(aaa(&["audit", "verify", log.to_str().unwrap()]).0, 2);
     assert_eq!(aaa(&["audit", "frobnicate"]).0, 2);
+}
+
+/// Text from a log reaches the terminal escaped: a principal id with ESC and CR (an IdP may let
+/// users choose the claim aaa reads as the id), an unknown field's name in a tampered record
+/// (quoted by the JSON parser's message), a segment file's name. Before, `summary` and `verify`
+/// printed them raw: `mallory\x1b[2K\r` erased its own line and wrote what it liked in its place.
+#[test]
+fn names_from_a_log_are_shown_escaped() {
+    let no_raw_controls = |out: &str| {
+        assert!(
+            !out.chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{out:?}"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let key = SigningKey::generate("test/audit").unwrap();
+    let verifier_key = key.verifier_key().to_string();
+    let mut c = AuditWriterConfig::new(&log, "docs", "pod-1");
+    c.clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
+    let writer = AuditWriter::open(c, key).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (id, issuer) in [
+            ("mallory\u{1b}[2K\rok: alice", "idp"),
+            ("alice", "idp"),
+            ("alice", "other-idp"),
+            ("eve\u{202e}nimda", "idp"),
+        ] {
+            let mut e = AuditEvent::new(
+                Timestamp::from_unix_seconds(1_700_000_000),
+                EventKind::Authorization {
+                    decision: Decision::Allow,
+                    reason: Reason::Permitted,
+                    rules: vec![],
+                    errors: vec![],
+                    policy_version: None,
+                },
+            );
+            e.actor = Some(Arc::new(Actor::from(&Principal::new(
+                id,
+                PrincipalKind::User,
+                issuer,
+            ))));
+            writer.record(e).await.unwrap();
+        }
+    });
+    writer.close();
+
+    let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    no_raw_controls(&stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for row in [
+        vec!["mallory\\u{1b}[2K\\u{d}ok:", "alice", "(idp)", "1", "0"],
+        vec!["alice", "(idp)", "1", "0"],
+        vec!["alice", "(other-idp)", "1", "0"],
+        vec!["eve\\u{202e}nimda", "(idp)", "1", "0"],
+    ] {
+        assert!(rows.contains(&row), "{row:?} in {stdout}");
+    }
+
+    // A tampered record with an unknown field whose name is `ESC [2K`, as JSON escapes.
+    let segment = std::fs::read_dir(&log)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let tampered = text.replacen("{\"event\":", "{\"\\u001b[2K\\rx\":1,\"event\":", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&segment, &tampered).unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--key",
+        &verifier_key,
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    no_raw_controls(&stdout);
+    assert!(stdout.contains("\\u{1b}[2K\\u{d}x"), "{stdout}");
+
+    // A segment file named with ESC and CR (any `audit-*.jsonl` is read as a segment).
+    std::fs::write(&segment, &text).unwrap();
+    std::fs::write(log.join("audit-\u{1b}[2K\r.jsonl"), &text).unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "verify",
+        log.to_str().unwrap(),
+        "--key",
+        &verifier_key,
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    no_raw_controls(&stdout);
+    assert!(stdout.contains("audit-\\u{1b}[2K\\u{d}.jsonl"), "{stdout}");
 }

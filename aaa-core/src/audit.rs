@@ -106,7 +106,7 @@ pub use record::{LogOrigin, RecordBody};
 pub use sinks::{StdoutSink, TracingSink};
 pub use verify::{
     DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport, leaf_hashes,
-    summarize,
+    printable, summarize,
 };
 pub use witness::{FileWitness, Witness};
 pub use writer::{AuditWriter, AuditWriterConfig, load_or_generate_key, write_private_key};

@@ -75,7 +75,9 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} (seq {})", self.segment, self.line, self.seq)
+        // A segment's name is any file name of the form `audit-*.jsonl`: shown escaped.
+        let segment = printable(&self.segment);
+        write!(f, "{segment}:{} (seq {})", self.line, self.seq)
     }
 }
 
@@ -830,10 +832,12 @@ fn prepare(lines: &[u8]) -> Vec<Prepared<'_>> {
 /// escapes) is refused. Inside the log a changed text breaks the next record's link anyway; the
 /// log's last line (its final checkpoint) has no next record.
 fn parse_canonical(line: &[u8]) -> Result<StoredRecord<'_>, String> {
-    let record: StoredRecord<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    // The parser's messages quote the line (an unknown field's name): shown escaped.
+    let message = |e: &dyn std::fmt::Display| printable(&e.to_string()).into_owned();
+    let record: StoredRecord<'_> = serde_json::from_slice(line).map_err(|e| message(&e))?;
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| message(&e))?;
     let mut canonical = Vec::with_capacity(line.len());
-    to_canonical(&value, &mut canonical).map_err(|e| e.to_string())?;
+    to_canonical(&value, &mut canonical).map_err(|e| message(&e))?;
     if canonical != line {
         return Err("the record is not in canonical form".to_owned());
     }
@@ -941,12 +945,49 @@ pub struct DecisionCounts {
     pub denied: u64,
 }
 
+/// `text` read from a log (or quoted from one) made safe to show on a terminal: control
+/// characters (ESC, CR, LF, NUL, DEL, C1), the invisible characters that reorder or hide text
+/// (bidirectional overrides and isolates, zero-width characters) and the backslash are shown as
+/// escapes (`\u{1b}`, `\\`), so a principal id or a tampered record cannot move the cursor, rewrite
+/// what a verifier printed before it, or pass for another name.
+///
+/// ```
+/// use aaa_core::audit::printable;
+///
+/// assert_eq!(printable("alice"), "alice");
+/// assert_eq!(printable("bob\u{1b}[2K\rok"), "bob\\u{1b}[2K\\u{d}ok");
+/// assert_eq!(printable("admin\u{202e}nimda"), "admin\\u{202e}nimda");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\\' | '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    }
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if hidden(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Per-principal and per-route request counts (accounting), from authorization events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// By principal id (`-` for anonymous).
+    /// By principal: its id and, in parentheses, the issuer that vouched for it (`alice
+    /// (https://idp.example)`; one id from two issuers is two principals), `-` for anonymous.
+    /// Ids are as recorded: show them with [`printable`].
     pub by_principal: BTreeMap<String, DecisionCounts>,
-    /// By route template (`-` when unknown).
+    /// By route template (`-` when unknown), as recorded: show them with [`printable`].
     pub by_route: BTreeMap<String, DecisionCounts>,
     /// Events lost, as gap records count them.
     pub dropped: u64,
@@ -981,7 +1022,9 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
             let EventKind::Authorization { decision, .. } = event.kind else {
                 continue;
             };
-            let principal = event.actor.map_or_else(|| "-".to_owned(), |a| a.id.clone());
+            let principal = event
+                .actor
+                .map_or_else(|| "-".to_owned(), |a| format!("{} ({})", a.id, a.issuer));
             let route = event
                 .target
                 .and_then(|t| t.route.clone())

@@ -661,6 +661,35 @@ fn malformed_lines_are_errors_not_panics() {
     }
 }
 
+/// The verifier reads only origins the writer can open: a service or instance with `/` (`a/b` +
+/// `c` and `a` + `b/c` would both be the origin line `a/b/c`), a control character, or empty.
+/// The log's only record, uncovered, so that nothing but the origin decides.
+#[test]
+fn an_origin_the_writer_refuses_is_refused_by_the_verifier() {
+    let line = good_first_line();
+    let name = "audit-00000000000000000000.jsonl".to_owned();
+    let with_service = |service: &str| {
+        let changed = line.replacen("\"service\":\"rev\"", &format!("\"service\":{service}"), 1);
+        assert_ne!(changed, line);
+        format!("{changed}\n").into_bytes()
+    };
+    let report = trusted()
+        .verify_segments(&[(name.clone(), with_service("\"billing\""))])
+        .unwrap();
+    assert_eq!((report.records, report.uncovered), (1, 1));
+    assert_eq!(report.origin.as_deref(), Some("billing/pod-1"));
+    for bad in ["\"rev/pod-1\"", "\"\"", "\"do\\ncs\"", "\"do\\u001bcs\""] {
+        let e = trusted()
+            .verify_segments(&[(name.clone(), with_service(bad))])
+            .unwrap_err();
+        assert!(
+            matches!(e.problem, aaa::audit::Problem::Malformed(_)),
+            "{bad}: {e}"
+        );
+        assert_eq!(e.location.unwrap().line, 1, "{bad}");
+    }
+}
+
 /// A crash while the rotation's batch was being written: the key change record reached the disk,
 /// its checkpoint (signed by both keys) was torn. From the key change on the new key is in charge
 /// (the verifier says so); the writer still judges by the last *checkpoint*, signed by the old

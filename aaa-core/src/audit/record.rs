@@ -36,6 +36,14 @@ impl LogOrigin {
     pub fn line(&self) -> String {
         format!("{}/{}", self.service, self.instance)
     }
+
+    /// Whether service and instance are each non-empty, without `/` or control characters, so
+    /// that the origin line names one (service, instance) pair: `a/b` + `c` and `a` + `b/c`
+    /// would both be `a/b/c`. The writer opens only such origins; the verifier reads only them.
+    pub fn is_valid(&self) -> bool {
+        let part = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_control() || c == '/');
+        part(&self.service) && part(&self.instance)
+    }
 }
 
 /// What a record holds, besides its envelope.

@@ -504,6 +504,13 @@ impl State<'_> {
         match &self.origin {
             None => {
                 let origin = rec.origin.to_owned();
+                if !origin.is_valid() {
+                    return Err(Problem::Malformed(
+                        "the origin's service or instance is empty or holds `/` or a control \
+                         character"
+                            .to_owned(),
+                    ));
+                }
                 self.report.origin = Some(origin.line());
                 self.origin_line = origin.line();
                 self.origin = Some(origin);

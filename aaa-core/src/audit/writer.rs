@@ -287,10 +287,6 @@ fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
     }
 }
 
-fn valid_origin_part(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(|c| c.is_control() || c == '/')
-}
-
 /// Locks the log directory `dir` for one writer: an exclusive lock (`flock`) on the directory
 /// itself on Unix, so that nothing is added to it (elsewhere, on a `LOCK` file in it). The
 /// operating system releases it when the process ends, however it ends.
@@ -373,8 +369,7 @@ impl AuditWriter {
     ///   an exclusive lock on it while it runs);
     /// - [`AuditError::Io`] when the files cannot be read or written.
     pub fn open(config: AuditWriterConfig, key: SigningKey) -> Result<AuditWriter, AuditError> {
-        if !valid_origin_part(&config.origin.service) || !valid_origin_part(&config.origin.instance)
-        {
+        if !config.origin.is_valid() {
             return Err(AuditError::Config(
                 "service and instance must be non-empty, without `/` or control characters",
             ));

@@ -349,6 +349,9 @@ struct Ctx<'a> {
     errors: Vec<PolicyDiagnostic>,
     schema: [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
+    /// The string literals conditions compare `resource.type` with (`==`, `!=`, `in [..]`),
+    /// with their spans in the file: checked once every resource type is known.
+    type_literals: Vec<(Range<usize>, Box<str>)>,
 }
 
 impl Ctx<'_> {
@@ -383,6 +386,7 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
         errors: Vec::new(),
         schema: Default::default(),
         role_ids: &role_ids,
+        type_literals: Vec::new(),
     };
 
     // Schema. Each declared attribute gets a slot in the per-request lookup cache.
@@ -844,6 +848,39 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
     }
     deny_look_alikes(&mut cx, policy, &typo_pairs);
 
+    // A condition comparing `resource.type` with a look-alike of a type the rules and routes
+    // name (`resource.type == "Documnet"`) never holds for that type: a deny written so never
+    // fires. A name that looks like none may be a type only handlers check: left alone.
+    let known: HashSet<&str> = mentioned_types
+        .iter()
+        .map(String::as_str)
+        .chain(
+            policy
+                .routes
+                .iter()
+                .filter_map(|r| r.resource.as_ref())
+                .map(|t| t.get_ref().as_str()),
+        )
+        .collect();
+    for (span, name) in std::mem::take(&mut cx.type_literals) {
+        if known.contains(&*name) {
+            continue;
+        }
+        if let Some(near) = look_alike(&name, known.iter().copied()) {
+            cx.error(
+                PolicyErrorKind::UnknownResourceType,
+                Some(span),
+                format!(
+                    "the condition compares `resource.type` with `{name}`, which no rule or route \
+                     names; did you mean `{near}`?"
+                ),
+                Some(format!(
+                    "as written it never holds for `{near}`: fix the name, or name `{name}` in a \
+                     rule's `resources` if it is a type of its own"
+                )),
+            );
+        }
+    }
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
         errors.sort_by_key(|d| (d.line(), d.column()));
@@ -1409,6 +1446,7 @@ fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out
         }
     };
     let mut errs: Vec<(PolicyErrorKind, Range<usize>, String, Option<String>)> = Vec::new();
+    let mut type_literals = Vec::new();
     let parts = if negate {
         vec![parsed]
     } else {
@@ -1420,6 +1458,7 @@ fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out
             schema: &cx.schema,
             role_ids: cx.role_ids,
             errs: &mut errs,
+            type_literals: &mut type_literals,
         };
         let Some((ce, ty)) = checker.check(&part) else {
             continue;
@@ -1447,6 +1486,9 @@ fn compile_condition(cx: &mut Ctx<'_>, cond: &Spanned<String>, negate: bool, out
         let span = file_span(span);
         cx.error(kind, Some(span), message, help);
     }
+    for (span, name) in type_literals {
+        cx.type_literals.push((file_span(span), name));
+    }
 }
 
 type CheckErr = (PolicyErrorKind, Range<usize>, String, Option<String>);
@@ -1455,6 +1497,8 @@ struct Checker<'a, 'b> {
     schema: &'a [BTreeMap<String, (Ty, u8)>; 3],
     role_ids: &'a NameMap<u32>,
     errs: &'b mut Vec<CheckErr>,
+    /// See [`Ctx::type_literals`] (spans in the condition's text).
+    type_literals: &'b mut Vec<(Range<usize>, Box<str>)>,
 }
 
 impl Checker<'_, '_> {
@@ -1663,6 +1707,11 @@ impl Checker<'_, '_> {
                 if let Some(why) = never_true(*op, &lc, &rc) {
                     return self.mismatch(&e.span, why);
                 }
+                if let (CExpr::Get(Attr::ResourceType), CExpr::Const(Lit::Str(t)))
+                | (CExpr::Const(Lit::Str(t)), CExpr::Get(Attr::ResourceType)) = (&lc, &rc)
+                {
+                    self.type_literals.push((e.span.clone(), t.clone()));
+                }
                 Some((CExpr::Cmp(*op, Box::new(lc), Box::new(rc)), Ty::One(Bool)))
             }
             ExprKind::In(l, r) => {
@@ -1844,6 +1893,13 @@ impl Checker<'_, '_> {
                 .find_map(|l| never_true(CmpOp::Eq, &ec, &CExpr::Const(l.clone())))
         {
             return self.mismatch(&e.span, why);
+        }
+        if let (CExpr::Get(Attr::ResourceType), CExpr::LitSet(items)) = (&ec, &sc) {
+            for item in items {
+                if let Lit::Str(t) = item {
+                    self.type_literals.push((e.span.clone(), t.clone()));
+                }
+            }
         }
         // `principal.roles.contains("admin")` with a known role: a bit test.
         if let (CExpr::Get(Attr::PrincipalRoles), CExpr::Const(Lit::Str(role))) = (&sc, &ec)

@@ -1954,6 +1954,69 @@ id = "id"
         assert_eq!(e.decision, Decision::Deny);
     }
 
+    /// A deny whose condition compares `resource.type` with a look-alike of the routed type
+    /// (`"Documnet"`, `"document"`) never fires for `Document`: refused at load, at the
+    /// comparison. The right name, and a name like no known type (a type only handlers check),
+    /// load; the right name's deny fires.
+    #[test]
+    fn a_condition_comparing_resource_type_with_a_typo_is_refused() {
+        let policy = |cond: &str| {
+            format!(
+                r#"
+[roles.editor]
+[[rules]]
+id = "editor-docs"
+effect = "allow"
+principal = {{ role = "editor" }}
+actions = ["docs:read", "docs:delete"]
+resources = ["Document"]
+[[rules]]
+id = "no-deletes"
+effect = "deny"
+actions = ["docs:delete"]
+when = '{cond}'
+[[routes]]
+method = "DELETE"
+route = "/docs/{{id}}"
+action = "docs:delete"
+resource = "Document"
+id = "id"
+"#
+            )
+        };
+        for (cond, typo) in [
+            (r#"resource.type == "Documnet""#, "Documnet"),
+            (r#""document" == resource.type"#, "document"),
+            (r#"resource.type != "Documet""#, "Documet"),
+            (r#"resource.type in ["Invoice", "Docment"]"#, "Docment"),
+        ] {
+            let (kind, line, _, msg) = one_error(&policy(cond));
+            assert_eq!(kind, PolicyErrorKind::UnknownResourceType, "{cond}: {msg}");
+            assert_eq!(line, 13, "{cond}: {msg}");
+            assert!(
+                msg.contains(&format!("`{typo}`")) && msg.contains("did you mean `Document`"),
+                "{cond}: {msg}"
+            );
+        }
+        // Rules for every type: the routed type is the reference.
+        let (kind, _, _, msg) = one_error(
+            &policy(r#"resource.type == "Documnet""#).replace("resources = [\"Document\"]\n", ""),
+        );
+        assert_eq!(kind, PolicyErrorKind::UnknownResourceType, "{msg}");
+        let u = user("u").with_roles(["editor"]);
+        let doc = Resource::new("Document").with_id("d1");
+        let p = PolicySet::from_toml(&policy(r#"resource.type == "Document""#), "t.toml").unwrap();
+        assert_eq!(
+            p.evaluate(&u, "docs:delete", &doc, &ctx()).decision,
+            Decision::Deny
+        );
+        let p = PolicySet::from_toml(&policy(r#"resource.type == "Invoice""#), "t.toml").unwrap();
+        assert_eq!(
+            p.evaluate(&u, "docs:delete", &doc, &ctx()).decision,
+            Decision::Allow
+        );
+    }
+
     /// The out-of-domain check (fixed for `==`, `!=` and `in`) is bypassed by `like`: weekday()
     /// gives `sun`, kind gives `service`, so these denies load and never fire.
     #[test]

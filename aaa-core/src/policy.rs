@@ -238,9 +238,13 @@ impl PolicySet {
         self.rules.iter().map(|r| &*r.id)
     }
 
+    /// The rules that may apply to `action` on `resource_type`; `None` (deny) for an action the
+    /// policy names nowhere that looks like one a deny rule names (see
+    /// [`denied_look_alike`](Self::denied_look_alike)).
     fn candidates(&self, action: &str, resource_type: &str) -> Option<Candidates<'_>> {
         let (bucket, check_action) = match self.actions.get(action) {
             Some(&i) => (self.buckets.get(i as usize)?, false),
+            None if self.denied_look_alike(action).is_some() => return None,
             None => (self.buckets.last()?, true),
         };
         let type_id = self.types.get(resource_type).copied();
@@ -259,6 +263,15 @@ impl PolicySet {
             typed,
             check_action,
         })
+    }
+
+    /// For an action no rule, permission or route names (one a handler asks about, covered only
+    /// by patterns such as `docs:*`): the action a deny rule names, or the namespace it covers,
+    /// that it looks like, and those deny rules' ids. `docs:delte` under a `docs:*` grant would
+    /// miss every deny written for `docs:delete`; the load-time check refuses such routes, and
+    /// this refuses such checks from code.
+    fn denied_look_alike(&self, action: &str) -> Option<(String, Vec<String>)> {
+        compile::denied_look_alike(action, &self.rules)
     }
 
     fn rule(&self, i: u32) -> Option<&CRule> {
@@ -354,6 +367,20 @@ impl PolicySet {
         let mut out = Evaluation::not_permitted();
         out.policy_version = Some(self.version.clone());
         let Some(c) = self.candidates(action, &resource.resource_type) else {
+            if !self.actions.contains_key(action)
+                && let Some((near, denies)) = self.denied_look_alike(action)
+            {
+                out.errors = denies
+                    .into_iter()
+                    .map(|rule| EvaluationError {
+                        rule,
+                        message: format!(
+                            "refused: the action is named by no rule, permission or route and \
+                             looks like `{near}`, which this deny rule names"
+                        ),
+                    })
+                    .collect();
+            }
             return out;
         };
         if let Some(missing) = c.missing_scope(principal) {

@@ -1087,7 +1087,7 @@ fn look_alike<'n>(name: &str, names: impl IntoIterator<Item = &'n str>) -> Optio
 /// What a deny rule names that `action` (which only patterns cover) is a typo of: an action it
 /// names exactly, or a namespace it covers (`doc:delete` beside `docs:*`); with the ids of the
 /// deny rules naming it.
-fn denied_look_alike(action: &str, rules: &[CRule]) -> Option<(String, Vec<String>)> {
+pub(crate) fn denied_look_alike(action: &str, rules: &[CRule]) -> Option<(String, Vec<String>)> {
     let denies = || rules.iter().filter(|r| r.effect == Effect::Deny);
     // The pattern as written, and the part of `action` to compare with it.
     let shown = |p: &Pattern| -> Option<(String, String)> {

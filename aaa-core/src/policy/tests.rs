@@ -1358,6 +1358,10 @@ mod review4_model {
         resource: &Resource,
         context: &Context,
     ) -> Decision {
+        // An action the policy names nowhere that looks like one a deny names: refused.
+        if !p.actions.contains_key(action) && p.denied_look_alike(action).is_some() {
+            return Decision::Deny;
+        }
         for (a, t, scope) in routes {
             if *a == action && *t == resource.resource_type && !principal.scopes.contains(*scope) {
                 return Decision::Deny;
@@ -1952,6 +1956,62 @@ id = "id"
             &sunday,
         );
         assert_eq!(e.decision, Decision::Deny);
+    }
+
+    /// The look-alike check for actions a handler asks about (strings in code, which no load can
+    /// see): under a `docs:*` grant, `docs:delte` would miss the deny on `docs:delete` and be
+    /// allowed; `doc:read` would miss the deny on `docs:*`-frozen. Refused at decision time,
+    /// with the deny rules named; an action of its own (`docs:read`, `docs:archive`) is
+    /// allowed, and the exact `docs:delete` is denied by its rule.
+    #[test]
+    fn a_handler_action_that_looks_like_a_denied_one_is_refused() {
+        let text = r#"
+[roles.editor]
+permissions = ["docs:*", "notes:*"]
+[[rules]]
+id = "no-deletes"
+effect = "deny"
+actions = ["docs:delete"]
+[[rules]]
+id = "notes-frozen"
+effect = "deny"
+actions = ["notes:*"]
+when = 'principal.id == "frozen"'
+"#;
+        let p = PolicySet::from_toml(text, "t.toml").unwrap();
+        let u = user("u").with_roles(["editor"]);
+        let doc = Resource::new("Document").with_id("d1");
+        for (action, near, rule) in [
+            ("docs:delte", "docs:delete", "no-deletes"),
+            ("Docs:Delete", "docs:delete", "no-deletes"),
+            ("docs:deletes", "docs:delete", "no-deletes"),
+            ("note:edit", "notes:*", "notes-frozen"),
+        ] {
+            assert_eq!(
+                p.decide(&u, action, &doc, &ctx()),
+                Decision::Deny,
+                "{action}"
+            );
+            let e = p.evaluate(&u, action, &doc, &ctx());
+            assert_eq!(e.decision, Decision::Deny, "{action}");
+            assert_eq!(e.errors.len(), 1, "{action}: {e:?}");
+            assert_eq!(e.errors[0].rule, rule, "{action}");
+            assert!(e.errors[0].message.contains(&format!("`{near}`")), "{e:?}");
+        }
+        for action in ["docs:read", "docs:archive", "notes:edit"] {
+            assert_eq!(
+                p.decide(&u, action, &doc, &ctx()),
+                Decision::Allow,
+                "{action}"
+            );
+            let e = p.evaluate(&u, action, &doc, &ctx());
+            assert_eq!(
+                (e.decision, e.errors.len()),
+                (Decision::Allow, 0),
+                "{action}"
+            );
+        }
+        assert_eq!(p.decide(&u, "docs:delete", &doc, &ctx()), Decision::Deny);
     }
 
     /// A deny whose condition compares `resource.type` with a look-alike of the routed type

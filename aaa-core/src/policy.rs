@@ -295,7 +295,9 @@ impl PolicySet {
         }
     }
 
-    /// Decides, without explanation and without allocating (for policies of up to 256 roles).
+    /// Decides, without explanation and without allocating (for policies of up to 256 roles,
+    /// and actions the policy names: one it names nowhere is first compared with the names deny
+    /// rules use, which allocates).
     pub fn decide(
         &self,
         principal: &Principal,

@@ -14,6 +14,7 @@ mod audit_locate;
 mod audit_review;
 mod authn;
 mod conformance;
+mod credentials_review;
 mod demo_review;
 mod differential;
 mod docs_demo;

@@ -1599,3 +1599,63 @@ async fn api_keys_over_http_never_leak_and_near_misses_never_authenticate() {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
+// ---------------------------------------------------------------------------------------------
+// Findings
+// ---------------------------------------------------------------------------------------------
+
+/// Failed on the reviewed code. Envoy writes a URI SAN raw (`URI=<the SAN's text>`), so the text
+/// between `URI=` and the next `;` is the certificate's, byte for byte. A certificate whose URI
+/// SAN is ` spiffe://prod/ns/admin/sa/root` (leading space), or the same with a trailing space or
+/// tab, is not a SPIFFE ID; aaa trims an unquoted value before reading it and authenticates the
+/// caller as `spiffe://prod/ns/admin/sa/root`, an identity the certificate does not carry. This
+/// is the class of the quoted-URI finding (`xfcc_escaped_quoted_uri_is_not_another_spiffe_id`):
+/// the identity must be the SAN's own text. Seen over HTTP too, through the demo's trusted mesh
+/// proxy on both adapters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xfcc_uri_san_with_whitespace_around_it_is_not_that_spiffe_id() {
+    let a = forwarded();
+    let mut accepted = Vec::new();
+    for header in [
+        "Hash=ab;URI= spiffe://prod/ns/admin/sa/root",
+        "Hash=ab;URI=spiffe://prod/ns/admin/sa/root ;DNS=root.prod.svc",
+        "Hash=ab;URI=\tspiffe://prod/ns/admin/sa/root;DNS=root.prod.svc",
+        "By=spiffe://prod/ns/a/sa/api;URI=  spiffe://prod/ns/admin/sa/root\t;DNS=x",
+    ] {
+        let facts = xfcc_request(&[header.as_bytes().to_vec()], Some("10.1.2.3:1")).unwrap();
+        if let Ok(Some(id)) = forwarded_found(&a, &facts).await {
+            accepted.push(format!("{header:?} -> {id}"));
+        }
+    }
+    // Over HTTP: the demo trusts its mesh proxy at 127.0.0.2. The space inside the header value
+    // reaches the application (only whitespace at the ends of a field value is not part of it).
+    let line = "x-forwarded-client-cert: Hash=ab;URI= spiffe://acme/ns/prod/sa/admin;DNS=a.acme";
+    for running in [
+        crate::docs_demo::axum().await,
+        crate::docs_demo::actix().await,
+    ] {
+        let before = running.events.events().len();
+        let reply = crate::adapters::send_from(
+            Some([127, 0, 0, 2].into()),
+            running.addr,
+            "GET",
+            "/docs/d1",
+            &[line],
+        )
+        .await;
+        let actors: Vec<String> = running.events.events()[before..]
+            .iter()
+            .filter_map(|e| e.actor.as_ref().map(|a| a.id.clone()))
+            .collect();
+        if !actors.is_empty() || reply.status != 401 {
+            accepted.push(format!(
+                "[{}] {line:?} -> {} as {actors:?}",
+                running.name, reply.status
+            ));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "URI SANs with whitespace around them authenticated as the SPIFFE ID without it:\n{}",
+        accepted.join("\n")
+    );
+}

@@ -1659,3 +1659,53 @@ async fn xfcc_uri_san_with_whitespace_around_it_is_not_that_spiffe_id() {
         accepted.join("\n")
     );
 }
+
+/// Failed on the reviewed code. A service that accepts only API keys in `Authorization: ApiKey
+/// <key>` answers a request without credentials with `401` and `WWW-Authenticate: Bearer
+/// realm="aaa"`, and a wrong key with a `Bearer … error="invalid_token"` challenge: it
+/// advertises a scheme it does not accept and never the one it does. RFC 9110 §11.6.1: a 401
+/// "MUST send a WWW-Authenticate header field containing at least one challenge applicable to
+/// the target resource"; a client following the challenge sends a bearer token, which this
+/// service ignores. The fix would let each authenticator name its challenge scheme, and the
+/// guard challenge with the schemes it has.
+#[tokio::test]
+async fn an_api_key_only_service_challenges_with_its_own_scheme() {
+    let mut config = ApiKeyConfig::new("aaa", [ApiKeyRecord::new("ci", "ci-runner", SECRET)]);
+    config.header = "authorization".to_owned();
+    let g = Guard::builder()
+        .authenticator(ApiKeyAuthenticator::new(config, Arc::new(clock())).unwrap())
+        .policies(AnyoneAuthenticated)
+        .audit_disabled()
+        .clock(clock())
+        .build()
+        .unwrap();
+    let peer: SocketAddr = "192.0.2.1:1".parse().unwrap();
+    let ok = format!("ApiKey {}", key("ci", SECRET)).into_bytes();
+    let facts = request(&[("authorization", ok)], peer).unwrap();
+    assert!(matches!(g.check(&facts).await, Outcome::Proceed(_)));
+    let mut wrong = Vec::new();
+    for line in [None, Some(format!("ApiKey {}", key("ci", OTHER)))] {
+        let headers: Vec<(&str, Vec<u8>)> = line
+            .iter()
+            .map(|l| ("authorization", l.clone().into_bytes()))
+            .collect();
+        let Outcome::Reject(r) = g.check(&request(&headers, peer).unwrap()).await else {
+            panic!("{line:?} was let through");
+        };
+        assert_eq!(r.status(), 401, "{line:?}");
+        let challenge = r.www_authenticate().map(|v| v.to_str().unwrap().to_owned());
+        let scheme = challenge
+            .as_deref()
+            .and_then(|c| c.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        if !scheme.eq_ignore_ascii_case("apikey") {
+            wrong.push(format!("{line:?} -> 401 with {challenge:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "401s of an ApiKey-only service challenge for another scheme:\n{}",
+        wrong.join("\n")
+    );
+}

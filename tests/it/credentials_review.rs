@@ -1709,3 +1709,30 @@ async fn an_api_key_only_service_challenges_with_its_own_scheme() {
         wrong.join("\n")
     );
 }
+
+/// Failed on the reviewed code. A dual-stack listener sees an IPv4 proxy as `::ffff:10.0.0.5`,
+/// and that is how `ss` and the listener's own `SocketAddr` show it; aaa reads that peer as
+/// `10.0.0.5` (`RequestFacts::with_peer` canonicalizes it) but compares it with the configured
+/// ranges as written, so a trusted proxy configured as `::ffff:10.0.0.5/128` (or the range
+/// `::ffff:10.0.0.0/104`) is never trusted: every service identity it forwards is silently
+/// dropped (the requests go on anonymous and are logged as forgeries from an untrusted peer).
+/// Fails closed; the fix is to canonicalize the configured ranges too (or refuse them).
+#[tokio::test]
+async fn a_trusted_proxy_written_as_an_ipv4_mapped_address_is_trusted() {
+    let worker = Ok(Some("spiffe://prod/ns/b/sa/worker".to_owned()));
+    let mut dropped = Vec::new();
+    for range in ["::ffff:10.0.0.5/128", "::ffff:10.0.0.0/104"] {
+        for peer in ["10.0.0.5:4444", "[::ffff:10.0.0.5]:4444"] {
+            let config = ForwardedIdentityConfig::new([range.parse().unwrap()]);
+            let got = identity_from(config, Some(peer)).await;
+            if got != worker {
+                dropped.push(format!("trusted {range}, peer {peer}: {got:?}"));
+            }
+        }
+    }
+    assert!(
+        dropped.is_empty(),
+        "a configured IPv4-mapped proxy address trusts nobody:\n{}",
+        dropped.join("\n")
+    );
+}

@@ -1736,3 +1736,126 @@ async fn a_trusted_proxy_written_as_an_ipv4_mapped_address_is_trusted() {
         dropped.join("\n")
     );
 }
+
+/// Generated credential headers (the mutants of `generated_credentials_…`, with the demo's
+/// token and key) sent over HTTP to the demo on axum and on actix-web get the answer the
+/// demo's own `Guard` gives the same headers, as RFC 9110 §5.5 delivers them (without the
+/// whitespace at either end of a field value): same status, same challenge. The adapters pass
+/// every credential header on, repeated ones included, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_mutants_over_http_get_the_guard_s_own_answer() {
+    const REQUESTS: usize = 150;
+    let trim = |v: &[u8]| {
+        let start = v
+            .iter()
+            .position(|b| !b" \t".contains(b))
+            .unwrap_or(v.len());
+        let end = v
+            .iter()
+            .rposition(|b| !b" \t".contains(b))
+            .map_or(start, |e| e + 1);
+        v[start..end].to_vec()
+    };
+    for running in [
+        crate::docs_demo::axum().await,
+        crate::docs_demo::actix().await,
+    ] {
+        let name = running.name;
+        let jwt = running
+            .demo
+            .idp
+            .token("alice", false, running.demo.now())
+            .unwrap();
+        let valid = running.demo.indexer_key.clone();
+        let mut rng = Rng(0xC4ED_0005_2026_1203);
+        let mut failures = Vec::new();
+        let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
+        for n in 0..REQUESTS {
+            let mut lines: Vec<(&str, Vec<u8>)> = Vec::new();
+            for _ in 0..rng.below(3) {
+                lines.push(("Authorization", gen_authorization(&mut rng, &jwt)));
+            }
+            if rng.chance(35) {
+                let k = if rng.chance(40) {
+                    valid.clone().into_bytes()
+                } else {
+                    near_miss(&mut rng, &valid)
+                };
+                lines.push(("x-api-key", k));
+            }
+            if rng.chance(15) {
+                lines.push(("Cookie", gen_cookie(&mut rng, &jwt)));
+            }
+            if rng.chance(15) {
+                let x = rng.pick(&[
+                    "URI=spiffe://acme/ns/prod/sa/indexer",
+                    "By=spiffe://acme/docs;URI=spiffe://acme/ns/prod/sa/admin",
+                    "URI=spiffe://acme/a,URI=spiffe://acme/b",
+                ]);
+                lines.push(("x-forwarded-client-cert", x.as_bytes().to_vec()));
+            }
+            // No CR or LF (framing) and no byte an HTTP server refuses before aaa.
+            if lines
+                .iter()
+                .any(|(_, v)| HeaderValue::from_bytes(v).is_err() || v.len() > 8000)
+            {
+                continue;
+            }
+            let from_proxy = rng.chance(40);
+            let ip: std::net::IpAddr = if from_proxy {
+                [127, 0, 0, 2].into()
+            } else {
+                [127, 0, 0, 1].into()
+            };
+            let mut h = HeaderMap::new();
+            for (line_name, v) in &lines {
+                h.append(
+                    HeaderName::from_bytes(line_name.as_bytes()).unwrap(),
+                    HeaderValue::from_bytes(&trim(v)).unwrap(),
+                );
+            }
+            let facts = RequestFacts::new(http::Method::GET, "/docs/d3")
+                .with_matched_route("/docs/{id}")
+                .with_param("id", "d3")
+                .with_headers(h)
+                .with_peer(SocketAddr::new(ip, 40000));
+            let direct = match running.demo.guard.check(&facts).await {
+                Outcome::Proceed(_) => (200, None),
+                Outcome::Reject(r) => (
+                    r.status().as_u16(),
+                    r.www_authenticate().map(|v| v.to_str().unwrap().to_owned()),
+                ),
+            };
+            let mut raw = b"GET /docs/d3 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n".to_vec();
+            for (line_name, v) in &lines {
+                raw.extend_from_slice(format!("{line_name}: ").as_bytes());
+                raw.extend_from_slice(v);
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"\r\n");
+            let reply = crate::adapters::exchange(Some(ip), running.addr, &raw).await;
+            let over_http = (
+                reply.status,
+                reply.header("www-authenticate").map(str::to_owned),
+            );
+            *statuses.entry(reply.status).or_default() += 1;
+            if over_http != direct {
+                failures.push(format!(
+                    "[{name}] #{n} from {ip}: guard {direct:?}, over HTTP {over_http:?}\n  {:?}",
+                    lines
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v)))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        eprintln!("[{name}] statuses {statuses:?}");
+        assert!(statuses.len() >= 3, "[{name}] {statuses:?}");
+        assert!(
+            failures.is_empty(),
+            "{} differ:\n{}",
+            failures.len(),
+            failures[..failures.len().min(15)].join("\n")
+        );
+    }
+}

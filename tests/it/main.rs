@@ -11,6 +11,7 @@ mod adapters;
 mod audit;
 mod audit_crash;
 mod audit_locate;
+mod audit_proofs;
 mod audit_review;
 mod authn;
 mod conformance;

@@ -1560,3 +1560,127 @@ fn verifier_refuses_anchors_that_fork_or_run_ahead_of_the_log() {
         }
     }
 }
+/// Finding: the verifiers check the length of the leaf only. A consistency proof whose "root"
+/// is not a 32-byte hash can verify: with `size1` a power of two the first root is used as a
+/// seed and hashed by concatenation, so moving bytes between it and the proof's first hash
+/// gives the same `root2`. RFC 9162's hashes are HASH_SIZE (32) bytes; `ProofError::HashLength`
+/// exists for this.
+#[test]
+fn proofs_with_hashes_of_the_wrong_length_never_verify() {
+    let tree = RefTree::new(64);
+    let mut failures = Vec::new();
+    let mut check = |what: String, ok: bool| {
+        if ok {
+            failures.push(what);
+        }
+    };
+    // Inclusion: every proof hash, the leaf and the root at 0, 31, 33 and 64 bytes.
+    for n in 1..=20u64 {
+        let root = tree.mth(0, n);
+        for i in 0..n {
+            let proof: Vec<Vec<u8>> = tree.path(i, 0, n).iter().map(|h| h.to_vec()).collect();
+            let l = tree.leaves[i as usize];
+            for len in [0usize, 31, 33, 64] {
+                let resized = |h: &[u8]| {
+                    let mut v = h.to_vec();
+                    v.resize(len, 0);
+                    v
+                };
+                for j in 0..proof.len() {
+                    let mut p = proof.clone();
+                    p[j] = resized(&p[j]);
+                    check(
+                        format!("inclusion ({i}, {n}) hash {j} of {len} bytes"),
+                        verify_inclusion(i, n, &l, &p, &root).is_ok(),
+                    );
+                }
+                check(
+                    format!("inclusion ({i}, {n}) root of {len} bytes"),
+                    verify_inclusion(i, n, &l, &proof, &resized(&root)).is_ok(),
+                );
+            }
+        }
+    }
+    // Consistency: the same, plus bytes moved between the first root and the first hash.
+    for n in 1..=20u64 {
+        let root2 = tree.mth(0, n);
+        for m in 1..=n {
+            let root1 = tree.mth(0, m);
+            let proof: Vec<Vec<u8>> = if m == n {
+                vec![]
+            } else {
+                tree.proof(m, n).iter().map(|h| h.to_vec()).collect()
+            };
+            for len in [0usize, 31, 33, 64] {
+                let resized = |h: &[u8]| {
+                    let mut v = h.to_vec();
+                    v.resize(len, 0);
+                    v
+                };
+                check(
+                    format!("consistency ({m}, {n}) both roots of {len} bytes"),
+                    m == n
+                        && verify_consistency(m, n, &proof, &resized(&root1), &resized(&root2))
+                            .is_ok(),
+                );
+                check(
+                    format!("consistency ({m}, {n}) root1 of {len} bytes"),
+                    verify_consistency(m, n, &proof, &resized(&root1), &root2).is_ok(),
+                );
+            }
+            if let Some(first) = proof.first() {
+                for cut in [0usize, 1, 16, 31] {
+                    let mut joined = root1.to_vec();
+                    joined.extend_from_slice(first);
+                    let (r1, p0) = joined.split_at(cut);
+                    let mut p = proof.clone();
+                    p[0] = p0.to_vec();
+                    check(
+                        format!(
+                            "consistency ({m}, {n}) root1 of {cut} bytes, first hash of {}",
+                            p0.len()
+                        ),
+                        verify_consistency(m, n, &p, r1, &root2).is_ok(),
+                    );
+                    let (r1, p0) = joined.split_at(64 - cut);
+                    let mut p = proof.clone();
+                    p[0] = p0.to_vec();
+                    check(
+                        format!(
+                            "consistency ({m}, {n}) root1 of {} bytes, first hash of {cut}",
+                            64 - cut
+                        ),
+                        verify_consistency(m, n, &p, r1, &root2).is_ok(),
+                    );
+                }
+            }
+        }
+    }
+    // The simplest: "" is a size-4 root consistent with the size-8 root.
+    let r8 = tree.mth(0, 8);
+    let mut children = tree.mth(0, 4).to_vec();
+    children.extend_from_slice(&tree.mth(4, 8));
+    check(
+        "consistency (4, 8): root1 = \"\", proof = [left || right]".into(),
+        verify_consistency(4, 8, &[children.clone()], b"", &r8).is_ok(),
+    );
+    check(
+        "consistency (4, 8): root1 = left || right, proof = [\"\"]".into(),
+        verify_consistency(4, 8, &[Vec::<u8>::new()], &children, &r8).is_ok(),
+    );
+    check(
+        "consistency (5, 5): root1 = root2 = \"\"".into(),
+        verify_consistency(5, 5, &[] as &[Hash], b"", b"").is_ok(),
+    );
+    assert!(
+        failures.is_empty(),
+        "{} inputs with a hash that is not 32 bytes verified, e.g.:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -1684,3 +1684,37 @@ fn proofs_with_hashes_of_the_wrong_length_never_verify() {
             .join("\n")
     );
 }
+
+/// Finding: a signed checkpoint whose body has an empty line is read as the checkpoint before
+/// that line. C2SP tlog-checkpoint: the text is "at least three non-empty lines"; extension
+/// lines "MUST be non-empty". `Checkpoint::parse_body` stops at the first empty line and
+/// returns the rest unread, so what is signed and what is read differ (and
+/// `Checkpoint::sign` signs such a body when given an empty extension).
+#[test]
+fn signed_checkpoint_bodies_with_an_empty_line_are_refused() {
+    let key = log_key();
+    let vk = key.verifier_key();
+    let known = [ref_key("proofs.example/log", [3; 32])];
+    let root = B64.encode([7u8; 32]);
+    let mut failures = Vec::new();
+    let bodies = [
+        format!("{ORIGIN}\n5\n{root}\n\n"),
+        format!("{ORIGIN}\n5\n{root}\n\nsize 6\n"),
+        format!("{ORIGIN}\n5\n{root}\ntime t\nid i\n\nanything signed but unread\n"),
+        Checkpoint {
+            origin: ORIGIN.to_owned(),
+            size: 5,
+            root: [7; 32],
+            extensions: vec!["time t".into(), String::new(), "id i".into()],
+        }
+        .body(),
+    ];
+    for body in bodies {
+        let text = format!("{body}\n{}", key.sign_note_line(&body));
+        assert!(ref_open(&text, &known).is_err());
+        if let Ok(cp) = aaa_open(&text, &vk) {
+            failures.push(format!("{body:?} read as {cp:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1718,3 +1718,33 @@ fn signed_checkpoint_bodies_with_an_empty_line_are_refused() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Finding: signature lines whose key name C2SP signed-note forbids are accepted (and
+/// ignored as unknown keys). "Key names MUST be non-empty and MUST NOT contain any Unicode
+/// spaces or plus (U+002B) characters"; Go's `note.Open` refuses such a note as malformed.
+/// `SignedNote::parse` checks neither (the writer's own `valid_name` does, for keys).
+#[test]
+fn signature_lines_with_invalid_key_names_are_refused() {
+    let w = write_log();
+    let vk = log_key().verifier_key();
+    let blob = B64.encode([1u8; 68]);
+    let mut failures = Vec::new();
+    for name in ["", "a+b", "+", "a\u{a0}b", "a\u{3000}b", "a\u{2003}b"] {
+        let text = format!("{}\u{2014} {name} {blob}\n", w.anchor);
+        assert!(ref_open(&text, &[ref_key("proofs.example/log", [3; 32])]).is_err());
+        if SignedNote::parse(&text).is_ok() {
+            failures.push(format!("{name:?}: parsed"));
+        }
+        if aaa_open(&text, &vk).is_ok() {
+            failures.push(format!("{name:?}: verified"));
+        }
+        if Verifier::new([vk.clone()])
+            .with_anchor(text)
+            .verify_segments(&w.segments)
+            .is_ok()
+        {
+            failures.push(format!("{name:?}: taken as an anchor"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

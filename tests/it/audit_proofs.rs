@@ -1748,3 +1748,37 @@ fn signature_lines_with_invalid_key_names_are_refused() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Finding: a file witness replaces its anchor with any checkpoint at least as large, so a
+/// checkpoint that contradicts the anchored one at the same size (a fork: another root) or
+/// comes from another log overwrites it, and the anchored checkpoint, the evidence, is gone.
+/// Its `anchor` takes no proof, so a fork at a larger size cannot be told apart at all; at the
+/// same size (or another origin) it can, from the two notes alone.
+#[test]
+fn file_witness_refuses_a_fork_at_the_anchored_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let witness = FileWitness::new(dir.path().join("anchor.note"));
+    let tree = RefTree::new(16);
+    let good = signed_checkpoint(ORIGIN, 10, tree.mth(0, 10));
+    witness.anchor(&good).unwrap();
+    let mut fork_root = tree.mth(0, 10);
+    fork_root[0] ^= 1;
+    let mut failures = Vec::new();
+    for (what, note) in [
+        (
+            "fork at the same size",
+            signed_checkpoint(ORIGIN, 10, fork_root),
+        ),
+        (
+            "another log's checkpoint",
+            signed_checkpoint("other/pod-9", 12, tree.mth(0, 12)),
+        ),
+    ] {
+        let result = witness.anchor(&note);
+        if witness.latest().unwrap().as_deref() != Some(good.as_str()) {
+            failures.push(format!("{what}: replaced the anchor ({result:?})"));
+            witness.anchor(&good).unwrap();
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1782,3 +1782,40 @@ fn file_witness_refuses_a_fork_at_the_anchored_size() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Finding: the verifier checks one signature of an anchor, the first trusted key's it finds;
+/// a second trusted key's line that does not verify is never looked at. C2SP signed-note: "If
+/// the key name and ID match a known key, verifiers MUST verify the signature. If a signature
+/// from a known key fails to verify, clients SHOULD reject the whole note." (The checkpoints
+/// inside the log are checked line by line and refuse this.)
+#[test]
+fn anchor_with_a_bad_signature_by_another_trusted_key_is_refused() {
+    let w = write_log();
+    let second = SigningKey::from_seed("proofs.example/second", &[6; 32]).unwrap();
+    let note = SignedNote::parse(&w.anchor).unwrap();
+    let mut blob = second.id().to_vec();
+    blob.extend_from_slice(&second.sign(b"another text"));
+    let text = format!(
+        "{}\u{2014} {} {}\n",
+        w.anchor,
+        second.name(),
+        B64.encode(&blob)
+    );
+    let known = [
+        ref_key("proofs.example/log", [3; 32]),
+        ref_key("proofs.example/second", [6; 32]),
+    ];
+    assert!(ref_open(&text, &known).is_err());
+    assert!(
+        !second
+            .verifier_key()
+            .verify(note.body.as_bytes(), &blob[4..].try_into().unwrap())
+    );
+    let result = Verifier::new([log_key().verifier_key(), second.verifier_key()])
+        .with_anchor(text)
+        .verify_segments(&w.segments);
+    assert_eq!(
+        result.map(|r| r.anchor_size).map_err(|e| e.problem),
+        Err(audit::Problem::BadAnchor)
+    );
+}

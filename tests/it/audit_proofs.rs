@@ -1929,3 +1929,33 @@ fn anchor_with_a_bad_signature_by_another_trusted_key_is_refused() {
         Err(audit::Problem::BadAnchor)
     );
 }
+
+/// Finding: a note may carry any number of signature lines, and each is compared with every
+/// line before it (the duplicate check), so parsing is quadratic in their number: a log line
+/// or an anchor with a few megabytes of signature lines holds the verifier for minutes.
+/// C2SP signed-note: verifiers SHOULD limit the number of signatures (and MUST accept 16); Go's
+/// note.Open refuses more than 100.
+#[test]
+fn notes_with_thousands_of_signature_lines_are_refused() {
+    let w = written();
+    let lines: String = (0..4_000u32)
+        .map(|i| {
+            let mut blob = i.to_be_bytes().to_vec();
+            blob.extend_from_slice(&[0; 64]);
+            format!("\u{2014} k{i} {}\n", B64.encode(blob))
+        })
+        .collect();
+    let text = format!("{}{lines}", w.anchor);
+    let start = std::time::Instant::now();
+    let parsed = SignedNote::parse(&text);
+    eprintln!(
+        "4000 signature lines ({} bytes) parsed in {:?}",
+        text.len(),
+        start.elapsed()
+    );
+    assert!(
+        parsed.is_err(),
+        "{} signatures",
+        parsed.unwrap().signatures.len()
+    );
+}

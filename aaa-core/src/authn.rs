@@ -196,4 +196,12 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     fn credential_headers(&self) -> &[http::HeaderName] {
         &[]
     }
+
+    /// The `Authorization` scheme this authenticator reads (`Bearer`, `ApiKey`), if any: the
+    /// guard's 401 challenges name `Bearer` when one of its authenticators reads it, else the
+    /// first scheme named (RFC 9110 §11.6.1: a challenge the resource accepts). `None` by
+    /// default.
+    fn challenge_scheme(&self) -> Option<&str> {
+        None
+    }
 }

@@ -427,9 +427,22 @@ impl GuardBuilder<HasPolicy> {
                 credential_headers.push(name.clone());
             }
         }
+        // The scheme challenges name: `Bearer` if an authenticator reads it, else the first
+        // scheme named, else `Bearer` (RFC 6750's default).
+        let schemes = || {
+            self.authenticators
+                .iter()
+                .filter_map(|a| a.challenge_scheme())
+        };
+        let scheme = if schemes().any(|s| s.eq_ignore_ascii_case("bearer")) {
+            None
+        } else {
+            schemes().next().map(str::to_owned)
+        };
         Ok(Guard {
             inner: Arc::new(Inner {
                 credential_headers,
+                scheme,
                 authenticators: self.authenticators,
                 authorizer,
                 audit,
@@ -443,6 +456,8 @@ impl GuardBuilder<HasPolicy> {
 
 struct Inner {
     authenticators: Vec<Arc<dyn Authenticator>>,
+    /// The scheme 401 challenges name, when not `Bearer`.
+    scheme: Option<String>,
     credential_headers: Vec<::http::HeaderName>,
     authorizer: Arc<dyn Authorizer>,
     audit: Option<Arc<dyn AuditSink>>,
@@ -916,7 +931,11 @@ impl Guard {
     }
 
     fn rejection(&self, rejection: Rejection) -> Rejection {
-        rejection.with_realm(&self.inner.realm)
+        let rejection = rejection.with_realm(&self.inner.realm);
+        match &self.inner.scheme {
+            Some(scheme) => rejection.with_scheme(scheme),
+            None => rejection,
+        }
     }
 
     fn reject(&self, rejection: Rejection) -> Outcome {

@@ -1270,8 +1270,10 @@ async fn xfcc_mutants_get_the_envoy_model_s_identity_or_a_refusal() {
         trimmed.len()
     );
     assert_eq!(a.ignored_attempts(), untrusted_with_header as u64);
+    // Whitespace around a value is refused since the fix: no identity is found only by trimming.
+    assert!(trimmed.is_empty(), "{trimmed:#?}");
     assert!(
-        tally.get("identity").copied().unwrap_or(0) > 200,
+        tally.get("identity").copied().unwrap_or(0) > 150,
         "{tally:?}"
     );
     assert!(

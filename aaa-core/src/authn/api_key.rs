@@ -481,6 +481,11 @@ impl Authenticator for ApiKeyAuthenticator {
             std::slice::from_ref(&self.header)
         }
     }
+
+    /// `ApiKey` when the key is read from `Authorization`.
+    fn challenge_scheme(&self) -> Option<&str> {
+        self.scheme_in_authorization.then_some("ApiKey")
+    }
 }
 
 #[cfg(test)]

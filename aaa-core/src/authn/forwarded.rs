@@ -18,7 +18,8 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ForwardedIdentityConfig {
-    /// Peer addresses (ranges) of trusted proxies. Defaults to none: nothing is trusted.
+    /// Peer addresses (ranges) of trusted proxies. Defaults to none: nothing is trusted. An
+    /// IPv4-mapped range (`::ffff:10.0.0.0/104`) is its IPv4 range (`10.0.0.0/8`), as a peer is.
     pub trusted_proxies: Vec<IpNet>,
     /// The header. Defaults to `x-forwarded-client-cert`.
     pub header: HeaderName,
@@ -156,7 +157,8 @@ fn xfcc_elements(text: &str) -> Result<Vec<XfccElement>, AuthnError> {
                 }
                 chars.next();
             }
-            value = value.trim().to_owned();
+            // Kept as written, not trimmed: Envoy writes a value as the certificate has it, and
+            // ` spiffe://…` is no SPIFFE ID (the SPIFFE check refuses it).
         }
         element.push(XfccPair {
             key: key.to_owned(),
@@ -174,6 +176,21 @@ fn xfcc_elements(text: &str) -> Result<Vec<XfccElement>, AuthnError> {
             Some(_) => return Err(malformed()),
         }
     }
+}
+
+/// Whether the trusted range `net` holds `ip`, IPv4-mapped forms (`::ffff:10.0.0.5`, on either
+/// side) taken as their IPv4 address: the peer of a dual-stack listener is its IPv4 address, so a
+/// proxy configured as `::ffff:10.0.0.5/128` (or `::ffff:10.0.0.0/104`) is `10.0.0.5` (`10/8`).
+fn proxy_range_contains(net: &IpNet, ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+        && let Ok(v4net) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(v4net).contains(&ip);
+    }
+    net.contains(&ip)
 }
 
 impl ForwardedIdentityAuthenticator {
@@ -200,7 +217,7 @@ impl ForwardedIdentityAuthenticator {
             self.config
                 .trusted_proxies
                 .iter()
-                .any(|n| n.contains(&peer.ip()))
+                .any(|n| proxy_range_contains(n, peer.ip()))
         });
         if !trusted {
             self.ignored.fetch_add(1, Ordering::Relaxed);

@@ -426,6 +426,11 @@ impl Authenticator for JwtAuthenticator {
             }
         })
     }
+
+    /// `Bearer`.
+    fn challenge_scheme(&self) -> Option<&str> {
+        Some("Bearer")
+    }
 }
 
 fn check_header<'a>(

@@ -90,6 +90,7 @@ pub struct Rejection {
     kind: RejectionKind,
     description: &'static str,
     realm: Option<String>,
+    scheme: Option<String>,
     scope: Option<String>,
     receipt: Option<Box<AuditReceipt>>,
 }
@@ -100,6 +101,7 @@ impl Rejection {
             kind,
             description,
             realm: None,
+            scheme: None,
             scope: None,
             receipt: None,
         }
@@ -189,6 +191,16 @@ impl Rejection {
         self
     }
 
+    /// Sets the authentication scheme the challenge names (`Bearer` unless set): the guard sets
+    /// the scheme its authenticators read from `Authorization`
+    /// ([`Authenticator::challenge_scheme`](crate::authn::Authenticator::challenge_scheme)), so
+    /// that a service taking only `Authorization: ApiKey` keys does not ask for a bearer token.
+    #[must_use]
+    pub fn with_scheme(mut self, scheme: &str) -> Self {
+        self.scheme = Some(scheme.to_owned());
+        self
+    }
+
     /// Sets where the refusal was recorded (the guard does, when its sink gives receipts).
     #[must_use]
     pub fn with_receipt(mut self, receipt: AuditReceipt) -> Self {
@@ -218,11 +230,13 @@ impl Rejection {
         self.description
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3), for 400/401/403 answers about bearer
-    /// credentials; `None` for the other kinds.
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3; for another [scheme](Self::with_scheme),
+    /// the same parameters), for 400/401/403 answers about credentials; `None` for the other
+    /// kinds.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         let realm = quote(self.realm.as_deref().unwrap_or("aaa"));
-        let mut value = format!("Bearer realm={realm}");
+        let scheme = self.scheme.as_deref().unwrap_or("Bearer");
+        let mut value = format!("{scheme} realm={realm}");
         match self.kind {
             RejectionKind::MissingCredentials => {}
             RejectionKind::InvalidRequest

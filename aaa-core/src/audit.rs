@@ -100,7 +100,7 @@ mod writer;
 pub use canonical::{CanonicalError, to_canonical};
 pub use encode::encode_event;
 pub use merkle::{Hash, MerkleTree, ProofError};
-pub use note::{Checkpoint, KeyError, SignedNote, SigningKey, VerifierKey};
+pub use note::{Checkpoint, KeyError, MAX_NOTE_SIGNATURES, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};
 pub use record::{LogOrigin, RecordBody};
 pub use sinks::{StdoutSink, TracingSink};

@@ -237,6 +237,15 @@ fn chain_border_right<P: AsRef<[u8]>>(seed: Vec<u8>, proof: &[P]) -> Vec<u8> {
         .fold(seed, |seed, h| node_hash(h.as_ref(), &seed).to_vec())
 }
 
+/// Every hash given is 32 bytes: a hash of another length would let bytes move between a root
+/// and the proof hash chained to it (`node_hash` only joins its inputs).
+fn all_hashes<'h>(hashes: impl IntoIterator<Item = &'h [u8]>) -> Result<(), ProofError> {
+    match hashes.into_iter().find(|h| h.len() != 32) {
+        Some(h) => Err(ProofError::HashLength(h.len())),
+        None => Ok(()),
+    }
+}
+
 fn matches(computed: &[u8], expected: &[u8]) -> Result<(), ProofError> {
     if computed == expected {
         Ok(())
@@ -249,8 +258,8 @@ fn matches(computed: &[u8], expected: &[u8]) -> Result<(), ProofError> {
 ///
 /// # Errors
 ///
-/// [`ProofError`] when the index is out of range, the leaf is not 32 bytes or the proof has the
-/// wrong length.
+/// [`ProofError`] when the index is out of range, the leaf or a proof hash is not 32 bytes or the
+/// proof has the wrong length.
 pub fn root_from_inclusion_proof<P: AsRef<[u8]>>(
     index: u64,
     size: u64,
@@ -260,9 +269,7 @@ pub fn root_from_inclusion_proof<P: AsRef<[u8]>>(
     if index >= size {
         return Err(ProofError::IndexBeyondSize { index, size });
     }
-    if leaf.len() != 32 {
-        return Err(ProofError::HashLength(leaf.len()));
-    }
+    all_hashes(std::iter::once(leaf).chain(proof.iter().map(AsRef::as_ref)))?;
     let (inner, border) = decompose(index, size);
     if proof.len() != inner + border {
         return Err(ProofError::ProofLength {
@@ -287,6 +294,7 @@ pub fn verify_inclusion<P: AsRef<[u8]>>(
     proof: &[P],
     root: &[u8],
 ) -> Result<(), ProofError> {
+    all_hashes([root])?;
     matches(&root_from_inclusion_proof(index, size, leaf, proof)?, root)
 }
 
@@ -310,6 +318,8 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
         return Err(ProofError::EmptyTree);
     }
     if size1 == size2 {
+        // The roots are compared as given, nothing chained (as transparency-dev's verifier
+        // does; its vectors compare placeholder roots here).
         if !proof.is_empty() {
             return Err(ProofError::ProofLength {
                 got: proof.len(),
@@ -321,7 +331,12 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
     if proof.is_empty() {
         return Err(ProofError::ProofLength { got: 0, want: 1 });
     }
-    // Now 0 < size1 < size2.
+    // Now 0 < size1 < size2: the roots and hashes are chained, so each must be 32 bytes.
+    all_hashes(
+        [root1, root2]
+            .into_iter()
+            .chain(proof.iter().map(AsRef::as_ref)),
+    )?;
     let (inner, border) = decompose(size1 - 1, size2);
     let shift = size1.trailing_zeros() as usize;
     let inner = inner.saturating_sub(shift);

@@ -18,6 +18,11 @@ use super::merkle::Hash;
 /// The Ed25519 signature type byte of C2SP signed-note keys.
 const ALG_ED25519: u8 = 0x01;
 
+/// The most signature lines a note may carry. C2SP signed-note: verifiers must accept 16 and
+/// should set a limit (Go's `note` package refuses more than 100, as this does); without one a
+/// note of millions of lines would hold a verifier.
+pub const MAX_NOTE_SIGNATURES: usize = 100;
+
 /// A key could not be parsed or generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -348,12 +353,20 @@ impl SignedNote {
         }
         let mut signatures = Vec::new();
         for line in sigs.lines() {
+            if signatures.len() == MAX_NOTE_SIGNATURES {
+                return Err(NoteError("more signature lines than a note may carry"));
+            }
             let line = line
                 .strip_prefix("\u{2014} ")
                 .ok_or(NoteError("signature line must start with an em dash"))?;
             let (name, blob) = line
                 .split_once(' ')
                 .ok_or(NoteError("signature line needs a name and a signature"))?;
+            if !valid_name(name) {
+                return Err(NoteError(
+                    "a signature line's key name is empty or holds `+` or a space",
+                ));
+            }
             let blob = B64
                 .decode(blob)
                 .map_err(|_| NoteError("signature is not base64"))?;
@@ -382,6 +395,13 @@ impl SignedNote {
             body: body.to_owned(),
             signatures,
         })
+    }
+
+    /// Whether the note has a signature line by `key` (its name and key id), well-formed or not.
+    pub(crate) fn has_line_by(&self, key: &VerifierKey) -> bool {
+        self.signatures
+            .iter()
+            .any(|s| s.name == key.name && s.id == key.id)
     }
 
     /// The 64-byte Ed25519 signature by `key`, if the note carries one (not yet verified).
@@ -441,6 +461,14 @@ impl Checkpoint {
     ///
     /// [`NoteError`] when the body is not a checkpoint.
     pub fn parse_body(body: &str) -> Result<Self, NoteError> {
+        // Every line ends with a newline, and none is empty (C2SP tlog-checkpoint): an empty
+        // line would end the checkpoint early and turn what follows into nothing.
+        let body = body
+            .strip_suffix('\n')
+            .ok_or(NoteError("a checkpoint body ends with a newline"))?;
+        if body.split('\n').any(str::is_empty) {
+            return Err(NoteError("a checkpoint has no empty line"));
+        }
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty());
         let size = lines.next();
@@ -460,13 +488,7 @@ impl Checkpoint {
             .ok()
             .and_then(|r| r.try_into().ok())
             .ok_or(NoteError("bad root hash"))?;
-        let mut extensions = Vec::new();
-        for line in lines {
-            if line.is_empty() {
-                break;
-            }
-            extensions.push(line.to_owned());
-        }
+        let extensions = lines.map(str::to_owned).collect();
         Ok(Checkpoint {
             origin: origin.to_owned(),
             size,

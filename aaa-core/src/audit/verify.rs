@@ -414,22 +414,30 @@ impl State<'_> {
             line_no = 0;
         }
         if let Some(note) = anchor_note {
-            // Signed by a trusted key: one given, or one introduced by a valid key change.
-            let Some((key, signature)) = self
-                .known_keys
-                .iter()
-                .find_map(|k| note.signature_by(k).map(|s| (k.clone(), s)))
-            else {
+            // Signed by a trusted key (one given, or one introduced by a valid key change), and
+            // every trusted key's line verifies (C2SP signed-note: a known key's signature is
+            // checked, and one that fails rejects the note), whatever order the keys came in.
+            let mut signed = false;
+            for key in &self.known_keys {
+                if !note.has_line_by(key) {
+                    continue;
+                }
+                let Some(signature) = note.signature_by(key) else {
+                    return Err((None, Problem::BadAnchor));
+                };
+                signed = true;
+                self.pending.push(PendingSig {
+                    ordinal: u64::MAX,
+                    location: None,
+                    problem: Problem::BadAnchor,
+                    message: note.body.clone().into_bytes(),
+                    signature,
+                    key: key.clone(),
+                });
+            }
+            if !signed {
                 return Err((None, Problem::BadAnchor));
-            };
-            self.pending.push(PendingSig {
-                ordinal: u64::MAX,
-                location: None,
-                problem: Problem::BadAnchor,
-                message: note.body.into_bytes(),
-                signature,
-                key,
-            });
+            }
         }
         if let Some(anchor) = &self.anchor {
             if !self.origin_line.is_empty() && anchor.origin != self.origin_line {

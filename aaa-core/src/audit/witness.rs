@@ -37,7 +37,8 @@ pub trait Witness: Send + Sync + fmt::Debug {
 }
 
 /// A witness that keeps the latest checkpoint in one file, replaced atomically. Only checkpoints
-/// at least as large as the stored one replace it.
+/// of the same log at least as large as the stored one replace it; one of another log, or of the
+/// stored size with another root (a fork), is refused and the stored one kept, the evidence.
 #[derive(Debug)]
 pub struct FileWitness {
     path: PathBuf,
@@ -59,9 +60,9 @@ impl FileWitness {
     }
 }
 
-fn size_of(note: &str) -> Option<u64> {
+fn checkpoint_of(note: &str) -> Option<Checkpoint> {
     let note = SignedNote::parse(note).ok()?;
-    Checkpoint::parse_body(&note.body).ok().map(|c| c.size)
+    Checkpoint::parse_body(&note.body).ok()
 }
 
 impl Witness for FileWitness {
@@ -70,11 +71,19 @@ impl Witness for FileWitness {
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let new_size = size_of(note).ok_or(AuditError::Unavailable("malformed checkpoint"))?;
-        if let Some(old) = self.latest()?
-            && size_of(&old).is_some_and(|s| s > new_size)
-        {
-            return Ok(());
+        let new = checkpoint_of(note).ok_or(AuditError::Unavailable("malformed checkpoint"))?;
+        if let Some(old) = self.latest()?.as_deref().and_then(checkpoint_of) {
+            if old.origin != new.origin {
+                return Err(AuditError::Unavailable(
+                    "the checkpoint is of another log than the witness anchor",
+                ));
+            }
+            if old.size == new.size && old.root != new.root {
+                return Err(AuditError::Diverged { size: new.size });
+            }
+            if old.size > new.size {
+                return Ok(());
+            }
         }
         let tmp = self.path.with_extension("tmp");
         let write = || -> std::io::Result<()> {

@@ -506,7 +506,9 @@ impl KeySet {
     }
 
     /// Parses a JWKS document (`{"keys": [...]}`). Each key is parsed on its own: one bad key is
-    /// skipped (see [`rejected`](Self::rejected)) and does not discard the others.
+    /// skipped (see [`rejected`](Self::rejected)) and does not discard the others. A key with
+    /// private members (`d`; RSA's `p`, `q`, `dp`, `dq`, `qi`, `oth`) is skipped: a key set is
+    /// published, and such a key is one anyone who reads it can sign with.
     ///
     /// # Errors
     ///
@@ -519,7 +521,15 @@ impl KeySet {
         let doc: Doc = serde_json::from_slice(bytes)
             .map_err(|_| KeyError::new("the JWKS is not a JSON object with a keys array"))?;
         let mut set = KeySet::new();
+        const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
         for (i, raw) in doc.keys.into_iter().enumerate() {
+            if let Some(member) = PRIVATE.iter().find(|m| raw.get(**m).is_some()) {
+                set.rejected.push(format!(
+                    "key #{i}: carries the private member `{member}` (a published key set holds \
+                     public keys only)"
+                ));
+                continue;
+            }
             let parsed = serde_json::from_value::<Jwk>(raw)
                 .map_err(|_| KeyError::new("not a JWK"))
                 .and_then(|jwk| VerificationKey::from_jwk(&jwk, allow_symmetric));
@@ -818,5 +828,32 @@ mod tests {
             "no symmetric keys from remote sets"
         );
         assert!(VerificationKey::from_jwk(&oct, true).is_ok());
+    }
+
+    /// A key set is published: a key listed with a private member is one anyone can sign with.
+    /// Skipped (with its reason), whatever the member, in remote and local sets alike; the
+    /// same key without it loads.
+    #[test]
+    fn keys_with_private_members_are_skipped() {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let signer = ed25519_signer(3);
+        let public = serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": "k1",
+            "x": b64(signer.verifying_key().as_bytes())
+        });
+        for member in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
+            let mut leaked = public.clone();
+            leaked[member] = serde_json::json!(b64(signer.as_bytes()));
+            let doc = serde_json::json!({ "keys": [leaked, public] }).to_string();
+            for allow_symmetric in [false, true] {
+                let set = KeySet::from_jwks_json(doc.as_bytes(), allow_symmetric).unwrap();
+                assert_eq!(set.len(), 1, "{member}");
+                assert_eq!(set.rejected().len(), 1, "{member}");
+                assert!(set.rejected()[0].contains(&format!("`{member}`")), "{member}");
+            }
+            let alone = serde_json::json!({ "keys": [leaked] }).to_string();
+            assert!(KeySet::from_jwks_json(alone.as_bytes(), false).unwrap().is_empty());
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod differential;
+mod hostile_keys;
 mod lifecycle;
 mod others;
 mod review;

@@ -1382,3 +1382,72 @@ async fn walk(seed: u64, cache: usize) {
         "the walk exercised fetching: {fetches:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Findings: tests that fail until the library is fixed
+// ---------------------------------------------------------------------------------------------
+
+/// The 32-byte seed of the Ed25519 fixture key (the end of its PKCS#8 DER).
+fn ed25519_seed() -> Vec<u8> {
+    let pem = String::from_utf8(fixture("ed25519.key.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    der[der.len() - 32..].to_vec()
+}
+
+/// A JWKS is published to anyone: a key listed with its private half (`d`, or RSA's `p`, `q`,
+/// ...) is a key everyone can sign with. node-oidc-provider refuses such a set ("jwks must not
+/// contain private keys", also for the provider's own `jwks_uri`). Here the issuer's Ed25519
+/// key is published with `d`; a reader of the JWKS signs a token as any user, and it verifies.
+///
+/// Expected: a key carrying private members is refused (skipped and listed in `rejected`, or
+/// the whole set refused). Actual: loaded and used.
+#[tokio::test]
+async fn jwks_key_with_its_private_half_is_refused() {
+    let server = Hostile::start(None).await;
+    let mut leaked = jwk("ed25519");
+    leaked["d"] = json!(b64(&ed25519_seed()));
+    let published = jwks(&[leaked]);
+    server.set("/jwks", Reply::Raw(ok(published.as_bytes())));
+    let c = clock();
+    let store = KeyStore::new(
+        JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
+        CachePolicy::default(),
+        Arc::new(c.clone()),
+    );
+    let a = authenticator(store.clone(), &c);
+    // Anyone: read `d` from the published set, sign as the administrator.
+    let doc: Value = serde_json::from_str(&published).unwrap();
+    let d = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(doc["keys"][0]["d"].as_str().unwrap())
+        .unwrap();
+    let pkcs8 = [
+        &[
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ][..],
+        &d,
+    ]
+    .concat();
+    let mut cl = long_claims();
+    cl["sub"] = json!("mallory");
+    cl["roles"] = json!(["admin"]);
+    let forged = sign_raw(
+        &json!({"alg": "EdDSA", "kid": "ed-1"}).to_string(),
+        &cl.to_string(),
+        &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
+        Algorithm::EdDSA,
+    );
+    let verdict = a.verify(&forged).await;
+    let rejected = store
+        .current_keys()
+        .map(|k| k.rejected().to_vec())
+        .unwrap_or_default();
+    assert!(
+        verdict.is_err(),
+        "a token signed with the private key the JWKS published verified as {:?} (rejected: {rejected:?})",
+        verdict.map(|p| p.id)
+    );
+}

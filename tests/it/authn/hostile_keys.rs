@@ -1383,6 +1383,90 @@ async fn walk(seed: u64, cache: usize) {
     );
 }
 
+/// Waits (yielding, never sleeping) until `done` holds; the work it waits for runs on this
+/// runtime, or on the test's own server.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(5), "never: {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A fetch stalled by the issuer (holding the single-flight lock until its timeout) never
+/// delays a token whose key is cached, fresh or expired ("tokens with known ids never wait");
+/// a flood of expired-set requests starts one background fetch, which then replaces the set.
+#[tokio::test]
+async fn a_stalled_fetch_never_delays_tokens_with_known_keys() {
+    let c = clock();
+    let server = Hostile::start(Some(c.clone())).await;
+    server.set("/jwks", Reply::Raw(ok(jwks(&[jwk("p256")]).as_bytes())));
+    let slow = options(CAP).with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
+    let store = KeyStore::new(
+        JwksUrl::new(&server.url("/jwks"), slow).unwrap(),
+        CachePolicy::default(),
+        Arc::new(c.clone()),
+    );
+    let a = Arc::new(authenticator(store.clone(), &c));
+    let good = signed("p256", Some("ec-256"), Algorithm::ES256);
+    a.verify(&good).await.unwrap();
+    // The issuer stalls; an unknown kid starts a fetch that holds the lock for 1 s.
+    server.set(
+        "/jwks",
+        Reply::Stall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{".to_vec()),
+    );
+    c.advance_seconds(31);
+    let miss = tokio::spawn({
+        let a = a.clone();
+        let token = signed("p384", Some("new"), Algorithm::ES384);
+        async move { a.verify(&token).await }
+    });
+    until("the miss's fetch reached the issuer", || {
+        server.hits().len() == 2
+    })
+    .await;
+    for expired in [false, true] {
+        if expired {
+            // Past the 5-minute TTL: the request finds the set expired, and goes on.
+            c.advance_seconds(300);
+        }
+        let started = Instant::now();
+        for _ in 0..50 {
+            a.verify(&good).await.unwrap();
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "known-key tokens waited {took:?} behind a stalled fetch (expired set: {expired})"
+        );
+    }
+    assert!(
+        matches!(miss.await.unwrap(), Err(AuthnError::Invalid(_))),
+        "the miss is refused once the stalled fetch times out"
+    );
+    assert_eq!(
+        server.hits().len(),
+        2,
+        "the expired requests fetched nothing within the cooldown"
+    );
+    // The issuer is back without the old key: the next expired request, after the cooldown,
+    // starts one background fetch for the whole flood, and the set is then replaced.
+    server.set("/jwks", Reply::Raw(ok(jwks(&[jwk("p384")]).as_bytes())));
+    c.advance_seconds(31);
+    for _ in 0..200 {
+        a.verify(&good).await.unwrap();
+    }
+    until("the background fetch replaced the set", || {
+        store.current_keys().unwrap().key_ids() == ["ec-384"]
+    })
+    .await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(server.hits().len(), 3, "one background fetch for the flood");
+    assert!(matches!(a.verify(&good).await, Err(AuthnError::Invalid(_))));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Findings: tests that fail until the library is fixed
 // ---------------------------------------------------------------------------------------------

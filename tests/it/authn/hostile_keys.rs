@@ -1535,3 +1535,36 @@ async fn jwks_key_with_its_private_half_is_refused() {
         verdict.map(|p| p.id)
     );
 }
+
+/// `Cache-Control` sent as two field lines is one list (RFC 9110 §5.3: a recipient may combine
+/// them; the meaning is the same). An issuer answering `max-age=86400` and `no-store` asked not
+/// to be cached; the store reads the first line only and keeps the set for `max_ttl` (900 s
+/// here, 24 h by default), so a key it removes keeps verifying that long.
+///
+/// Expected: the `min_ttl` (60 s), as for `max-age=86400, no-store` on one line. Actual: 900 s.
+/// Fix: `Fetcher::get` in key_source.rs, which reads `headers().get(CACHE_CONTROL)` (the first
+/// line) rather than every line (`get_all`).
+#[tokio::test]
+async fn cache_control_over_two_field_lines_is_one_list() {
+    let server = Hostile::start(None).await;
+    let store = KeyStore::new(
+        JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
+        ttl_policy(),
+        Arc::new(clock()),
+    );
+    let one_line = ttl_of(&server, &store, &["max-age=86400, no-store".to_owned()]).await;
+    assert_eq!(one_line, 60);
+    for lines in [
+        ["max-age=86400", "no-store"],
+        ["public, max-age=86400", "no-cache"],
+        ["public", "no-store"],
+    ] {
+        let lines = lines.map(str::to_owned);
+        let ttl = ttl_of(&server, &store, &lines).await;
+        assert!(
+            allowed_ttls(&lines).contains(&ttl),
+            "cache-control lines {lines:?} gave {ttl} s, allowed {:?}",
+            allowed_ttls(&lines)
+        );
+    }
+}

@@ -1568,3 +1568,33 @@ async fn cache_control_over_two_field_lines_is_one_list() {
         );
     }
 }
+
+/// Several `max-age` directives: "either the first occurrence should be used or the response
+/// should be considered stale" (RFC 9111 §4.2.1). The store takes the last one, so
+/// `max-age=60, max-age=86400` keeps the set for `max_ttl`, not one minute; and a valid first
+/// value followed by garbage (`max-age=900, max-age=x`) falls back to the default (300 s).
+///
+/// Expected: 60 s (first, or stale clamped to `min_ttl`) for the first. Actual: 900 s. Fix:
+/// `cache_max_age` in key_source.rs (keep the first `max-age`, or treat duplicates as zero).
+#[tokio::test]
+async fn repeated_max_age_takes_the_first_or_counts_as_stale() {
+    let server = Hostile::start(None).await;
+    let store = KeyStore::new(
+        JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
+        ttl_policy(),
+        Arc::new(clock()),
+    );
+    for line in [
+        "max-age=60, max-age=86400",
+        "max-age=120,max-age=600",
+        "max-age=900, max-age=x",
+    ] {
+        let lines = [line.to_owned()];
+        let ttl = ttl_of(&server, &store, &lines).await;
+        assert!(
+            allowed_ttls(&lines).contains(&ttl),
+            "cache-control {line:?} gave {ttl} s, allowed {:?}",
+            allowed_ttls(&lines)
+        );
+    }
+}

@@ -185,13 +185,20 @@ fn long_claims() -> Value {
 
 /// A token signed by fixture `name` with `alg`, naming `kid` (or none).
 fn signed(name: &str, kid: Option<&str>, alg: Algorithm) -> String {
+    signed_by(super::ISSUER, name, kid, alg)
+}
+
+/// As [`signed`], for the issuer `iss`.
+fn signed_by(iss: &str, name: &str, kid: Option<&str>, alg: Algorithm) -> String {
+    let mut cl = long_claims();
+    cl["iss"] = json!(iss);
     let mut header = json!({"alg": format!("{alg:?}")});
     if let Some(kid) = kid {
         header["kid"] = json!(kid);
     }
     sign_raw(
         &header.to_string(),
-        &long_claims().to_string(),
+        &cl.to_string(),
         &signing_key(name, alg),
         alg,
     )
@@ -1223,7 +1230,8 @@ enum Kind {
     Bad,
 }
 
-fn walk_tokens() -> Vec<(Kind, String)> {
+fn walk_tokens(iss: &str) -> Vec<(Kind, String)> {
+    let signed = |name: &str, kid: Option<&str>, alg| signed_by(iss, name, kid, alg);
     let mut tokens = Vec::new();
     for (i, (name, kid, alg)) in UNIVERSE.iter().enumerate() {
         tokens.push((Kind::Named(i), signed(name, Some(kid), *alg)));
@@ -1268,11 +1276,20 @@ const STALENESS: i64 = 3600;
 #[tokio::test]
 async fn a_token_verifies_only_with_the_last_answered_keys() {
     for cache in [0usize, 64] {
-        walk(0x726f_7461_7465 ^ cache as u64, cache).await;
+        walk(0x726f_7461_7465 ^ cache as u64, cache, false).await;
     }
 }
 
-async fn walk(seed: u64, cache: usize) {
+/// The same walk with OIDC discovery as the source: the discovery document also fails, names
+/// another issuer, or a `jwks_uri` that is not acceptable; only a JWKS answered after an
+/// acceptable document counts. The clock also moves back (never before the tokens' `iat`):
+/// neither fetches sooner than the cooldown nor keys older than the staleness follow.
+#[tokio::test]
+async fn through_discovery_a_token_verifies_only_with_the_last_answered_keys() {
+    walk(0x6469_7363_6f76, 64, true).await;
+}
+
+async fn walk(seed: u64, cache: usize, discovery: bool) {
     let c = clock();
     let server = Hostile::start(Some(c.clone())).await;
     let mut policy = CachePolicy::default()
@@ -1285,18 +1302,36 @@ async fn walk(seed: u64, cache: usize) {
             Duration::from_secs(900),
         );
     policy.negative_ttl = Duration::from_secs(45);
-    let store = KeyStore::new(
-        JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
-        policy,
-        Arc::new(c.clone()),
-    );
+    const DISCOVERY: &str = "/.well-known/openid-configuration";
+    let base = server.base.clone();
+    let discovery_doc = |what: &str| -> Reply {
+        let doc = match what {
+            "ok" => json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}),
+            "mismatch" => json!({"issuer": format!("{base}/"), "jwks_uri": format!("{base}/jwks")}),
+            "insecure" => json!({"issuer": base, "jwks_uri": "http://idp.example/jwks"}),
+            _ => return Reply::Raw(http(500, &[], b"")),
+        };
+        Reply::Raw(ok(doc.to_string().as_bytes()))
+    };
+    server.set(DISCOVERY, discovery_doc("ok"));
+    let (store, iss, first_path) = if discovery {
+        let source = OidcDiscovery::new(&base, options(CAP)).unwrap();
+        let store = KeyStore::new(source, policy, Arc::new(c.clone()));
+        (store, base.clone(), DISCOVERY)
+    } else {
+        let source = JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap();
+        let store = KeyStore::new(source, policy, Arc::new(c.clone()));
+        (store, super::ISSUER.to_owned(), "/jwks")
+    };
+    let mut config = issuer();
+    config.issuer = iss.clone();
     let a = JwtAuthenticator::builder()
-        .issuer(issuer(), store.clone())
+        .issuer(config, store.clone())
         .clock(Arc::new(c.clone()))
         .verified_token_cache(cache)
         .build()
         .unwrap();
-    let tokens = walk_tokens();
+    let tokens = walk_tokens(&iss);
     let mut rng = Rng(seed);
     let mut answer = Answer::Keys(vec![2]);
     server.set("/jwks", answer_reply(&answer));
@@ -1320,17 +1355,30 @@ async fn walk(seed: u64, cache: usize) {
             server.set("/jwks", answer_reply(&answer));
             log.push(format!("step {step}: issuer answers {answer:?}"));
         }
-        let jump = rng.pick(&[
+        if discovery && rng.chance(10) {
+            let what = rng.pick(&["ok", "ok", "500", "mismatch", "insecure"]);
+            server.set(DISCOVERY, discovery_doc(what));
+            log.push(format!("step {step}: discovery answers {what}"));
+        }
+        let mut jump = rng.pick(&[
             0i64, 0, 1, 5, 15, 29, 30, 31, 44, 46, 100, 301, 901, 3000, 3601,
         ]);
+        if discovery && rng.chance(10) {
+            // Back, but never before the tokens were issued.
+            jump = -rng
+                .pick(&[1i64, 31, 600, 5000])
+                .min(c.now().unix_seconds() - NOW);
+        }
         c.advance_seconds(jump);
-        let now = NOW + c.now().unix_seconds() - NOW;
+        let now = c.now().unix_seconds();
         let (kind, token) = rng.pick(&tokens);
         let before = server.hits().len();
         let verdict = a.verify(&token).await;
-        for (_, at) in &server.hits()[before..] {
-            fetches.push(*at);
-            if let Answer::Keys(keys) = &answer {
+        for (path, at) in &server.hits()[before..] {
+            if path == first_path {
+                fetches.push(*at);
+            }
+            if let (Answer::Keys(keys), "/jwks") = (&answer, path.as_str()) {
                 installed = Some((keys.clone(), *at));
             }
         }

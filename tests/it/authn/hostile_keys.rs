@@ -1646,3 +1646,52 @@ async fn repeated_max_age_takes_the_first_or_counts_as_stale() {
         );
     }
 }
+
+/// The clock steps back (an NTP correction after a boot with a clock a day ahead; `SystemClock`
+/// is the wall clock) after a fetch: `last_attempt` and the set's `fetched_at`/`fresh_until` lie
+/// a day in the future. The cooldown is judged as `now < last_attempt + cooldown`, so for that
+/// whole day no fetch is allowed: the issuer's rotation is refused (every token of the new key
+/// is 401 "unknown signing key") and the key it removed keeps verifying; the set never expires
+/// nor goes stale meanwhile.
+///
+/// Expected: once the clock has run for one cooldown after the step, a token naming an unknown
+/// kid fetches (a time before the last attempt does not prove the cooldown is still running).
+/// Actual: no fetch for a day. Fix: `KeyStore::in_cooldown` (and the freshness/staleness checks
+/// in `key_for`/`is_stale`) in jwks.rs should treat a `now` before `last_attempt`/`fetched_at` as
+/// a clock that moved back, e.g. re-anchor them to `now`.
+#[tokio::test]
+async fn a_clock_stepping_back_does_not_freeze_the_key_set() {
+    let c = clock();
+    let server = Hostile::start(Some(c.clone())).await;
+    server.set("/jwks", Reply::Raw(ok(jwks(&[jwk("p256")]).as_bytes())));
+    let store = KeyStore::new(
+        JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
+        CachePolicy::default(),
+        Arc::new(c.clone()),
+    );
+    let a = authenticator(store.clone(), &c);
+    // Start-up with the clock a day ahead: the store is filled at once.
+    c.advance_seconds(86_400);
+    store.refresh().await.unwrap();
+    // NTP steps the clock back to the true time.
+    c.set(aaa::Timestamp::from_unix_seconds(NOW));
+    let old = signed("p256", Some("ec-256"), Algorithm::ES256);
+    a.verify(&old).await.unwrap();
+    // The issuer rotates: the P-256 key is withdrawn, a P-384 key published.
+    server.set("/jwks", Reply::Raw(ok(jwks(&[jwk("p384")]).as_bytes())));
+    let new = signed("p384", Some("ec-384"), Algorithm::ES384);
+    // Five minutes later (ten cooldowns, the TTL) by the corrected clock.
+    c.advance_seconds(301);
+    let verdict = a.verify(&new).await;
+    assert!(
+        verdict.is_ok(),
+        "the rotated-in key is refused ({verdict:?}) {} s of clock time after the step back; \
+         fetches so far: {}",
+        301,
+        server.hits().len()
+    );
+    assert!(
+        a.verify(&old).await.is_err(),
+        "the withdrawn key still verifies"
+    );
+}

@@ -1695,3 +1695,100 @@ async fn a_clock_stepping_back_does_not_freeze_the_key_set() {
         "the withdrawn key still verifies"
     );
 }
+
+/// Records every tracing event's fields as text (`%` fields as their `Display`, as a `fmt`
+/// subscriber writes them).
+#[derive(Default)]
+struct Capture(Mutex<Vec<String>>);
+
+struct Text<'a>(&'a mut String);
+
+impl tracing::field::Visit for Text<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = event.metadata().target().to_owned();
+        event.record(&mut Text(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Strings the key server chooses reach the store's `tracing` events verbatim: a duplicated
+/// kid holding a newline and a forged log line (the "skipped a key" warning prints the reason
+/// `duplicate key id `…`` with `%`), and a discovery document's `issuer` (the
+/// `IssuerMismatch` error, logged with `%` as "signing key fetch failed"). With a line-based
+/// log (the `fmt` subscriber) the issuer's server writes lines of its choosing into the
+/// service's log (CWE-117), ANSI escapes included.
+///
+/// Expected: no event field carries a raw line break or control character from the server
+/// (escape them, e.g. with `{:?}`, or leave the kid out). Actual: both arrive raw. Fix:
+/// `KeySet::insert` (keys.rs, the duplicate message) and `IssuerMismatch`'s message
+/// (error.rs), or the `tracing::warn!` calls in `KeyStore::fetch_locked` (jwks.rs).
+#[test]
+fn key_server_strings_reach_the_log_escaped() {
+    let capture = Arc::new(Capture::default());
+    let dispatch = tracing::Dispatch::from(capture.clone());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = Hostile::start(None).await;
+            let forged = "x\n2026-12-03T18:00:00Z  INFO aaa::audit: admin granted\r\x1b[2J";
+            let mut first = jwk("p256");
+            first["kid"] = json!(forged);
+            let mut second = jwk("p384");
+            second["kid"] = json!(forged);
+            server.set("/jwks", Reply::Raw(ok(jwks(&[first, second]).as_bytes())));
+            let store = KeyStore::new(
+                JwksUrl::new(&server.url("/jwks"), options(CAP)).unwrap(),
+                CachePolicy::default(),
+                Arc::new(clock()),
+            );
+            store.refresh().await.unwrap();
+            let base = server.base.clone();
+            server.set(
+                "/.well-known/openid-configuration",
+                Reply::Raw(ok(
+                    json!({"issuer": forged, "jwks_uri": format!("{base}/jwks")})
+                        .to_string()
+                        .as_bytes(),
+                )),
+            );
+            let discovered = KeyStore::new(
+                OidcDiscovery::new(&base, options(CAP)).unwrap(),
+                CachePolicy::default(),
+                Arc::new(clock()),
+            );
+            assert!(matches!(
+                discovered.refresh().await,
+                Err(KeySourceError::IssuerMismatch { .. })
+            ));
+        });
+    });
+    let events = capture.0.lock().unwrap().clone();
+    assert!(events.iter().any(|e| e.starts_with("aaa::authn::jwks")));
+    let raw: Vec<&String> = events
+        .iter()
+        .filter(|e| e.contains(['\n', '\r', '\u{1b}']))
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "events with the server's raw control characters: {raw:#?}"
+    );
+}

@@ -1339,6 +1339,7 @@ async fn walk(seed: u64, cache: usize, discovery: bool) {
     let mut installed: Option<(Vec<usize>, i64)> = None;
     let mut fetches: Vec<i64> = Vec::new();
     let mut log: Vec<String> = Vec::new();
+    let mut outcomes = [0usize; 3];
     for step in 0..400 {
         if rng.chance(15) {
             answer = if rng.chance(70) {
@@ -1409,13 +1410,25 @@ async fn walk(seed: u64, cache: usize, discovery: bool) {
             }
         };
         match (&verdict, expected) {
-            (Ok(_), Ok(()))
-            | (Err(AuthnError::Unavailable(_)), Err("unavailable"))
-            | (Err(AuthnError::Invalid(_)), Err("invalid")) => {}
+            (Ok(_), Ok(())) => outcomes[0] += 1,
+            (Err(AuthnError::Invalid(_)), Err("invalid")) => outcomes[1] += 1,
+            (Err(AuthnError::Unavailable(_)), Err("unavailable")) => outcomes[2] += 1,
             _ => panic!(
                 "step {step} (cache {cache}): expected {expected:?}, got {verdict:?}\n{}",
                 context()
             ),
+        }
+        if let Err(e) = &verdict {
+            // Over HTTP: 401 with a challenge, or 503.
+            let rejection = e.rejection();
+            let status = rejection.status().as_u16();
+            match e {
+                AuthnError::Invalid(_) => assert!(
+                    status == 401 && rejection.www_authenticate().is_some(),
+                    "step {step}: {e:?} is {status}"
+                ),
+                _ => assert_eq!(status, 503, "step {step}: {e:?}"),
+            }
         }
         if let [.., previous, last] = fetches.as_slice() {
             assert!(
@@ -1428,6 +1441,10 @@ async fn walk(seed: u64, cache: usize, discovery: bool) {
     assert!(
         fetches.len() > 10,
         "the walk exercised fetching: {fetches:?}"
+    );
+    assert!(
+        outcomes.iter().all(|n| *n > 10),
+        "accepted, 401 and 503 all occurred: {outcomes:?}"
     );
 }
 

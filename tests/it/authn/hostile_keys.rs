@@ -1442,6 +1442,11 @@ async fn walk(seed: u64, cache: usize, discovery: bool) {
         fetches.len() > 10,
         "the walk exercised fetching: {fetches:?}"
     );
+    assert_eq!(
+        store.health().fetches,
+        fetches.len() as u64,
+        "health counts every fetch started"
+    );
     assert!(
         outcomes.iter().all(|n| *n > 10),
         "accepted, 401 and 503 all occurred: {outcomes:?}"

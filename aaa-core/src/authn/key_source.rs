@@ -143,11 +143,8 @@ impl Fetcher {
         {
             return Err(KeySourceError::TooLarge(cap));
         }
-        let max_age = response
-            .headers()
-            .get(http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(cache_max_age);
+        let max_age =
+            cache_control_max_age(response.headers().get_all(http::header::CACHE_CONTROL));
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -163,24 +160,43 @@ impl Fetcher {
     }
 }
 
-/// `max-age` from a `Cache-Control` value; `no-cache` and `no-store` count as zero.
-pub(crate) fn cache_max_age(value: &str) -> Option<Duration> {
-    let mut found = None;
-    for directive in value.split(',') {
-        let directive = directive.trim();
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-cache" || lower == "no-store" {
+/// `max-age` from the `Cache-Control` field lines of a response, read as one list (RFC 9110
+/// §5.3); `no-cache` and `no-store` count as zero, and so do several `max-age` directives that
+/// disagree (RFC 9111 §4.2.1 allows the response to be taken as stale), or a line that is not
+/// text.
+pub(crate) fn cache_control_max_age<'a>(
+    lines: impl IntoIterator<Item = &'a http::HeaderValue>,
+) -> Option<Duration> {
+    let mut found: Option<Option<Duration>> = None;
+    for line in lines {
+        let Ok(value) = line.to_str() else {
             return Some(Duration::ZERO);
-        }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            found = secs
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
+        };
+        for directive in value.split(',') {
+            let lower = directive.trim().to_ascii_lowercase();
+            if lower == "no-cache" || lower == "no-store" {
+                return Some(Duration::ZERO);
+            }
+            if let Some(secs) = lower.strip_prefix("max-age=") {
+                let age = secs
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+                    .map(Duration::from_secs);
+                match found {
+                    Some(before) if before != age => return Some(Duration::ZERO),
+                    _ => found = Some(age),
+                }
+            }
         }
     }
-    found
+    found.flatten()
+}
+
+/// `max-age` from one `Cache-Control` value (see [`cache_control_max_age`]).
+#[cfg(test)]
+fn cache_max_age(value: &str) -> Option<Duration> {
+    cache_control_max_age(&[http::HeaderValue::from_str(value).ok()?])
 }
 
 /// Parses `url`, requiring `https` unless the host is a loopback address (for tests and local

@@ -850,10 +850,17 @@ mod tests {
                 let set = KeySet::from_jwks_json(doc.as_bytes(), allow_symmetric).unwrap();
                 assert_eq!(set.len(), 1, "{member}");
                 assert_eq!(set.rejected().len(), 1, "{member}");
-                assert!(set.rejected()[0].contains(&format!("`{member}`")), "{member}");
+                assert!(
+                    set.rejected()[0].contains(&format!("`{member}`")),
+                    "{member}"
+                );
             }
             let alone = serde_json::json!({ "keys": [leaked] }).to_string();
-            assert!(KeySet::from_jwks_json(alone.as_bytes(), false).unwrap().is_empty());
+            assert!(
+                KeySet::from_jwks_json(alone.as_bytes(), false)
+                    .unwrap()
+                    .is_empty()
+            );
         }
     }
 }

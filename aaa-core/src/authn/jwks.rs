@@ -383,7 +383,9 @@ impl KeyStore {
         if self.is_stale(&current, now) {
             return Err(AuthnError::Unavailable("signing keys are too stale"));
         }
-        if now >= current.fresh_until {
+        // Expired, or fetched "in the future": the clock (wall time) was stepped back since, and
+        // the set's times no longer tell its age; refresh it to re-anchor them.
+        if now >= current.fresh_until || now < current.fetched_at {
             self.refresh_in_background();
         }
         if let Some(key) = current.keys.select(kid, alg) {
@@ -453,9 +455,13 @@ impl KeyStore {
         });
     }
 
+    /// Whether the last fetch was less than a cooldown ago. A last attempt after `now` means the
+    /// clock was stepped back: the cooldown is over (else it would last as long as the step and
+    /// keep a rotated-in key out), and the next fetch re-anchors it.
     fn in_cooldown(&self, now: Timestamp) -> bool {
         let last = self.inner.last_attempt.load(Ordering::SeqCst);
         last != NEVER
+            && now.unix_micros() >= last
             && now.unix_micros() < last.saturating_add(micros(self.inner.policy.refresh_cooldown))
     }
 

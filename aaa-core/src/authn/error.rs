@@ -71,7 +71,8 @@ pub enum KeySourceError {
     IssuerMismatch {
         /// The configured issuer.
         expected: String,
-        /// The issuer the document names.
+        /// The issuer the document names, control and invisible characters escaped
+        /// ([`printable`](crate::audit::printable)): it is the server's text, shown in logs.
         found: String,
     },
 }

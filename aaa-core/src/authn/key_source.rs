@@ -361,7 +361,7 @@ impl KeySource for OidcDiscovery {
             if meta.issuer != self.issuer {
                 return Err(KeySourceError::IssuerMismatch {
                     expected: self.issuer.clone(),
-                    found: meta.issuer,
+                    found: crate::audit::printable(&meta.issuer).into_owned(),
                 });
             }
             let jwks = secure_url(&meta.jwks_uri)?;

@@ -495,7 +495,8 @@ impl KeySet {
             None => self.unnamed.push(Arc::new(key)),
             Some(kid) => match self.by_kid.entry(kid) {
                 std::collections::hash_map::Entry::Occupied(e) => {
-                    let dup = format!("duplicate key id `{}`", e.key());
+                    // The id is the key server's text: escaped, it cannot forge log lines.
+                    let dup = format!("duplicate key id `{}`", crate::audit::printable(e.key()));
                     self.rejected.push(dup);
                 }
                 std::collections::hash_map::Entry::Vacant(v) => {

@@ -238,14 +238,22 @@ impl PolicySet {
         self.rules.iter().map(|r| &*r.id)
     }
 
-    /// The rules that may apply to `action` on `resource_type`; `None` (deny) for an action the
-    /// policy names nowhere that looks like one a deny rule names (see
-    /// [`denied_look_alike`](Self::denied_look_alike)).
-    fn candidates(&self, action: &str, resource_type: &str) -> Option<Candidates<'_>> {
+    /// The rules that may apply to `action` on `resource_type`; an error (deny) for an action
+    /// the policy names nowhere that looks like one a deny rule names, with what it looks like
+    /// and those rules (see [`denied_look_alike`](Self::denied_look_alike)).
+    fn candidates(
+        &self,
+        action: &str,
+        resource_type: &str,
+    ) -> Result<Candidates<'_>, Option<(String, Vec<String>)>> {
         let (bucket, check_action) = match self.actions.get(action) {
-            Some(&i) => (self.buckets.get(i as usize)?, false),
-            None if self.denied_look_alike(action).is_some() => return None,
-            None => (self.buckets.last()?, true),
+            Some(&i) => (self.buckets.get(i as usize).ok_or(None)?, false),
+            None => {
+                if let Some(refusal) = self.denied_look_alike(action) {
+                    return Err(Some(refusal));
+                }
+                (self.buckets.last().ok_or(None)?, true)
+            }
         };
         let type_id = self.types.get(resource_type).copied();
         let typed = type_id.and_then(|t| {
@@ -256,7 +264,7 @@ impl PolicySet {
                 .and_then(|i| bucket.by_type.get(i))
                 .map(|(_, l)| l)
         });
-        Some(Candidates {
+        Ok(Candidates {
             scopes: &bucket.scopes,
             resource_type: type_id,
             any: &bucket.any_type,
@@ -305,7 +313,7 @@ impl PolicySet {
         resource: &Resource,
         context: &Context,
     ) -> Decision {
-        let Some(c) = self.candidates(action, &resource.resource_type) else {
+        let Ok(c) = self.candidates(action, &resource.resource_type) else {
             return Decision::Deny;
         };
         if c.missing_scope(principal).is_some() {
@@ -368,22 +376,23 @@ impl PolicySet {
     ) -> Evaluation {
         let mut out = Evaluation::not_permitted();
         out.policy_version = Some(self.version.clone());
-        let Some(c) = self.candidates(action, &resource.resource_type) else {
-            if !self.actions.contains_key(action)
-                && let Some((near, denies)) = self.denied_look_alike(action)
-            {
-                out.errors = denies
-                    .into_iter()
-                    .map(|rule| EvaluationError {
-                        rule,
-                        message: format!(
-                            "refused: the action is named by no rule, permission or route and \
+        let c = match self.candidates(action, &resource.resource_type) {
+            Ok(c) => c,
+            Err(refusal) => {
+                if let Some((near, denies)) = refusal {
+                    out.errors = denies
+                        .into_iter()
+                        .map(|rule| EvaluationError {
+                            rule,
+                            message: format!(
+                                "refused: the action is named by no rule, permission or route and \
                              looks like `{near}`, which this deny rule names"
-                        ),
-                    })
-                    .collect();
+                            ),
+                        })
+                        .collect();
+                }
+                return out;
             }
-            return out;
         };
         if let Some(missing) = c.missing_scope(principal) {
             out.reason = Reason::MissingScope;

@@ -5,7 +5,7 @@ mod attacks;
 mod differential;
 mod hostile_keys;
 mod lifecycle;
-mod others;
+pub(crate) mod others;
 mod review;
 
 use std::{

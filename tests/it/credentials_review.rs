@@ -10,9 +10,9 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use aaa::{
-    Action, ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, AuthMethod, Authenticator, Authorizer,
-    Context, CredentialRef, Evaluation, ForwardedIdentityAuthenticator, ForwardedIdentityConfig,
-    Guard, Identity, KeySet, KeyStore, Outcome, PrincipalKind, Resource, RouteBinding, Timestamp,
+    ApiKeyAuthenticator, ApiKeyConfig, ApiKeyRecord, AuthMethod, Authenticator, CredentialRef,
+    ForwardedIdentityAuthenticator, ForwardedIdentityConfig, Guard, Identity, KeySet, KeyStore,
+    Outcome, PrincipalKind, Timestamp,
     audit::{AuditEvent, AuditSink, EventKind},
     authn::Algorithm,
     http::{RejectionKind, RequestFacts},
@@ -28,25 +28,7 @@ use crate::{
 // The guard under test: a JWT authenticator (header and cookie), API keys, forwarded identities
 // ---------------------------------------------------------------------------------------------
 
-/// Every route needs an authenticated caller, who is then allowed.
-#[derive(Debug)]
-struct AnyoneAuthenticated;
-
-impl Authorizer for AnyoneAuthenticated {
-    fn bind_route(&self, _: &RequestFacts) -> RouteBinding {
-        RouteBinding::Protected {
-            action: Action::new("read"),
-            resource: Resource::new("Thing"),
-        }
-    }
-    fn authorize(&self, who: &Identity, _: &Action, _: &Resource, _: &Context) -> Evaluation {
-        if who.is_authenticated() {
-            Evaluation::permit(["authenticated"])
-        } else {
-            Evaluation::not_permitted()
-        }
-    }
-}
+use crate::authn::others::AnyoneAuthenticated;
 
 /// The secret of the key `aaa_ci_…` (owner `ci-runner`, tenant `acme`, role `deployer`).
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQ";

@@ -422,7 +422,7 @@ impl PolicySet {
         context: &Context,
         mut f: impl FnMut(usize, Outcome<'_>, &[Option<bool>]),
     ) {
-        let Some(c) = self.candidates(action, &resource.resource_type) else {
+        let Ok(c) = self.candidates(action, &resource.resource_type) else {
             return;
         };
         let req = self.request(principal, resource, context);

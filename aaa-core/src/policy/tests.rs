@@ -1779,6 +1779,12 @@ mod review5 {
     /// An editor policy with a route for `DELETE /docs/{id}` and one deny rule whose action and
     /// resource type are given.
     fn editor_policy(deny_action: &str, deny_type: &str) -> String {
+        editor_policy_denying(deny_action, &format!("resources = [\"{deny_type}\"]"))
+    }
+
+    /// The same editor policy; the deny rule's last line is `deny_line` (its `resources`, or a
+    /// `when` condition).
+    fn editor_policy_denying(deny_action: &str, deny_line: &str) -> String {
         format!(
             r#"
 [roles.editor]
@@ -1792,7 +1798,7 @@ resources = ["Document"]
 id = "no-deletes"
 effect = "deny"
 actions = ["{deny_action}"]
-resources = ["{deny_type}"]
+{deny_line}
 [[routes]]
 method = "DELETE"
 route = "/docs/{{id}}"
@@ -2020,30 +2026,7 @@ when = 'principal.id == "frozen"'
     /// load; the right name's deny fires.
     #[test]
     fn a_condition_comparing_resource_type_with_a_typo_is_refused() {
-        let policy = |cond: &str| {
-            format!(
-                r#"
-[roles.editor]
-[[rules]]
-id = "editor-docs"
-effect = "allow"
-principal = {{ role = "editor" }}
-actions = ["docs:read", "docs:delete"]
-resources = ["Document"]
-[[rules]]
-id = "no-deletes"
-effect = "deny"
-actions = ["docs:delete"]
-when = '{cond}'
-[[routes]]
-method = "DELETE"
-route = "/docs/{{id}}"
-action = "docs:delete"
-resource = "Document"
-id = "id"
-"#
-            )
-        };
+        let policy = |cond: &str| editor_policy_denying("docs:delete", &format!("when = '{cond}'"));
         for (cond, typo) in [
             (r#"resource.type == "Documnet""#, "Documnet"),
             (r#""document" == resource.type"#, "document"),

@@ -11,8 +11,9 @@ use aaa::{
 
 use super::{claims, clock, issuer, jwk_key, token};
 
+/// Every route needs an authenticated caller, who is then allowed.
 #[derive(Debug)]
-struct AnyoneAuthenticated;
+pub(crate) struct AnyoneAuthenticated;
 
 impl Authorizer for AnyoneAuthenticated {
     fn bind_route(&self, _: &RequestFacts) -> RouteBinding {

@@ -69,7 +69,7 @@ fn write_log(dir: &Path, key: SigningKey) {
             log.record(e).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn names_from_a_log_are_shown_escaped() {
             writer.record(e).await.unwrap();
         }
     });
-    writer.close();
+    writer.close().unwrap();
 
     let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}");

@@ -46,7 +46,7 @@
 //! let receipt = log.record(event).await?.expect("the file log gives receipts");
 //! assert_eq!((receipt.log.as_str(), receipt.seq), ("orders/pod-1", 0));
 //! # Ok::<(), aaa_core::audit::AuditError>(()) })?;
-//! log.close();
+//! log.close()?; // writes a final checkpoint
 //!
 //! let report = Verifier::new([trusted.clone()]).verify_dir(dir.path())?;
 //! assert_eq!(report.events, 1);
@@ -231,6 +231,15 @@ pub enum AuditError {
          first, or give this one a directory of its own"
     )]
     InUse,
+    /// Write failures lost `events` that nobody waited for (`block` and `best-effort` events)
+    /// since the last successful flush. Answered by [`AuditWriter::flush`],
+    /// [`AuditWriter::checkpoint_now`] and [`AuditWriter::close`]; the log holds a gap record
+    /// counting them when it could still be written.
+    #[error("{events} audit events were lost to write failures")]
+    Lost {
+        /// How many.
+        events: u64,
+    },
 }
 
 /// Keeps events in memory, in order. For tests and examples.

@@ -164,7 +164,7 @@ fn append(dir: &Path, signer: SigningKey, from: usize, n: usize, witness: Option
         }
         log.flush().await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
@@ -474,7 +474,7 @@ fn receipts_give_inclusion_and_consistency_proofs() {
         }
         out
     });
-    log.close();
+    log.close().unwrap();
     trusted().verify_dir(dir.path()).unwrap();
     let leaves = audit::leaf_hashes(dir.path()).unwrap();
     // Checkpoints in the log, by (size, root).
@@ -517,7 +517,7 @@ fn key_rotation_is_signed_by_the_old_key() {
             log.record(decision(i, true)).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.key_changes, 1);
     // Trusting only the new key does not vouch for what the old one signed.
@@ -539,7 +539,7 @@ fn key_rotation_is_signed_by_the_old_key() {
         log.record(decision(10, true)).await.unwrap();
         log.checkpoint_now().await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     let anchor = fs::read_to_string(&witness).unwrap();
     assert!(SignedNote::parse(&anchor).unwrap().signatures.len() == 1);
     trusted()
@@ -668,7 +668,7 @@ fn closing_covers_the_last_queued_events_with_a_checkpoint() {
                 log.record(decision(i, true)).await.unwrap();
             }
         });
-        log.close();
+        log.close().unwrap();
         let report = trusted().verify_dir(dir.path()).unwrap();
         assert_eq!((report.events, report.uncovered), (5, 0));
     }
@@ -688,7 +688,7 @@ fn best_effort_drops_become_a_gap_record() {
         }
         log.flush().await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert!(report.dropped > 0, "a queue of one must overflow");
     assert_eq!(
@@ -741,7 +741,7 @@ fn segments_rotate_and_stay_continuous() {
             log.record(decision(i, true)).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
     let segments = fs::read_dir(dir.path()).unwrap().count();
     assert!(segments > 3, "{segments} segments");
     let report = trusted().verify_dir(dir.path()).unwrap();
@@ -772,7 +772,7 @@ fn recording_policy_first_match_wins() {
             log.record(decision(i, i != 4)).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
     let text = fs::read_to_string(only_segment(dir.path())).unwrap();
     assert!(
         !text.contains("/a/{id}"),
@@ -1057,7 +1057,7 @@ fn large_segments_are_verified_in_parallel_with_the_same_result() {
         }
         log.flush().await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.events, 6000);
     let seg = only_segment(dir.path());
@@ -1088,7 +1088,7 @@ fn selected_events_carry_their_own_signature() {
             log.record(change).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.signed_events, 6);
     // Changing a signed event is caught at that very record, not only at the next one.

@@ -206,7 +206,8 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let key = load_or_generate_key(&dir.path().join("key"), "crash/audit").unwrap();
     AuditWriter::open(config(dir.path(), false), key)
         .unwrap()
-        .close();
+        .close()
+        .unwrap();
     let report = verifier.verify_dir(&dir.path().join("log")).unwrap();
     eprintln!("{} acknowledged; {report:?}", acked.len());
     assert!(acked.len() >= 100, "only {} acknowledgements", acked.len());

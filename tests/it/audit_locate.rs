@@ -171,7 +171,7 @@ fn plain_log(tmp: &Path) -> Log {
     let k1 = key("loc/audit", 1);
     let log = AuditWriter::open(config(&dir, &witness, false), key("loc/audit", 1)).unwrap();
     write_events(&log, 0..40);
-    log.close();
+    log.close().unwrap();
     Log {
         name: "plain",
         segs: read_segs(&dir),
@@ -192,7 +192,7 @@ fn rotated_log(tmp: &Path) -> Log {
     rt().block_on(log.rotate_key(key("loc/audit-2", 2)))
         .unwrap();
     write_events(&log, 16..30);
-    log.close();
+    log.close().unwrap();
     // A torn tail, as a crash leaves it: the restarted writer cuts it and says so.
     let mut segs = read_segs(&dir);
     let (name, mut data) = segs.pop().unwrap();
@@ -200,7 +200,7 @@ fn rotated_log(tmp: &Path) -> Log {
     fs::write(dir.join(&name), &data).unwrap();
     let log = AuditWriter::open(config(&dir, &witness, true), k2).unwrap();
     write_events(&log, 30..40);
-    log.close();
+    log.close().unwrap();
     Log {
         name: "rotated",
         segs: read_segs(&dir),
@@ -219,7 +219,7 @@ fn rotated_at_end_log(tmp: &Path) -> Log {
     write_events(&log, 0..24);
     rt().block_on(log.rotate_key(key("loc/audit-2", 2)))
         .unwrap();
-    log.close();
+    log.close().unwrap();
     Log {
         name: "rotated-at-end",
         segs: read_segs(&dir),
@@ -238,7 +238,7 @@ fn uncovered_log(tmp: &Path) -> Log {
     let k1 = key("loc/audit", 1);
     let log = AuditWriter::open(config(&dir, &witness, true), key("loc/audit", 1)).unwrap();
     write_events(&log, 0..34);
-    log.close();
+    log.close().unwrap();
     let mut segs = read_segs(&dir);
     let (name, data) = segs.last_mut().unwrap();
     let lines = split_lines(data);
@@ -1281,7 +1281,7 @@ fn generated_tamperings_are_detected_and_located() {
         let witness = tmp.path().join("other.anchor");
         let log = AuditWriter::open(config(&dir, &witness, false), key("loc/audit", 9)).unwrap();
         write_events(&log, 0..40);
-        log.close();
+        log.close().unwrap();
         read_segs(&dir)
     };
     let c = case(
@@ -1557,7 +1557,7 @@ fn locations_stay_exact_in_a_segment_verified_in_pieces() {
         }
         log.flush().await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     let log = Log {
         name: "big",
         segs: read_segs(&dir),

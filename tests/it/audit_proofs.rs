@@ -39,7 +39,7 @@ const K: [u32; 64] = [
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-fn sha256(data: &[u8]) -> Hash {
+pub(crate) fn sha256(data: &[u8]) -> Hash {
     let mut h: [u32; 8] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
         0x5be0cd19,
@@ -835,7 +835,7 @@ fn write_log() -> Written {
         }
         out
     });
-    log.close();
+    log.close().unwrap();
     let leaf_hashes = audit::leaf_hashes(&log_dir).unwrap();
     let mut segments: Vec<(String, Vec<u8>)> = std::fs::read_dir(&log_dir)
         .unwrap()

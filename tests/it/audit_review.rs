@@ -14,8 +14,8 @@ use crate::audit::{key, rt};
 use aaa::{
     Clock, Decision, Reason, Timestamp,
     audit::{
-        AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, Durability, DurabilityPolicy,
-        EventKind, Verifier,
+        AuditError, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, Durability,
+        DurabilityPolicy, EventKind, Verifier,
     },
 };
 
@@ -61,7 +61,7 @@ fn closed_log() -> tempfile::TempDir {
             log.record(event(i)).await.unwrap();
         }
     });
-    log.close();
+    log.close().unwrap();
     dir
 }
 
@@ -219,7 +219,7 @@ fn retired_key_cannot_reopen_the_log_right_after_a_rotation() {
         }
         log.rotate_key(key("rev/audit-2", 2)).await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     trusted().verify_dir(dir.path()).unwrap();
 
     // The service restarts with the old key file (a rollback of its configuration).
@@ -228,7 +228,7 @@ fn retired_key_cannot_reopen_the_log_right_after_a_rotation() {
         Ok(log) => {
             let acked = rt().block_on(log.record(event(99)));
             assert!(acked.is_ok(), "a strict event was acknowledged: {acked:?}");
-            log.close();
+            log.close().unwrap();
             let verified = trusted().verify_dir(dir.path());
             assert!(
                 verified.is_ok(),
@@ -313,7 +313,7 @@ fn two_rotations_in_one_batch_leave_a_verifiable_log() {
     gate.release();
     let first = runtime.block_on(first);
     let second = runtime.block_on(second);
-    log.close();
+    log.close().unwrap();
 
     assert!(first.is_ok(), "{first:?}");
     assert!(
@@ -345,7 +345,7 @@ fn rotating_to_the_key_in_charge_leaves_a_log_that_verifies_and_reopens() {
         // e.g. a configuration reload that "rotates" to the key file it already uses.
         log.rotate_key(key("rev/audit", 1)).await
     });
-    log.close();
+    log.close().unwrap();
     // The key is in charge already: nothing to change, nothing written.
     assert!(rotated.is_ok(), "{rotated:?}");
     let verified = trusted().verify_dir(dir.path()).map(|r| r.key_changes);
@@ -381,7 +381,7 @@ fn signed_event_after_a_rotation_in_the_same_batch_verifies() {
     runtime.block_on(log.record(event(2))).unwrap(); // best effort: queued behind the rotation
     gate.release();
     let rotated = runtime.block_on(rotation);
-    log.close();
+    log.close().unwrap();
     assert!(rotated.is_ok(), "{rotated:?}");
     let verified = trusted().verify_dir(dir.path());
     assert!(
@@ -432,7 +432,7 @@ fn probe_crash_at_every_byte_of_a_rotation() {
         let old = AuditWriter::open(config(dir.path()), key("rev/audit", 1));
         let old_ok = old.is_ok();
         if let Ok(l) = old {
-            l.close();
+            l.close().unwrap();
         }
         // Start again from the cut for the other key.
         fs::write(dir.path().join(&name), &full[..cut]).unwrap();
@@ -452,7 +452,7 @@ fn probe_crash_at_every_byte_of_a_rotation() {
             }
         };
         rt().block_on(log.record(event(50))).unwrap();
-        log.close();
+        log.close().unwrap();
         let verified = trusted().verify_dir(dir.path());
         assert!(verified.is_ok(), "cut at {cut}: {}", verified.unwrap_err());
     }
@@ -513,7 +513,7 @@ fn probe_writer_lines_on_the_slow_path_verify() {
         log.rotate_key(key("rev/audit-2", 2)).await.unwrap();
         log.record(event(7)).await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     trusted().verify_dir(dir.path()).unwrap();
     // Crash: a torn tail; the restart writes a recovery record.
     let seg = segments(dir.path()).pop().unwrap();
@@ -522,7 +522,7 @@ fn probe_writer_lines_on_the_slow_path_verify() {
     fs::write(&seg, bytes).unwrap();
     let log = AuditWriter::open(config(dir.path()), key("rev/audit-2", 2)).unwrap();
     rt().block_on(log.record(event(8))).unwrap();
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.recoveries, 1);
     assert_eq!(report.key_changes, 1);
@@ -570,7 +570,7 @@ fn a_stray_empty_segment_file_is_refused() {
     trusted().verify_dir(dir.path()).unwrap();
     let log = AuditWriter::open(config(dir.path()), key("rev/audit", 1)).unwrap();
     rt().block_on(log.record(event(50))).unwrap();
-    log.close();
+    log.close().unwrap();
     trusted().verify_dir(dir.path()).unwrap();
 }
 
@@ -703,7 +703,7 @@ fn crash_after_a_key_change_record_retired_key_fails_closed() {
         Err(_) => {}
         Ok(log) => {
             rt().block_on(log.record(event(50))).unwrap();
-            log.close();
+            log.close().unwrap();
             let verified = trusted().verify_dir(dir.path());
             assert!(
                 verified.is_ok(),
@@ -724,7 +724,7 @@ fn crash_after_a_key_change_record_the_new_key_can_reopen() {
     let reopened = AuditWriter::open(config(dir.path()), key("rev/audit-2", 2));
     let log = reopened.expect("the key introduced by the key change record is the key in charge");
     rt().block_on(log.record(event(50))).unwrap();
-    log.close();
+    log.close().unwrap();
     trusted().verify_dir(dir.path()).unwrap();
 }
 
@@ -739,7 +739,7 @@ fn torn_rotation_log() -> tempfile::TempDir {
         log.checkpoint_now().await.unwrap();
         log.rotate_key(key("rev/audit-2", 2)).await.unwrap();
     });
-    log.close();
+    log.close().unwrap();
     // Tear the last line (the rotation's checkpoint): cut its second half and the newline.
     let seg = segments(dir.path()).pop().unwrap();
     let bytes = fs::read(&seg).unwrap();
@@ -825,7 +825,8 @@ fn hand_written_encoder_agrees_on_edge_values() {
 
 /// A write failure (the next segment's path is taken by a directory): the strict event of the
 /// failed batches gets an error, the events nobody waited for are counted, and once the disk is
-/// back a signed gap record says how many were lost. Nothing is lost without a record.
+/// back a signed gap record says how many were lost, and the next checkpoint reports the loss.
+/// Nothing is lost without a record.
 #[test]
 fn failed_writes_are_recorded_as_a_gap_once_the_disk_is_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -864,8 +865,13 @@ fn failed_writes_are_recorded_as_a_gap_once_the_disk_is_back() {
     gate.release();
     assert!(runtime.block_on(strict).is_err(), "the strict event failed");
     fs::remove_dir(&blocker).unwrap();
+    // The next checkpoint writes the gap record and reports the loss; the one after is clean.
+    assert_eq!(
+        runtime.block_on(log.checkpoint_now()),
+        Err(AuditError::Lost { events: 5 })
+    );
     runtime.block_on(log.checkpoint_now()).unwrap();
-    log.close();
+    log.close().unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.events, 1);
     assert_eq!(report.dropped, 5, "{report:?}");

@@ -610,7 +610,7 @@ async fn holds_audit_writer_rotation_lock_and_empty_segments() {
         .unwrap();
     assert_eq!(after.records, before);
     assert_eq!(after.key_changes, 0);
-    log.close();
+    log.close().unwrap();
     let report = Verifier::new([trusted.clone()])
         .verify_dir(dir.path())
         .unwrap();

@@ -1554,7 +1554,7 @@ fn good_log() -> &'static GoodLog {
             }
             log.flush().await.unwrap();
         });
-        log.close();
+        log.close().unwrap();
         let mut files: Vec<_> = std::fs::read_dir(&log_dir)
             .unwrap()
             .map(|e| e.unwrap().path())

@@ -10,6 +10,7 @@
 mod adapters;
 mod audit;
 mod audit_crash;
+mod audit_faults;
 mod audit_locate;
 mod audit_proofs;
 mod audit_review;

@@ -178,7 +178,7 @@ pub struct VerifyError {
 /// let event = AuditEvent::new(Timestamp::UNIX_EPOCH, EventKind::RequestCompleted { status: 200, latency_us: 5 });
 /// log.record(event).await?;
 /// # Ok::<(), aaa_core::audit::AuditError>(()) })?;
-/// log.close(); // writes a final checkpoint
+/// log.close()?; // writes a final checkpoint
 ///
 /// let report = Verifier::new([trusted]).verify_dir(dir.path())?;
 /// assert_eq!((report.events, report.uncovered), (1, 0));

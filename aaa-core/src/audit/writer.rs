@@ -34,6 +34,12 @@ use crate::{BoxFuture, Clock, SystemClock, Timestamp};
 pub(crate) const SEGMENT_PREFIX: &str = "audit-";
 pub(crate) const SEGMENT_SUFFIX: &str = ".jsonl";
 
+/// File name prefix of the side files that keep a torn tail's bytes from the moment it is cut
+/// until its recovery record is durable: `torn-<offset, 20 digits>-<16 hex digits of its
+/// SHA-256>-<segment>`. A start that fails or is killed in between leaves the file, and the next
+/// start records the cut from it.
+const TORN_PREFIX: &str = "torn-";
+
 /// Room reserved for one encoded event: a request's events take 400 to 700 bytes.
 const EVENT_CAPACITY: usize = 768;
 
@@ -223,7 +229,7 @@ struct Shared {
 pub struct AuditWriter {
     tx: Option<Sender<Command>>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), AuditError>>>,
 }
 
 impl fmt::Debug for AuditWriter {
@@ -256,6 +262,8 @@ struct Sequencer {
     witness: Option<Arc<dyn Witness>>,
     shared: Arc<Shared>,
     file: Option<File>,
+    /// The path of the open segment, checked before each batch is acknowledged.
+    seg_path: PathBuf,
     seg_len: u64,
     need_new_segment: bool,
     chain: Chain,
@@ -269,8 +277,13 @@ struct Sequencer {
     unsynced: bool,
     /// The writer was dropped: this batch is the last and ends with a checkpoint.
     closing: bool,
-    pending_recovery: Option<RecoveryInfo>,
+    /// Torn tails cut from the log and not yet in a durable recovery record, each with the
+    /// side file that keeps its bytes until then (see [`TORN_PREFIX`]).
+    pending_recovery: Vec<(RecoveryInfo, PathBuf)>,
     write_failed_drops: u64,
+    /// Events nobody waited for that write failures lost since the last successful flush: the
+    /// next [`AuditWriter::flush`] reports them ([`AuditError::Lost`]).
+    lost_since_flush: u64,
     /// The key a key change of the current batch introduced: in charge from that record on,
     /// and [`Sequencer::key`] once the batch is durable.
     incoming: Option<Box<SigningKey>>,
@@ -349,6 +362,124 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the log directory and any missing parents, and syncs each new directory's entry in
+/// its parent: a new log survives a crash with its directory (segments are synced into it).
+fn create_log_dir(dir: &Path) -> Result<(), AuditError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
+    fs::create_dir_all(dir).map_err(|e| io_error("cannot create the log directory", &e))?;
+    for created in missing {
+        sync_dir(parent_dir(created));
+    }
+    Ok(())
+}
+
+/// The side file name keeping a torn tail (see [`TORN_PREFIX`]).
+fn torn_name(info: &RecoveryInfo) -> String {
+    let digest = info.cut_sha256.get(..16).unwrap_or_default();
+    format!("{TORN_PREFIX}{:020}-{digest}-{}", info.offset, info.segment)
+}
+
+/// Keeps `bytes`, the torn tail `info` describes, in a synced side file of `dir` before the
+/// segment is cut: written under a temporary name, synced, renamed, and the directory synced.
+fn keep_torn(dir: &Path, info: &RecoveryInfo, bytes: &[u8]) -> Result<PathBuf, AuditError> {
+    let name = torn_name(info);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let kept = File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, &path));
+    if kept.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    kept.map_err(|e| io_error("cannot keep the torn tail before cutting it", &e))?;
+    sync_dir(dir);
+    Ok(path)
+}
+
+/// The torn tails an earlier start cut but did not record (their side files), oldest offset
+/// first. Temporary files of an interrupted [`keep_torn`] are removed: the segment was not cut
+/// before the side file was complete, so the bytes are still there.
+fn kept_torn(dir: &Path) -> Result<Vec<(RecoveryInfo, PathBuf)>, AuditError> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| io_error("cannot list the log directory", &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("cannot list the log directory", &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!(".{TORN_PREFIX}")) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
+        let Some(rest) = name.strip_prefix(TORN_PREFIX) else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, '-');
+        let (Some(offset), Some(_digest), Some(segment)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(offset), true) = (offset.parse::<u64>(), segment.starts_with(SEGMENT_PREFIX))
+        else {
+            tracing::warn!(target: "aaa::audit", file = %super::printable(&name), "ignoring a file that looks like a kept torn tail but is not named like one");
+            continue;
+        };
+        let bytes =
+            fs::read(entry.path()).map_err(|e| io_error("cannot read a kept torn tail", &e))?;
+        out.push((
+            RecoveryInfo {
+                segment: segment.to_owned(),
+                offset,
+                cut_bytes: bytes.len() as u64,
+                cut_sha256: hex(&Sha256::digest(&bytes)),
+            },
+            entry.path(),
+        ));
+    }
+    out.sort_by(|a, b| (&a.0.segment, a.0.offset).cmp(&(&b.0.segment, b.0.offset)));
+    Ok(out)
+}
+
+/// Whether `file`, opened at `path`, is still the file there: not removed, renamed or replaced
+/// since. Events written to a segment that is no longer in the directory would be acknowledged
+/// and lost.
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> Result<(), AuditError> {
+    use std::os::unix::fs::MetadataExt;
+    const GONE: AuditError = AuditError::Unavailable(
+        "the current segment was removed, renamed or replaced: its records are no longer in the \
+         log directory",
+    );
+    let open = file
+        .metadata()
+        .map_err(|e| io_error("cannot check the current segment", &e))?;
+    let there = fs::metadata(path).map_err(|_| GONE)?;
+    if open.nlink() == 0 || open.dev() != there.dev() || open.ino() != there.ino() {
+        return Err(GONE);
+    }
+    Ok(())
+}
+
+/// Whether `file`, opened at `path`, is still the file there (known on Unix only; elsewhere the
+/// open file keeps its name).
+#[cfg(not(unix))]
+fn still_at(_file: &File, _path: &Path) -> Result<(), AuditError> {
+    Ok(())
+}
+
 impl AuditWriter {
     /// Opens (or creates) the log in `config.dir`, signing checkpoints with `key`.
     ///
@@ -379,8 +510,7 @@ impl AuditWriter {
                 "checkpoint_every, queue_capacity and max_batch must be positive",
             ));
         }
-        fs::create_dir_all(&config.dir)
-            .map_err(|e| io_error("cannot create the log directory", &e))?;
+        create_log_dir(&config.dir)?;
         let lock = lock_dir(&config.dir)?;
         let origin_line = config.origin.line();
         let mut nonce = [0u8; 8];
@@ -407,6 +537,7 @@ impl AuditWriter {
             witness: config.witness.clone(),
             shared: shared.clone(),
             file: None,
+            seg_path: PathBuf::new(),
             seg_len: 0,
             need_new_segment: true,
             chain: Chain {
@@ -424,8 +555,9 @@ impl AuditWriter {
             write_delay: config.write_delay,
             unsynced: false,
             closing: false,
-            pending_recovery: None,
+            pending_recovery: Vec::new(),
             write_failed_drops: 0,
+            lost_since_flush: 0,
             incoming: None,
             buf: Vec::with_capacity(1 << 16),
             prev_hex: String::with_capacity(64),
@@ -433,7 +565,7 @@ impl AuditWriter {
         };
         seq.scan()?;
         // Cover what the previous run left uncovered, and record any recovery, before anything new.
-        if seq.pending_recovery.is_some() || seq.chain.since_checkpoint > 0 {
+        if !seq.pending_recovery.is_empty() || seq.chain.since_checkpoint > 0 {
             seq.chain.uncovered_since = Some(Timestamp::from_unix_micros(i64::MIN));
         }
         seq.process(&mut Vec::new())?;
@@ -518,7 +650,10 @@ impl AuditWriter {
     ///
     /// # Errors
     ///
-    /// [`AuditError`] when the writer stopped or the write failed.
+    /// - [`AuditError::Lost`] when write failures lost events nobody waited for (`block` and
+    ///   `best-effort` events) since the last successful flush: the log now holds a gap record
+    ///   counting them, and everything else queued before this call is durable;
+    /// - another [`AuditError`] when the writer stopped or the write failed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         self.control(|ack| Command::Flush {
             checkpoint: false,
@@ -531,7 +666,8 @@ impl AuditWriter {
     ///
     /// # Errors
     ///
-    /// [`AuditError`] when the writer stopped or the write failed.
+    /// As [`flush`](Self::flush): [`AuditError::Lost`] when write failures lost events since the
+    /// last successful flush (the checkpoint is written and covers their gap record).
     pub async fn checkpoint_now(&self) -> Result<(), AuditError> {
         self.control(|ack| Command::Flush {
             checkpoint: true,
@@ -560,22 +696,39 @@ impl AuditWriter {
     }
 
     /// Writes what is queued and a final checkpoint, and stops the sequencer.
-    pub fn close(mut self) {
-        self.shutdown();
+    ///
+    /// Dropping the writer does the same and logs what this returns as errors (under the
+    /// `tracing` target `aaa::audit`).
+    ///
+    /// # Errors
+    ///
+    /// - [`AuditError::Lost`] when write failures lost events nobody waited for since the last
+    ///   successful [`flush`](Self::flush) (recorded in the log as a gap when it could still be
+    ///   written);
+    /// - [`AuditError::Io`] when the final batch, its checkpoint or the gap record could not be
+    ///   written.
+    pub fn close(mut self) -> Result<(), AuditError> {
+        self.shutdown()
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Result<(), AuditError> {
         self.tx = None;
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
+        match self.thread.take() {
+            Some(thread) => {
+                thread.thread().unpark();
+                thread
+                    .join()
+                    .unwrap_or(Err(AuditError::Unavailable("the audit thread panicked")))
+            }
+            None => Ok(()),
         }
     }
 }
 
 impl Drop for AuditWriter {
     fn drop(&mut self) {
-        self.shutdown();
+        // Failures were logged by the sequencer.
+        let _ = self.shutdown();
     }
 }
 
@@ -680,6 +833,8 @@ impl Command {
 enum Ack {
     Event(oneshot::Sender<Result<AuditReceipt, AuditError>>, u64, Hash),
     Done(oneshot::Sender<Result<(), AuditError>>),
+    /// A flush: answered with [`AuditError::Lost`] when write failures lost events before it.
+    Flush(oneshot::Sender<Result<(), AuditError>>),
 }
 
 impl Sequencer {
@@ -715,7 +870,34 @@ impl Sequencer {
         false
     }
 
-    fn run(mut self, rx: &Receiver<Command>) {
+    /// The final batch: writes what is queued and a checkpoint covering everything. Reports
+    /// events that write failures lost since the last flush ([`AuditError::Lost`]), and logs
+    /// an error when some of them could not even be recorded as a gap.
+    fn finish(&mut self, cmds: &mut Vec<Command>) -> Result<(), AuditError> {
+        self.closing = true;
+        let mut outcome = self.process(cmds);
+        if outcome.is_err() {
+            // The failed batch's losses are counted; write them (in a new segment) as a gap
+            // record, with the final checkpoint, so that nothing is lost without a record.
+            outcome = self.process(&mut Vec::new());
+        }
+        let unrecorded = self.write_failed_drops + self.shared.dropped.load(Ordering::Relaxed);
+        if let Err(e) = &outcome {
+            tracing::error!(
+                target: "aaa::audit",
+                error = %e,
+                unrecorded,
+                "the audit log closed without its final checkpoint; events nobody waited for \
+                 were lost and are recorded nowhere but here"
+            );
+        }
+        match self.lost_since_flush {
+            0 => outcome,
+            events => Err(AuditError::Lost { events }),
+        }
+    }
+
+    fn run(mut self, rx: &Receiver<Command>) -> Result<(), AuditError> {
         let tick = (self.checkpoint_interval / 4).max(Duration::from_millis(1));
         // Reused from batch to batch (commands are large: growing a new vector each time would
         // copy them again and again).
@@ -738,19 +920,11 @@ impl Sequencer {
                 disconnected |= self.drain(rx, &mut cmds);
             }
             if disconnected {
-                // Final batch: cover everything, including this batch, with a checkpoint.
-                self.closing = true;
-                if self.process(&mut cmds).is_err() {
-                    // The failed batch's losses are counted; write them (in a new segment) as a
-                    // gap record before stopping, so that nothing is lost without a record.
-                    let _ = self.process(&mut Vec::new());
-                }
-                return;
+                return self.finish(&mut cmds);
             }
             let busy = !cmds.is_empty();
-            if let Err(e) = self.process(&mut cmds) {
-                tracing::warn!(target: "aaa::audit", error = %e, "audit batch failed");
-            }
+            // A failure is logged, and answered to those who wait, by `process`.
+            let _ = self.process(&mut cmds);
             if busy {
                 // Events are arriving: let the next ones gather for `write_delay` (producers do
                 // not wake us meanwhile unless they wait for the disk or the queue fills up).
@@ -781,6 +955,9 @@ impl Sequencer {
         if anchor.as_ref().is_some_and(|a| a.size == 0) {
             anchor_root = Some(self.chain.tree.root());
         }
+        // Cuts an earlier start made but did not record come first.
+        self.pending_recovery = kept_torn(&self.dir)?;
+        let mut torn_tail = None;
         let segments = segment_files(&self.dir)?;
         let count = segments.len();
         let mut last_note: Option<String> = None;
@@ -801,12 +978,13 @@ impl Sequencer {
                         reason: "unterminated record in a segment that is not the last",
                     });
                 }
-                self.pending_recovery = Some(RecoveryInfo {
+                let info = RecoveryInfo {
                     segment: name.clone(),
                     offset: complete as u64,
                     cut_bytes: torn.len() as u64,
                     cut_sha256: hex(&Sha256::digest(torn)),
-                });
+                };
+                torn_tail = Some((info, torn.to_vec()));
             }
             // A segment is named after its first record; an empty one (a crash right after it
             // was made) only as the last, for the next record.
@@ -905,12 +1083,17 @@ impl Sequencer {
                 .append(true)
                 .open(&path)
                 .map_err(|e| io_error("cannot open the last segment", &e))?;
-            if self.pending_recovery.is_some() {
+            if let Some((info, bytes)) = torn_tail {
+                // Kept aside first: should this start fail or be killed before the recovery
+                // record is durable, the next start still records the cut.
+                let kept = keep_torn(&self.dir, &info, &bytes)?;
                 file.set_len(complete)
                     .and_then(|()| file.sync_all())
                     .map_err(|e| io_error("cannot cut the torn tail", &e))?;
+                self.pending_recovery.push((info, kept));
             }
             self.file = Some(file);
+            self.seg_path = path;
             self.seg_len = complete;
             self.need_new_segment = false;
         }
@@ -929,6 +1112,7 @@ impl Sequencer {
             .map_err(|e| io_error("cannot create a segment", &e))?;
         sync_dir(&self.dir);
         self.file = Some(file);
+        self.seg_path = path;
         self.seg_len = 0;
         self.need_new_segment = false;
         Ok(())
@@ -1023,7 +1207,7 @@ impl Sequencer {
             .count() as u64;
         let mut force = false;
         self.incoming = None;
-        let recovery = self.pending_recovery.take();
+        let recovery = std::mem::take(&mut self.pending_recovery);
         let queue_drops = self.shared.dropped.swap(0, Ordering::Relaxed);
         let write_drops = std::mem::take(&mut self.write_failed_drops);
 
@@ -1043,7 +1227,7 @@ impl Sequencer {
                 self.unsynced = false;
                 self.open_segment()?;
             }
-            if let Some(rec) = &recovery {
+            for (rec, _) in &recovery {
                 self.stage(Body::Record(&RecordBody::Recovery(rec.clone())), false, now)?;
                 force = true;
             }
@@ -1077,7 +1261,7 @@ impl Sequencer {
                     }
                     Command::Flush { checkpoint, ack } => {
                         force |= checkpoint;
-                        acks.push(Ack::Done(ack));
+                        acks.push(Ack::Flush(ack));
                     }
                     Command::RotateKey { key, ack } => {
                         if self.incoming.is_some() {
@@ -1138,6 +1322,9 @@ impl Sequencer {
             file.write_all(&self.buf)
                 .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
                 .map_err(|e| io_error("cannot write the audit log", &e))?;
+            // Nothing is acknowledged from a segment that left the directory (two `stat`s per
+            // batch).
+            still_at(file, &self.seg_path)?;
             self.seg_len += self.buf.len() as u64;
             self.unsynced = !sync && (self.unsynced || !self.buf.is_empty());
             Ok(())
@@ -1148,6 +1335,21 @@ impl Sequencer {
                 if let Some(key) = self.incoming.take() {
                     self.key = *key;
                 }
+                if !recovery.is_empty() {
+                    // Recorded: the kept bytes are no longer needed (a crash before this removal
+                    // only records the cut a second time).
+                    for (_, kept) in &recovery {
+                        let _ = fs::remove_file(kept);
+                    }
+                    sync_dir(&self.dir);
+                }
+                // A flush answers for the events queued before it: those a write failure lost
+                // (counted in a gap record) are reported to the next flush that succeeds.
+                let lost = if acks.iter().any(|a| matches!(a, Ack::Flush(_))) {
+                    std::mem::take(&mut self.lost_since_flush)
+                } else {
+                    0
+                };
                 for ack in acks {
                     match ack {
                         Ack::Event(tx, seq, leaf) => {
@@ -1159,6 +1361,13 @@ impl Sequencer {
                         }
                         Ack::Done(tx) => {
                             let _ = tx.send(Ok(()));
+                        }
+                        Ack::Flush(tx) => {
+                            let _ = tx.send(if lost > 0 {
+                                Err(AuditError::Lost { events: lost })
+                            } else {
+                                Ok(())
+                            });
                         }
                     }
                 }
@@ -1185,6 +1394,16 @@ impl Sequencer {
                     .dropped
                     .fetch_add(queue_drops, Ordering::Relaxed);
                 self.write_failed_drops = write_drops + unacked_events;
+                self.lost_since_flush += unacked_events;
+                tracing::error!(
+                    target: "aaa::audit",
+                    error = %e,
+                    lost = unacked_events,
+                    unrecorded = self.write_failed_drops,
+                    "audit batch failed: its strict events and flushes get the error; the events \
+                     nobody waited for are lost and recorded as a gap once the log can be \
+                     written again"
+                );
                 // Commands the batch did not reach fail too.
                 for cmd in cmds.drain(..) {
                     match cmd {
@@ -1202,7 +1421,7 @@ impl Sequencer {
                         Ack::Event(tx, ..) => {
                             let _ = tx.send(Err(e.clone()));
                         }
-                        Ack::Done(tx) => {
+                        Ack::Done(tx) | Ack::Flush(tx) => {
                             let _ = tx.send(Err(e.clone()));
                         }
                     }

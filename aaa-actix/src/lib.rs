@@ -35,7 +35,32 @@
 //! axum on the raw path (`/%61dmin` matches nothing). Either way the policy decides on the route
 //! the router dispatches to. `Option<Authenticated>` uses actix's own `Option` extractor,
 //! which turns every extraction error into `None`: it cannot tell a missing middleware from an
-//! anonymous caller.
+//! anonymous caller. actix answers `Expect: 100-continue` before any middleware runs, so such a
+//! client sends its body even when aaa then refuses the request (the body is read by no
+//! handler); hyper sends `100 Continue` only once a handler reads the body.
+//!
+//! # A client that goes away
+//!
+//! axum (hyper) drops a request whose client closed the connection, and its completion is
+//! recorded with status 499. actix-web, by default, does not: it allows half-closed HTTP/1
+//! connections and does not watch the socket while a handler runs, so the handler runs to its
+//! end and the completion records the handler's status (a handler that never answers is never
+//! recorded complete). Refuse half-closures to have actix drop such requests, recorded 499:
+//!
+//! ```no_run
+//! # use actix_web::{App, HttpServer};
+//! # fn serve() -> std::io::Result<()> {
+//! let server = HttpServer::new(|| App::new())
+//!     .h1_allow_half_closed(false)
+//!     .bind(("127.0.0.1", 8080))?;
+//! # let _ = server; Ok(()) }
+//! ```
+//!
+//! A client that shuts down only its writing side after sending its request, and still waits for
+//! the answer, is then dropped too; such clients are rare.
+//!
+//! An upload cut short is recorded with the status the handler answers (actix's body extractors
+//! answer 400), on both adapters.
 //!
 //! # Where to install it
 //!

@@ -66,7 +66,10 @@ async fn run(options: Options, self_test: bool) -> Result<(), String> {
             .app_data(web::Data::new(shared.clone()))
             .wrap(app::middleware(&shared))
             .configure(app::routes)
-    });
+    })
+    // A client that goes away is dropped (its request recorded 499, as on axum) instead of its
+    // handler running on unseen (see aaa-actix's documentation).
+    .h1_allow_half_closed(false);
     let server = if self_test { server.workers(1) } else { server };
     let server = server.listen(listener).map_err(|e| e.to_string())?.run();
     if self_test {

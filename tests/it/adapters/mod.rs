@@ -147,6 +147,7 @@ macro_rules! serve_actix {
 }
 
 mod actix_app;
+mod actix_edges;
 mod actix_misroutes;
 mod actix_routing;
 mod anonymous_and_errors;

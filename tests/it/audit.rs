@@ -331,6 +331,52 @@ fn tamper_log_rewritten_with_another_key_is_detected() {
     assert_eq!(err.problem, Problem::BadAnchor);
 }
 
+/// A copy from before a key change, restored: the anchor is signed by the key that change
+/// introduced, which the copy does not know. The verifier says so (a rollback, or another log's
+/// anchor); trusting the newer key too, it says rollback.
+#[test]
+fn tamper_stale_copy_from_before_a_key_change_is_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let witness = dir.path().join("witness.note");
+    append(&log, key("docs/audit", 1), 0, 20, Some(&witness));
+    let stale = fs::read(only_segment(&log)).unwrap();
+    let mut c = config(&log);
+    c.witness = Some(Arc::new(FileWitness::new(&witness)));
+    let writer = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        writer.rotate_key(key("docs/audit-2", 2)).await.unwrap();
+        for i in 20..30 {
+            writer.record(decision(i, true)).await.unwrap();
+        }
+        writer.checkpoint_now().await.unwrap();
+    });
+    writer.close().unwrap();
+    let anchor = fs::read_to_string(&witness).unwrap();
+    assert!(
+        trusted()
+            .with_anchor(anchor.clone())
+            .verify_dir(&log)
+            .is_ok()
+    );
+    fs::write(only_segment(&log), stale).unwrap();
+
+    let err = expect_error(&log, &trusted().with_anchor(anchor.clone()));
+    assert!(
+        matches!(
+            err.problem,
+            Problem::RollbackOrForeignAnchor { log_size, anchor_size } if log_size < anchor_size
+        ),
+        "{err}"
+    );
+    let both = Verifier::new([
+        key("docs/audit", 1).verifier_key(),
+        key("docs/audit-2", 2).verifier_key(),
+    ]);
+    let err = expect_error(&log, &both.with_anchor(anchor));
+    assert!(matches!(err.problem, Problem::Rollback { .. }), "{err}");
+}
+
 #[test]
 fn tamper_stale_copy_restored_is_a_rollback() {
     let dir = tempfile::tempdir().unwrap();

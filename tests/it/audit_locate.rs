@@ -1229,7 +1229,11 @@ fn anchor_key_cut_away(log: &Log, c: &Case, e: &audit::VerifyError) -> bool {
             p.chunk.starts_with(b"{\"id\"") && p.chunk.windows(12).any(|w| w == b"\"key_change\"")
         })
     };
-    e.problem == Problem::BadAnchor && had(&log.segs) && !had(&c.segs)
+    matches!(
+        e.problem,
+        Problem::BadAnchor | Problem::RollbackOrForeignAnchor { .. }
+    ) && had(&log.segs)
+        && !had(&c.segs)
 }
 
 #[test]

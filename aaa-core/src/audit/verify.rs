@@ -150,6 +150,21 @@ pub enum Problem {
     /// The anchor itself is malformed or not signed by a trusted key.
     #[error("the anchor is not a valid checkpoint signed by a trusted key")]
     BadAnchor,
+    /// The log is shorter than the anchor, and no key the verifier trusts (given, or introduced
+    /// by the log's key changes) signed the anchor: either the log was cut or restored from
+    /// before a key change (a rollback that also took away the key change introducing the
+    /// anchor's signer), or the anchor is not this log's. Verify with the newer key trusted too
+    /// to tell: a rollback is then reported as [`Problem::Rollback`].
+    #[error(
+        "the log has {log_size} records but the anchor covers {anchor_size}, signed by no key \
+         this log introduces: a rollback to before a key change, or another log's anchor"
+    )]
+    RollbackOrForeignAnchor {
+        /// Records in the log.
+        log_size: u64,
+        /// Records the anchor says it covers.
+        anchor_size: u64,
+    },
 }
 
 /// A log failed verification: the first problem, where it is, and what was verified before it.
@@ -436,6 +451,18 @@ impl State<'_> {
                 });
             }
             if !signed {
+                // A log cut before a key change does not introduce the key of a later anchor.
+                if let Some(anchor) = &self.anchor
+                    && anchor.size > self.tree.size()
+                {
+                    return Err((
+                        None,
+                        Problem::RollbackOrForeignAnchor {
+                            log_size: self.tree.size(),
+                            anchor_size: anchor.size,
+                        },
+                    ));
+                }
                 return Err((None, Problem::BadAnchor));
             }
         }

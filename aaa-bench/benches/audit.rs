@@ -56,6 +56,7 @@ fn event(i: u64) -> AuditEvent {
         route: Some("/tenants/{tenant}/docs/{id}".into()),
     }));
     e.request = Some(std::sync::Arc::new(RequestInfo {
+        ignored_credential: None,
         request_id: Some(format!("req-{i:016x}")),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         method: Some("PUT".into()),

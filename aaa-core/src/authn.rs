@@ -204,4 +204,15 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     fn challenge_scheme(&self) -> Option<&str> {
         None
     }
+
+    /// Whether the request carries this authenticator's credential where it is ignored by design
+    /// (a forwarded identity from a peer that is not a trusted proxy), as a stable code. Asked
+    /// only when [`authenticate`](Self::authenticate) found no identity. The guard names it in
+    /// every audit record of the request
+    /// ([`RequestInfo::ignored_credential`](crate::audit::RequestInfo::ignored_credential)), which
+    /// goes on without the credential. `None` by default.
+    fn ignored(&self, facts: &RequestFacts) -> Option<&'static str> {
+        let _ = facts;
+        None
+    }
 }

@@ -572,10 +572,17 @@ impl Guard {
             return self.reject(Rejection::not_found());
         };
         let route = Some(template.to_owned());
-        let request = Arc::new(request_info(facts));
+        let mut request = Arc::new(request_info(facts));
 
         let identity = match self.authenticate(facts).await {
-            Ok(identity) => identity,
+            Ok((identity, ignored)) => {
+                // A credential ignored by design (a forwarded identity from an untrusted peer)
+                // is named in every record of the request, which goes on without it.
+                if let Some(ignored) = ignored {
+                    Arc::make_mut(&mut request).ignored_credential = Some(ignored.to_owned());
+                }
+                identity
+            }
             Err(error) => {
                 let mut event = AuditEvent::new(
                     started,
@@ -907,8 +914,14 @@ impl Guard {
         }
     }
 
-    async fn authenticate(&self, facts: &RequestFacts) -> Result<Identity, crate::AuthnError> {
+    /// The request's identity, and the reason code of a credential an authenticator ignored
+    /// ([`Authenticator::ignored`](crate::Authenticator::ignored)), if any.
+    async fn authenticate(
+        &self,
+        facts: &RequestFacts,
+    ) -> Result<(Identity, Option<&'static str>), crate::AuthnError> {
         let mut found = Identity::Anonymous;
+        let mut ignored = None;
         for authenticator in &self.inner.authenticators {
             let identity = authenticator.authenticate(facts).await?;
             if identity.is_authenticated() {
@@ -916,9 +929,11 @@ impl Guard {
                     return Err(crate::AuthnError::MultipleCredentials);
                 }
                 found = identity;
+            } else if ignored.is_none() {
+                ignored = authenticator.ignored(facts);
             }
         }
-        Ok(found)
+        Ok((found, ignored))
     }
 
     async fn record(&self, event: AuditEvent) -> Result<Option<AuditReceipt>, Rejection> {
@@ -1033,6 +1048,7 @@ fn decision_event(
 fn request_info(facts: &RequestFacts) -> RequestInfo {
     let headers = facts.headers();
     RequestInfo {
+        ignored_credential: None,
         request_id: facts.request_id().map(truncate_untrusted),
         trace_id: headers
             .get("traceparent")

@@ -478,13 +478,14 @@ impl Demo {
             .map_err(|e| e.to_string())?;
         let indexer_key = format!("aaa_indexer_{secret}");
         // Service identities forwarded by a mesh proxy are trusted only from the proxy's address
-        // (by default none runs here: a forged `x-forwarded-client-cert` is ignored).
+        // (by default none runs here: a forged `x-forwarded-client-cert` is ignored, and named in
+        // the request's audit records), and only of the mesh's trust domain.
         let proxy = options
             .trusted_proxy
             .parse()
             .map_err(|e| format!("the trusted proxy: {e}"))?;
         let forwarded = ForwardedIdentityAuthenticator::new(
-            ForwardedIdentityConfig::new([proxy]),
+            ForwardedIdentityConfig::new([proxy]).with_trust_domains(["acme"]),
             clock.clone(),
         );
 

@@ -238,6 +238,7 @@ fn encode_target(target: &Target, out: &mut Vec<u8>) {
 
 fn encode_request(request: &RequestInfo, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     let mut o = Object::open(out);
+    o.opt_str("ignored_credential", request.ignored_credential.as_ref());
     o.opt_str("method", request.method.as_ref());
     if let Some(ip) = &request.peer_ip {
         write_ip(*ip, o.key("peer_ip"));
@@ -409,6 +410,7 @@ mod tests {
             None,
             Some(RequestInfo::default()),
             Some(RequestInfo {
+                ignored_credential: Some(s.into()),
                 method: Some(s.into()),
                 peer_ip: Some("::1".parse().unwrap()),
                 request_id: Some(s.into()),

@@ -209,6 +209,13 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInfo {
+    /// A credential the request carried that was ignored by design, as a stable code
+    /// ([`Authenticator::ignored`](crate::Authenticator::ignored)):
+    /// `forwarded_identity_from_untrusted_peer` for a forwarded client identity
+    /// (`x-forwarded-client-cert`) from a peer that is not a trusted proxy, a forgery attempt or
+    /// a misconfigured proxy list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_credential: Option<String>,
     /// The HTTP method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,

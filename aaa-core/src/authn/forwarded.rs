@@ -23,7 +23,9 @@ pub struct ForwardedIdentityConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// The header. Defaults to `x-forwarded-client-cert`.
     pub header: HeaderName,
-    /// Accepted SPIFFE trust domains; empty accepts any. Defaults to empty.
+    /// Accepted SPIFFE trust domains; empty accepts any domain the proxy forwards (whatever its
+    /// certificate authority signs, federated domains included). Defaults to empty: set it to
+    /// the mesh's own domain(s) ([`with_trust_domains`](Self::with_trust_domains)).
     pub trust_domains: Vec<String>,
 }
 
@@ -56,8 +58,11 @@ impl ForwardedIdentityConfig {
 ///
 /// The header is believed **only when the TCP peer is one of the configured trusted proxies**
 /// (by IP range). From anyone else it is ignored, since any client can send it: the request goes
-/// on as anonymous, a `WARN` event is emitted under the target `aaa::authn::forwarded`, and
-/// [`ForwardedIdentityAuthenticator::ignored_attempts`] counts it for audits and alerts.
+/// on without it, every audit record of the request names the attempt
+/// (`request.ignored_credential` = `forwarded_identity_from_untrusted_peer`, see
+/// [`Authenticator::ignored`]), a `WARN` event is emitted under the target
+/// `aaa::authn::forwarded`, and [`ForwardedIdentityAuthenticator::ignored_attempts`] counts it
+/// for alerts.
 ///
 /// From a trusted proxy, the header must hold exactly one element (configure Envoy with
 /// `forward_client_cert_details: SANITIZE_SET`, so clients cannot add elements) with exactly one
@@ -208,18 +213,22 @@ impl ForwardedIdentityAuthenticator {
         self.ignored.load(Ordering::Relaxed)
     }
 
+    /// Whether the request's TCP peer is one of the trusted proxies.
+    fn peer_is_trusted_proxy(&self, facts: &RequestFacts) -> bool {
+        facts.peer().is_some_and(|peer| {
+            self.config
+                .trusted_proxies
+                .iter()
+                .any(|n| proxy_range_contains(n, peer.ip()))
+        })
+    }
+
     fn identify(&self, facts: &RequestFacts) -> Result<Identity, AuthnError> {
         let mut values = facts.headers().get_all(&self.config.header).iter();
         let Some(value) = values.next() else {
             return Ok(Identity::Anonymous);
         };
-        let trusted = facts.peer().is_some_and(|peer| {
-            self.config
-                .trusted_proxies
-                .iter()
-                .any(|n| proxy_range_contains(n, peer.ip()))
-        });
-        if !trusted {
+        if !self.peer_is_trusted_proxy(facts) {
             self.ignored.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 target: "aaa::authn::forwarded",
@@ -286,6 +295,13 @@ impl Authenticator for ForwardedIdentityAuthenticator {
             identified => Box::pin(std::future::ready(identified)),
         }
     }
+
+    /// `forwarded_identity_from_untrusted_peer` when the header comes from a peer that is not a
+    /// trusted proxy.
+    fn ignored(&self, facts: &RequestFacts) -> Option<&'static str> {
+        (facts.headers().contains_key(&self.config.header) && !self.peer_is_trusted_proxy(facts))
+            .then_some("forwarded_identity_from_untrusted_peer")
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +358,23 @@ mod tests {
         };
         assert_eq!(a.identify(&no_peer).unwrap(), Identity::Anonymous);
         assert_eq!(a.ignored_attempts(), 2);
+    }
+
+    /// The guard names an ignored header in the request's records: from an untrusted peer (or
+    /// none), never from a trusted proxy, nor without the header.
+    #[test]
+    fn an_ignored_header_is_reported_to_the_guard() {
+        let a = authn();
+        let ignored = Some("forwarded_identity_from_untrusted_peer");
+        assert_eq!(a.ignored(&facts("192.0.2.1:4444", GOOD)), ignored);
+        let mut no_peer = HeaderMap::new();
+        no_peer.insert("x-forwarded-client-cert", HeaderValue::from_static(GOOD));
+        let no_peer = RequestFacts::new(Method::GET, "/").with_headers(no_peer);
+        assert_eq!(a.ignored(&no_peer), ignored);
+        assert_eq!(a.ignored(&facts("10.1.2.3:4444", GOOD)), None);
+        let without =
+            RequestFacts::new(Method::GET, "/").with_peer("192.0.2.1:4444".parse().unwrap());
+        assert_eq!(a.ignored(&without), None);
     }
 
     #[test]

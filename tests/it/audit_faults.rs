@@ -214,6 +214,27 @@ fn a_torn_tail_cut_by_a_start_that_dies_is_recorded_by_the_next() {
     assert_eq!(trusted().verify_dir(dir.path()).unwrap().recoveries, 1);
 }
 
+/// A start that died after keeping the torn tail aside but before cutting it leaves both the
+/// side file (named as docs/audit.md says) and the tail: the next start records the cut once.
+#[test]
+fn a_torn_tail_kept_but_not_cut_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let torn = torn_log(dir.path(), 2);
+    let seg = fs::read(segment(dir.path(), 0)).unwrap();
+    let offset = seg.len() - torn.len();
+    let sha = hex(&sha256(&torn));
+    let side = format!("torn-{offset:020}-{}-audit-{:020}.jsonl", &sha[..16], 0);
+    fs::write(dir.path().join(side), &torn).unwrap();
+    open(config(dir.path())).unwrap().close().unwrap();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!((report.events, report.recoveries), (2, 1), "{report:?}");
+    assert!(
+        names(dir.path()).iter().all(|n| n.starts_with("audit-")),
+        "{:?}",
+        names(dir.path())
+    );
+}
+
 /// A start that records its cut at once leaves nothing aside either.
 #[test]
 fn a_torn_tail_is_recorded_once() {

@@ -1085,12 +1085,16 @@ impl Sequencer {
                 .map_err(|e| io_error("cannot open the last segment", &e))?;
             if let Some((info, bytes)) = torn_tail {
                 // Kept aside first: should this start fail or be killed before the recovery
-                // record is durable, the next start still records the cut.
+                // record is durable, the next start still records the cut. (Already kept when
+                // an earlier start died between keeping and cutting: recorded once.)
+                let kept_before = self.pending_recovery.iter().any(|(p, _)| *p == info);
                 let kept = keep_torn(&self.dir, &info, &bytes)?;
                 file.set_len(complete)
                     .and_then(|()| file.sync_all())
                     .map_err(|e| io_error("cannot cut the torn tail", &e))?;
-                self.pending_recovery.push((info, kept));
+                if !kept_before {
+                    self.pending_recovery.push((info, kept));
+                }
             }
             self.file = Some(file);
             self.seg_path = path;

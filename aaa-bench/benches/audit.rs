@@ -57,6 +57,7 @@ fn event(i: u64) -> AuditEvent {
     }));
     e.request = Some(std::sync::Arc::new(RequestInfo {
         ignored_credential: None,
+        relayed_by: None,
         request_id: Some(format!("req-{i:016x}")),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         method: Some("PUT".into()),

@@ -4,7 +4,10 @@
 //! It answers `Ok(Identity::Anonymous)` when that credential is absent, `Ok(Identity::Authenticated)`
 //! when it is present and valid, and an [`AuthnError`] when it is present and not valid. The
 //! [`Guard`](crate::Guard) runs every configured authenticator and refuses a request that carries
-//! more than one credential.
+//! more than one credential, with one exception: a service identity forwarded by a trusted proxy
+//! ([`ForwardedIdentityAuthenticator`]) beside one other credential is the mesh service that
+//! relayed the request, not its caller: the other credential's principal is decided on, and the
+//! service is recorded as `request.relayed_by`.
 //!
 //! ```
 //! use aaa_core::{AuthnError, Authenticator, BoxFuture, Identity, Principal, PrincipalKind};

@@ -18,6 +18,16 @@ use crate::{
     http::{Rejection, RequestFacts},
 };
 
+/// What [`Guard::authenticate`] found in a request.
+struct Found {
+    identity: Identity,
+    /// The code of a credential an authenticator ignored
+    /// ([`Authenticator::ignored`](crate::Authenticator::ignored)).
+    ignored: Option<&'static str>,
+    /// The forwarded service identity of the hop that relayed another principal's request.
+    relayed_by: Option<String>,
+}
+
 /// The result of [`Guard::check`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -575,13 +585,16 @@ impl Guard {
         let mut request = Arc::new(request_info(facts));
 
         let identity = match self.authenticate(facts).await {
-            Ok((identity, ignored)) => {
-                // A credential ignored by design (a forwarded identity from an untrusted peer)
-                // is named in every record of the request, which goes on without it.
-                if let Some(ignored) = ignored {
-                    Arc::make_mut(&mut request).ignored_credential = Some(ignored.to_owned());
+            Ok(found) => {
+                // Named in every record of the request: a credential ignored by design (a
+                // forwarded identity from an untrusted peer; the request goes on without it),
+                // and the service that relayed another principal's request.
+                if found.ignored.is_some() || found.relayed_by.is_some() {
+                    let request = Arc::make_mut(&mut request);
+                    request.ignored_credential = found.ignored.map(str::to_owned);
+                    request.relayed_by = found.relayed_by;
                 }
-                identity
+                found.identity
             }
             Err(error) => {
                 let mut event = AuditEvent::new(
@@ -914,26 +927,44 @@ impl Guard {
         }
     }
 
-    /// The request's identity, and the reason code of a credential an authenticator ignored
-    /// ([`Authenticator::ignored`](crate::Authenticator::ignored)), if any.
-    async fn authenticate(
-        &self,
-        facts: &RequestFacts,
-    ) -> Result<(Identity, Option<&'static str>), crate::AuthnError> {
+    /// The request's identity: the one credential it carries. A service identity a trusted
+    /// proxy forwarded beside another credential (a mesh service relaying a user's token) is
+    /// the hop, not the caller: the other credential's principal is decided on, and the
+    /// service is named as `relayed_by`. Two credentials otherwise, or two forwarded
+    /// identities, are refused.
+    async fn authenticate(&self, facts: &RequestFacts) -> Result<Found, crate::AuthnError> {
         let mut found = Identity::Anonymous;
+        let mut forwarded = Identity::Anonymous;
         let mut ignored = None;
         for authenticator in &self.inner.authenticators {
             let identity = authenticator.authenticate(facts).await?;
-            if identity.is_authenticated() {
-                if found.is_authenticated() {
-                    return Err(crate::AuthnError::MultipleCredentials);
+            let slot = match identity.principal() {
+                None => {
+                    if ignored.is_none() {
+                        ignored = authenticator.ignored(facts);
+                    }
+                    continue;
                 }
-                found = identity;
-            } else if ignored.is_none() {
-                ignored = authenticator.ignored(facts);
+                Some(p) if p.auth.method == crate::AuthMethod::ForwardedMtls => &mut forwarded,
+                Some(_) => &mut found,
+            };
+            if slot.is_authenticated() {
+                return Err(crate::AuthnError::MultipleCredentials);
             }
+            *slot = identity;
         }
-        Ok((found, ignored))
+        Ok(match (found, forwarded) {
+            (Identity::Anonymous, forwarded) => Found {
+                identity: forwarded,
+                ignored,
+                relayed_by: None,
+            },
+            (found, forwarded) => Found {
+                identity: found,
+                ignored,
+                relayed_by: forwarded.principal().map(|p| p.id.clone()),
+            },
+        })
     }
 
     async fn record(&self, event: AuditEvent) -> Result<Option<AuditReceipt>, Rejection> {
@@ -1049,6 +1080,7 @@ fn request_info(facts: &RequestFacts) -> RequestInfo {
     let headers = facts.headers();
     RequestInfo {
         ignored_credential: None,
+        relayed_by: None,
         request_id: facts.request_id().map(truncate_untrusted),
         trace_id: headers
             .get("traceparent")

@@ -487,6 +487,7 @@ fn probe_writer_lines_on_the_slow_path_verify() {
             );
             e.request = Some(Arc::new(RequestInfo {
                 ignored_credential: None,
+                relayed_by: None,
                 method: Some((*s).into()),
                 peer_ip: Some("::ffff:1.2.3.4".parse().unwrap()),
                 request_id: Some((*s).into()),
@@ -802,6 +803,7 @@ fn hand_written_encoder_agrees_on_edge_values() {
                     let mut e = AuditEvent::new(Timestamp::from_unix_micros(t), kind);
                     e.request = Some(Arc::new(RequestInfo {
                         ignored_credential: None,
+                        relayed_by: None,
                         method: Some((*s).into()),
                         peer_ip: Some(ip.parse().unwrap()),
                         request_id: Some((*s).into()),

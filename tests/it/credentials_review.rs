@@ -272,8 +272,10 @@ impl Expect {
 }
 
 /// The guard runs every authenticator in order; the first refusal is the answer, and two
-/// principals are two credentials (400).
-fn combine(found: &[Found]) -> Expect {
+/// principals are two credentials (400). A forwarded service identity (`forwarded`, asked last)
+/// beside one other principal is the hop that relayed that principal's request: the other is
+/// admitted.
+fn combine(found: &[Found], forwarded: Found) -> Expect {
     let mut who = Vec::new();
     for f in found {
         match f {
@@ -282,9 +284,14 @@ fn combine(found: &[Found]) -> Expect {
             Ok(None) => {}
         }
     }
-    match who.as_slice() {
-        [] => Expect::Missing,
-        [one] => Expect::Admitted(one.clone()),
+    let relay = match forwarded {
+        Err(r) => return Expect::Refused(r),
+        Ok(relay) => relay,
+    };
+    match (who.as_slice(), relay) {
+        ([], None) => Expect::Missing,
+        ([], Some(service)) => Expect::Admitted(service),
+        ([one], _) => Expect::Admitted(one.clone()),
         _ => Expect::Refused(Refusal::Request),
     }
 }
@@ -1079,11 +1086,13 @@ async fn generated_credentials_get_the_model_s_answer() {
             skipped += 1;
             continue;
         };
-        let expect = combine(&[
-            model_jwt(&slices(&auth), &slices(&cookies), &jwt),
-            model_api_key(&slices(&keys)),
+        let expect = combine(
+            &[
+                model_jwt(&slices(&auth), &slices(&cookies), &jwt),
+                model_api_key(&slices(&keys)),
+            ],
             model_forwarded(&slices(&xfcc), trusted, false),
-        ]);
+        );
         let (got, text) = ask(&g, &facts).await;
         let records = audit.take();
         *tally.entry(format!("{got:?}")).or_default() += 1;
@@ -1331,7 +1340,7 @@ async fn api_key_near_misses_never_authenticate() {
             let Some(facts) = request(&[("x-api-key", presented.clone())], peer) else {
                 continue;
             };
-            let expect = combine(&[model_api_key(&[&presented])]);
+            let expect = combine(&[model_api_key(&[&presented])], Ok(None));
             let outcome = g.check(&facts).await;
             let records = serde_json::to_string(&audit.take()).unwrap();
             let show = String::from_utf8_lossy(&presented).into_owned();

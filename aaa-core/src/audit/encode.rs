@@ -243,6 +243,7 @@ fn encode_request(request: &RequestInfo, out: &mut Vec<u8>) -> Result<(), Canoni
     if let Some(ip) = &request.peer_ip {
         write_ip(*ip, o.key("peer_ip"));
     }
+    o.opt_str("relayed_by", request.relayed_by.as_ref());
     o.opt_str("request_id", request.request_id.as_ref());
     o.opt_str("trace_id", request.trace_id.as_ref());
     o.opt_str("user_agent", request.user_agent.as_ref());
@@ -411,6 +412,7 @@ mod tests {
             Some(RequestInfo::default()),
             Some(RequestInfo {
                 ignored_credential: Some(s.into()),
+                relayed_by: Some(s.into()),
                 method: Some(s.into()),
                 peer_ip: Some("::1".parse().unwrap()),
                 request_id: Some(s.into()),

@@ -222,6 +222,12 @@ pub struct RequestInfo {
     /// The peer address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_ip: Option<IpAddr>,
+    /// The service identity (a SPIFFE ID) that a trusted proxy forwarded for the hop that relayed
+    /// the request on its principal's behalf: a mesh service passing a user's token on. The
+    /// principal (the `actor`) is the token's; absent when the forwarded identity is the
+    /// principal itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed_by: Option<String>,
     /// The request id (untrusted, cut).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

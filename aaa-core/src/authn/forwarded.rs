@@ -70,6 +70,12 @@ impl ForwardedIdentityConfig {
 /// configured, it must be one of them. Otherwise the request is refused (401); two header
 /// lines are two credentials, refused as any two credentials are (400).
 ///
+/// Beside another credential (a user's bearer token that a mesh service passes on), the
+/// forwarded identity is the hop, not the caller: the guard decides on the other credential's
+/// principal and names the service in the request's audit records (`request.relayed_by`). In a
+/// mesh whose sidecar forwards every caller's certificate, a user's request relayed by a service
+/// is thus decided as the user's, and a service's own request as the service's.
+///
 /// # Deployment caveat
 ///
 /// The peer address must be the proxy's. Behind another hop (a load balancer in front of the

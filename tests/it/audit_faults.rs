@@ -225,14 +225,7 @@ fn a_torn_tail_kept_but_not_cut_is_recorded_once() {
     let sha = hex(&sha256(&torn));
     let side = format!("torn-{offset:020}-{}-audit-{:020}.jsonl", &sha[..16], 0);
     fs::write(dir.path().join(side), &torn).unwrap();
-    open(config(dir.path())).unwrap().close().unwrap();
-    let report = trusted().verify_dir(dir.path()).unwrap();
-    assert_eq!((report.events, report.recoveries), (2, 1), "{report:?}");
-    assert!(
-        names(dir.path()).iter().all(|n| n.starts_with("audit-")),
-        "{:?}",
-        names(dir.path())
-    );
+    assert_the_cut_of_two_events_is_recorded_once(dir.path());
 }
 
 /// A start that records its cut at once leaves nothing aside either.
@@ -240,13 +233,18 @@ fn a_torn_tail_kept_but_not_cut_is_recorded_once() {
 fn a_torn_tail_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     torn_log(dir.path(), 2);
-    open(config(dir.path())).unwrap().close().unwrap();
-    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_the_cut_of_two_events_is_recorded_once(dir.path());
+}
+
+/// Starts and closes the log of `torn_log(dir, 2)`: one recovery record, nothing left aside.
+fn assert_the_cut_of_two_events_is_recorded_once(dir: &Path) {
+    open(config(dir)).unwrap().close().unwrap();
+    let report = trusted().verify_dir(dir).unwrap();
     assert_eq!((report.events, report.recoveries), (2, 1), "{report:?}");
     assert!(
-        names(dir.path()).iter().all(|n| n.starts_with("audit-")),
+        names(dir).iter().all(|n| n.starts_with("audit-")),
         "{:?}",
-        names(dir.path())
+        names(dir)
     );
 }
 

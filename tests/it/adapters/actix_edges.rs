@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use aaa::{
-    BoxFuture, Guard,
+    BoxFuture,
     actix::Aaa,
     audit::{AuditError, AuditEvent, AuditReceipt, AuditSink, MemorySink},
 };
@@ -17,7 +17,7 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
-use super::{Bearer, Rules, kinds};
+use super::kinds;
 
 /// A memory sink that counts what it records, for the test to wait on.
 #[derive(Debug)]
@@ -51,12 +51,7 @@ async fn start(
         events: MemorySink::new(),
         recorded,
     });
-    let guard = Guard::builder()
-        .authenticator(Bearer)
-        .policies(Rules)
-        .audit_arc(sink.clone())
-        .build()
-        .unwrap();
+    let guard = super::guard(sink.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = HttpServer::new(move || {

@@ -57,12 +57,7 @@ async fn abandoned_while_its_allow_is_made_durable_the_request_gets_a_completion
         open: gate,
         taken,
     });
-    let guard = Guard::builder()
-        .authenticator(Bearer)
-        .policies(Rules)
-        .audit_arc(sink.clone())
-        .build()
-        .unwrap();
+    let guard = super::guard(sink.clone());
     let handler_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ran = handler_ran.clone();
     let app = Router::new()

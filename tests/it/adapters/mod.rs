@@ -190,7 +190,7 @@ pub(crate) struct Server {
     pub(crate) has_outside: bool,
 }
 
-pub(crate) fn guard(audit: Arc<MemorySink>) -> Guard {
+pub(crate) fn guard(audit: Arc<impl aaa::audit::AuditSink + 'static>) -> Guard {
     Guard::builder()
         .authenticator(Bearer)
         .policies(Rules)

@@ -5,13 +5,13 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use aaa::{
-    BoxFuture, Decision, Guard, Resource,
+    BoxFuture, Decision, Resource,
     audit::{AuditError, AuditEvent, AuditReceipt, AuditSink, EventKind, MemorySink},
 };
 use actix_web::{App, HttpResponse, dev::Service as _, web};
 use tokio::io::AsyncWriteExt;
 
-use super::{Bearer, Rules, completions, kinds, send};
+use super::{completions, kinds, send};
 
 /// What the sink does with a denial: take it and wait (a strict `fdatasync` that has not
 /// returned yet), or fail it (a strict `fdatasync` that failed). Everything else is taken at
@@ -69,15 +69,6 @@ fn denials(on_deny: OnDeny) -> (Arc<Denials>, tokio::sync::watch::Receiver<usize
     (sink, counted)
 }
 
-fn guard_over(sink: Arc<Denials>) -> Guard {
-    Guard::builder()
-        .authenticator(Bearer)
-        .policies(Rules)
-        .audit_arc(sink)
-        .build()
-        .unwrap()
-}
-
 async fn serve_axum(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -94,10 +85,10 @@ async fn requiring_a_caller(adapter: &str, sink: &Arc<Denials>) -> SocketAddr {
                 "/health",
                 axum::routing::get(|who: aaa::tower::Authenticated| async move { who.id.clone() }),
             )
-            .layer(aaa::tower::AaaLayer::new(guard_over(sink.clone())));
+            .layer(aaa::tower::AaaLayer::new(super::guard(sink.clone())));
         serve_axum(app).await
     } else {
-        serve_actix!(guard_over(sink.clone()), aaa => App::new()
+        serve_actix!(super::guard(sink.clone()), aaa => App::new()
             .route(
                 "/health",
                 web::get().to(|who: aaa::actix::Authenticated| async move { who.id.clone() }),

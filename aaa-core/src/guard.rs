@@ -675,7 +675,7 @@ impl Guard {
                     },
                     _ => resource,
                 };
-                let context = context_of(facts, started);
+                let context = context_of(facts, started, request.relayed_by.as_deref());
                 let evaluation = authorizer.authorize(&identity, &action, &resource, &context);
                 (Some(action), Some(resource), evaluation)
             }
@@ -744,6 +744,7 @@ impl Guard {
         let mut context = Context::new(now);
         context.peer_ip = admission.request.peer_ip;
         context.request_id.clone_from(&admission.request.request_id);
+        relayed_by_in(&mut context, admission.request.relayed_by.as_deref());
         let evaluation =
             self.inner
                 .authorizer
@@ -1031,11 +1032,23 @@ fn denial(evaluation: &Evaluation) -> Rejection {
     }
 }
 
-fn context_of(facts: &RequestFacts, now: Timestamp) -> Context {
+fn context_of(facts: &RequestFacts, now: Timestamp, relayed_by: Option<&str>) -> Context {
     let mut context = Context::new(now);
     context.peer_ip = facts.peer().map(|p| p.ip());
     context.request_id = facts.request_id().map(str::to_owned);
+    relayed_by_in(&mut context, relayed_by);
     context
+}
+
+/// The service that relayed the request (see [`RequestInfo::relayed_by`]), as the context
+/// attribute `relayed_by`, for policies that declare it (`[schema.context] relayed_by =
+/// "string"`).
+fn relayed_by_in(context: &mut Context, relayed_by: Option<&str>) {
+    if let Some(service) = relayed_by {
+        context
+            .attributes
+            .insert("relayed_by".to_owned(), crate::Value::from(service));
+    }
 }
 
 fn target(action: Option<&Action>, resource: Option<&Resource>, route: Option<String>) -> Target {

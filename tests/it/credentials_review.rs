@@ -1852,3 +1852,100 @@ async fn header_mutants_over_http_get_the_guard_s_own_answer() {
         );
     }
 }
+
+/// A user's request relayed by a mesh service: decided as the user's, and a policy that
+/// declares the context attribute `relayed_by` sees the relaying service (here: only the
+/// front-end may relay reads; a user's own request, unrelayed, is read too).
+#[tokio::test]
+async fn a_policy_sees_which_service_relayed_a_user_s_request() {
+    let policy = aaa::PolicySet::from_toml(
+        r#"
+[schema.context]
+relayed_by = "string"
+
+[[rules]]
+id = "read"
+effect = "allow"
+actions = ["things:read"]
+
+[[rules]]
+id = "front-end-relays-only"
+effect = "deny"
+actions = ["things:read"]
+when = 'context has relayed_by && context.relayed_by != "spiffe://prod/ns/web/sa/front"'
+
+[[routes]]
+method = "GET"
+route = "/things/{id}"
+action = "things:read"
+resource = "Thing"
+id = "id"
+"#,
+        "relay.toml",
+    )
+    .unwrap();
+    let c = clock();
+    let jwt = aaa::JwtAuthenticator::builder()
+        .issuer(
+            issuer(),
+            KeyStore::fixed(KeySet::from_keys([jwk_key("ed25519")]), Arc::new(c.clone())),
+        )
+        .clock(Arc::new(c.clone()))
+        .build()
+        .unwrap();
+    let audit = Arc::new(Drain::default());
+    let guard = Guard::builder()
+        .authenticator(jwt)
+        .authenticator(forwarded())
+        .policies(policy)
+        .audit_arc(audit.clone())
+        .clock(c)
+        .build()
+        .unwrap();
+    let bearer = format!("Bearer {}", alice_token()).into_bytes();
+    let proxy: SocketAddr = "10.1.2.3:4444".parse().unwrap();
+    let via = |service: &str| {
+        request(
+            &[
+                ("authorization", bearer.clone()),
+                (
+                    "x-forwarded-client-cert",
+                    format!("URI=spiffe://prod/ns/{service}").into_bytes(),
+                ),
+            ],
+            proxy,
+        )
+        .unwrap()
+    };
+    let relayed = |records: &[AuditEvent]| -> Vec<Option<String>> {
+        records
+            .iter()
+            .map(|e| e.request.as_ref().and_then(|r| r.relayed_by.clone()))
+            .collect()
+    };
+
+    let (got, _) = ask(&guard, &via("web/sa/front")).await;
+    assert_eq!(got, Got::Admitted("alice".to_owned()));
+    assert_eq!(
+        relayed(&audit.take()),
+        [Some("spiffe://prod/ns/web/sa/front".to_owned())]
+    );
+    let refused = guard.check(&via("batch/sa/worker")).await;
+    assert!(
+        matches!(&refused, Outcome::Reject(r) if r.status() == 403),
+        "{refused:?}"
+    );
+    let records = audit.take();
+    assert_eq!(
+        relayed(&records),
+        [Some("spiffe://prod/ns/batch/sa/worker".to_owned())]
+    );
+    assert!(
+        matches!(&records[0].kind, EventKind::Authorization { rules, .. } if rules.iter().any(|r| &**r == "front-end-relays-only")),
+        "{records:?}"
+    );
+    let own = request(&[("authorization", bearer.clone())], proxy).unwrap();
+    let (got, _) = ask(&guard, &own).await;
+    assert_eq!(got, Got::Admitted("alice".to_owned()));
+    assert_eq!(relayed(&audit.take()), [None]);
+}

@@ -72,7 +72,8 @@ impl ForwardedIdentityConfig {
 ///
 /// Beside another credential (a user's bearer token that a mesh service passes on), the
 /// forwarded identity is the hop, not the caller: the guard decides on the other credential's
-/// principal and names the service in the request's audit records (`request.relayed_by`). In a
+/// principal, gives policies the service as the context attribute `relayed_by`, and names it in
+/// the request's audit records (`request.relayed_by`). In a
 /// mesh whose sidecar forwards every caller's certificate, a user's request relayed by a service
 /// is thus decided as the user's, and a service's own request as the service's.
 ///

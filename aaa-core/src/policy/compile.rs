@@ -417,6 +417,20 @@ pub(crate) fn compile(policy: &Policy, source: &Source) -> Result<PolicySet, Pol
                 continue;
             }
             match Ty::parse(ty.get_ref()) {
+                // Set by the guard, always a string: another type could never be read.
+                Some(t)
+                    if root == Root::Context && n == "relayed_by" && t != Ty::One(Scalar::Str) =>
+                {
+                    cx.error(
+                        PolicyErrorKind::InvalidSchema,
+                        Some(ty.span()),
+                        format!(
+                            "`context.relayed_by` is set by the guard as a string, not `{}`",
+                            ty.get_ref()
+                        ),
+                        Some("declare it as `relayed_by = \"string\"`".into()),
+                    );
+                }
                 Some(t) => {
                     let slot = u8::try_from(next_slot).unwrap_or(u8::MAX);
                     next_slot += 1;

@@ -2134,3 +2134,22 @@ when = 'principal.id == "frozen"'
         assert_eq!(facts.peer().map(|s| s.ip()), Some(mapped.to_canonical()));
     }
 }
+
+/// `context.relayed_by` is set by the guard as a string: declared as another type it could
+/// never be read, so the policy is refused; as a string it loads.
+#[test]
+fn relayed_by_is_declared_as_a_string_or_refused() {
+    let policy = |ty: &str| {
+        PolicySet::from_toml(
+            &format!(
+                "[schema.context]\nrelayed_by = \"{ty}\"\n[[rules]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\n"
+            ),
+            "p.toml",
+        )
+    };
+    assert!(policy("string").is_ok());
+    for ty in ["long", "ip", "set<string>"] {
+        let e = policy(ty).unwrap_err();
+        assert_eq!(e.kind(), PolicyErrorKind::InvalidSchema, "{ty}");
+    }
+}

@@ -201,11 +201,26 @@ fn summary(args: &[String]) -> Result<ExitCode, Usage> {
             for (title, rows) in [
                 ("principal", &summary.by_principal),
                 ("route", &summary.by_route),
+                ("relayed by (service)", &summary.by_relay),
             ] {
+                if rows.is_empty() && title.starts_with("relayed") {
+                    continue;
+                }
                 out!("{title:<40} {:>10} {:>10}", "allowed", "denied");
                 for (name, counts) in rows {
                     let name = audit::printable(name);
                     out!("{name:<40} {:>10} {:>10}", counts.allowed, counts.denied);
+                }
+                out!();
+            }
+            if !summary.ignored_credentials.is_empty() {
+                out!(
+                    "{:<40} {:>10}",
+                    "ignored credential (forgery?)",
+                    "decisions"
+                );
+                for (code, n) in &summary.ignored_credentials {
+                    out!("{:<40} {n:>10}", audit::printable(code));
                 }
                 out!();
             }

@@ -12,7 +12,8 @@ use std::{path::Path, process::Command, sync::Arc};
 use aaa_core::{
     Decision, FixedClock, Principal, PrincipalKind, Reason, Timestamp,
     audit::{
-        Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, SigningKey, Target,
+        Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, RequestInfo,
+        SigningKey, Target,
     },
 };
 
@@ -65,6 +66,13 @@ fn write_log(dir: &Path, key: SigningKey) {
             e.target = Some(std::sync::Arc::new(Target {
                 route: Some("/docs/{id}".into()),
                 ..Target::default()
+            }));
+            // A forged forwarded identity on the denied request, a relayed one on two others.
+            e.request = Some(Arc::new(RequestInfo {
+                ignored_credential: (i == 3)
+                    .then(|| "forwarded_identity_from_untrusted_peer".to_owned()),
+                relayed_by: (i >= 8).then(|| "spiffe://acme/ns/prod/sa/web".to_owned()),
+                ..RequestInfo::default()
             }));
             log.record(e).await.unwrap();
         }
@@ -203,6 +211,22 @@ fn keygen_verify_summary_and_tamper_detection() {
     assert_eq!(
         route.split_whitespace().collect::<Vec<_>>(),
         ["/docs/{id}", "9", "1"]
+    );
+    let relay = stdout
+        .lines()
+        .find(|l| l.starts_with("spiffe://acme/ns/prod/sa/web"))
+        .unwrap();
+    assert_eq!(
+        relay.split_whitespace().collect::<Vec<_>>(),
+        ["spiffe://acme/ns/prod/sa/web", "2", "0"]
+    );
+    let forged = stdout
+        .lines()
+        .find(|l| l.starts_with("forwarded_identity_from_untrusted_peer"))
+        .unwrap();
+    assert_eq!(
+        forged.split_whitespace().collect::<Vec<_>>(),
+        ["forwarded_identity_from_untrusted_peer", "1"]
     );
 
     // Flip one byte of the third line: found and located.

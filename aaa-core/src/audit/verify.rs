@@ -1031,6 +1031,13 @@ pub struct Summary {
     pub by_principal: BTreeMap<String, DecisionCounts>,
     /// By route template (`-` when unknown), as recorded: show them with [`printable`].
     pub by_route: BTreeMap<String, DecisionCounts>,
+    /// By the service that relayed the request (`request.relayed_by`), for relayed requests
+    /// only, as recorded: show them with [`printable`].
+    pub by_relay: BTreeMap<String, DecisionCounts>,
+    /// Decisions on requests that carried a credential ignored by design
+    /// (`request.ignored_credential`: a forwarded identity from an untrusted peer, a forgery
+    /// attempt or a proxy missing from the trusted list), by its code.
+    pub ignored_credentials: BTreeMap<String, u64>,
     /// Events lost, as gap records count them.
     pub dropped: u64,
 }
@@ -1071,10 +1078,21 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
                 .target
                 .and_then(|t| t.route.clone())
                 .unwrap_or_else(|| "-".to_owned());
+            let request = event.request.as_deref();
+            if let Some(code) = request.and_then(|r| r.ignored_credential.clone()) {
+                *summary.ignored_credentials.entry(code).or_default() += 1;
+            }
+            let relay = request
+                .and_then(|r| r.relayed_by.clone())
+                .map(|relay| summary.by_relay.entry(relay).or_default());
             for counts in [
-                summary.by_principal.entry(principal).or_default(),
-                summary.by_route.entry(route).or_default(),
-            ] {
+                Some(summary.by_principal.entry(principal).or_default()),
+                Some(summary.by_route.entry(route).or_default()),
+                relay,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 match decision {
                     Decision::Allow => counts.allowed += 1,
                     Decision::Deny => counts.denied += 1,

@@ -15,8 +15,10 @@ const USAGE: &str = "usage:
       check every record, hash link, sequence number, checkpoint and signature of the log in DIR;
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors
   aaa audit summary DIR
-      count authorization decisions per principal (id and issuer) and per route (does not
-      verify; control characters in names are shown escaped)";
+      count authorization decisions per principal (id and issuer), per route, per relaying
+      service (relayed requests), and those on requests carrying an ignored credential (a
+      forged forwarded identity) (does not verify; control characters in names are shown
+      escaped)";
 
 /// Runs `aaa audit ARGS...`.
 pub(crate) fn main(args: &[String]) -> ExitCode {

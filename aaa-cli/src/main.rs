@@ -30,7 +30,7 @@ policy test FILE FIXTURES         run fixture cases against a policy, with a cov
 policy explain FILE REQUEST.json  the decision for one request, and why\n  \
 audit keygen --name N --out FILE  make an audit signing key; prints the verifier key\n  \
 audit verify DIR --key KEY...     verify an audit log offline\n  \
-audit summary DIR                 requests per principal and per route";
+audit summary DIR                 decisions per principal, route and relay; forgery attempts";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -96,9 +96,9 @@ impl AuditSink for Drain {
     }
 }
 
-fn guard() -> (Guard, Arc<Drain>) {
-    let c = clock();
-    let jwt = aaa::JwtAuthenticator::builder()
+/// Alice's issuer (Ed25519), with the token also read from the cookie `access_token`.
+fn jwt(c: &aaa::FixedClock) -> aaa::JwtAuthenticator {
+    aaa::JwtAuthenticator::builder()
         .issuer(
             issuer(),
             KeyStore::fixed(KeySet::from_keys([jwk_key("ed25519")]), Arc::new(c.clone())),
@@ -106,10 +106,14 @@ fn guard() -> (Guard, Arc<Drain>) {
         .clock(Arc::new(c.clone()))
         .cookie("access_token")
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn guard() -> (Guard, Arc<Drain>) {
+    let c = clock();
     let audit = Arc::new(Drain::default());
     let guard = Guard::builder()
-        .authenticator(jwt)
+        .authenticator(jwt(&c))
         .authenticator(api_keys())
         .authenticator(forwarded())
         .policies(AnyoneAuthenticated)
@@ -1885,17 +1889,9 @@ id = "id"
     )
     .unwrap();
     let c = clock();
-    let jwt = aaa::JwtAuthenticator::builder()
-        .issuer(
-            issuer(),
-            KeyStore::fixed(KeySet::from_keys([jwk_key("ed25519")]), Arc::new(c.clone())),
-        )
-        .clock(Arc::new(c.clone()))
-        .build()
-        .unwrap();
     let audit = Arc::new(Drain::default());
     let guard = Guard::builder()
-        .authenticator(jwt)
+        .authenticator(jwt(&c))
         .authenticator(forwarded())
         .policies(policy)
         .audit_arc(audit.clone())

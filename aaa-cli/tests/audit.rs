@@ -194,38 +194,22 @@ fn keygen_verify_summary_and_tamper_detection() {
 
     let (code, stdout, _) = aaa(&["audit", "summary", log.to_str().unwrap()]);
     assert_eq!(code, 0);
-    let alice = stdout.lines().find(|l| l.starts_with("alice")).unwrap();
+    // The words of the summary's line that starts with `first`.
+    let row = |first: &str| -> Vec<&str> {
+        let line = stdout.lines().find(|l| l.starts_with(first));
+        line.unwrap_or_else(|| panic!("no line for {first}:\n{stdout}"))
+            .split_whitespace()
+            .collect()
+    };
+    assert_eq!(row("alice"), ["alice", "(idp)", "5", "0"]);
+    assert_eq!(row("bob"), ["bob", "(idp)", "4", "1"]);
+    assert_eq!(row("/docs/{id}"), ["/docs/{id}", "9", "1"]);
     assert_eq!(
-        alice.split_whitespace().collect::<Vec<_>>(),
-        ["alice", "(idp)", "5", "0"]
-    );
-    let bob = stdout.lines().find(|l| l.starts_with("bob")).unwrap();
-    assert_eq!(
-        bob.split_whitespace().collect::<Vec<_>>(),
-        ["bob", "(idp)", "4", "1"]
-    );
-    let route = stdout
-        .lines()
-        .find(|l| l.starts_with("/docs/{id}"))
-        .unwrap();
-    assert_eq!(
-        route.split_whitespace().collect::<Vec<_>>(),
-        ["/docs/{id}", "9", "1"]
-    );
-    let relay = stdout
-        .lines()
-        .find(|l| l.starts_with("spiffe://acme/ns/prod/sa/web"))
-        .unwrap();
-    assert_eq!(
-        relay.split_whitespace().collect::<Vec<_>>(),
+        row("spiffe://acme/ns/prod/sa/web"),
         ["spiffe://acme/ns/prod/sa/web", "2", "0"]
     );
-    let forged = stdout
-        .lines()
-        .find(|l| l.starts_with("forwarded_identity_from_untrusted_peer"))
-        .unwrap();
     assert_eq!(
-        forged.split_whitespace().collect::<Vec<_>>(),
+        row("forwarded_identity_from_untrusted_peer"),
         ["forwarded_identity_from_untrusted_peer", "1"]
     );
 

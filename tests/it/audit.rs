@@ -803,6 +803,113 @@ fn segments_rotate_and_stay_continuous() {
     assert_eq!(err.problem, Problem::SegmentName);
 }
 
+/// Segments are read and checked one at a time, in order: the first problem of the log is the
+/// one reported, even when a later segment cannot be read at all.
+#[test]
+fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.segment_max_bytes = 2048;
+    c.max_batch = 4;
+    c.durability = DurabilityPolicy::all(Durability::Strict);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..30 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+    });
+    log.close().unwrap();
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(names.len() > 3, "{} segments", names.len());
+    // A byte of the first segment's second record flipped; the last segment made unreadable (a
+    // directory where the file was).
+    let first = &names[0];
+    let mut records = lines(first);
+    let at = records[1].iter().position(|&b| b == b'u').unwrap();
+    records[1][at] = b'v';
+    fs::write(first, records.concat()).unwrap();
+    let last = names.last().unwrap();
+    fs::remove_file(last).unwrap();
+    fs::create_dir(last).unwrap();
+
+    let err = expect_error(dir.path(), &trusted());
+    let location = err.location.expect("located");
+    assert_eq!(
+        location.segment,
+        first.file_name().unwrap().to_str().unwrap()
+    );
+    assert!(
+        matches!(location.line, 2 | 3),
+        "{location:?}: {:?}",
+        err.problem
+    );
+    assert!(!matches!(err.problem, Problem::Io(_)), "{:?}", err.problem);
+}
+
+/// Signatures are checked segment by segment: a forged checkpoint signature is reported at its
+/// checkpoint, before the broken link it causes (in the same segment or the next one).
+#[test]
+fn a_forged_checkpoint_signature_is_reported_at_its_checkpoint_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.segment_max_bytes = 2048;
+    c.max_batch = 4;
+    c.durability = DurabilityPolicy::all(Durability::Strict);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..40 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+    });
+    log.close().unwrap();
+    let mut names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let checkpoints: Vec<(PathBuf, usize)> = names
+        .iter()
+        .flat_map(|path| {
+            lines(path)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with(b"{\"checkpoint\""))
+                .map(|(i, _)| (path.clone(), i))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(checkpoints.len() > 2, "{} checkpoints", checkpoints.len());
+    // Each checkpoint in turn, a character of its signature changed (the record stays well
+    // formed: `A` and `B` are both base64).
+    for (path, line) in &checkpoints {
+        let original = fs::read(path).unwrap();
+        let mut records = lines(path);
+        let text = String::from_utf8(records[*line].clone()).unwrap();
+        let sig_at = text.find("\\n\",\"id\"").unwrap() - 10;
+        records[*line][sig_at] = if text.as_bytes()[sig_at] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        fs::write(path, records.concat()).unwrap();
+
+        let err = expect_error(dir.path(), &trusted());
+        assert_eq!(err.problem, Problem::BadSignature, "{path:?} line {line}");
+        let location = err.location.expect("located");
+        assert_eq!(
+            location.segment,
+            path.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(location.line, *line as u64 + 1);
+        fs::write(path, original).unwrap();
+    }
+    trusted().verify_dir(dir.path()).unwrap();
+}
+
 #[test]
 fn recording_policy_first_match_wins() {
     use aaa::audit::{Level, RecordingPolicy, RecordingRule};

@@ -269,7 +269,8 @@ impl Verifier {
         self
     }
 
-    /// Verifies the segment files in `dir`.
+    /// Verifies the segment files in `dir`, reading them one at a time, in order: a log of any
+    /// length verifies in about the memory of its largest segment.
     ///
     /// # Errors
     ///
@@ -280,24 +281,25 @@ impl Verifier {
             problem: Problem::Io(std::io::ErrorKind::NotFound),
             report: Box::default(),
         })?;
-        let mut segments = Vec::with_capacity(files.len());
-        for (name, path) in files {
-            match fs::read(&path) {
-                Ok(data) => segments.push((name, data)),
-                Err(e) => {
-                    return Err(VerifyError {
-                        location: Some(Location {
-                            segment: name,
-                            line: 0,
-                            seq: 0,
-                        }),
-                        problem: Problem::Io(e.kind()),
-                        report: Box::default(),
-                    });
-                }
-            }
-        }
-        self.verify_segments(&segments)
+        // One segment in memory at a time: a log of any length verifies in the memory of its
+        // largest segment (`segment_max_bytes`, 64 MiB by default).
+        let count = files.len();
+        self.verify_each(count, |i| {
+            let (name, path) = files
+                .get(i)
+                .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))?;
+            let data = fs::read(path).map_err(|e| {
+                (
+                    Some(Location {
+                        segment: name.clone(),
+                        line: 0,
+                        seq: 0,
+                    }),
+                    Problem::Io(e.kind()),
+                )
+            })?;
+            Ok((name.clone(), data))
+        })
     }
 
     /// Verifies segments given as `(file name, contents)`, in order.
@@ -308,6 +310,21 @@ impl Verifier {
     pub fn verify_segments(
         &self,
         segments: &[(String, Vec<u8>)],
+    ) -> Result<VerifyReport, VerifyError> {
+        self.verify_each(segments.len(), |i| {
+            segments
+                .get(i)
+                .map(|(name, data)| (name.clone(), std::borrow::Cow::Borrowed(data.as_slice())))
+                .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))
+        })
+    }
+
+    /// Verifies `count` segments, asking `segment` for each in order and dropping it once
+    /// checked.
+    fn verify_each<D: AsRef<[u8]>>(
+        &self,
+        count: usize,
+        mut segment: impl FnMut(usize) -> Result<(String, D), Failure>,
     ) -> Result<VerifyReport, VerifyError> {
         let mut state = State {
             verifier: self,
@@ -324,7 +341,18 @@ impl Verifier {
             anchor_root: None,
             ordinal: 0,
         };
-        let structural = state.run(segments);
+        let structural = state.begin().and_then(|anchor_note| {
+            for i in 0..count {
+                let (name, data) = segment(i)?;
+                state.segment(&name, data.as_ref(), i + 1 == count)?;
+                // The signatures of each segment are checked at its end, so that they are not
+                // kept for the whole log; a bad one comes before any problem of a later segment.
+                if let Some((_, failure)) = state.check_signatures() {
+                    return Err(failure);
+                }
+            }
+            state.end(anchor_note)
+        });
         let structural_ordinal = state.ordinal;
         let sig_failure = state.check_signatures();
         let first = match (structural, sig_failure) {
@@ -376,7 +404,8 @@ fn parse_prev(prev: &str) -> Option<Hash> {
 }
 
 impl State<'_> {
-    fn run(&mut self, segments: &[(String, Vec<u8>)]) -> Result<(), Failure> {
+    /// Reads the anchor, if any; its note is checked by [`end`](Self::end).
+    fn begin(&mut self) -> Result<Option<SignedNote>, Failure> {
         let mut anchor_note = None;
         if let Some(text) = &self.verifier.anchor {
             let note = SignedNote::parse(text).map_err(|_| (None, Problem::BadAnchor))?;
@@ -388,25 +417,18 @@ impl State<'_> {
             self.anchor = Some(cp);
             anchor_note = Some(note);
         }
+        Ok(anchor_note)
+    }
+
+    /// Checks the records of one segment, in order; `last` says whether it is the log's last.
+    fn segment(&mut self, name: &str, data: &[u8], last: bool) -> Result<(), Failure> {
         // Complete lines, cut into pieces hashed and parsed on all cores; the order-dependent
         // checks run here, on the results in order, while the next pieces are prepared.
-        let mut work = Vec::new();
-        let mut torn_tails = Vec::with_capacity(segments.len());
-        for (i, (_, data)) in segments.iter().enumerate() {
-            let complete = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
-            let (body, torn) = data.split_at(complete);
-            split_work(i, body, &mut work);
-            torn_tails.push(torn);
-        }
-        let mut segment = 0;
+        let complete = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
+        let (body, torn) = data.split_at(complete);
+        let work = split_work(body);
         let mut line_no = 0u64;
-        prepared_in_order(&work, |index, prepared| {
-            while segment < index {
-                self.segment_end(segments, segment, line_no, &torn_tails)?;
-                segment += 1;
-                line_no = 0;
-            }
-            let name = segments.get(segment).map_or("", |s| s.0.as_str());
+        prepared_in_order(&work, |prepared| {
             for prepared in &prepared {
                 line_no += 1;
                 let at = At {
@@ -423,11 +445,11 @@ impl State<'_> {
             }
             Ok(())
         })?;
-        while segment < segments.len() {
-            self.segment_end(segments, segment, line_no, &torn_tails)?;
-            segment += 1;
-            line_no = 0;
-        }
+        self.segment_end(name, line_no, last, torn)
+    }
+
+    /// After the last segment: the anchor, if any, against the log.
+    fn end(&mut self, anchor_note: Option<SignedNote>) -> Result<(), Failure> {
         if let Some(note) = anchor_note {
             // Signed by a trusted key (one given, or one introduced by a valid key change), and
             // every trusted key's line verifies (C2SP signed-note: a known key's signature is
@@ -492,17 +514,14 @@ impl State<'_> {
     /// The end of a segment: a torn tail (no final newline) is an error.
     fn segment_end(
         &self,
-        segments: &[(String, Vec<u8>)],
-        segment: usize,
+        name: &str,
         line_no: u64,
-        torn_tails: &[&[u8]],
+        last: bool,
+        torn: &[u8],
     ) -> Result<(), Failure> {
-        let name = segments.get(segment).map_or("", |s| s.0.as_str());
         // No record to check its name against: an empty segment is one the writer made for
         // the next record (and crashed), so only the last, named for that record.
-        if line_no == 0
-            && (segment + 1 != segments.len() || !segment_name_matches(name, self.tree.size()))
-        {
+        if line_no == 0 && (!last || !segment_name_matches(name, self.tree.size())) {
             return Err((
                 Some(Location {
                     segment: name.to_owned(),
@@ -512,13 +531,10 @@ impl State<'_> {
                 Problem::SegmentName,
             ));
         }
-        if torn_tails.get(segment).is_some_and(|t| !t.is_empty()) {
+        if !torn.is_empty() {
             return Err((
                 Some(Location {
-                    segment: segments
-                        .get(segment)
-                        .map(|s| s.0.clone())
-                        .unwrap_or_default(),
+                    segment: name.to_owned(),
                     line: line_no + 1,
                     seq: self.tree.size(),
                 }),
@@ -781,28 +797,28 @@ impl State<'_> {
     }
 
     /// Batch-verifies all signatures; on failure finds the first bad one.
+    /// Checks the signatures gathered since the last call, and forgets them.
     fn check_signatures(&mut self) -> Option<(u64, Failure)> {
         if self.pending.is_empty() {
             return None;
         }
-        let messages: Vec<&[u8]> = self.pending.iter().map(|p| p.message.as_slice()).collect();
-        let signatures: Vec<ed25519_dalek::Signature> = self
-            .pending
+        let pending = std::mem::take(&mut self.pending);
+        let messages: Vec<&[u8]> = pending.iter().map(|p| p.message.as_slice()).collect();
+        let signatures: Vec<ed25519_dalek::Signature> = pending
             .iter()
             .map(|p| ed25519_dalek::Signature::from_bytes(&p.signature))
             .collect();
         let keys: Vec<ed25519_dalek::VerifyingKey> =
-            self.pending.iter().map(|p| *p.key.dalek()).collect();
+            pending.iter().map(|p| *p.key.dalek()).collect();
         // S below the group order is checked here too (see `crate::ed25519`); a signature
         // failing it is found by the one-by-one pass below.
-        let canonical = self
-            .pending
+        let canonical = pending
             .iter()
             .all(|p| crate::ed25519::signature_s_below_order(&p.signature));
         if canonical && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
             return None;
         }
-        self.pending
+        pending
             .iter()
             .find(|p| !p.key.verify(&p.message, &p.signature))
             .map(|p| (p.ordinal, (p.location.clone(), p.problem.clone())))
@@ -816,23 +832,19 @@ const WORK_BYTES: usize = 128 * 1024;
 /// Pieces prepared ahead of the checks, per thread.
 const AHEAD: usize = 2;
 
-/// A piece of a segment: complete lines.
-struct Work<'a> {
-    segment: usize,
-    lines: &'a [u8],
-}
-
-/// Cuts `body` (complete lines) into pieces of about [`WORK_BYTES`].
-fn split_work<'a>(segment: usize, body: &'a [u8], out: &mut Vec<Work<'a>>) {
+/// Cuts `body` (complete lines) into pieces of about [`WORK_BYTES`], each complete lines.
+fn split_work(body: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(body.len() / WORK_BYTES + 1);
     let mut rest = body;
     while !rest.is_empty() {
         let cut = rest.get(WORK_BYTES..).map_or(rest.len(), |tail| {
             memchr::memchr(b'\n', tail).map_or(rest.len(), |p| WORK_BYTES + p + 1)
         });
         let (lines, tail) = rest.split_at(cut);
-        out.push(Work { segment, lines });
+        out.push(lines);
         rest = tail;
     }
+    out
 }
 
 /// A line hashed and parsed, with the checks that need no other record done.
@@ -886,18 +898,18 @@ fn parse_canonical(line: &[u8]) -> Result<StoredRecord<'_>, String> {
     Ok(record)
 }
 
-/// Calls `consume(segment, prepared)` for every piece of `work`, in order, while other threads
+/// Calls `consume(prepared)` for every piece of `work`, in order, while other threads
 /// prepare the pieces ahead (at most [`AHEAD`] each); stops at the first error.
 fn prepared_in_order<'a, E>(
-    work: &[Work<'a>],
-    mut consume: impl FnMut(usize, Vec<Prepared<'a>>) -> Result<(), E>,
+    work: &[&'a [u8]],
+    mut consume: impl FnMut(Vec<Prepared<'a>>) -> Result<(), E>,
 ) -> Result<(), E> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(work.len());
     if threads < 2 {
         for w in work {
-            consume(w.segment, prepare(w.lines))?;
+            consume(prepare(w))?;
         }
         return Ok(());
     }
@@ -909,7 +921,7 @@ fn prepared_in_order<'a, E>(
             handles.push(scope.spawn(move || {
                 for w in work.iter().skip(t).step_by(threads) {
                     // The checks stopped: nobody waits for more.
-                    if tx.send(prepare(w.lines)).is_err() {
+                    if tx.send(prepare(w)).is_err() {
                         break;
                     }
                 }
@@ -922,8 +934,8 @@ fn prepared_in_order<'a, E>(
             let prepared = receivers
                 .get(k % threads)
                 .and_then(|rx| rx.recv().ok())
-                .unwrap_or_else(|| prepare(w.lines));
-            result = consume(w.segment, prepared);
+                .unwrap_or_else(|| prepare(w));
+            result = consume(prepared);
             if result.is_err() {
                 break;
             }
@@ -1126,52 +1138,29 @@ mod tests {
         }
     }
 
-    /// Pieces come back in order, with their segment, every line once; a consumer error stops
-    /// the threads (no deadlock) and is returned.
+    /// Pieces come back in order, every line once; a consumer error stops the threads (no
+    /// deadlock) and is returned.
     #[test]
     fn pieces_are_prepared_ahead_and_consumed_in_order() {
         let line = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 700));
-        let sizes = [0usize, 1, 3000, 0, 700, 2];
-        let mut n = 0;
-        let segments: Vec<Vec<u8>> = sizes
-            .iter()
-            .map(|&count| {
-                (0..count)
-                    .flat_map(|_| {
-                        n += 1;
-                        line(n).into_bytes()
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut work = Vec::new();
-        for (i, data) in segments.iter().enumerate() {
-            split_work(i, data, &mut work);
-        }
+        let data: Vec<u8> = (1..=3700).flat_map(|i| line(i).into_bytes()).collect();
+        let work = split_work(&data);
         assert!(work.len() > 8, "several pieces per large segment");
+        assert!(split_work(b"").is_empty());
         let mut seen = Vec::new();
-        let result: Result<(), ()> = prepared_in_order(&work, |segment, prepared| {
-            for p in prepared {
-                seen.push((segment, p.leaf));
-            }
+        let result: Result<(), ()> = prepared_in_order(&work, |prepared| {
+            seen.extend(prepared.iter().map(|p| p.leaf));
             Ok(())
         });
         assert!(result.is_ok());
-        let expected: Vec<(usize, Hash)> = sizes
-            .iter()
-            .enumerate()
-            .flat_map(|(segment, &count)| std::iter::repeat_n(segment, count))
-            .enumerate()
-            .map(|(i, segment)| {
-                let l = line(i + 1);
-                (segment, leaf_hash(l.trim_end_matches('\n').as_bytes()))
-            })
+        let expected: Vec<Hash> = (1..=3700)
+            .map(|i| leaf_hash(line(i).trim_end_matches('\n').as_bytes()))
             .collect();
         assert_eq!(seen, expected);
 
         for stop_at in [0, 1, work.len() / 2, work.len() - 1] {
             let mut calls = 0;
-            let result = prepared_in_order(&work, |_, _| {
+            let result = prepared_in_order(&work, |_| {
                 calls += 1;
                 if calls > stop_at { Err(calls) } else { Ok(()) }
             });

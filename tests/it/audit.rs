@@ -1283,3 +1283,75 @@ fn writer_refuses_a_log_rewritten_behind_its_witness() {
     );
     assert!(matches!(err.problem, Problem::AnchorMismatch(_)), "{err}");
 }
+
+/// Runs `f` on its own thread and fails the test if it has not returned within a minute: a
+/// reader that opened a FIFO would wait for a writer forever.
+fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("blocked: the log's reader never returned")
+}
+
+/// A file named like a segment that is not a regular file (a FIFO, a directory) is refused by
+/// name, not read: the verifier, the summary, the proofs' leaf hashes and the writer's start-up
+/// answer with a clear error instead of blocking on a FIFO.
+#[test]
+fn a_fifo_or_directory_named_like_a_segment_is_refused_not_read() {
+    let (dir, _) = good_log();
+    let log = dir.path().join("log");
+    let name = "audit-00000000000000099999.jsonl";
+    let status = std::process::Command::new("mkfifo")
+        .arg(log.join(name))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let at = log.clone();
+    let err = returns(move || trusted().verify_dir(&at).unwrap_err());
+    assert_eq!(err.problem, Problem::NotAFile);
+    assert_eq!(err.location.unwrap().segment, name);
+    assert!(
+        err.report.records > 40,
+        "the segments before it were checked"
+    );
+    assert_eq!(err.problem.to_string(), "the segment is not a regular file");
+
+    let at = log.clone();
+    let refused = returns(move || audit::leaf_hashes(&at).unwrap_err());
+    assert!(
+        refused.to_string().contains("not a regular file"),
+        "{refused}"
+    );
+    let at = log.clone();
+    let refused = returns(move || audit::summarize(&at).unwrap_err());
+    assert!(
+        refused.to_string().contains("not a regular file"),
+        "{refused}"
+    );
+
+    let at = log.clone();
+    let refused = returns(move || {
+        AuditWriter::open(config(&at), key("docs/audit", 1))
+            .map(|log| log.close())
+            .unwrap_err()
+    });
+    assert!(
+        matches!(
+            refused,
+            audit::AuditError::Corrupt {
+                reason: "the segment is not a regular file",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+
+    // A directory in its place: the same.
+    fs::remove_file(log.join(name)).unwrap();
+    fs::create_dir(log.join(name)).unwrap();
+    let err = trusted().verify_dir(&log).unwrap_err();
+    assert_eq!(err.problem, Problem::NotAFile);
+}

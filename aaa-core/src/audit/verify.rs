@@ -9,7 +9,7 @@
 //! writer produces are read by a strict fast path (`scan`), any other line by `serde_json`,
 //! which then decides: both read the same record from the same line.
 
-use std::{collections::BTreeMap, fmt, fs, path::Path};
+use std::{collections::BTreeMap, fmt, path::Path};
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 
@@ -22,7 +22,7 @@ use super::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
-    writer::{segment_files, segment_name},
+    writer::{read_segment, segment_files, segment_name},
 };
 use crate::Decision;
 
@@ -88,6 +88,10 @@ pub enum Problem {
     /// A segment could not be read.
     #[error("cannot read the segment: {0}")]
     Io(std::io::ErrorKind),
+    /// A file named like a segment is not a regular file (a directory, a FIFO, a device): not
+    /// read, since a FIFO would block the verifier forever.
+    #[error("the segment is not a regular file")]
+    NotAFile,
     /// The line is not a record (JSON error, missing or unknown field).
     #[error("not a valid record: {0}")]
     Malformed(String),
@@ -288,14 +292,17 @@ impl Verifier {
             let (name, path) = files
                 .get(i)
                 .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))?;
-            let data = fs::read(path).map_err(|e| {
+            let data = read_segment(path).map_err(|e| {
                 (
                     Some(Location {
                         segment: name.clone(),
                         line: 0,
                         seq: 0,
                     }),
-                    Problem::Io(e.kind()),
+                    match e.kind() {
+                        std::io::ErrorKind::InvalidInput => Problem::NotAFile,
+                        kind => Problem::Io(kind),
+                    },
                 )
             })?;
             Ok((name.clone(), data))
@@ -967,6 +974,17 @@ fn segment_name_matches(name: &str, seq: u64) -> bool {
     name == segment_name(seq)
 }
 
+/// The error of a segment [`read_segment`] refused or could not read.
+fn segment_error(e: &std::io::Error) -> AuditError {
+    AuditError::Io {
+        context: match e.kind() {
+            std::io::ErrorKind::InvalidInput => "a segment is not a regular file",
+            _ => "cannot read a segment",
+        },
+        kind: e.kind(),
+    }
+}
+
 /// The leaf hashes of every record in `dir`, in order: the input for
 /// [`inclusion_proof`](super::merkle::inclusion_proof) and
 /// [`consistency_proof`](super::merkle::consistency_proof). Verify the log first.
@@ -977,10 +995,7 @@ fn segment_name_matches(name: &str, seq: u64) -> bool {
 pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
     let mut out = Vec::new();
     for (_, path) in segment_files(dir)? {
-        let data = fs::read(&path).map_err(|e| AuditError::Io {
-            context: "cannot read a segment",
-            kind: e.kind(),
-        })?;
+        let data = read_segment(&path).map_err(|e| segment_error(&e))?;
         for line in data.split_inclusive(|&b| b == b'\n') {
             if let Some(line) = line.strip_suffix(b"\n") {
                 out.push(leaf_hash(line));
@@ -1064,10 +1079,7 @@ pub struct Summary {
 pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
     let mut summary = Summary::default();
     for (name, path) in segment_files(dir)? {
-        let data = fs::read(&path).map_err(|e| AuditError::Io {
-            context: "cannot read a segment",
-            kind: e.kind(),
-        })?;
+        let data = read_segment(&path).map_err(|e| segment_error(&e))?;
         for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
             let Some(line) = line.strip_suffix(b"\n") else {
                 break;

@@ -340,6 +340,19 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AuditE
     Ok(out)
 }
 
+/// Reads a segment file. Anything but a regular file (after symbolic links) is refused with
+/// [`std::io::ErrorKind::InvalidInput`] before it is opened: a FIFO named like a segment would
+/// block its reader forever, a device would never end.
+pub(crate) fn read_segment(path: &Path) -> std::io::Result<Vec<u8>> {
+    if !fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the segment is not a regular file",
+        ));
+    }
+    fs::read(path)
+}
+
 /// The id of record `seq` of the run with `nonce`: `{nonce:016x}{seq:016x}`, appended to `out`.
 fn push_record_id(nonce: u64, seq: u64, out: &mut String) {
     crate::identity::hex_to(&nonce.to_be_bytes(), out);
@@ -966,7 +979,14 @@ impl Sequencer {
         let mut key_change_after_checkpoint = false;
         let mut last_path = None;
         for (i, (name, path)) in segments.iter().enumerate() {
-            let data = fs::read(path).map_err(|e| io_error("cannot read a segment", &e))?;
+            let data = read_segment(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput => AuditError::Corrupt {
+                    segment: name.clone(),
+                    line: 0,
+                    reason: "the segment is not a regular file",
+                },
+                _ => io_error("cannot read a segment", &e),
+            })?;
             let is_last = i + 1 == count;
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let (body, torn) = data.split_at(complete);

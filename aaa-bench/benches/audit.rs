@@ -1,5 +1,5 @@
 //! Audit log costs: durable append throughput with group commit, the request-path cost of
-//! recording one event, and verification throughput; each next to a plain unsigned `serde_json`
+//! recording one event, verification throughput and the writer's start-up scan; each next to a plain unsigned `serde_json`
 //! JSON-lines writer with the same fsync policy.
 //!
 //! Run with: `cargo bench -p aaa-bench --bench audit -- --warm-up-time 1 --measurement-time 3`
@@ -216,6 +216,23 @@ fn verification(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("aaa_verify_all_records", |b| {
         b.iter(|| black_box(verifier.verify_segments(&segments).unwrap()));
+    });
+    // The writer's start-up reads the whole log to rebuild its chain and tree: the time a
+    // restart takes grows with the log.
+    g.bench_function("aaa_writer_start_up_scan", |b| {
+        b.iter(|| {
+            let log = AuditWriter::open(
+                {
+                    let mut c = AuditWriterConfig::new(dir.path(), "bench", "i1");
+                    c.clock =
+                        Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
+                    c
+                },
+                SigningKey::from_seed("bench/audit", &[1; 32]).unwrap(),
+            )
+            .unwrap();
+            log.close().unwrap();
+        });
     });
     g.bench_function("plain_serde_json_parse_all_lines", |b| {
         b.iter(|| {

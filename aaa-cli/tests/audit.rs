@@ -216,10 +216,9 @@ fn keygen_verify_summary_and_tamper_detection() {
     // Flip one byte of the third line: found and located.
     let segment = std::fs::read_dir(&log)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let third = bytes
         .iter()
@@ -324,10 +323,9 @@ fn names_from_a_log_are_shown_escaped() {
     // A tampered record with an unknown field whose name is `ESC [2K`, as JSON escapes.
     let segment = std::fs::read_dir(&log)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
     let text = std::fs::read_to_string(&segment).unwrap();
     let tampered = text.replacen("{\"event\":", "{\"\\u001b[2K\\rx\":1,\"event\":", 1);
     assert_ne!(tampered, text);

@@ -53,7 +53,7 @@
 //! assert_eq!(report.uncovered, 0);
 //!
 //! // One flipped byte is found, and located.
-//! let segment = std::fs::read_dir(dir.path())?.next().unwrap()?.path();
+//! let segment = dir.path().join("audit-00000000000000000000.jsonl");
 //! let mut bytes = std::fs::read(&segment)?;
 //! let at = bytes.iter().position(|&b| b == b'r').unwrap();
 //! bytes[at] = b's';

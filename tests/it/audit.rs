@@ -822,6 +822,7 @@ fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment(
     let mut names: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     names.sort();
     assert!(names.len() > 3, "{} segments", names.len());
@@ -869,6 +870,7 @@ fn a_forged_checkpoint_signature_is_reported_at_its_checkpoint_across_segments()
     let mut names: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     names.sort();
     let checkpoints: Vec<(PathBuf, usize)> = names
@@ -1354,4 +1356,131 @@ fn a_fifo_or_directory_named_like_a_segment_is_refused_not_read() {
     fs::create_dir(log.join(name)).unwrap();
     let err = trusted().verify_dir(&log).unwrap_err();
     assert_eq!(err.problem, Problem::NotAFile);
+}
+
+/// A multi-segment log of 40 events written in `dir` and closed, with the writer's resume point.
+fn rotated_log(dir: &Path) -> Vec<PathBuf> {
+    let mut c = config(dir);
+    c.segment_max_bytes = 2048;
+    c.max_batch = 4;
+    c.durability = DurabilityPolicy::all(Durability::Strict);
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    rt().block_on(async {
+        for i in 0..40 {
+            log.record(decision(i, true)).await.unwrap();
+        }
+    });
+    log.close().unwrap();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 3, "{} segments", names.len());
+    assert!(dir.join("resume.json").is_file(), "a resume point is noted");
+    names
+}
+
+/// Appends `n` more events to the log in `dir` (opened with the default segment size) and
+/// closes it.
+fn reopen_and_append(dir: &Path, n: usize) -> Result<(), audit::AuditError> {
+    let log = AuditWriter::open(config(dir), key("docs/audit", 1))?;
+    rt().block_on(async {
+        for i in 100..100 + n {
+            log.record(decision(i, true)).await.unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+    log.close()
+}
+
+/// A restart reads the log from the last durable checkpoint the writer noted (`resume.json`),
+/// not from its first record: a corrupt early segment no longer stops the writer from starting
+/// (the verifier still finds it), and the log it goes on writing verifies.
+#[test]
+fn a_restart_reads_the_log_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = rotated_log(dir.path());
+    // Continuing from the resume point, the log stays one log.
+    reopen_and_append(dir.path(), 5).unwrap();
+    let report = trusted().verify_dir(dir.path()).unwrap();
+    assert_eq!(report.events, 45);
+
+    // A record of the first segment changed: only the whole-log reading sees it.
+    let first = &names[0];
+    let mut records = lines(first);
+    let at = records[1].iter().position(|&b| b == b'u').unwrap();
+    records[1][at] = b'v';
+    fs::write(first, records.concat()).unwrap();
+    reopen_and_append(dir.path(), 5).unwrap();
+    let err = expect_error(dir.path(), &trusted());
+    assert_eq!(
+        err.location.unwrap().segment,
+        first.file_name().unwrap().to_str().unwrap()
+    );
+    // Without the resume point, the start reads everything and refuses the broken chain.
+    fs::remove_file(dir.path().join("resume.json")).unwrap();
+    assert!(matches!(
+        reopen_and_append(dir.path(), 1),
+        Err(audit::AuditError::Corrupt { .. })
+    ));
+}
+
+/// A resume point that does not hold (garbage, a forged tree, a line that is not its checkpoint,
+/// a segment that is gone, an offset past the end, another key in charge) is ignored: the start reads the whole log, and
+/// the log goes on verifying.
+#[test]
+fn a_resume_point_that_does_not_hold_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_log(dir.path());
+    let path = dir.path().join("resume.json");
+    let good: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let flip_hex = |h: &str| {
+        let mut h = h.to_owned();
+        let c = if h.ends_with('0') { "1" } else { "0" };
+        h.replace_range(h.len() - 1.., c);
+        h
+    };
+    let forged_tree = edit(&|v| {
+        let first = v["frontier"][0].as_str().unwrap().to_owned();
+        v["frontier"][0] = Value::String(flip_hex(&first));
+    });
+    let bad_size = edit(&|v| v["size"] = Value::from(v["size"].as_u64().unwrap() - 1));
+    let moved = edit(&|v| {
+        v["start"] = Value::from(v["start"].as_u64().unwrap() + 1);
+    });
+    let past_end = edit(&|v| {
+        v["start"] = Value::from(1u64 << 40);
+        v["end"] = Value::from((1u64 << 40) + 100);
+    });
+    let gone = edit(&|v| v["segment"] = Value::from("audit-99999999999999999999.jsonl"));
+    let other_key = edit(&|v| {
+        v["key"] = Value::from(key("docs/audit", 2).verifier_key().to_string());
+    });
+    let mut events = 40;
+    for (what, bytes) in [
+        ("garbage", b"{not json".to_vec()),
+        ("forged tree", forged_tree),
+        ("wrong size", bad_size),
+        ("not at a line", moved),
+        ("past the end", past_end),
+        ("segment gone", gone),
+        ("another key in charge", other_key),
+    ] {
+        fs::write(&path, &bytes).unwrap();
+        reopen_and_append(dir.path(), 3).unwrap_or_else(|e| panic!("{what}: {e}"));
+        events += 3;
+        let report = trusted()
+            .verify_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(report.events, events, "{what}");
+        // The writer noted a good one again.
+        assert_ne!(fs::read(&path).unwrap(), bytes, "{what}");
+    }
 }

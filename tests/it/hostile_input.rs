@@ -1555,9 +1555,11 @@ fn good_log() -> &'static GoodLog {
             log.flush().await.unwrap();
         });
         log.close().unwrap();
+        // The segments (beside them, the writer's resume point).
         let mut files: Vec<_> = std::fs::read_dir(&log_dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
             .collect();
         files.sort();
         let segments: Vec<(String, Vec<u8>)> = files

@@ -73,6 +73,18 @@ impl MerkleTree {
         self.size = self.size.saturating_add(1);
     }
 
+    /// The roots of the perfect subtrees, largest first: with [`size`](Self::size), all the
+    /// tree keeps. [`from_frontier`](Self::from_frontier) makes the tree again.
+    pub fn frontier(&self) -> &[Hash] {
+        &self.frontier
+    }
+
+    /// The tree of `size` leaves whose perfect subtrees have the roots `frontier`, largest first;
+    /// `None` unless there is one root per one bit of `size`.
+    pub fn from_frontier(size: u64, frontier: Vec<Hash>) -> Option<Self> {
+        (frontier.len() == size.count_ones() as usize).then_some(MerkleTree { size, frontier })
+    }
+
     /// The root hash (the empty root for an empty tree).
     pub fn root(&self) -> Hash {
         let mut iter = self.frontier.iter().rev();
@@ -380,6 +392,28 @@ mod tests {
             n => {
                 let (l, r) = leaves.split_at(split(n));
                 node_hash(&naive_root(l), &naive_root(r))
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_made_again_from_its_frontier_grows_as_the_original() {
+        let all = leaves(70);
+        for n in 0..60 {
+            let mut tree = MerkleTree::new();
+            all[..n].iter().for_each(|l| tree.push(*l));
+            let mut again = MerkleTree::from_frontier(tree.size(), tree.frontier().to_vec())
+                .expect("a frontier of the right length");
+            assert_eq!(again.root(), naive_root(&all[..n]));
+            all[n..].iter().for_each(|l| again.push(*l));
+            assert_eq!(again.root(), naive_root(&all), "from {n} leaves");
+            // One root too many or too few is refused.
+            let mut longer = tree.frontier().to_vec();
+            longer.push([0; 32]);
+            assert!(MerkleTree::from_frontier(tree.size(), longer).is_none());
+            if n > 0 {
+                let shorter = tree.frontier()[1..].to_vec();
+                assert!(MerkleTree::from_frontier(tree.size(), shorter).is_none());
             }
         }
     }

@@ -395,7 +395,7 @@ fn hex_digit(c: u8) -> u8 {
 }
 
 /// The hash in a `prev` field: exactly 64 lowercase hex digits. Without a branch per digit.
-fn parse_prev(prev: &str) -> Option<Hash> {
+pub(crate) fn parse_prev(prev: &str) -> Option<Hash> {
     let digits: &[u8; 64] = prev.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
     let mut bad = 0u8;

@@ -40,6 +40,56 @@ pub(crate) const SEGMENT_SUFFIX: &str = ".jsonl";
 /// start records the cut from it.
 const TORN_PREFIX: &str = "torn-";
 
+/// The file where the writer notes its last durable checkpoint, so that a restart reads the log
+/// from there instead of from its first record (see [`Resume`]).
+const RESUME_FILE: &str = "resume.json";
+
+/// Where a restart may resume: the last durable checkpoint, and the tree before it. Only a hint:
+/// written without `fsync` after the checkpoint is durable, and trusted only once the
+/// checkpoint's line is found where it says, signed by the writer's key, with a root equal to
+/// that of the tree it gives. Anything else (missing, stale, forged) and the start reads the whole
+/// log, as without it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    /// The segment holding the checkpoint's line.
+    segment: String,
+    /// The offset of the checkpoint's line in the segment, and just past its newline.
+    start: u64,
+    end: u64,
+    /// The tree before the checkpoint record: its size (the checkpoint's) and frontier (hex,
+    /// largest subtree first).
+    size: u64,
+    frontier: Vec<String>,
+    /// The verifier key in charge when the checkpoint was written.
+    key: String,
+}
+
+/// The state a restart takes from a [`Resume`] it has checked.
+struct ResumePoint {
+    /// The index of the segment to continue reading, and where in it.
+    index: usize,
+    offset: u64,
+    tree: MerkleTree,
+    prev: Hash,
+    note: String,
+    /// The anchor's root, when the anchor is the checkpoint itself.
+    anchor_root: Option<Hash>,
+}
+
+/// Notes `resume` for the next start: written aside, then renamed over the last one.
+fn write_resume(dir: &Path, resume: &Resume) {
+    let tmp = dir.join(format!("{RESUME_FILE}.tmp"));
+    let written = serde_json::to_vec(resume)
+        .map_err(std::io::Error::other)
+        .and_then(|json| fs::write(&tmp, json))
+        .and_then(|()| fs::rename(&tmp, dir.join(RESUME_FILE)));
+    if let Err(e) = written {
+        // The next start reads the whole log.
+        tracing::debug!(target: "aaa::audit", error = %e, "the resume point was not written");
+    }
+}
+
 /// Room reserved for one encoded event: a request's events take 400 to 700 bytes.
 const EVENT_CAPACITY: usize = 768;
 
@@ -287,6 +337,8 @@ struct Sequencer {
     /// The key a key change of the current batch introduced: in charge from that record on,
     /// and [`Sequencer::key`] once the batch is durable.
     incoming: Option<Box<SigningKey>>,
+    /// The resume point of the current batch's last checkpoint, noted once the batch is durable.
+    resume: Option<Resume>,
     buf: Vec<u8>,
     /// Reused for each record's `prev` and `id`.
     prev_hex: String,
@@ -572,6 +624,7 @@ impl AuditWriter {
             write_failed_drops: 0,
             lost_since_flush: 0,
             incoming: None,
+            resume: None,
             buf: Vec::with_capacity(1 << 16),
             prev_hex: String::with_capacity(64),
             id: String::with_capacity(32),
@@ -946,7 +999,8 @@ impl Sequencer {
         }
     }
 
-    /// Reads the existing log, checks its chain, rebuilds the tree, cuts a torn tail.
+    /// Reads the existing log (from the resume point, when it holds: see [`Resume`]), checks its
+    /// chain, rebuilds the tree, cuts a torn tail.
     fn scan(&mut self) -> Result<(), AuditError> {
         let anchor = match &self.witness {
             Some(w) => match w.latest()? {
@@ -978,7 +1032,23 @@ impl Sequencer {
         let mut key_changed_to: Option<String> = None;
         let mut key_change_after_checkpoint = false;
         let mut last_path = None;
-        for (i, (name, path)) in segments.iter().enumerate() {
+        // From the last durable checkpoint when the resume point holds: a restart then reads
+        // what follows it, not the whole log (the verifier checks all of it).
+        let resume = self.resume_from(&segments, anchor.as_ref());
+        let (first, mut skip) = match resume {
+            Some(point) => {
+                self.chain.tree = point.tree;
+                self.chain.prev = point.prev;
+                self.chain.seq = self.chain.tree.size();
+                last_note = Some(point.note);
+                if point.anchor_root.is_some() {
+                    anchor_root = point.anchor_root;
+                }
+                (point.index, point.offset)
+            }
+            None => (0, 0),
+        };
+        for (i, (name, path)) in segments.iter().enumerate().skip(first) {
             let data = read_segment(path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidInput => AuditError::Corrupt {
                     segment: name.clone(),
@@ -1008,18 +1078,31 @@ impl Sequencer {
             }
             // A segment is named after its first record; an empty one (a crash right after it
             // was made) only as the last, for the next record.
-            if *name != segment_name(self.chain.seq) || (body.is_empty() && !is_last) {
+            if skip == 0 && (*name != segment_name(self.chain.seq) || (body.is_empty() && !is_last))
+            {
                 return Err(AuditError::Corrupt {
                     segment: name.clone(),
                     line: 1,
                     reason: "segment name does not match its first record",
                 });
             }
-            for (line_no, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
+            // The resume point's segment is read from just after its checkpoint.
+            let start = usize::try_from(std::mem::take(&mut skip)).unwrap_or(usize::MAX);
+            let Some(rest) = body.get(start..) else {
+                return Err(AuditError::Corrupt {
+                    segment: name.clone(),
+                    line: 0,
+                    reason: "the resume point is past the segment's complete records",
+                });
+            };
+            let lines_before = body
+                .get(..start)
+                .map_or(0, |b| memchr::memchr_iter(b'\n', b).count());
+            for (line_no, line) in rest.split_inclusive(|&b| b == b'\n').enumerate() {
                 let line = line.strip_suffix(b"\n").unwrap_or(line);
                 let corrupt = |reason| AuditError::Corrupt {
                     segment: name.clone(),
-                    line: line_no as u64 + 1,
+                    line: (lines_before + line_no) as u64 + 1,
                     reason,
                 };
                 let rec: StoredRecord<'_> =
@@ -1124,6 +1207,79 @@ impl Sequencer {
         Ok(())
     }
 
+    /// Checks the resume point left by the last run (see [`Resume`]); `None` when there is
+    /// none or it does not hold, and the whole log is read.
+    fn resume_from(
+        &self,
+        segments: &[(String, PathBuf)],
+        anchor: Option<&Checkpoint>,
+    ) -> Option<ResumePoint> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.dir.join(RESUME_FILE);
+        if fs::metadata(&path).ok()?.len() > 64 * 1024 {
+            return None;
+        }
+        let resume: Resume = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+        let index = segments
+            .iter()
+            .position(|(name, _)| *name == resume.segment)?;
+        let (_, segment) = segments.get(index)?;
+        let len = usize::try_from(resume.end.checked_sub(resume.start)?).ok()?;
+        if len == 0 || len > 64 * 1024 || !fs::metadata(segment).ok()?.is_file() {
+            return None;
+        }
+        let mut line = vec![0; len];
+        let mut file = File::open(segment).ok()?;
+        file.seek(SeekFrom::Start(resume.start)).ok()?;
+        file.read_exact(&mut line).ok()?;
+        let line = line.strip_suffix(b"\n")?;
+        let rec: StoredRecord<'_> = serde_json::from_slice(line).ok()?;
+        if rec.v != super::record::SCHEMA_VERSION
+            || !rec.origin.is(&self.origin)
+            || rec.seq != resume.size
+        {
+            return None;
+        }
+        let note = rec.checkpoint?.into_owned();
+        let signed = SignedNote::parse(&note).ok()?;
+        let cp = Checkpoint::parse_body(&signed.body).ok()?;
+        let own = self.key.verifier_key();
+        let frontier = resume
+            .frontier
+            .iter()
+            .map(|h| super::verify::parse_prev(h))
+            .collect::<Option<Vec<Hash>>>()?;
+        let mut tree = MerkleTree::from_frontier(resume.size, frontier)?;
+        // The key in charge is this writer's (a retired key, or a forged resume point, sends
+        // the start through the whole log, which tells them apart).
+        let holds = resume.key == own.to_string()
+            && cp.size == resume.size
+            && cp.origin == self.origin_line
+            && cp.root == tree.root()
+            && signed
+                .signature_by(&own)
+                .is_some_and(|sig| own.verify(signed.body.as_bytes(), &sig));
+        if !holds {
+            return None;
+        }
+        // An anchor before the checkpoint needs the tree at its size: only the whole log has it.
+        let anchor_root = match anchor {
+            Some(a) if a.size < cp.size => return None,
+            Some(a) if a.size == cp.size => Some(cp.root),
+            _ => None,
+        };
+        let prev = leaf_hash(line);
+        tree.push(prev);
+        Some(ResumePoint {
+            index,
+            offset: resume.end,
+            tree,
+            prev,
+            note,
+            anchor_root,
+        })
+    }
+
     fn open_segment(&mut self) -> Result<(), AuditError> {
         let name = segment_name(self.chain.seq);
         let path = self.dir.join(&name);
@@ -1207,11 +1363,31 @@ impl Sequencer {
             Some(new) => cp.sign(&[new, &self.key]),
             None => cp.sign(&[&self.key]),
         };
+        let size = self.chain.tree.size();
+        let frontier = self.chain.tree.frontier().iter().map(|h| hex(h)).collect();
+        let start = self.seg_len + self.buf.len() as u64;
         self.stage(
             Body::Record(&RecordBody::Checkpoint(note.clone())),
             false,
             now,
         )?;
+        self.resume = Some(Resume {
+            segment: self
+                .seg_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            start,
+            end: self.seg_len + self.buf.len() as u64,
+            size,
+            frontier,
+            key: self
+                .incoming
+                .as_deref()
+                .unwrap_or(&self.key)
+                .verifier_key()
+                .to_string(),
+        });
         notes.push(note);
         Ok(())
     }
@@ -1231,6 +1407,7 @@ impl Sequencer {
             .count() as u64;
         let mut force = false;
         self.incoming = None;
+        self.resume = None;
         let recovery = std::mem::take(&mut self.pending_recovery);
         let queue_drops = self.shared.dropped.swap(0, Ordering::Relaxed);
         let write_drops = std::mem::take(&mut self.write_failed_drops);
@@ -1359,6 +1536,10 @@ impl Sequencer {
                 if let Some(key) = self.incoming.take() {
                     self.key = *key;
                 }
+                if let Some(resume) = self.resume.take() {
+                    // The batch, checkpoint included, is durable (a checkpoint is synced).
+                    write_resume(&self.dir, &resume);
+                }
                 if !recovery.is_empty() {
                     // Recorded: the kept bytes are no longer needed (a crash before this removal
                     // only records the cut a second time).
@@ -1412,6 +1593,7 @@ impl Sequencer {
                 }
                 self.chain = snapshot;
                 self.incoming = None;
+                self.resume = None;
                 self.need_new_segment = true;
                 self.pending_recovery = recovery;
                 self.shared

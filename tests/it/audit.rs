@@ -1483,4 +1483,15 @@ fn a_resume_point_that_does_not_hold_is_ignored() {
         // The writer noted a good one again.
         assert_ne!(fs::read(&path).unwrap(), bytes, "{what}");
     }
+    // Nor is a FIFO in its place read (it would block the start).
+    fs::remove_file(&path).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let at = dir.path().to_owned();
+    returns(move || reopen_and_append(&at, 1)).unwrap();
 }

@@ -1216,7 +1216,9 @@ impl Sequencer {
     ) -> Option<ResumePoint> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.dir.join(RESUME_FILE);
-        if fs::metadata(&path).ok()?.len() > 64 * 1024 {
+        let meta = fs::metadata(&path).ok()?;
+        // Never a FIFO or a device (it would block or never end).
+        if !meta.is_file() || meta.len() > 64 * 1024 {
             return None;
         }
         let resume: Resume = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;

@@ -808,24 +808,7 @@ fn segments_rotate_and_stay_continuous() {
 #[test]
 fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.segment_max_bytes = 2048;
-    c.max_batch = 4;
-    c.durability = DurabilityPolicy::all(Durability::Strict);
-    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
-    rt().block_on(async {
-        for i in 0..30 {
-            log.record(decision(i, true)).await.unwrap();
-        }
-    });
-    log.close().unwrap();
-    let mut names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    names.sort();
-    assert!(names.len() > 3, "{} segments", names.len());
+    let names = rotated_log(dir.path());
     // A byte of the first segment's second record flipped; the last segment made unreadable (a
     // directory where the file was).
     let first = &names[0];
@@ -856,23 +839,7 @@ fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment(
 #[test]
 fn a_forged_checkpoint_signature_is_reported_at_its_checkpoint_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.segment_max_bytes = 2048;
-    c.max_batch = 4;
-    c.durability = DurabilityPolicy::all(Durability::Strict);
-    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
-    rt().block_on(async {
-        for i in 0..40 {
-            log.record(decision(i, true)).await.unwrap();
-        }
-    });
-    log.close().unwrap();
-    let mut names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    names.sort();
+    let names = rotated_log(dir.path());
     let checkpoints: Vec<(PathBuf, usize)> = names
         .iter()
         .flat_map(|path| {

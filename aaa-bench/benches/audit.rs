@@ -240,17 +240,7 @@ fn verification(c: &mut Criterion) {
     g.bench_function("aaa_writer_start_up_scan", |b| {
         b.iter(|| {
             let _ = std::fs::remove_file(dir.path().join("resume.json"));
-            let log = AuditWriter::open(
-                {
-                    let mut c = AuditWriterConfig::new(dir.path(), "bench", "i1");
-                    c.clock =
-                        Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
-                    c
-                },
-                SigningKey::from_seed("bench/audit", &[1; 32]).unwrap(),
-            )
-            .unwrap();
-            log.close().unwrap();
+            reopen();
         });
     });
     g.bench_function("plain_serde_json_parse_all_lines", |b| {

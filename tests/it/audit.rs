@@ -777,27 +777,12 @@ fn torn_tail_is_cut_and_a_recovery_record_written() {
 #[test]
 fn segments_rotate_and_stay_continuous() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.segment_max_bytes = 2048;
-    c.max_batch = 4;
-    c.durability = DurabilityPolicy::all(Durability::Strict);
-    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
-    rt().block_on(async {
-        for i in 0..30 {
-            log.record(decision(i, true)).await.unwrap();
-        }
-    });
-    log.close().unwrap();
-    let segments = fs::read_dir(dir.path()).unwrap().count();
+    let names = rotated_log(dir.path(), 30);
+    let segments = names.len();
     assert!(segments > 3, "{segments} segments");
     let report = trusted().verify_dir(dir.path()).unwrap();
     assert_eq!(report.events, 30);
     // Deleting a whole middle segment is noticed.
-    let mut names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
     fs::remove_file(&names[1]).unwrap();
     let err = expect_error(dir.path(), &trusted());
     assert_eq!(err.problem, Problem::SegmentName);
@@ -808,7 +793,7 @@ fn segments_rotate_and_stay_continuous() {
 #[test]
 fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let names = rotated_log(dir.path());
+    let names = rotated_log(dir.path(), 40);
     // A byte of the first segment's second record flipped; the last segment made unreadable (a
     // directory where the file was).
     let first = &names[0];
@@ -839,7 +824,7 @@ fn the_first_problem_in_log_order_is_reported_before_a_later_unreadable_segment(
 #[test]
 fn a_forged_checkpoint_signature_is_reported_at_its_checkpoint_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let names = rotated_log(dir.path());
+    let names = rotated_log(dir.path(), 40);
     let checkpoints: Vec<(PathBuf, usize)> = names
         .iter()
         .flat_map(|path| {
@@ -1325,15 +1310,16 @@ fn a_fifo_or_directory_named_like_a_segment_is_refused_not_read() {
     assert_eq!(err.problem, Problem::NotAFile);
 }
 
-/// A multi-segment log of 40 events written in `dir` and closed, with the writer's resume point.
-fn rotated_log(dir: &Path) -> Vec<PathBuf> {
+/// A multi-segment log of `events` events written in `dir` and closed, with the writer's resume
+/// point; its segments, in order.
+fn rotated_log(dir: &Path, events: usize) -> Vec<PathBuf> {
     let mut c = config(dir);
     c.segment_max_bytes = 2048;
     c.max_batch = 4;
     c.durability = DurabilityPolicy::all(Durability::Strict);
     let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
     rt().block_on(async {
-        for i in 0..40 {
+        for i in 0..events {
             log.record(decision(i, true)).await.unwrap();
         }
     });
@@ -1368,7 +1354,7 @@ fn reopen_and_append(dir: &Path, n: usize) -> Result<(), audit::AuditError> {
 #[test]
 fn a_restart_reads_the_log_from_its_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let names = rotated_log(dir.path());
+    let names = rotated_log(dir.path(), 40);
     // Continuing from the resume point, the log stays one log.
     reopen_and_append(dir.path(), 5).unwrap();
     let report = trusted().verify_dir(dir.path()).unwrap();
@@ -1400,7 +1386,7 @@ fn a_restart_reads_the_log_from_its_last_checkpoint() {
 #[test]
 fn a_resume_point_that_does_not_hold_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    rotated_log(dir.path());
+    rotated_log(dir.path(), 40);
     let path = dir.path().join("resume.json");
     let good: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     let edit = |f: &dyn Fn(&mut Value)| {

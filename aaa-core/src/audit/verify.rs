@@ -22,7 +22,7 @@ use super::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
-    writer::{read_segment, segment_files, segment_name},
+    writer::{Unreadable, read_segment, segment_files, segment_name},
 };
 use crate::Decision;
 
@@ -299,9 +299,9 @@ impl Verifier {
                         line: 0,
                         seq: 0,
                     }),
-                    match e.kind() {
-                        std::io::ErrorKind::InvalidInput => Problem::NotAFile,
-                        kind => Problem::Io(kind),
+                    match e {
+                        Unreadable::NotAFile => Problem::NotAFile,
+                        Unreadable::Io(e) => Problem::Io(e.kind()),
                     },
                 )
             })?;
@@ -975,13 +975,16 @@ fn segment_name_matches(name: &str, seq: u64) -> bool {
 }
 
 /// The error of a segment [`read_segment`] refused or could not read.
-fn segment_error(e: &std::io::Error) -> AuditError {
-    AuditError::Io {
-        context: match e.kind() {
-            std::io::ErrorKind::InvalidInput => "a segment is not a regular file",
-            _ => "cannot read a segment",
+fn segment_error(e: &Unreadable) -> AuditError {
+    match e {
+        Unreadable::NotAFile => AuditError::Io {
+            context: "a segment is not a regular file",
+            kind: std::io::ErrorKind::InvalidInput,
         },
-        kind: e.kind(),
+        Unreadable::Io(e) => AuditError::Io {
+            context: "cannot read a segment",
+            kind: e.kind(),
+        },
     }
 }
 

@@ -392,17 +392,28 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AuditE
     Ok(out)
 }
 
-/// Reads a segment file. Anything but a regular file (after symbolic links) is refused with
-/// [`std::io::ErrorKind::InvalidInput`] before it is opened: a FIFO named like a segment would
-/// block its reader forever, a device would never end.
-pub(crate) fn read_segment(path: &Path) -> std::io::Result<Vec<u8>> {
-    if !fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the segment is not a regular file",
-        ));
+/// Why a file of the log directory could not be read.
+pub(crate) enum Unreadable {
+    /// Not a regular file (a directory, a FIFO, a device): refused before it is opened.
+    NotAFile,
+    /// The file system's error.
+    Io(std::io::Error),
+}
+
+/// Opens `path` for reading if it is a regular file (after symbolic links): a FIFO named like
+/// a log file would block its reader forever, a device would never end.
+pub(crate) fn open_regular(path: &Path) -> Result<File, Unreadable> {
+    if !fs::metadata(path).map_err(Unreadable::Io)?.is_file() {
+        return Err(Unreadable::NotAFile);
     }
-    fs::read(path)
+    File::open(path).map_err(Unreadable::Io)
+}
+
+/// Reads a segment file, a regular file only ([`open_regular`]).
+pub(crate) fn read_segment(path: &Path) -> Result<Vec<u8>, Unreadable> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut open_regular(path)?, &mut data).map_err(Unreadable::Io)?;
+    Ok(data)
 }
 
 /// The id of record `seq` of the run with `nonce`: `{nonce:016x}{seq:016x}`, appended to `out`.
@@ -1049,13 +1060,13 @@ impl Sequencer {
             None => (0, 0),
         };
         for (i, (name, path)) in segments.iter().enumerate().skip(first) {
-            let data = read_segment(path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidInput => AuditError::Corrupt {
+            let data = read_segment(path).map_err(|e| match e {
+                Unreadable::NotAFile => AuditError::Corrupt {
                     segment: name.clone(),
                     line: 0,
                     reason: "the segment is not a regular file",
                 },
-                _ => io_error("cannot read a segment", &e),
+                Unreadable::Io(e) => io_error("cannot read a segment", &e),
             })?;
             let is_last = i + 1 == count;
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -1215,23 +1226,23 @@ impl Sequencer {
         anchor: Option<&Checkpoint>,
     ) -> Option<ResumePoint> {
         use std::io::{Read, Seek, SeekFrom};
-        let path = self.dir.join(RESUME_FILE);
-        let meta = fs::metadata(&path).ok()?;
-        // Never a FIFO or a device (it would block or never end).
-        if !meta.is_file() || meta.len() > 64 * 1024 {
+        let mut file = open_regular(&self.dir.join(RESUME_FILE)).ok()?;
+        if file.metadata().ok()?.len() > 64 * 1024 {
             return None;
         }
-        let resume: Resume = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).ok()?;
+        let resume: Resume = serde_json::from_slice(&text).ok()?;
         let index = segments
             .iter()
             .position(|(name, _)| *name == resume.segment)?;
         let (_, segment) = segments.get(index)?;
         let len = usize::try_from(resume.end.checked_sub(resume.start)?).ok()?;
-        if len == 0 || len > 64 * 1024 || !fs::metadata(segment).ok()?.is_file() {
+        if len == 0 || len > 64 * 1024 {
             return None;
         }
         let mut line = vec![0; len];
-        let mut file = File::open(segment).ok()?;
+        let mut file = open_regular(segment).ok()?;
         file.seek(SeekFrom::Start(resume.start)).ok()?;
         file.read_exact(&mut line).ok()?;
         let line = line.strip_suffix(b"\n")?;

@@ -92,6 +92,7 @@ pub mod merkle;
 pub mod note;
 mod policy;
 pub mod record;
+mod retire;
 mod sinks;
 mod verify;
 mod witness;
@@ -103,6 +104,7 @@ pub use merkle::{Hash, MerkleTree, ProofError};
 pub use note::{Checkpoint, KeyError, MAX_NOTE_SIGNATURES, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};
 pub use record::{LogOrigin, RecordBody};
+pub use retire::{Retired, retire};
 pub use sinks::{StdoutSink, TracingSink};
 pub use verify::{
     DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport, leaf_hashes,

@@ -97,7 +97,7 @@ pub(crate) fn key(name: &str, seed: u8) -> SigningKey {
     SigningKey::from_seed(name, &[seed; 32]).unwrap()
 }
 
-fn decision(i: usize, allow: bool) -> AuditEvent {
+pub(crate) fn decision(i: usize, allow: bool) -> AuditEvent {
     let mut e = AuditEvent::new(
         Timestamp::from_unix_seconds(1_700_000_000 + i as i64),
         EventKind::Authorization {
@@ -143,7 +143,7 @@ fn decision(i: usize, allow: bool) -> AuditEvent {
     e
 }
 
-fn config(dir: &Path) -> AuditWriterConfig {
+pub(crate) fn config(dir: &Path) -> AuditWriterConfig {
     let mut c = AuditWriterConfig::new(dir, "docs", "pod-1");
     c.clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
     c.checkpoint_every = 8;
@@ -185,7 +185,7 @@ fn lines(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn trusted() -> Verifier {
+pub(crate) fn trusted() -> Verifier {
     Verifier::new([key("docs/audit", 1).verifier_key()])
 }
 

@@ -13,6 +13,7 @@ mod audit_crash;
 mod audit_faults;
 mod audit_locate;
 mod audit_proofs;
+mod audit_retire;
 mod audit_review;
 mod authn;
 mod conformance;

@@ -22,6 +22,7 @@ use super::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
+    retire::{RETIRED_FILE, RetiredHead, log_start, read_retired},
     writer::{Unreadable, read_segment, segment_files, segment_name},
 };
 use crate::Decision;
@@ -60,6 +61,9 @@ pub struct VerifyReport {
     pub root: Hash,
     /// The size of the witness anchor checked against, if one was given.
     pub anchor_size: Option<u64>,
+    /// Records retired from the log directory to an archive before its first record
+    /// ([`retire`](super::retire)): not checked here. 0 when the log starts at record 0.
+    pub retired: u64,
 }
 
 /// Where a problem was found.
@@ -169,6 +173,31 @@ pub enum Problem {
         /// Records the anchor says it covers.
         anchor_size: u64,
     },
+    /// The log's oldest records were retired to an archive, and the verifier was not told to
+    /// accept that ([`Verifier::allow_retired_head`]).
+    #[error(
+        "the records before seq {first_seq} were retired from the log directory (retired.json): \
+         verify what is left with `allow_retired_head` (`aaa audit verify --allow-retired`), and \
+         the archive on its own"
+    )]
+    Retired {
+        /// The sequence number of the first record left.
+        first_seq: u64,
+    },
+    /// The log directory's note of its retired records is unusable.
+    #[error("{0}")]
+    RetiredNote(&'static str),
+    /// The anchor predates the records left in the log directory.
+    #[error(
+        "the anchor covers {anchor_size} records, fewer than were retired ({retired}): check it \
+         against the archive"
+    )]
+    AnchorRetired {
+        /// The anchor's tree size.
+        anchor_size: u64,
+        /// The records retired.
+        retired: u64,
+    },
 }
 
 /// A log failed verification: the first problem, where it is, and what was verified before it.
@@ -207,6 +236,7 @@ pub struct VerifyError {
 pub struct Verifier {
     keys: Vec<VerifierKey>,
     anchor: Option<String>,
+    allow_retired: bool,
 }
 
 struct PendingSig {
@@ -262,7 +292,20 @@ impl Verifier {
         Verifier {
             keys: keys.into_iter().collect(),
             anchor: None,
+            allow_retired: false,
         }
+    }
+
+    /// Accepts a log directory whose oldest segments were retired to an archive
+    /// ([`retire`](super::retire)): the log is checked from its first record left, starting from
+    /// the tree `retired.json` notes, which the first checkpoint left must then sign (a forged
+    /// note fails there). The report says how many records were retired
+    /// ([`VerifyReport::retired`]). Without this, such a log is refused
+    /// ([`Problem::Retired`]): records missing from the front are not accepted unasked.
+    #[must_use]
+    pub fn allow_retired_head(mut self) -> Self {
+        self.allow_retired = true;
+        self
     }
 
     /// Also checks the log against a witness anchor (a signed checkpoint): the log must reach
@@ -274,7 +317,9 @@ impl Verifier {
     }
 
     /// Verifies the segment files in `dir`, reading them one at a time, in order: a log of any
-    /// length verifies in about the memory of its largest segment.
+    /// length verifies in about the memory of its largest segment. A log whose oldest segments
+    /// were retired is checked from its first record left if
+    /// [`allow_retired_head`](Self::allow_retired_head) was asked for, and refused otherwise.
     ///
     /// # Errors
     ///
@@ -285,10 +330,23 @@ impl Verifier {
             problem: Problem::Io(std::io::ErrorKind::NotFound),
             report: Box::default(),
         })?;
+        let refuse = |problem| VerifyError {
+            location: None,
+            problem,
+            report: Box::default(),
+        };
+        let (start, head) = log_start(dir, &files).map_err(|e| refuse(Problem::RetiredNote(e)))?;
+        if let Some(head) = &head
+            && !self.allow_retired
+        {
+            return Err(refuse(Problem::Retired {
+                first_seq: head.size(),
+            }));
+        }
         // One segment in memory at a time: a log of any length verifies in the memory of its
         // largest segment (`segment_max_bytes`, 64 MiB by default).
-        let count = files.len();
-        self.verify_each(count, |i| {
+        let files = files.get(start..).unwrap_or_default();
+        self.verify_each(head, files.len(), |i| {
             let (name, path) = files
                 .get(i)
                 .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))?;
@@ -318,7 +376,7 @@ impl Verifier {
         &self,
         segments: &[(String, Vec<u8>)],
     ) -> Result<VerifyReport, VerifyError> {
-        self.verify_each(segments.len(), |i| {
+        self.verify_each(None, segments.len(), |i| {
             segments
                 .get(i)
                 .map(|(name, data)| (name.clone(), std::borrow::Cow::Borrowed(data.as_slice())))
@@ -330,16 +388,22 @@ impl Verifier {
     /// checked.
     fn verify_each<D: AsRef<[u8]>>(
         &self,
+        head: Option<RetiredHead>,
         count: usize,
         mut segment: impl FnMut(usize) -> Result<(String, D), Failure>,
     ) -> Result<VerifyReport, VerifyError> {
+        let retired = head.as_ref().map_or(0, RetiredHead::size);
+        let (tree, prev) = head.map_or((MerkleTree::new(), [0; 32]), |h| (h.tree, h.prev));
         let mut state = State {
             verifier: self,
-            report: VerifyReport::default(),
+            report: VerifyReport {
+                retired,
+                ..VerifyReport::default()
+            },
             origin: None,
             origin_line: String::new(),
-            tree: MerkleTree::new(),
-            prev: [0; 32],
+            tree,
+            prev,
             current_key: None,
             retiring: None,
             known_keys: self.keys.clone(),
@@ -418,7 +482,16 @@ impl State<'_> {
             let note = SignedNote::parse(text).map_err(|_| (None, Problem::BadAnchor))?;
             let cp = Checkpoint::parse_body(&note.body).map_err(|_| (None, Problem::BadAnchor))?;
             self.report.anchor_size = Some(cp.size);
-            if cp.size == 0 {
+            if cp.size < self.tree.size() {
+                return Err((
+                    None,
+                    Problem::AnchorRetired {
+                        anchor_size: cp.size,
+                        retired: self.tree.size(),
+                    },
+                ));
+            }
+            if cp.size == self.tree.size() {
                 self.anchor_root = Some(self.tree.root());
             }
             self.anchor = Some(cp);
@@ -974,8 +1047,17 @@ fn segment_name_matches(name: &str, seq: u64) -> bool {
     name == segment_name(seq)
 }
 
+/// The error of a log directory whose `retired.json` is unusable.
+pub(crate) fn retired_corrupt(reason: &'static str) -> AuditError {
+    AuditError::Corrupt {
+        segment: RETIRED_FILE.to_owned(),
+        line: 0,
+        reason,
+    }
+}
+
 /// The error of a segment [`read_segment`] refused or could not read.
-fn segment_error(e: &Unreadable) -> AuditError {
+pub(crate) fn segment_error(e: &Unreadable) -> AuditError {
     match e {
         Unreadable::NotAFile => AuditError::Io {
             context: "a segment is not a regular file",
@@ -994,8 +1076,15 @@ fn segment_error(e: &Unreadable) -> AuditError {
 ///
 /// # Errors
 ///
-/// [`AuditError::Io`] when a segment cannot be read.
+/// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Unavailable`] when the log's
+/// oldest records were retired ([`retire`](super::retire)): a proof needs every leaf.
 pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
+    if read_retired(dir).map_err(retired_corrupt)?.is_some() {
+        return Err(AuditError::Unavailable(
+            "the log's oldest records were retired: proofs need every leaf (put the archive's \
+             segments back beside the others, and retired.json away)",
+        ));
+    }
     let mut out = Vec::new();
     for (_, path) in segment_files(dir)? {
         let data = read_segment(&path).map_err(|e| segment_error(&e))?;
@@ -1081,7 +1170,9 @@ pub struct Summary {
 /// a record.
 pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
     let mut summary = Summary::default();
-    for (name, path) in segment_files(dir)? {
+    let segments = segment_files(dir)?;
+    let (start, _) = log_start(dir, &segments).map_err(retired_corrupt)?;
+    for (name, path) in segments.into_iter().skip(start) {
         let data = read_segment(&path).map_err(|e| segment_error(&e))?;
         for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
             let Some(line) = line.strip_suffix(b"\n") else {

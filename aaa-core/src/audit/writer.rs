@@ -26,6 +26,8 @@ use super::{
         Body, Envelope, GENESIS_PREV, GapInfo, KeyChangeInfo, LogOrigin, RecordBody, RecoveryInfo,
         StoredRecord, encode_record, hex, key_change_statement,
     },
+    retire::log_start,
+    verify::retired_corrupt,
     witness::Witness,
 };
 use crate::{BoxFuture, Clock, SystemClock, Timestamp};
@@ -345,7 +347,7 @@ struct Sequencer {
     id: String,
 }
 
-fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
+pub(crate) fn io_error(context: &'static str, e: &std::io::Error) -> AuditError {
     AuditError::Io {
         context,
         kind: e.kind(),
@@ -432,7 +434,7 @@ pub(crate) fn segment_name(first_seq: u64) -> String {
     format!("{SEGMENT_PREFIX}{first_seq:020}{SEGMENT_SUFFIX}")
 }
 
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -1029,15 +1031,31 @@ impl Sequencer {
             },
             None => None,
         };
-        let mut anchor_root = None;
-        if anchor.as_ref().is_some_and(|a| a.size == 0) {
-            anchor_root = Some(self.chain.tree.root());
-        }
         // Cuts an earlier start made but did not record come first.
         self.pending_recovery = kept_torn(&self.dir)?;
         let mut torn_tail = None;
         let segments = segment_files(&self.dir)?;
         let count = segments.len();
+        // After records retired to an archive, the log starts from the tree they make.
+        let (start, head) = log_start(&self.dir, &segments).map_err(retired_corrupt)?;
+        if let Some(head) = head {
+            if anchor.as_ref().is_some_and(|a| a.size < head.size()) {
+                return Err(retired_corrupt(
+                    "the witness anchor predates the records left after the retired ones: check \
+                     it against the archive",
+                ));
+            }
+            self.chain.seq = head.size();
+            self.chain.tree = head.tree;
+            self.chain.prev = head.prev;
+        }
+        let mut anchor_root = None;
+        if anchor
+            .as_ref()
+            .is_some_and(|a| a.size == self.chain.tree.size())
+        {
+            anchor_root = Some(self.chain.tree.root());
+        }
         let mut last_note: Option<String> = None;
         // The key a key change record put in charge, and whether a checkpoint followed it.
         let mut key_changed_to: Option<String> = None;
@@ -1057,7 +1075,7 @@ impl Sequencer {
                 }
                 (point.index, point.offset)
             }
-            None => (0, 0),
+            None => (start, 0),
         };
         for (i, (name, path)) in segments.iter().enumerate().skip(first) {
             let data = read_segment(path).map_err(|e| match e {

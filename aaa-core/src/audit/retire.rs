@@ -1,0 +1,360 @@
+//! Retiring a log's oldest segments to an archive, so that the directory of a long-running
+//! service does not grow without end, while what stays still verifies.
+//!
+//! [`retire`] copies whole segments from the front of the log to an archive directory (synced),
+//! notes the tree over the records it moved in `retired.json` (synced, renamed into place), and
+//! only then removes them from the log directory. The log in the directory then starts at a
+//! later record: the writer continues it and the [`Verifier`](super::Verifier) checks it from
+//! there when told to accept a retired head
+//! ([`allow_retired_head`](super::Verifier::allow_retired_head)). The note is not trusted: the
+//! first record left must link to its last leaf, and the first checkpoint left must sign the root
+//! of its tree extended by the records that follow; a forged note fails there. The archive is a
+//! log of its own that continues from one retirement to the next, verifiable on its own (its
+//! last records are covered by checkpoints of the live log).
+
+use std::{
+    fs::{self, File},
+    io::{Read, Write},
+    path::Path,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuditError,
+    merkle::{Hash, MerkleTree, leaf_hash},
+    record::{GENESIS_PREV, StoredRecord, hex},
+    verify::{parse_prev, segment_error},
+    writer::{
+        SEGMENT_PREFIX, SEGMENT_SUFFIX, Unreadable, io_error, open_regular, read_segment,
+        segment_files, segment_name, sync_dir,
+    },
+};
+
+/// The note, in the log directory, of the tree over the records retired from it.
+pub(crate) const RETIRED_FILE: &str = "retired.json";
+
+/// The lock file that keeps two retirements of one log apart.
+const RETIRE_LOCK: &str = "retire.lock";
+
+/// The largest note read (a frontier has at most 64 hashes: under 5 KiB).
+const MAX_NOTE_BYTES: u64 = 64 * 1024;
+
+/// The content of [`RETIRED_FILE`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Note {
+    /// How many records were retired: the sequence number of the first record left.
+    size: u64,
+    /// The leaf hash of the last retired record, hex: the first record left has it as `prev`.
+    prev: String,
+    /// The roots of the perfect subtrees of the tree over the retired records, largest first,
+    /// hex.
+    frontier: Vec<String>,
+}
+
+/// The tree over the records retired from a log directory, from its [`RETIRED_FILE`].
+#[derive(Debug, Clone)]
+pub(crate) struct RetiredHead {
+    /// The tree over the retired records.
+    pub(crate) tree: MerkleTree,
+    /// The leaf hash of the last retired record.
+    pub(crate) prev: Hash,
+}
+
+impl RetiredHead {
+    /// The number of retired records: the sequence number of the first record left.
+    pub(crate) fn size(&self) -> u64 {
+        self.tree.size()
+    }
+}
+
+/// Reads `dir`'s [`RETIRED_FILE`]: `Ok(None)` when nothing was ever retired from the log.
+pub(crate) fn read_retired(dir: &Path) -> Result<Option<RetiredHead>, &'static str> {
+    let file = match open_regular(&dir.join(RETIRED_FILE)) {
+        Ok(file) => file,
+        Err(Unreadable::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(Unreadable::NotAFile) => return Err("retired.json is not a regular file"),
+        Err(Unreadable::Io(_)) => return Err("cannot read retired.json"),
+    };
+    let mut text = Vec::new();
+    file.take(MAX_NOTE_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|_| "cannot read retired.json")?;
+    if text.len() as u64 > MAX_NOTE_BYTES {
+        return Err("retired.json is too large");
+    }
+    let note: Note = serde_json::from_slice(&text).map_err(|_| "retired.json is malformed")?;
+    let prev = parse_prev(&note.prev).ok_or("retired.json is malformed")?;
+    let frontier = note
+        .frontier
+        .iter()
+        .map(|h| parse_prev(h))
+        .collect::<Option<Vec<Hash>>>()
+        .ok_or("retired.json is malformed")?;
+    let tree = MerkleTree::from_frontier(note.size, frontier)
+        .filter(|_| note.size > 0)
+        .ok_or("retired.json is malformed")?;
+    Ok(Some(RetiredHead { tree, prev }))
+}
+
+/// Where the log of `dir` starts among its `segments` (sorted): the index of its first segment,
+/// and the tree over the retired records before it (`None`: the log starts at record 0).
+/// Segments before a retired head are what an interrupted [`retire`] had archived but not yet
+/// removed: not part of the log.
+pub(crate) fn log_start<T>(
+    dir: &Path,
+    segments: &[(String, T)],
+) -> Result<(usize, Option<RetiredHead>), &'static str> {
+    let Some(head) = read_retired(dir)? else {
+        return Ok((0, None));
+    };
+    let first = segment_name(head.size());
+    let index = segments
+        .iter()
+        .position(|(name, _)| *name == first)
+        .ok_or("no segment starts where retired.json says the log starts")?;
+    Ok((index, Some(head)))
+}
+
+/// The first sequence number of the segment file `name`, if it is named like one.
+fn first_seq(name: &str) -> Option<u64> {
+    let seq = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?
+        .parse()
+        .ok()?;
+    (segment_name(seq) == name).then_some(seq)
+}
+
+/// What [`retire`] moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retired {
+    /// The segment files moved to the archive, in order.
+    pub segments: Vec<String>,
+    /// The records in them.
+    pub records: u64,
+    /// The sequence number of the first record left in the log directory.
+    pub first_seq: u64,
+}
+
+/// Moves the segments of the log in `dir` that hold the records before `before` to the
+/// directory `archive`, and notes the tree over them in the log directory (`retired.json`), so
+/// that the log left there keeps verifying and the writer keeps continuing it. Safe while a
+/// writer appends to the log: only whole segments before the one it writes are moved.
+///
+/// `before` must be the first record of a segment (the number in its file name) other than the
+/// log's first and last, and that segment must hold a checkpoint: the verifier checks the note
+/// against it, and a witness anchor (the writer's last checkpoint) then never predates the
+/// records left.
+///
+/// Each segment is copied to `archive` and synced, then the note is written (synced, renamed
+/// into place), then the segments are removed from `dir`: a crash at any point loses nothing,
+/// and a new call finishes what an interrupted one left. The archive continues from one call to
+/// the next (it must end where the moved records start, or be empty); it is a log of its own,
+/// verifiable with [`Verifier::allow_retired_head`](super::Verifier::allow_retired_head) when
+/// it does not start at record 0 (it then holds its own `retired.json`).
+///
+/// The records moved are checked for what the tree needs (order, sequence numbers, hash links),
+/// not verified: verify the log first.
+///
+/// # Errors
+///
+/// - [`AuditError::Config`] when `before` is not a segment that may be retired up to, or the
+///   archive does not end where the moved records start;
+/// - [`AuditError::Corrupt`] when a moved segment is not a contiguous part of the log, or the log
+///   directory's `retired.json` is malformed;
+/// - [`AuditError::Unavailable`] when another retirement of the log is running;
+/// - [`AuditError::Io`] when a file cannot be read, written or removed (nothing was removed
+///   from the log directory before its copy and the note were durable).
+pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditError> {
+    let lock = File::create(dir.join(RETIRE_LOCK))
+        .map_err(|e| io_error("cannot create the retirement lock", &e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(AuditError::Unavailable(
+                "another retirement of this log is running",
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(io_error("cannot lock the retirement lock", &e));
+        }
+    }
+    let corrupt = |segment: &str, line: u64, reason: &'static str| AuditError::Corrupt {
+        segment: segment.to_owned(),
+        line,
+        reason,
+    };
+    let segments = segment_files(dir)?;
+    let (start, head) =
+        log_start(dir, &segments).map_err(|reason| corrupt(RETIRED_FILE, 0, reason))?;
+    // An interrupted retirement: these were archived and noted; remove them now.
+    for (_, path) in segments.get(..start).unwrap_or_default() {
+        fs::remove_file(path).map_err(|e| io_error("cannot remove a retired segment", &e))?;
+    }
+    let live = segments.get(start..).unwrap_or_default();
+    let cut = live
+        .iter()
+        .position(|(name, _)| *name == segment_name(before))
+        .filter(|&i| i > 0 && i + 1 < live.len())
+        .ok_or(AuditError::Config(
+            "records can be retired up to the first record of a segment other than the log's \
+             first and last (the number in a segment file's name)",
+        ))?;
+    let (moving, rest) = live.split_at(cut);
+    if let Some((_, path)) = rest.first() {
+        let data = read_segment(path).map_err(|e| segment_error(&e))?;
+        let checkpointed = data.split(|&b| b == b'\n').any(|line| {
+            serde_json::from_slice::<StoredRecord<'_>>(line).is_ok_and(|r| r.kind == "checkpoint")
+        });
+        if !checkpointed {
+            return Err(AuditError::Config(
+                "the segment records are retired up to holds no checkpoint yet: retire up to an \
+                 earlier segment, or later",
+            ));
+        }
+    }
+
+    let from = head.as_ref().map_or(0, RetiredHead::size);
+    let (mut tree, mut prev) = head.map_or((MerkleTree::new(), [0; 32]), |h| (h.tree, h.prev));
+    let mut contents = Vec::with_capacity(moving.len());
+    for (name, path) in moving {
+        if *name != segment_name(tree.size()) {
+            return Err(corrupt(
+                name,
+                1,
+                "segment name does not match its first record",
+            ));
+        }
+        let data = read_segment(path).map_err(|e| segment_error(&e))?;
+        let Some(body) = data.strip_suffix(b"\n") else {
+            return Err(corrupt(
+                name,
+                1,
+                "an empty or unterminated segment that is not the last",
+            ));
+        };
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let line_no = i as u64 + 1;
+            let rec: StoredRecord<'_> =
+                serde_json::from_slice(line).map_err(|_| corrupt(name, line_no, "not a record"))?;
+            if rec.seq != tree.size() {
+                return Err(corrupt(name, line_no, "sequence number out of order"));
+            }
+            let linked = if rec.seq == 0 {
+                rec.prev == GENESIS_PREV
+            } else {
+                parse_prev(&rec.prev) == Some(prev)
+            };
+            if !linked {
+                return Err(corrupt(name, line_no, "hash link broken"));
+            }
+            prev = leaf_hash(line);
+            tree.push(prev);
+        }
+        contents.push((name.clone(), data));
+    }
+    if tree.size() != before {
+        return Err(corrupt(
+            &segment_name(before),
+            1,
+            "segment name does not match its first record",
+        ));
+    }
+
+    archive_segments(dir, from, &contents, archive)?;
+
+    let note = Note {
+        size: tree.size(),
+        prev: hex(&prev),
+        frontier: tree.frontier().iter().map(|h| hex(h)).collect(),
+    };
+    let json = serde_json::to_vec(&note).map_err(|_| AuditError::Unavailable("cannot encode"))?;
+    write_durably(dir, RETIRED_FILE, &json)?;
+    sync_dir(dir);
+    for (_, path) in moving {
+        fs::remove_file(path).map_err(|e| io_error("cannot remove a retired segment", &e))?;
+    }
+    sync_dir(dir);
+    Ok(Retired {
+        segments: contents.into_iter().map(|(name, _)| name).collect(),
+        records: before - from,
+        first_seq: before,
+    })
+}
+
+/// Copies `segments` (whose first record is `from`) into `archive`, synced, after checking that
+/// the archive ends where they start. With an empty archive and `from > 0`, the log directory's
+/// note goes with them, so that the archive verifies on its own.
+fn archive_segments(
+    dir: &Path,
+    from: u64,
+    segments: &[(String, Vec<u8>)],
+    archive: &Path,
+) -> Result<(), AuditError> {
+    const DISCONTINUOUS: AuditError = AuditError::Config(
+        "the archive does not end where the records to retire start: give an empty directory, or \
+         the archive of the earlier retirements of this log",
+    );
+    fs::create_dir_all(archive).map_err(|e| io_error("cannot create the archive", &e))?;
+    let archived = segment_files(archive)?;
+    // Those of an interrupted run may be there already; the archive must end just before.
+    let earlier: Vec<_> = archived
+        .iter()
+        .filter(|(name, _)| first_seq(name).is_some_and(|seq| seq < from))
+        .collect();
+    let stray = archived.iter().any(|(name, _)| {
+        first_seq(name).is_none_or(|seq| seq >= from)
+            && !segments.iter().any(|(moved, _)| moved == name)
+    });
+    if stray {
+        return Err(DISCONTINUOUS);
+    }
+    match earlier.last() {
+        None => {
+            if from > 0 {
+                let note = fs::read(dir.join(RETIRED_FILE))
+                    .map_err(|e| io_error("cannot read retired.json", &e))?;
+                match fs::read(archive.join(RETIRED_FILE)) {
+                    Ok(there) if there == note => {}
+                    Ok(_) => return Err(DISCONTINUOUS),
+                    Err(_) => write_durably(archive, RETIRED_FILE, &note)?,
+                }
+            }
+        }
+        Some((name, path)) => {
+            let data = read_segment(path).map_err(|e| segment_error(&e))?;
+            let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+            if first_seq(name).map(|seq| seq + lines) != Some(from) {
+                return Err(DISCONTINUOUS);
+            }
+        }
+    }
+    for (name, data) in segments {
+        match fs::read(archive.join(name)) {
+            Ok(there) if there == *data => continue,
+            Ok(_) => return Err(DISCONTINUOUS),
+            Err(_) => write_durably(archive, name, data)?,
+        }
+    }
+    sync_dir(archive);
+    Ok(())
+}
+
+/// Writes `data` to `dir/name` under a temporary name, syncs it and renames it into place (the
+/// caller syncs the directory).
+fn write_durably(dir: &Path, name: &str, data: &[u8]) -> Result<(), AuditError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let written = File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(data)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(|e| io_error("cannot write to the archive or the log directory", &e))
+}

@@ -1,0 +1,338 @@
+//! Retiring a log's oldest segments to an archive: what is left verifies (from a note the first
+//! checkpoint left must sign, never unasked), the writer continues it, the archive verifies on
+//! its own and rejoins the rest, and nothing is lost when a retirement is interrupted.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use aaa::audit::{
+    self, AuditError, AuditSink, AuditWriter, AuditWriterConfig, FileWitness, Problem, Retired,
+};
+
+use super::audit::{key, rt};
+
+/// Settings for a log of many small segments, each holding a checkpoint.
+fn small_segments(dir: &Path) -> AuditWriterConfig {
+    let mut c = super::audit::config(dir);
+    c.segment_max_bytes = 2048;
+    c.max_batch = 4;
+    c.checkpoint_every = 4;
+    c
+}
+
+/// Appends events `from..from + n` to the log in `dir` through `log`.
+fn record(log: &AuditWriter, from: usize, n: usize) {
+    rt().block_on(async {
+        for i in from..from + n {
+            log.record(super::audit::decision(i, i % 5 != 0))
+                .await
+                .unwrap();
+        }
+        log.flush().await.unwrap();
+    });
+}
+
+/// Writes `n` events (numbered from `from`) to the log in `dir` in small segments, and closes it.
+fn write(dir: &Path, from: usize, n: usize) {
+    let log = AuditWriter::open(small_segments(dir), key("docs/audit", 1)).unwrap();
+    record(&log, from, n);
+    log.close().unwrap();
+}
+
+/// The segment files of `dir`, in order, with their first sequence numbers.
+fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_str().unwrap();
+            (name.trim_start_matches("audit-").parse().unwrap(), p)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn verify(dir: &Path) -> Result<audit::VerifyReport, audit::VerifyError> {
+    super::audit::trusted().allow_retired_head().verify_dir(dir)
+}
+
+/// A closed log of 60 events in small segments, in `tmp/log`.
+fn log_of_segments(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("log");
+    write(&dir, 0, 60);
+    assert!(
+        segments(&dir).len() > 8,
+        "{} segments",
+        segments(&dir).len()
+    );
+    dir
+}
+
+#[test]
+fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let archive = tmp.path().join("archive");
+    let whole = super::audit::trusted().verify_dir(&dir).unwrap();
+    let before_segments = segments(&dir);
+    let cut = before_segments[3].0;
+
+    let retired: Retired = audit::retire(&dir, cut, &archive).unwrap();
+    assert_eq!((retired.records, retired.first_seq), (cut, cut));
+    assert_eq!(retired.segments.len(), 3);
+    assert_eq!(segments(&dir).first().unwrap().0, cut);
+    assert_eq!(segments(&archive).len(), 3);
+
+    // Records missing from the front are refused unless the caller accepts a retired head.
+    let refused = super::audit::trusted().verify_dir(&dir).unwrap_err();
+    assert_eq!(refused.problem, Problem::Retired { first_seq: cut });
+    let left = verify(&dir).unwrap();
+    assert_eq!(left.retired, cut);
+    assert_eq!(left.records, whole.records - cut);
+    assert_eq!(left.root, whole.root, "the same tree as the whole log");
+    assert!(left.checkpoints > 0);
+    // The archive is the log's head, verifiable on its own.
+    let head = super::audit::trusted().verify_dir(&archive).unwrap();
+    assert_eq!((head.records, head.retired), (cut, 0));
+    // Proofs need every leaf.
+    assert!(matches!(
+        audit::leaf_hashes(&dir),
+        Err(AuditError::Unavailable(_))
+    ));
+
+    // The writer goes on, from its resume point and from a whole scan.
+    write(&dir, 60, 10);
+    fs::remove_file(dir.join("resume.json")).unwrap();
+    write(&dir, 70, 10);
+    let grown = verify(&dir).unwrap();
+    assert_eq!(grown.retired, cut);
+    assert!(grown.events >= left.events + 20);
+
+    // A second retirement continues the archive.
+    let cut2 = segments(&dir)[2].0;
+    let again = audit::retire(&dir, cut2, &archive).unwrap();
+    assert_eq!((again.records, again.first_seq), (cut2 - cut, cut2));
+    let head = super::audit::trusted().verify_dir(&archive).unwrap();
+    assert_eq!(head.records, cut2);
+    let left = verify(&dir).unwrap();
+    assert_eq!(left.retired, cut2);
+
+    // Put back beside the rest, the archive makes the whole log again, from record 0.
+    for (_, path) in segments(&archive) {
+        fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    fs::remove_file(dir.join("retired.json")).unwrap();
+    let rejoined = super::audit::trusted().verify_dir(&dir).unwrap();
+    assert_eq!(rejoined.retired, 0);
+    assert_eq!(rejoined.records, cut2 + left.records);
+    assert_eq!(rejoined.root, left.root);
+    assert_eq!(
+        audit::leaf_hashes(&dir).unwrap().len() as u64,
+        rejoined.records
+    );
+}
+
+/// The note is not trusted: a changed frontier fails at the first checkpoint left, a changed
+/// `prev` at the first record, a broken note before any record; the writer refuses to start on a
+/// broken note rather than start a new log.
+#[test]
+fn a_forged_or_broken_retirement_note_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let cut = segments(&dir)[2].0;
+    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    let note_path = dir.join("retired.json");
+    let good = fs::read_to_string(&note_path).unwrap();
+    let note: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let flip = |hex: &str| {
+        let mut h = hex.to_owned();
+        let first = if h.starts_with('0') { "1" } else { "0" };
+        h.replace_range(..1, first);
+        h
+    };
+
+    let mut forged = note.clone();
+    forged["frontier"][0] = flip(note["frontier"][0].as_str().unwrap()).into();
+    fs::write(&note_path, forged.to_string()).unwrap();
+    let e = verify(&dir).unwrap_err();
+    assert_eq!(e.problem, Problem::CheckpointMismatch("root hash"), "{e}");
+
+    let mut forged = note.clone();
+    forged["prev"] = flip(note["prev"].as_str().unwrap()).into();
+    fs::write(&note_path, forged.to_string()).unwrap();
+    let e = verify(&dir).unwrap_err();
+    assert_eq!(e.problem, Problem::HashLink, "{e}");
+    assert_eq!(e.location.unwrap().seq, cut);
+
+    let mut elsewhere = note.clone();
+    elsewhere["size"] = (cut + 1).into();
+    for (text, expected) in [
+        ("{".to_owned(), "retired.json is malformed"),
+        (
+            elsewhere.to_string(),
+            // One frontier hash per bit of the size: a size moved alone does not parse, or
+            // names no segment.
+            if (cut + 1).count_ones() == cut.count_ones() {
+                "no segment starts where retired.json says the log starts"
+            } else {
+                "retired.json is malformed"
+            },
+        ),
+    ] {
+        fs::write(&note_path, text).unwrap();
+        let e = verify(&dir).unwrap_err();
+        assert_eq!(e.problem, Problem::RetiredNote(expected), "{e}");
+        let _ = fs::remove_file(dir.join("resume.json"));
+        let refused = AuditWriter::open(small_segments(&dir), key("docs/audit", 1)).unwrap_err();
+        assert!(
+            matches!(&refused, AuditError::Corrupt { segment, .. } if segment == "retired.json"),
+            "{refused}"
+        );
+    }
+    fs::write(&note_path, good).unwrap();
+    verify(&dir).unwrap();
+}
+
+#[test]
+fn retire_refuses_what_it_cannot_retire_and_moves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let archive = tmp.path().join("archive");
+    let before = segments(&dir);
+    let last = before.last().unwrap().0;
+    // Not the first record of a segment; the log's first segment; its last (being written).
+    for cut in [before[2].0 + 1, 0, last, last + 1000] {
+        let e = audit::retire(&dir, cut, &archive).unwrap_err();
+        assert!(matches!(e, AuditError::Config(_)), "{cut}: {e}");
+    }
+    // An archive that does not end where the retired records start.
+    let other = tmp.path().join("other");
+    write(&other, 0, 12);
+    let e = audit::retire(&dir, before[2].0, &other).unwrap_err();
+    assert!(matches!(e, AuditError::Config(_)), "{e}");
+    assert_eq!(segments(&dir), before);
+    assert!(!dir.join("retired.json").exists());
+    super::audit::trusted().verify_dir(&dir).unwrap();
+
+    // A segment to retire that is not a contiguous part of the log: a record deleted, or one
+    // whose link to the one before was changed.
+    let second = &before[1].1;
+    let good = fs::read(second).unwrap();
+    let lines: Vec<&[u8]> = good.split_inclusive(|&b| b == b'\n').collect();
+    let without_first: Vec<u8> = lines[1..].concat();
+    let text = String::from_utf8(good.clone()).unwrap();
+    let at = text.find("\"prev\":\"").unwrap() + "\"prev\":\"".len();
+    let mut relinked = text.clone();
+    let flipped = if text[at..].starts_with('0') {
+        "1"
+    } else {
+        "0"
+    };
+    relinked.replace_range(at..=at, flipped);
+    for (bad, reason) in [
+        (without_first, "sequence number out of order"),
+        (relinked.into_bytes(), "hash link broken"),
+    ] {
+        fs::write(second, &bad).unwrap();
+        let e = audit::retire(&dir, before[2].0, &archive).unwrap_err();
+        assert!(
+            matches!(&e, AuditError::Corrupt { reason: r, line: 1, .. } if *r == reason),
+            "{e}"
+        );
+        assert_eq!(segments(&dir), before);
+    }
+    fs::write(second, good).unwrap();
+    super::audit::trusted().verify_dir(&dir).unwrap();
+}
+
+/// The service keeps writing while its old segments are retired.
+#[test]
+fn segments_are_retired_while_the_writer_appends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let log = AuditWriter::open(small_segments(&dir), key("docs/audit", 1)).unwrap();
+    record(&log, 0, 40);
+    let cut = segments(&dir)[4].0;
+    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    record(&log, 40, 40);
+    log.close().unwrap();
+    let report = verify(&dir).unwrap();
+    assert_eq!(report.retired, cut);
+    assert!(report.events >= 40);
+}
+
+/// A retirement interrupted after its note was written (the segments are archived, not yet
+/// removed): the log starts at the note, the writer goes on, and the next retirement removes
+/// them.
+#[test]
+fn an_interrupted_retirement_is_finished_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let archive = tmp.path().join("archive");
+    let cut = segments(&dir)[2].0;
+    audit::retire(&dir, cut, &archive).unwrap();
+    // As if the removal had not happened.
+    for (_, path) in segments(&archive) {
+        fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    assert_eq!(verify(&dir).unwrap().retired, cut);
+    fs::remove_file(dir.join("resume.json")).unwrap();
+    write(&dir, 60, 8);
+    assert_eq!(verify(&dir).unwrap().retired, cut);
+    let cut2 = segments(&dir)[4].0;
+    audit::retire(&dir, cut2, &archive).unwrap();
+    assert_eq!(segments(&dir).first().unwrap().0, cut2);
+    assert_eq!(
+        super::audit::trusted()
+            .verify_dir(&archive)
+            .unwrap()
+            .records,
+        cut2
+    );
+    verify(&dir).unwrap();
+}
+
+/// An anchor older than the records left cannot be checked here: refused, by the verifier
+/// and by the writer, rather than passed unchecked.
+#[test]
+fn an_anchor_older_than_the_records_left_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let witness = tmp.path().join("witness.note");
+    let mut c = small_segments(&dir);
+    c.witness = Some(std::sync::Arc::new(FileWitness::new(&witness)));
+    let log = AuditWriter::open(c, key("docs/audit", 1)).unwrap();
+    record(&log, 0, 8);
+    let old_anchor = fs::read_to_string(&witness).unwrap();
+    record(&log, 8, 40);
+    log.close().unwrap();
+    let cut = segments(&dir)[5].0;
+    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+
+    // The witness's latest anchor is checked against what is left.
+    let latest = fs::read_to_string(&witness).unwrap();
+    verify(&dir).unwrap();
+    super::audit::trusted()
+        .allow_retired_head()
+        .with_anchor(latest)
+        .verify_dir(&dir)
+        .unwrap();
+    let e = super::audit::trusted()
+        .allow_retired_head()
+        .with_anchor(old_anchor.clone())
+        .verify_dir(&dir)
+        .unwrap_err();
+    assert!(
+        matches!(e.problem, Problem::AnchorRetired { retired, .. } if retired == cut),
+        "{e}"
+    );
+    fs::write(&witness, old_anchor).unwrap();
+    fs::remove_file(dir.join("resume.json")).unwrap();
+    let mut c = small_segments(&dir);
+    c.witness = Some(std::sync::Arc::new(FileWitness::new(&witness)));
+    assert!(AuditWriter::open(c, key("docs/audit", 1)).is_err());
+}

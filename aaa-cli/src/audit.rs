@@ -1,4 +1,4 @@
-//! `aaa audit keygen | verify | summary`.
+//! `aaa audit keygen | verify | retire | summary`.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,9 +11,16 @@ const USAGE: &str = "usage:
   aaa audit keygen --name NAME --out PRIVATE_KEY_FILE
       generate an Ed25519 key; write the private key (mode 0600, never overwritten) and print
       the verifier key `name+keyid+base64`
-  aaa audit verify DIR --key VERIFIER_KEY_FILE... [--anchor CHECKPOINT_FILE]
+  aaa audit verify DIR --key VERIFIER_KEY_FILE... [--anchor CHECKPOINT_FILE] [--allow-retired]
       check every record, hash link, sequence number, checkpoint and signature of the log in DIR;
-      exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors
+      exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors.
+      A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
+      it is then checked from its first record left
+  aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
+      move the segments holding the records before SEQ (the first record of a segment, as in
+      its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
+      still verifies and the writer continues it; safe while the service writes. The archive
+      continues from one retirement to the next. Verify the log first
   aaa audit summary DIR
       count authorization decisions per principal (id and issuer), per route, per relaying
       service (relayed requests), and those on requests carrying an ignored credential (a
@@ -25,6 +32,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("keygen") => keygen(args.get(1..).unwrap_or_default()),
         Some("verify") => verify(args.get(1..).unwrap_or_default()),
+        Some("retire") => retire(args.get(1..).unwrap_or_default()),
         Some("summary") => summary(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
             out!("{USAGE}");
@@ -46,13 +54,18 @@ struct Usage(String);
 /// Positional arguments and `(flag, value)` options.
 type Parsed = (Vec<String>, Vec<(String, String)>);
 
-/// Splits `args` into positional arguments and `--flag value` options.
-fn parse(args: &[String], flags: &[&str]) -> Result<Parsed, Usage> {
+/// Splits `args` into positional arguments and `--flag value` options; `switches` take no
+/// value (recorded with an empty one).
+fn parse(args: &[String], flags: &[&str], switches: &[&str]) -> Result<Parsed, Usage> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if let Some(flag) = arg.strip_prefix("--") {
+            if switches.contains(&flag) {
+                options.push((flag.to_owned(), String::new()));
+                continue;
+            }
             if !flags.contains(&flag) {
                 return Err(Usage(format!("unknown option `--{flag}`")));
             }
@@ -75,7 +88,7 @@ fn option<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn keygen(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) = parse(args, &["name", "out"])?;
+    let (positional, options) = parse(args, &["name", "out"], &[])?;
     if !positional.is_empty() {
         return Err(Usage("keygen takes no positional arguments".to_owned()));
     }
@@ -126,8 +139,14 @@ fn describe(report: &VerifyReport) -> String {
             report.records
         ),
     };
+    let retired = match report.retired {
+        0 => String::new(),
+        n => format!(
+            "\nthe {n} records before seq {n} were retired to an archive (not checked here)"
+        ),
+    };
     format!(
-        "{} records ({} events, {} checkpoints, {} gaps with {} events lost, {} recoveries, {} key changes)\n{checkpoint}\nroot {}",
+        "{} records ({} events, {} checkpoints, {} gaps with {} events lost, {} recoveries, {} key changes)\n{checkpoint}{retired}\nroot {}",
         report.records,
         report.events,
         report.checkpoints,
@@ -140,7 +159,7 @@ fn describe(report: &VerifyReport) -> String {
 }
 
 fn verify(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) = parse(args, &["key", "anchor"])?;
+    let (positional, options) = parse(args, &["key", "anchor"], &["allow-retired"])?;
     let [dir] = positional.as_slice() else {
         return Err(Usage("verify takes exactly one directory".to_owned()));
     };
@@ -158,6 +177,9 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
         return Err(Usage("at least one `--key` is required".to_owned()));
     }
     let mut verifier = Verifier::new(keys);
+    if option(&options, "allow-retired").is_some() {
+        verifier = verifier.allow_retired_head();
+    }
     if let Some(anchor) = option(&options, "anchor") {
         match std::fs::read_to_string(anchor) {
             Ok(text) => verifier = verifier.with_anchor(text),
@@ -193,8 +215,35 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
     }
 }
 
+fn retire(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, options) = parse(args, &["before", "to"], &[])?;
+    let [dir] = positional.as_slice() else {
+        return Err(Usage("retire takes exactly one directory".to_owned()));
+    };
+    let before = option(&options, "before")
+        .ok_or_else(|| Usage("`--before` is required".to_owned()))?
+        .parse::<u64>()
+        .map_err(|_| Usage("`--before` takes a sequence number".to_owned()))?;
+    let archive = option(&options, "to").ok_or_else(|| Usage("`--to` is required".to_owned()))?;
+    match audit::retire(Path::new(dir), before, Path::new(archive)) {
+        Ok(retired) => {
+            out!(
+                "moved {} segments ({} records) to `{archive}`; the log in `{dir}` now starts at seq {}",
+                retired.segments.len(),
+                retired.records,
+                retired.first_seq
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            out!("FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn summary(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, _) = parse(args, &[])?;
+    let (positional, _) = parse(args, &[], &[])?;
     let [dir] = positional.as_slice() else {
         return Err(Usage("summary takes exactly one directory".to_owned()));
     };

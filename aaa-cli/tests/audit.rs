@@ -355,3 +355,84 @@ fn names_from_a_log_are_shown_escaped() {
     no_raw_controls(&stdout);
     assert!(stdout.contains("audit-\\u{1b}[2K\\u{d}.jsonl"), "{stdout}");
 }
+
+/// `aaa audit retire` moves the oldest segments to an archive; `verify` then refuses the log
+/// unless `--allow-retired`, and with it checks what is left; the archive verifies on its own.
+#[test]
+fn retire_then_verify_what_is_left_and_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_seed("docs/audit", &[7; 32]).unwrap();
+    let pubfile = tmp.path().join("audit.pub");
+    std::fs::write(&pubfile, format!("{}\n", key.verifier_key())).unwrap();
+    let log = tmp.path().join("log");
+    let mut c = AuditWriterConfig::new(&log, "docs", "pod-1");
+    c.clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_700_000_000)));
+    c.checkpoint_every = 4;
+    c.max_batch = 4;
+    c.segment_max_bytes = 1024;
+    let writer = AuditWriter::open(c, key).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            for i in 0..30 {
+                let mut e = AuditEvent::new(
+                    Timestamp::from_unix_seconds(1_700_000_000),
+                    EventKind::RequestCompleted {
+                        status: 200,
+                        latency_us: i,
+                    },
+                );
+                e.target = Some(Arc::new(Target::default()));
+                writer.record(e).await.unwrap();
+            }
+            writer.flush().await.unwrap();
+        });
+    writer.close().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jsonl"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 4, "{names:?}");
+    let cut: u64 = names[2]
+        .trim_start_matches("audit-")
+        .trim_end_matches(".jsonl")
+        .parse()
+        .unwrap();
+    let (log_s, key_s) = (log.to_str().unwrap(), pubfile.to_str().unwrap());
+    let archive = tmp.path().join("archive");
+    let archive_s = archive.to_str().unwrap();
+
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "retire",
+        log_s,
+        "--before",
+        &cut.to_string(),
+        "--to",
+        archive_s,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("moved 2 segments ({cut} records)")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = aaa(&["audit", "verify", log_s, "--key", key_s]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("--allow-retired"), "{stdout}");
+    let (code, stdout, _) = aaa(&["audit", "verify", log_s, "--key", key_s, "--allow-retired"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("the {cut} records before seq {cut} were retired")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = aaa(&["audit", "verify", archive_s, "--key", key_s]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains(&format!("ok: {cut} records")), "{stdout}");
+    // Not a segment boundary: refused, nothing moved.
+    let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(aaa(&["audit", "retire", log_s, "--to", archive_s]).0, 2);
+}

@@ -193,6 +193,15 @@ fn a_forged_or_broken_retirement_note_is_caught() {
             "{refused}"
         );
     }
+    // Not a regular file (a FIFO would block its reader): refused by name, unopened.
+    fs::remove_file(&note_path).unwrap();
+    fs::create_dir(&note_path).unwrap();
+    let e = verify(&dir).unwrap_err();
+    assert_eq!(
+        e.problem,
+        Problem::RetiredNote("retired.json is not a regular file")
+    );
+    fs::remove_dir(&note_path).unwrap();
     fs::write(&note_path, good).unwrap();
     verify(&dir).unwrap();
 }

@@ -1380,6 +1380,36 @@ fn a_restart_reads_the_log_from_its_last_checkpoint() {
     ));
 }
 
+/// A restart from the resume point reads only what follows the checkpoint, yet a bad record
+/// there is located by its line in the segment.
+#[test]
+fn a_bad_record_after_the_resume_point_is_located_by_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_log(dir.path(), 40);
+    let resume: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("resume.json")).unwrap()).unwrap();
+    let name = resume["segment"].as_str().unwrap().to_owned();
+    let path = dir.path().join(&name);
+    let mut data = fs::read(&path).unwrap();
+    assert_eq!(resume["end"].as_u64().unwrap(), data.len() as u64);
+    let lines_before = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert!(
+        lines_before > 1,
+        "the checkpoint is not the segment's first line"
+    );
+    data.extend_from_slice(b"{\"not\":\"a record\"}\n");
+    fs::write(&path, data).unwrap();
+    let err = AuditWriter::open(config(dir.path()), key("docs/audit", 1)).unwrap_err();
+    assert_eq!(
+        err,
+        audit::AuditError::Corrupt {
+            segment: name,
+            line: lines_before + 1,
+            reason: "not a record",
+        }
+    );
+}
+
 /// A resume point that does not hold (garbage, a forged tree, a line that is not its checkpoint,
 /// a segment that is gone, an offset past the end, another key in charge) is ignored: the start reads the whole log, and
 /// the log goes on verifying.

@@ -118,7 +118,7 @@ pub(crate) fn log_start<T>(
 }
 
 /// The first sequence number of the segment file `name`, if it is named like one.
-fn first_seq(name: &str) -> Option<u64> {
+pub(crate) fn first_seq(name: &str) -> Option<u64> {
     let seq = name
         .strip_prefix(SEGMENT_PREFIX)?
         .strip_suffix(SEGMENT_SUFFIX)?

@@ -413,8 +413,21 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, Unreadable> {
 
 /// Reads a segment file, a regular file only ([`open_regular`]).
 pub(crate) fn read_segment(path: &Path) -> Result<Vec<u8>, Unreadable> {
+    read_segment_from(path, 0)
+}
+
+/// Reads a segment file from `offset` on (an `UnexpectedEof` error when it is shorter).
+fn read_segment_from(path: &Path, offset: u64) -> Result<Vec<u8>, Unreadable> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = open_regular(path)?;
+    if offset > 0 {
+        if file.metadata().map_err(Unreadable::Io)?.len() < offset {
+            return Err(Unreadable::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(Unreadable::Io)?;
+    }
     let mut data = Vec::new();
-    std::io::Read::read_to_end(&mut open_regular(path)?, &mut data).map_err(Unreadable::Io)?;
+    file.read_to_end(&mut data).map_err(Unreadable::Io)?;
     Ok(data)
 }
 
@@ -1078,28 +1091,46 @@ impl Sequencer {
             None => (start, 0),
         };
         for (i, (name, path)) in segments.iter().enumerate().skip(first) {
-            let data = read_segment(path).map_err(|e| match e {
+            // The resume point's segment is read from just after its checkpoint: the records
+            // before it are not needed, and their number is the segment name's distance to the
+            // checkpoint's `seq`.
+            let start = std::mem::take(&mut skip);
+            let lines_before = match start {
+                0 => 0,
+                _ => self
+                    .chain
+                    .seq
+                    .saturating_sub(super::retire::first_seq(name).unwrap_or(0)),
+            };
+            let data = read_segment_from(path, start).map_err(|e| match e {
                 Unreadable::NotAFile => AuditError::Corrupt {
                     segment: name.clone(),
                     line: 0,
                     reason: "the segment is not a regular file",
                 },
+                Unreadable::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    AuditError::Corrupt {
+                        segment: name.clone(),
+                        line: 0,
+                        reason: "the resume point is past the segment's end",
+                    }
+                }
                 Unreadable::Io(e) => io_error("cannot read a segment", &e),
             })?;
             let is_last = i + 1 == count;
             let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-            let (body, torn) = data.split_at(complete);
+            let (rest, torn) = data.split_at(complete);
             if !torn.is_empty() {
                 if !is_last {
                     return Err(AuditError::Corrupt {
                         segment: name.clone(),
-                        line: body.iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+                        line: lines_before + memchr::memchr_iter(b'\n', rest).count() as u64 + 1,
                         reason: "unterminated record in a segment that is not the last",
                     });
                 }
                 let info = RecoveryInfo {
                     segment: name.clone(),
-                    offset: complete as u64,
+                    offset: start + complete as u64,
                     cut_bytes: torn.len() as u64,
                     cut_sha256: hex(&Sha256::digest(torn)),
                 };
@@ -1107,7 +1138,8 @@ impl Sequencer {
             }
             // A segment is named after its first record; an empty one (a crash right after it
             // was made) only as the last, for the next record.
-            if skip == 0 && (*name != segment_name(self.chain.seq) || (body.is_empty() && !is_last))
+            if start == 0
+                && (*name != segment_name(self.chain.seq) || (rest.is_empty() && !is_last))
             {
                 return Err(AuditError::Corrupt {
                     segment: name.clone(),
@@ -1115,23 +1147,11 @@ impl Sequencer {
                     reason: "segment name does not match its first record",
                 });
             }
-            // The resume point's segment is read from just after its checkpoint.
-            let start = usize::try_from(std::mem::take(&mut skip)).unwrap_or(usize::MAX);
-            let Some(rest) = body.get(start..) else {
-                return Err(AuditError::Corrupt {
-                    segment: name.clone(),
-                    line: 0,
-                    reason: "the resume point is past the segment's complete records",
-                });
-            };
-            let lines_before = body
-                .get(..start)
-                .map_or(0, |b| memchr::memchr_iter(b'\n', b).count());
             for (line_no, line) in rest.split_inclusive(|&b| b == b'\n').enumerate() {
                 let line = line.strip_suffix(b"\n").unwrap_or(line);
                 let corrupt = |reason| AuditError::Corrupt {
                     segment: name.clone(),
-                    line: (lines_before + line_no) as u64 + 1,
+                    line: lines_before + line_no as u64 + 1,
                     reason,
                 };
                 let rec: StoredRecord<'_> =
@@ -1175,7 +1195,7 @@ impl Sequencer {
                     anchor_root = Some(self.chain.tree.root());
                 }
             }
-            last_path = Some((name.clone(), path.clone(), complete as u64));
+            last_path = Some((name.clone(), path.clone(), start + complete as u64));
         }
         if let Some(anchor) = &anchor {
             match anchor_root {

@@ -75,7 +75,7 @@ fn write_log(dir: &Path, key: SigningKey) {
 }
 
 #[test]
-fn a_long_log_verifies_in_the_memory_of_one_segment() {
+fn a_long_log_verifies_and_retires_in_the_memory_of_one_segment() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_seed("docs/audit", &[7; 32]).unwrap();
     let verifier = Verifier::new([key.verifier_key()]);
@@ -98,5 +98,32 @@ fn a_long_log_verifies_in_the_memory_of_one_segment() {
     assert!(
         grown < total / 3,
         "verifying {total} bytes of log grew the peak resident memory by {grown} bytes"
+    );
+
+    // Retiring all but the last two segments reads and copies them one at a time, too.
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jsonl"))
+        .collect();
+    names.sort();
+    let cut: u64 = names[names.len() - 2]
+        .trim_start_matches("audit-")
+        .trim_end_matches(".jsonl")
+        .parse()
+        .unwrap();
+    let archive = tempfile::tempdir().unwrap();
+    reset_peak();
+    let before = peak_resident();
+    let retired = aaa_core::audit::retire(dir.path(), cut, archive.path()).unwrap();
+    let grown = peak_resident().saturating_sub(before);
+    eprintln!(
+        "retired {} segments; peak resident memory grew by {grown} bytes",
+        retired.segments.len()
+    );
+    assert_eq!(retired.segments.len(), names.len() - 2);
+    assert!(
+        grown < total / 3,
+        "retiring {total} bytes of log grew the peak resident memory by {grown} bytes"
     );
 }

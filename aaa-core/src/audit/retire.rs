@@ -218,8 +218,10 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
     }
 
     let from = head.as_ref().map_or(0, RetiredHead::size);
+    let names: Vec<&str> = moving.iter().map(|(name, _)| name.as_str()).collect();
+    prepare_archive(dir, from, &names, archive)?;
+    // One segment in memory at a time: checked, then copied.
     let (mut tree, mut prev) = head.map_or((MerkleTree::new(), [0; 32]), |h| (h.tree, h.prev));
-    let mut contents = Vec::with_capacity(moving.len());
     for (name, path) in moving {
         if *name != segment_name(tree.size()) {
             return Err(corrupt(
@@ -254,8 +256,14 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
             prev = leaf_hash(line);
             tree.push(prev);
         }
-        contents.push((name.clone(), data));
+        match fs::read(archive.join(name)) {
+            // Copied by an interrupted run.
+            Ok(there) if there == data => {}
+            Ok(_) => return Err(DISCONTINUOUS),
+            Err(_) => write_durably(archive, name, &data)?,
+        }
     }
+    sync_dir(archive);
     if tree.size() != before {
         return Err(corrupt(
             &segment_name(before),
@@ -263,8 +271,6 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
             "segment name does not match its first record",
         ));
     }
-
-    archive_segments(dir, from, &contents, archive)?;
 
     let note = Note {
         size: tree.size(),
@@ -279,25 +285,28 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
     }
     sync_dir(dir);
     Ok(Retired {
-        segments: contents.into_iter().map(|(name, _)| name).collect(),
+        segments: names.into_iter().map(str::to_owned).collect(),
         records: before - from,
         first_seq: before,
     })
 }
 
-/// Copies `segments` (whose first record is `from`) into `archive`, synced, after checking that
-/// the archive ends where they start. With an empty archive and `from > 0`, the log directory's
-/// note goes with them, so that the archive verifies on its own.
-fn archive_segments(
+/// The archive holds something else than the log's records just before those retired.
+const DISCONTINUOUS: AuditError = AuditError::Config(
+    "the archive does not end where the records to retire start: give an empty directory, or the \
+     archive of the earlier retirements of this log",
+);
+
+/// Makes `archive` ready for the segments `names` (whose first record is `from`): checks that it
+/// ends where they start (segments of theirs an interrupted run copied may be there). Into an
+/// empty archive of a log retired from before, the log directory's note goes first, so that the
+/// archive verifies on its own.
+fn prepare_archive(
     dir: &Path,
     from: u64,
-    segments: &[(String, Vec<u8>)],
+    names: &[&str],
     archive: &Path,
 ) -> Result<(), AuditError> {
-    const DISCONTINUOUS: AuditError = AuditError::Config(
-        "the archive does not end where the records to retire start: give an empty directory, or \
-         the archive of the earlier retirements of this log",
-    );
     fs::create_dir_all(archive).map_err(|e| io_error("cannot create the archive", &e))?;
     let archived = segment_files(archive)?;
     // Those of an interrupted run may be there already; the archive must end just before.
@@ -306,8 +315,7 @@ fn archive_segments(
         .filter(|(name, _)| first_seq(name).is_some_and(|seq| seq < from))
         .collect();
     let stray = archived.iter().any(|(name, _)| {
-        first_seq(name).is_none_or(|seq| seq >= from)
-            && !segments.iter().any(|(moved, _)| moved == name)
+        first_seq(name).is_none_or(|seq| seq >= from) && !names.contains(&name.as_str())
     });
     if stray {
         return Err(DISCONTINUOUS);
@@ -332,14 +340,6 @@ fn archive_segments(
             }
         }
     }
-    for (name, data) in segments {
-        match fs::read(archive.join(name)) {
-            Ok(there) if there == *data => continue,
-            Ok(_) => return Err(DISCONTINUOUS),
-            Err(_) => write_durably(archive, name, data)?,
-        }
-    }
-    sync_dir(archive);
     Ok(())
 }
 

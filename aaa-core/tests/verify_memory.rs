@@ -1,6 +1,7 @@
 //! The verifier and `retire` read a log one segment at a time: a log of any length is verified
-//! or retired in about the memory of its largest segment. Alone in its test binary, because it reads the process's peak
-//! resident memory (Linux: `VmHWM`, reset through `/proc/self/clear_refs`).
+//! or retired in about the memory of its largest segment. Alone in its test binary, because it
+//! reads the process's peak resident memory (Linux: `VmHWM`, reset through
+//! `/proc/self/clear_refs`).
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 

@@ -1240,7 +1240,7 @@ fn writer_refuses_a_log_rewritten_behind_its_witness() {
 
 /// Runs `f` on its own thread and fails the test if it has not returned within a minute: a
 /// reader that opened a FIFO would wait for a writer forever.
-fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());

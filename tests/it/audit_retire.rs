@@ -255,6 +255,20 @@ fn retire_refuses_what_it_cannot_retire_and_moves_nothing() {
         assert_eq!(segments(&dir), before);
     }
     fs::write(second, good).unwrap();
+
+    // A FIFO named like a segment in the archive is refused unopened (it would block).
+    let fifo_archive = tmp.path().join("fifo-archive");
+    fs::create_dir(&fifo_archive).unwrap();
+    let first_name = before[0].1.file_name().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(fifo_archive.join(first_name))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (d, cut) = (dir.clone(), before[2].0);
+    let e = super::audit::returns(move || audit::retire(&d, cut, &fifo_archive)).unwrap_err();
+    assert!(matches!(e, AuditError::Io { .. }), "{e}");
+    assert_eq!(segments(&dir), before);
     super::audit::trusted().verify_dir(&dir).unwrap();
 }
 

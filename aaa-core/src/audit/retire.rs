@@ -169,7 +169,12 @@ pub struct Retired {
 /// - [`AuditError::Io`] when a file cannot be read, written or removed (nothing was removed
 ///   from the log directory before its copy and the note were durable).
 pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditError> {
-    let lock = File::create(dir.join(RETIRE_LOCK))
+    // Not truncated: whatever the name holds is only locked.
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(RETIRE_LOCK))
         .map_err(|e| io_error("cannot create the retirement lock", &e))?;
     match lock.try_lock() {
         Ok(()) => {}
@@ -256,11 +261,11 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
             prev = leaf_hash(line);
             tree.push(prev);
         }
-        match fs::read(archive.join(name)) {
+        match already_there(&archive.join(name))? {
             // Copied by an interrupted run.
-            Ok(there) if there == data => {}
-            Ok(_) => return Err(DISCONTINUOUS),
-            Err(_) => write_durably(archive, name, &data)?,
+            Some(there) if there == data => {}
+            Some(_) => return Err(DISCONTINUOUS),
+            None => write_durably(archive, name, &data)?,
         }
     }
     sync_dir(archive);
@@ -323,12 +328,12 @@ fn prepare_archive(
     match earlier.last() {
         None => {
             if from > 0 {
-                let note = fs::read(dir.join(RETIRED_FILE))
-                    .map_err(|e| io_error("cannot read retired.json", &e))?;
-                match fs::read(archive.join(RETIRED_FILE)) {
-                    Ok(there) if there == note => {}
-                    Ok(_) => return Err(DISCONTINUOUS),
-                    Err(_) => write_durably(archive, RETIRED_FILE, &note)?,
+                let note = already_there(&dir.join(RETIRED_FILE))?
+                    .ok_or(AuditError::Unavailable("retired.json went away"))?;
+                match already_there(&archive.join(RETIRED_FILE))? {
+                    Some(there) if there == note => {}
+                    Some(_) => return Err(DISCONTINUOUS),
+                    None => write_durably(archive, RETIRED_FILE, &note)?,
                 }
             }
         }
@@ -341,6 +346,16 @@ fn prepare_archive(
         }
     }
     Ok(())
+}
+
+/// The contents of the regular file `path`, `None` when there is none (a FIFO there would block
+/// its reader: refused unopened).
+fn already_there(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
+    match read_segment(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(Unreadable::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(segment_error(&e)),
+    }
 }
 
 /// Writes `data` to `dir/name` under a temporary name, syncs it and renames it into place (the

@@ -359,3 +359,33 @@ fn an_anchor_older_than_the_records_left_is_refused() {
     c.witness = Some(std::sync::Arc::new(FileWitness::new(&witness)));
     assert!(AuditWriter::open(c, key("docs/audit", 1)).is_err());
 }
+
+/// A copy is no more readable than its original (a log names people): the archive's segments
+/// and the note keep the permissions of the log's files.
+#[cfg(unix)]
+#[test]
+fn the_archive_keeps_the_permissions_of_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let archive = tmp.path().join("archive");
+    for (_, path) in segments(&dir) {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cut = segments(&dir)[2].0;
+    audit::retire(&dir, cut, &archive).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (_, path) in segments(&archive) {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&dir.join("retired.json")), 0o600);
+    // A second retirement into a new archive copies the note too, as restricted.
+    let second = tmp.path().join("archive-2");
+    audit::retire(&dir, segments(&dir)[2].0, &second).unwrap();
+    assert_eq!(mode(&second.join("retired.json")), 0o600);
+    assert!(segments(&second).iter().all(|(_, p)| mode(p) == 0o600));
+    super::audit::trusted()
+        .allow_retired_head()
+        .verify_dir(&second)
+        .unwrap();
+}

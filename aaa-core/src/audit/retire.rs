@@ -209,8 +209,15 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
              first and last (the number in a segment file's name)",
         ))?;
     let (moving, rest) = live.split_at(cut);
-    if let Some((_, path)) = rest.first() {
-        let data = read_segment(path).map_err(|e| segment_error(&e))?;
+    // The first segment left: it must hold a checkpoint (read, and dropped before the others are
+    // read).
+    let Some((_, kept)) = rest.first() else {
+        return Err(AuditError::Config(
+            "nothing would be left in the log directory",
+        ));
+    };
+    {
+        let data = read_segment(kept).map_err(|e| segment_error(&e))?;
         let checkpointed = data.split(|&b| b == b'\n').any(|line| {
             serde_json::from_slice::<StoredRecord<'_>>(line).is_ok_and(|r| r.kind == "checkpoint")
         });
@@ -265,7 +272,7 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
             // Copied by an interrupted run.
             Some(there) if there == data => {}
             Some(_) => return Err(DISCONTINUOUS),
-            None => write_durably(archive, name, &data)?,
+            None => write_durably(archive, name, &data, path)?,
         }
     }
     sync_dir(archive);
@@ -283,7 +290,7 @@ pub fn retire(dir: &Path, before: u64, archive: &Path) -> Result<Retired, AuditE
         frontier: tree.frontier().iter().map(|h| hex(h)).collect(),
     };
     let json = serde_json::to_vec(&note).map_err(|_| AuditError::Unavailable("cannot encode"))?;
-    write_durably(dir, RETIRED_FILE, &json)?;
+    write_durably(dir, RETIRED_FILE, &json, kept)?;
     sync_dir(dir);
     for (_, path) in moving {
         fs::remove_file(path).map_err(|e| io_error("cannot remove a retired segment", &e))?;
@@ -333,7 +340,7 @@ fn prepare_archive(
                 match already_there(&archive.join(RETIRED_FILE))? {
                     Some(there) if there == note => {}
                     Some(_) => return Err(DISCONTINUOUS),
-                    None => write_durably(archive, RETIRED_FILE, &note)?,
+                    None => write_durably(archive, RETIRED_FILE, &note, &dir.join(RETIRED_FILE))?,
                 }
             }
         }
@@ -358,12 +365,14 @@ fn already_there(path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
     }
 }
 
-/// Writes `data` to `dir/name` under a temporary name, syncs it and renames it into place (the
-/// caller syncs the directory).
-fn write_durably(dir: &Path, name: &str, data: &[u8]) -> Result<(), AuditError> {
+/// Writes `data` to `dir/name` under a temporary name, with the permissions of the file `like`
+/// (a copy is no more readable than its original: a log names people), syncs it and renames it
+/// into place (the caller syncs the directory).
+fn write_durably(dir: &Path, name: &str, data: &[u8], like: &Path) -> Result<(), AuditError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let written = File::create(&tmp)
         .and_then(|mut file| {
+            file.set_permissions(fs::metadata(like)?.permissions())?;
             file.write_all(data)?;
             file.sync_all()
         })

@@ -170,7 +170,12 @@ fn a_forged_or_broken_retirement_note_is_caught() {
 
     let mut elsewhere = note.clone();
     elsewhere["size"] = (cut + 1).into();
+    // A size that leaves no room for the next sequence numbers, with a frontier that fits it.
+    let mut huge = note.clone();
+    huge["size"] = u64::MAX.into();
+    huge["frontier"] = vec![note["prev"].clone(); 64].into();
     for (text, expected) in [
+        (huge.to_string(), "retired.json is malformed"),
         ("{".to_owned(), "retired.json is malformed"),
         (
             elsewhere.to_string(),

@@ -37,6 +37,10 @@ pub(crate) const RETIRED_FILE: &str = "retired.json";
 /// The lock file that keeps two retirements of one log apart.
 const RETIRE_LOCK: &str = "retire.lock";
 
+/// Sizes from this on are refused (no log reaches them; near 2^64 the sequence numbers of the
+/// next records would overflow).
+const MAX_RETIRED: u64 = 1 << 62;
+
 /// The largest note read (a frontier has at most 64 hashes: under 5 KiB).
 const MAX_NOTE_BYTES: u64 = 64 * 1024;
 
@@ -92,8 +96,9 @@ pub(crate) fn read_retired(dir: &Path) -> Result<Option<RetiredHead>, &'static s
         .map(|h| parse_prev(h))
         .collect::<Option<Vec<Hash>>>()
         .ok_or("retired.json is malformed")?;
+    // No log reaches 2^62 records; a size near 2^64 would leave no room for the next ones.
     let tree = MerkleTree::from_frontier(note.size, frontier)
-        .filter(|_| note.size > 0)
+        .filter(|_| note.size > 0 && note.size < MAX_RETIRED)
         .ok_or("retired.json is malformed")?;
     Ok(Some(RetiredHead { tree, prev }))
 }
@@ -347,7 +352,7 @@ fn prepare_archive(
         Some((name, path)) => {
             let data = read_segment(path).map_err(|e| segment_error(&e))?;
             let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-            if first_seq(name).map(|seq| seq + lines) != Some(from) {
+            if first_seq(name).and_then(|seq| seq.checked_add(lines)) != Some(from) {
                 return Err(DISCONTINUOUS);
             }
         }

@@ -394,3 +394,51 @@ fn the_archive_keeps_the_permissions_of_the_log() {
         .verify_dir(&second)
         .unwrap();
 }
+
+/// A retired log, made once: its directory (with `retired.json`) for the property below.
+fn retired_fixture() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = log_of_segments(tmp.path());
+        audit::retire(&dir, segments(&dir)[3].0, &tmp.path().join("archive")).unwrap();
+        tmp
+    })
+    .path()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Any one byte of the note changed: the verifier refuses the log, with an error and no
+    /// panic, and the writer refuses to start (it would continue the log from a wrong tree, and
+    /// sign it).
+    #[test]
+    fn any_byte_of_the_note_changed_is_caught(
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        byte in proptest::prelude::any::<u8>(),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        fs::create_dir(&dir).unwrap();
+        for entry in fs::read_dir(retired_fixture().join("log")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        fs::remove_file(dir.join("resume.json")).unwrap();
+        let mut note = fs::read(dir.join("retired.json")).unwrap();
+        let i = at.index(note.len());
+        proptest::prop_assume!(note[i] != byte);
+        note[i] = byte;
+        fs::write(dir.join("retired.json"), &note).unwrap();
+        proptest::prop_assert!(verify(&dir).is_err());
+        let started = AuditWriter::open(small_segments(&dir), key("docs/audit", 1));
+        proptest::prop_assert!(
+            matches!(started, Err(AuditError::Corrupt { .. })),
+            "{:?}",
+            started.err()
+        );
+    }
+}

@@ -1173,6 +1173,20 @@ impl Sequencer {
                 if rec.prev != want_prev {
                     return Err(corrupt("hash link broken"));
                 }
+                // The tree a checkpoint signs must be the one read: it is what the next
+                // checkpoints extend (after retired records, the note's tree is checked here).
+                if let Some(note) = &rec.checkpoint {
+                    let signed = SignedNote::parse(note)
+                        .ok()
+                        .and_then(|n| Checkpoint::parse_body(&n.body).ok());
+                    if signed.is_none_or(|cp| {
+                        cp.size != self.chain.tree.size() || cp.root != self.chain.tree.root()
+                    }) {
+                        return Err(corrupt(
+                            "the checkpoint does not match the records before it",
+                        ));
+                    }
+                }
                 let leaf = leaf_hash(line);
                 self.chain.tree.push(leaf);
                 self.chain.prev = leaf;

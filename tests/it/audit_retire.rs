@@ -303,11 +303,14 @@ fn an_interrupted_retirement_is_finished_by_the_next() {
     let archive = tmp.path().join("archive");
     let cut = segments(&dir)[2].0;
     audit::retire(&dir, cut, &archive).unwrap();
+    let summary = audit::summarize(&dir).unwrap();
     // As if the removal had not happened.
     for (_, path) in segments(&archive) {
         fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
     }
     assert_eq!(verify(&dir).unwrap().retired, cut);
+    // The summary does not count them twice either.
+    assert_eq!(audit::summarize(&dir).unwrap(), summary);
     fs::remove_file(dir.join("resume.json")).unwrap();
     write(&dir, 60, 8);
     assert_eq!(verify(&dir).unwrap().retired, cut);

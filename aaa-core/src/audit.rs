@@ -100,7 +100,7 @@ mod writer;
 
 pub use canonical::{CanonicalError, to_canonical};
 pub use encode::encode_event;
-pub use merkle::{Hash, MerkleTree, ProofError};
+pub use merkle::{Hash, LogLeaves, MerkleTree, ProofError};
 pub use note::{Checkpoint, KeyError, MAX_NOTE_SIGNATURES, SignedNote, SigningKey, VerifierKey};
 pub use policy::{Durability, DurabilityPolicy, Level, RecordingPolicy, RecordingRule};
 pub use record::{LogOrigin, RecordBody};
@@ -108,7 +108,7 @@ pub use retire::{Retired, retire};
 pub use sinks::{StdoutSink, TracingSink};
 pub use verify::{
     DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport, leaf_hashes,
-    printable, summarize,
+    log_leaves, printable, summarize,
 };
 pub use witness::{FileWitness, Witness};
 pub use writer::{AuditWriter, AuditWriterConfig, load_or_generate_key, write_private_key};

@@ -9,6 +9,7 @@ use std::{
 
 use aaa::audit::{
     self, AuditError, AuditSink, AuditWriter, AuditWriterConfig, FileWitness, Problem, Retired,
+    merkle,
 };
 
 use super::audit::{key, rt};
@@ -78,6 +79,7 @@ fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
     let dir = log_of_segments(tmp.path());
     let archive = tmp.path().join("archive");
     let whole = super::audit::trusted().verify_dir(&dir).unwrap();
+    let all_leaves = audit::leaf_hashes(&dir).unwrap();
     let before_segments = segments(&dir);
     let cut = before_segments[3].0;
 
@@ -98,11 +100,33 @@ fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
     // The archive is the log's head, verifiable on its own.
     let head = super::audit::trusted().verify_dir(&archive).unwrap();
     assert_eq!((head.records, head.retired), (cut, 0));
-    // Proofs need every leaf.
+    // The proofs of the records left are those of the whole log; retired ones have none here.
     assert!(matches!(
         audit::leaf_hashes(&dir),
         Err(AuditError::Unavailable(_))
     ));
+    let kept = audit::log_leaves(&dir).unwrap();
+    assert_eq!((kept.size(), kept.retired()), (whole.records, cut));
+    for m in [cut, cut + 1, whole.records - 1] {
+        let proof = kept.inclusion_proof(m).unwrap();
+        assert_eq!(
+            Some(&proof),
+            merkle::inclusion_proof(&all_leaves, m).as_ref()
+        );
+        merkle::verify_inclusion(
+            m,
+            whole.records,
+            &all_leaves[m as usize],
+            &proof,
+            &whole.root,
+        )
+        .unwrap();
+    }
+    assert_eq!(kept.inclusion_proof(cut - 1), None);
+    assert_eq!(
+        kept.consistency_proof(cut),
+        merkle::consistency_proof(&all_leaves, cut)
+    );
 
     // The writer goes on, from its resume point and from a whole scan.
     write(&dir, 60, 10);

@@ -105,8 +105,8 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
 }
 
 /// The largest power of two smaller than `n` (n > 1).
-fn split(n: usize) -> usize {
-    let mut k = 1usize;
+fn split(n: u64) -> u64 {
+    let mut k = 1u64;
     while k << 1 < n {
         k <<= 1;
     }
@@ -117,60 +117,183 @@ fn split(n: usize) -> usize {
 ///
 /// Returns `None` when `index` is not a leaf of that tree.
 pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Option<Vec<Hash>> {
-    let index = usize::try_from(index).ok()?;
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut proof = Vec::new();
-    path(index, leaves, &mut proof);
-    Some(proof)
-}
-
-fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
-    let n = leaves.len();
-    if n <= 1 {
-        return;
-    }
-    let k = split(n);
-    let (left, right) = leaves.split_at(k);
-    if m < k {
-        path(m, left, out);
-        out.push(root_of(right));
-    } else {
-        path(m - k, right, out);
-        out.push(root_of(left));
-    }
+    Leaves::all(leaves).inclusion_proof(index)
 }
 
 /// The RFC 9162 consistency proof between the first `size1` leaves and all of `leaves`.
 ///
 /// Returns `None` unless `0 < size1 <= leaves.len()`.
 pub fn consistency_proof(leaves: &[Hash], size1: u64) -> Option<Vec<Hash>> {
-    let m = usize::try_from(size1).ok()?;
-    if m == 0 || m > leaves.len() {
-        return None;
-    }
-    let mut proof = Vec::new();
-    subproof(m, leaves, true, &mut proof);
-    Some(proof)
+    Leaves::all(leaves).consistency_proof(size1)
 }
 
-fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
-    let n = leaves.len();
-    if m == n {
-        if !complete {
-            out.push(root_of(leaves));
-        }
-        return;
+/// The leaves of a log whose first records were retired ([`retire`](super::retire)): of those
+/// only the tree over them is kept (its perfect subtrees, [`MerkleTree::frontier`]), which is
+/// enough for the inclusion proof of every leaf kept, and for consistency proofs from any size
+/// not below the retired ones. From [`log_leaves`](super::log_leaves).
+///
+/// ```
+/// use aaa_core::audit::merkle::{LogLeaves, MerkleTree, inclusion_proof, leaf_hash};
+///
+/// let leaves: Vec<_> = (0..10u8).map(|i| leaf_hash(&[i])).collect();
+/// let mut retired = MerkleTree::new();
+/// leaves[..6].iter().for_each(|l| retired.push(*l));
+/// let kept = LogLeaves::after(retired, leaves[6..].to_vec());
+/// assert_eq!(kept.inclusion_proof(7), inclusion_proof(&leaves, 7));
+/// assert_eq!(kept.inclusion_proof(5), None); // retired
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogLeaves {
+    retired: MerkleTree,
+    leaves: Vec<Hash>,
+}
+
+impl LogLeaves {
+    /// The leaves that follow the tree `retired` over the first ones.
+    pub fn after(retired: MerkleTree, leaves: Vec<Hash>) -> Self {
+        LogLeaves { retired, leaves }
     }
-    let k = split(n);
-    let (left, right) = leaves.split_at(k);
-    if m <= k {
-        subproof(m, left, complete, out);
-        out.push(root_of(right));
-    } else {
-        subproof(m - k, right, false, out);
-        out.push(root_of(left));
+
+    /// The tree size: the leaves retired and kept.
+    pub fn size(&self) -> u64 {
+        self.retired.size() + self.leaves.len() as u64
+    }
+
+    /// The number of leaves retired: those below it have no inclusion proof here.
+    pub fn retired(&self) -> u64 {
+        self.retired.size()
+    }
+
+    /// The leaves kept, from leaf [`retired`](Self::retired) on.
+    pub fn kept(&self) -> &[Hash] {
+        &self.leaves
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of [`size`](Self::size) leaves; `None`
+    /// when it is not a leaf of the tree, or a retired one.
+    pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {
+        self.view().inclusion_proof(index)
+    }
+
+    /// The consistency proof between the first `size1` leaves and the whole tree; `None` unless
+    /// `0 < size1 <= size`, or when it needs nodes inside the retired part (possible only when
+    /// `size1` is below [`retired`](Self::retired)).
+    pub fn consistency_proof(&self, size1: u64) -> Option<Vec<Hash>> {
+        self.view().consistency_proof(size1)
+    }
+
+    fn view(&self) -> Leaves<'_> {
+        Leaves {
+            retired: &self.retired,
+            leaves: &self.leaves,
+        }
+    }
+}
+
+/// Leaves, after a retired tree (empty for a whole log): the RFC 9162 proof algorithms over
+/// ranges of leaf indices.
+struct Leaves<'a> {
+    retired: &'a MerkleTree,
+    leaves: &'a [Hash],
+}
+
+impl Leaves<'_> {
+    fn all(leaves: &[Hash]) -> Leaves<'_> {
+        static EMPTY: MerkleTree = MerkleTree {
+            size: 0,
+            frontier: Vec::new(),
+        };
+        Leaves {
+            retired: &EMPTY,
+            leaves,
+        }
+    }
+
+    fn size(&self) -> u64 {
+        self.retired.size() + self.leaves.len() as u64
+    }
+
+    fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {
+        if index < self.retired.size() || index >= self.size() {
+            return None;
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, self.size(), &mut proof)?;
+        Some(proof)
+    }
+
+    fn consistency_proof(&self, size1: u64) -> Option<Vec<Hash>> {
+        if size1 == 0 || size1 > self.size() {
+            return None;
+        }
+        let mut proof = Vec::new();
+        self.subproof(size1, 0, self.size(), true, &mut proof)?;
+        Some(proof)
+    }
+
+    /// PATH(m, D[a:b]).
+    fn path(&self, m: u64, a: u64, b: u64, out: &mut Vec<Hash>) -> Option<()> {
+        if b - a <= 1 {
+            return Some(());
+        }
+        let k = split(b - a);
+        if m < k {
+            self.path(m, a, a + k, out)?;
+            out.push(self.node(a + k, b)?);
+        } else {
+            self.path(m - k, a + k, b, out)?;
+            out.push(self.node(a, a + k)?);
+        }
+        Some(())
+    }
+
+    /// SUBPROOF(m, D[a:b], complete).
+    fn subproof(&self, m: u64, a: u64, b: u64, complete: bool, out: &mut Vec<Hash>) -> Option<()> {
+        if m == b - a {
+            if !complete {
+                out.push(self.node(a, b)?);
+            }
+            return Some(());
+        }
+        let k = split(b - a);
+        if m <= k {
+            self.subproof(m, a, a + k, complete, out)?;
+            out.push(self.node(a + k, b)?);
+        } else {
+            self.subproof(m - k, a + k, b, false, out)?;
+            out.push(self.node(a, a + k)?);
+        }
+        Some(())
+    }
+
+    /// MTH(D[a:b]) (`a < b`): from the leaves kept, the retired tree's perfect subtrees, or both;
+    /// `None` when it needs a retired leaf.
+    fn node(&self, a: u64, b: u64) -> Option<Hash> {
+        let retired = self.retired.size();
+        if a >= retired {
+            let from = usize::try_from(a - retired).ok()?;
+            let to = usize::try_from(b - retired).ok()?;
+            return Some(root_of(self.leaves.get(from..to)?));
+        }
+        // The retired tree's perfect subtrees, largest first, from leaf 0: one per one bit of
+        // its size.
+        let mut start = 0u64;
+        let bits = (0..u64::BITS).rev().filter(|bit| retired >> bit & 1 == 1);
+        for (bit, hash) in bits.zip(&self.retired.frontier) {
+            let end = start + (1u64 << bit);
+            if (a, b) == (start, end) {
+                return Some(*hash);
+            }
+            if start <= a && b <= end {
+                return None;
+            }
+            start = end;
+        }
+        if b - a <= 1 {
+            return None;
+        }
+        let k = split(b - a);
+        Some(node_hash(&self.node(a, a + k)?, &self.node(a + k, b)?))
     }
 }
 
@@ -381,6 +504,42 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
 mod tests {
     use super::*;
 
+    /// After any number of retired leaves, the proofs of the leaves kept (and the consistency
+    /// proofs from sizes not below the retired ones) are exactly those of the whole tree, and
+    /// nothing retired is proved.
+    #[test]
+    fn proofs_after_retired_leaves_are_those_of_the_whole_tree() {
+        let all = leaves(33);
+        for n in 1..=all.len() {
+            let whole = &all[..n];
+            for cut in 0..n {
+                let mut retired = MerkleTree::new();
+                whole[..cut].iter().for_each(|l| retired.push(*l));
+                let kept = LogLeaves::after(retired, whole[cut..].to_vec());
+                assert_eq!(kept.size(), n as u64);
+                for m in 0..n as u64 {
+                    let proof = kept.inclusion_proof(m);
+                    if m < cut as u64 {
+                        assert_eq!(proof, None, "{n} {cut} {m}");
+                    } else {
+                        assert_eq!(proof, inclusion_proof(whole, m), "{n} {cut} {m}");
+                    }
+                }
+                for size1 in 1..=n as u64 {
+                    let proof = kept.consistency_proof(size1);
+                    if size1 >= cut as u64 {
+                        assert_eq!(proof, consistency_proof(whole, size1), "{n} {cut} {size1}");
+                    } else if let Some(proof) = proof {
+                        assert_eq!(Some(proof), consistency_proof(whole, size1));
+                    }
+                }
+                assert_eq!(kept.inclusion_proof(n as u64), None);
+                assert_eq!(kept.consistency_proof(0), None);
+                assert_eq!(kept.consistency_proof(n as u64 + 1), None);
+            }
+        }
+    }
+
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
     }
@@ -390,7 +549,7 @@ mod tests {
             0 => empty_root(),
             1 => leaves[0],
             n => {
-                let (l, r) = leaves.split_at(split(n));
+                let (l, r) = leaves.split_at(split(n as u64) as usize);
                 node_hash(&naive_root(l), &naive_root(r))
             }
         }

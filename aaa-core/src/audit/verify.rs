@@ -16,13 +16,13 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use super::{
     AuditError, EventKind,
     canonical::to_canonical,
-    merkle::{Hash, MerkleTree, leaf_hash},
+    merkle::{Hash, LogLeaves, MerkleTree, leaf_hash},
     note::{Checkpoint, SignedNote, VerifierKey},
     record::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
-    retire::{RETIRED_FILE, RetiredHead, log_start, read_retired},
+    retire::{RETIRED_FILE, RetiredHead, log_start},
     writer::{Unreadable, read_segment, segment_files, segment_name},
 };
 use crate::Decision;
@@ -1077,24 +1077,44 @@ pub(crate) fn segment_error(e: &Unreadable) -> AuditError {
 /// # Errors
 ///
 /// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Unavailable`] when the log's
-/// oldest records were retired ([`retire`](super::retire)): a proof needs every leaf.
+/// oldest records were retired ([`retire`](super::retire)): [`log_leaves`] gives the proofs of
+/// the records left.
 pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
-    if read_retired(dir).map_err(retired_corrupt)?.is_some() {
+    let leaves = log_leaves(dir)?;
+    if leaves.retired() > 0 {
         return Err(AuditError::Unavailable(
-            "the log's oldest records were retired: proofs need every leaf (put the archive's \
-             segments back beside the others, and retired.json away)",
+            "the log's oldest records were retired: use log_leaves for the proofs of the records \
+             left",
         ));
     }
+    Ok(leaves.kept().to_vec())
+}
+
+/// The leaf hashes of the records in `dir`, after the tree over the records retired from it
+/// ([`retire`](super::retire)), if any: the inclusion proof of every record left, and
+/// consistency proofs from any size not below the retired ones
+/// ([`LogLeaves`](super::merkle::LogLeaves)). Verify the log first.
+///
+/// # Errors
+///
+/// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] when `retired.json`
+/// is malformed.
+pub fn log_leaves(dir: &Path) -> Result<LogLeaves, AuditError> {
+    let segments = segment_files(dir)?;
+    let (start, head) = log_start(dir, &segments).map_err(retired_corrupt)?;
     let mut out = Vec::new();
-    for (_, path) in segment_files(dir)? {
-        let data = read_segment(&path).map_err(|e| segment_error(&e))?;
+    for (_, path) in segments.iter().skip(start) {
+        let data = read_segment(path).map_err(|e| segment_error(&e))?;
         for line in data.split_inclusive(|&b| b == b'\n') {
             if let Some(line) = line.strip_suffix(b"\n") {
                 out.push(leaf_hash(line));
             }
         }
     }
-    Ok(out)
+    Ok(LogLeaves::after(
+        head.map_or_else(MerkleTree::new, |h| h.tree),
+        out,
+    ))
 }
 
 /// Counts of authorization decisions.

@@ -1,4 +1,4 @@
-//! `aaa audit keygen | verify | retire | summary`.
+//! `aaa audit keygen | verify | prove | retire | summary`.
 
 use std::{
     path::{Path, PathBuf},
@@ -16,6 +16,11 @@ const USAGE: &str = "usage:
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors.
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
       it is then checked from its first record left
+  aaa audit prove DIR --seq SEQ --key VERIFIER_KEY_FILE... [--anchor FILE] [--allow-retired]
+      verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
+      audit receipt) in the tree the log's last checkpoint signs, with that checkpoint: whoever
+      holds the receipt checks the checkpoint's signature with the service's verifier key, then
+      the proof against its root (RFC 9162), and knows the record is in the log for good
   aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
       move the segments holding the records before SEQ (the first record of a segment, as in
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
@@ -33,6 +38,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         Some("keygen") => keygen(args.get(1..).unwrap_or_default()),
         Some("verify") => verify(args.get(1..).unwrap_or_default()),
         Some("retire") => retire(args.get(1..).unwrap_or_default()),
+        Some("prove") => prove(args.get(1..).unwrap_or_default()),
         Some("summary") => summary(args.get(1..).unwrap_or_default()),
         Some("--help" | "-h") => {
             out!("{USAGE}");
@@ -158,42 +164,60 @@ fn describe(report: &VerifyReport) -> String {
     )
 }
 
-fn verify(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) = parse(args, &["key", "anchor"], &["allow-retired"])?;
-    let [dir] = positional.as_slice() else {
-        return Err(Usage("verify takes exactly one directory".to_owned()));
+/// The directory and the verifier that the arguments of `aaa audit COMMAND DIR --key ...
+/// [--anchor FILE] [--allow-retired]` describe; `Err` is what to return (a usage error, or exit 2
+/// after saying why).
+fn log_and_verifier(
+    command: &str,
+    positional: &[String],
+    options: &[(String, String)],
+) -> Result<(PathBuf, Verifier), Result<ExitCode, Usage>> {
+    let [dir] = positional else {
+        return Err(Err(Usage(format!("{command} takes exactly one directory"))));
     };
     let mut keys = Vec::new();
     for (_, file) in options.iter().filter(|(k, _)| k == "key") {
         match read_keys(file) {
             Ok(k) => keys.extend(k),
             Err(e) => {
-                eprintln!("aaa audit verify: {e}");
-                return Ok(ExitCode::from(2));
+                eprintln!("aaa audit {command}: {e}");
+                return Err(Ok(ExitCode::from(2)));
             }
         }
     }
     if keys.is_empty() {
-        return Err(Usage("at least one `--key` is required".to_owned()));
+        return Err(Err(Usage("at least one `--key` is required".to_owned())));
     }
     let mut verifier = Verifier::new(keys);
-    if option(&options, "allow-retired").is_some() {
+    if option(options, "allow-retired").is_some() {
         verifier = verifier.allow_retired_head();
     }
-    if let Some(anchor) = option(&options, "anchor") {
+    if let Some(anchor) = option(options, "anchor") {
         match std::fs::read_to_string(anchor) {
             Ok(text) => verifier = verifier.with_anchor(text),
             Err(e) => {
-                eprintln!("aaa audit verify: cannot read anchor `{anchor}`: {e}");
-                return Ok(ExitCode::from(2));
+                eprintln!("aaa audit {command}: cannot read anchor `{anchor}`: {e}");
+                return Err(Ok(ExitCode::from(2)));
             }
         }
     }
     let dir = PathBuf::from(dir);
     if !dir.is_dir() {
-        eprintln!("aaa audit verify: `{}` is not a directory", dir.display());
-        return Ok(ExitCode::from(2));
+        eprintln!(
+            "aaa audit {command}: `{}` is not a directory",
+            dir.display()
+        );
+        return Err(Ok(ExitCode::from(2)));
     }
+    Ok((dir, verifier))
+}
+
+fn verify(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, options) = parse(args, &["key", "anchor"], &["allow-retired"])?;
+    let (dir, verifier) = match log_and_verifier("verify", &positional, &options) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
     match verifier.verify_dir(&dir) {
         // A wrong path, or segments renamed away: nothing was shown to be intact.
         Ok(report) if report.records == 0 => {
@@ -213,6 +237,65 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn prove(args: &[String]) -> Result<ExitCode, Usage> {
+    let (positional, options) = parse(args, &["key", "anchor", "seq"], &["allow-retired"])?;
+    let seq = option(&options, "seq")
+        .ok_or_else(|| Usage("`--seq` is required".to_owned()))?
+        .parse::<u64>()
+        .map_err(|_| Usage("`--seq` takes a sequence number".to_owned()))?;
+    let (dir, verifier) = match log_and_verifier("prove", &positional, &options) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let failed = |why: String| {
+        out!("FAILED: {why}");
+        Ok(ExitCode::FAILURE)
+    };
+    // Only from a log that verifies, against the tree its last checkpoint signs.
+    let report = match verifier.verify_dir(&dir) {
+        Ok(report) => report,
+        Err(e) => return failed(format!("the log does not verify: {e}")),
+    };
+    let Some(note) = &report.checkpoint_note else {
+        return failed("no checkpoint signs the log yet".to_owned());
+    };
+    if seq >= report.covered {
+        return failed(format!(
+            "record {seq} is not covered by the last checkpoint ({} records): ask again after the \
+             next one",
+            report.covered
+        ));
+    }
+    let leaves = match audit::log_leaves(&dir) {
+        Ok(leaves) => leaves,
+        Err(e) => return failed(e.to_string()),
+    };
+    if seq < leaves.retired() {
+        return failed(format!(
+            "record {seq} was retired to an archive: prove it there (its segments put back beside \
+             the others)"
+        ));
+    }
+    let proved = leaves.first(report.covered).and_then(|tree| {
+        let leaf = *tree
+            .kept()
+            .get(usize::try_from(seq - tree.retired()).ok()?)?;
+        Some((leaf, tree.inclusion_proof(seq)?))
+    });
+    let Some((leaf, proof)) = proved else {
+        return failed("the log changed while it was read: ask again".to_owned());
+    };
+    let json = serde_json::json!({
+        "seq": seq,
+        "leaf_hash": hex(&leaf),
+        "tree_size": report.covered,
+        "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+        "checkpoint": note,
+    });
+    out!("{json}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn retire(args: &[String]) -> Result<ExitCode, Usage> {

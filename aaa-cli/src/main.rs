@@ -1,5 +1,5 @@
 //! The `aaa` command: check, test and explain policies (`aaa policy ...`); generate keys for,
-//! verify, retire and summarize audit logs (`aaa audit ...`).
+//! verify, prove records of, retire and summarize audit logs (`aaa audit ...`).
 
 /// `println!` that does not panic when standard output is closed (`aaa … | head`): what cannot
 /// be written is dropped, and the command still ends with the exit code of its result.
@@ -30,6 +30,7 @@ policy test FILE FIXTURES         run fixture cases against a policy, with a cov
 policy explain FILE REQUEST.json  the decision for one request, and why\n  \
 audit keygen --name N --out FILE  make an audit signing key; prints the verifier key\n  \
 audit verify DIR --key KEY...     verify an audit log offline\n  \
+audit prove DIR --seq SEQ --key KEY...     the inclusion proof of a record, with its checkpoint\n  \
 audit retire DIR --before SEQ --to ARCHIVE  move a log's oldest segments to an archive\n  \
 audit summary DIR                 decisions per principal, route and relay; forgery attempts";
 

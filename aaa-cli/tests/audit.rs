@@ -431,8 +431,94 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let (code, stdout, _) = aaa(&["audit", "verify", archive_s, "--key", key_s]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains(&format!("ok: {cut} records")), "{stdout}");
+    // Records left are proved; retired ones are not (from here).
+    let prove = |seq: u64| {
+        aaa(&[
+            "audit",
+            "prove",
+            log_s,
+            "--seq",
+            &seq.to_string(),
+            "--key",
+            key_s,
+            "--allow-retired",
+        ])
+    };
+    assert_eq!(prove(cut).0, 0);
+    let (code, stdout, _) = prove(cut - 1);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("retired"), "{stdout}");
     // Not a segment boundary: refused, nothing moved.
     let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(aaa(&["audit", "retire", log_s, "--to", archive_s]).0, 2);
+}
+
+/// `aaa audit prove` answers an audit receipt's `seq` with an inclusion proof against the last
+/// checkpoint, which a holder of the service's verifier key checks alone; it refuses a record
+/// no checkpoint covers yet, and a log that does not verify.
+#[test]
+fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
+    use aaa_core::audit::{
+        merkle,
+        note::{Checkpoint, SignedNote},
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_seed("docs/audit", &[9; 32]).unwrap();
+    let verifier_key = key.verifier_key();
+    let pubfile = tmp.path().join("audit.pub");
+    std::fs::write(&pubfile, format!("{verifier_key}\n")).unwrap();
+    let log = tmp.path().join("log");
+    write_log(&log, key);
+    let (log_s, key_s) = (log.to_str().unwrap(), pubfile.to_str().unwrap());
+
+    let (code, stdout, _) = aaa(&["audit", "prove", log_s, "--seq", "3", "--key", key_s]);
+    assert_eq!(code, 0, "{stdout}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let unhex = |h: &str| -> [u8; 32] {
+        let bytes: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    };
+    // The checkpoint is the service's, and its root holds record 3 as stored.
+    let note = SignedNote::parse(answer["checkpoint"].as_str().unwrap()).unwrap();
+    let signature = note.signature_by(&verifier_key).unwrap();
+    assert!(verifier_key.verify(note.body.as_bytes(), &signature));
+    let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
+    assert_eq!(answer["tree_size"].as_u64().unwrap(), checkpoint.size);
+    let segment = std::fs::read(log.join("audit-00000000000000000000.jsonl")).unwrap();
+    let line = segment.split(|&b| b == b'\n').nth(3).unwrap();
+    let leaf = unhex(answer["leaf_hash"].as_str().unwrap());
+    assert_eq!(leaf, merkle::leaf_hash(line));
+    let proof: Vec<[u8; 32]> = answer["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    merkle::verify_inclusion(3, checkpoint.size, &leaf, &proof, &checkpoint.root).unwrap();
+    // Another record's hash does not pass for it.
+    let other = merkle::leaf_hash(segment.split(|&b| b == b'\n').nth(2).unwrap());
+    assert!(
+        merkle::verify_inclusion(3, checkpoint.size, &other, &proof, &checkpoint.root).is_err()
+    );
+
+    // A record past the last checkpoint: not yet.
+    let past = (checkpoint.size + 1).to_string();
+    let (code, stdout, _) = aaa(&["audit", "prove", log_s, "--seq", &past, "--key", key_s]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("not covered"), "{stdout}");
+    // A log that does not verify gets no proof.
+    let text = String::from_utf8(segment.clone()).unwrap();
+    std::fs::write(
+        log.join("audit-00000000000000000000.jsonl"),
+        text.replacen("alice", "alicf", 1),
+    )
+    .unwrap();
+    let (code, stdout, _) = aaa(&["audit", "prove", log_s, "--seq", "3", "--key", key_s]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("does not verify"), "{stdout}");
+    assert_eq!(aaa(&["audit", "prove", log_s, "--key", key_s]).0, 2);
 }

@@ -175,6 +175,16 @@ impl LogLeaves {
         self.view().inclusion_proof(index)
     }
 
+    /// The first `size` leaves (a checkpoint's tree); `None` when `size` is below the retired
+    /// ones or above [`size`](Self::size).
+    pub fn first(&self, size: u64) -> Option<LogLeaves> {
+        let kept = usize::try_from(size.checked_sub(self.retired.size())?).ok()?;
+        Some(LogLeaves {
+            retired: self.retired.clone(),
+            leaves: self.leaves.get(..kept)?.to_vec(),
+        })
+    }
+
     /// The consistency proof between the first `size1` leaves and the whole tree; `None` unless
     /// `0 < size1 <= size`, or when it needs nodes inside the retired part (possible only when
     /// `size1` is below [`retired`](Self::retired)).
@@ -533,6 +543,18 @@ mod tests {
                         assert_eq!(Some(proof), consistency_proof(whole, size1));
                     }
                 }
+                for size in 0..=n {
+                    match kept.first(size as u64) {
+                        None => assert!(size < cut, "{n} {cut} {size}"),
+                        Some(first) => {
+                            assert_eq!(
+                                (first.size(), first.kept()),
+                                (size as u64, &whole[cut..size])
+                            );
+                        }
+                    }
+                }
+                assert_eq!(kept.first(n as u64 + 1), None);
                 assert_eq!(kept.inclusion_proof(n as u64), None);
                 assert_eq!(kept.consistency_proof(0), None);
                 assert_eq!(kept.consistency_proof(n as u64 + 1), None);

@@ -45,6 +45,10 @@ pub struct VerifyReport {
     pub last_checkpoint: Option<u64>,
     /// Records covered by the last checkpoint (its tree size).
     pub covered: u64,
+    /// The last checkpoint's signed note (C2SP tlog-checkpoint text): it signs the root of the
+    /// tree of the first [`covered`](Self::covered) records, against which inclusion proofs are
+    /// given.
+    pub checkpoint_note: Option<String>,
     /// Records after the last checkpoint: chained but not yet covered by a signature.
     pub uncovered: u64,
     /// Gap records, and the events they say were lost.
@@ -873,6 +877,7 @@ impl State<'_> {
         self.report.checkpoints += 1;
         self.report.last_checkpoint = Some(seq);
         self.report.covered = seq;
+        self.report.checkpoint_note = Some(text.to_owned());
         Ok(())
     }
 

@@ -640,7 +640,10 @@ impl Demo {
              A service (indexer, a viewer of acme) calls with its API key:\n  \
              curl -i -H 'x-api-key: {key}' {base}/docs/d3\n\n\
              The signed audit log is in {log}; verify it (also while the demo runs) with:\n  \
-             cargo run -p aaa-cli -- audit verify {log} --key {public}\n",
+             cargo run -p aaa-cli -- audit verify {log} --key {public}\n\n\
+             Each answer names its record (header aaa-audit-receipt: ...; seq=N; leaf=...); once a\n\
+             checkpoint covers it (within a second), prove it is in the log with:\n  \
+             cargo run -p aaa-cli -- audit prove {log} --seq N --key {public}\n",
             key = self.indexer_key,
         )
     }

@@ -646,3 +646,61 @@ async fn a_layer_installed_outside_the_router_fails_closed() {
         assert_eq!(r.status, 404, "{path}: {}", r.body);
     }
 }
+
+/// What the receipt header promises, end to end on both demos: a client keeps the receipt of its
+/// request (log, seq, leaf hash); once a checkpoint covers the record, the operator's proof
+/// (what `aaa audit prove` prints) shows the client, with the verifier key alone, that this leaf
+/// is record `seq` of the tree the checkpoint signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_answered_by_an_inclusion_proof_the_client_checks() {
+    use aaa::audit::{
+        VerifierKey, log_leaves,
+        merkle::verify_inclusion,
+        note::{Checkpoint, SignedNote},
+    };
+    for running in [docs_demo::axum().await, docs_demo::actix().await] {
+        let bearer = running.bearer("alice", false);
+        let reply = adapters::send(running.addr, "GET", "/docs/d1", &[&bearer]).await;
+        assert_eq!(reply.status, 200, "[{}] {}", running.name, reply.head);
+        let receipt = reply
+            .header(aaa::http::RECEIPT_HEADER)
+            .unwrap_or_else(|| panic!("[{}] no receipt: {}", running.name, reply.head))
+            .to_owned();
+        let field = |name: &str| {
+            receipt
+                .split("; ")
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("[{}] {receipt}", running.name))
+                .trim_matches('"')
+                .to_owned()
+        };
+        let seq: u64 = field("seq").parse().unwrap();
+        let leaf: [u8; 32] = (0..32)
+            .map(|i| u8::from_str_radix(&field("leaf")[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+
+        // The operator's side: a checkpoint, the log verified, the proof in its tree.
+        let report = running.verify_log().await;
+        let note_text = report.checkpoint_note.clone().unwrap();
+        let proof = log_leaves(&running.log_dir())
+            .unwrap()
+            .first(report.covered)
+            .unwrap()
+            .inclusion_proof(seq)
+            .unwrap();
+
+        // The client's side: the service's key, the note, the proof.
+        let key = VerifierKey::parse(&running.demo.verifier_key).unwrap();
+        let note = SignedNote::parse(&note_text).unwrap();
+        assert!(key.verify(note.body.as_bytes(), &note.signature_by(&key).unwrap()));
+        let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
+        assert_eq!(field("log"), checkpoint.origin, "[{}]", running.name);
+        verify_inclusion(seq, checkpoint.size, &leaf, &proof, &checkpoint.root)
+            .unwrap_or_else(|e| panic!("[{}] {e}", running.name));
+        let mut other = leaf;
+        other[0] ^= 1;
+        assert!(verify_inclusion(seq, checkpoint.size, &other, &proof, &checkpoint.root).is_err());
+    }
+}

@@ -16,11 +16,14 @@ const USAGE: &str = "usage:
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors.
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
       it is then checked from its first record left
-  aaa audit prove DIR --seq SEQ --key VERIFIER_KEY_FILE... [--anchor FILE] [--allow-retired]
+  aaa audit prove DIR (--seq SEQ | --since SIZE) --key VERIFIER_KEY_FILE... [--anchor FILE]
+                  [--allow-retired]
       verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
       audit receipt) in the tree the log's last checkpoint signs, with that checkpoint: whoever
       holds the receipt checks the checkpoint's signature with the service's verifier key, then
-      the proof against its root (RFC 9162), and knows the record is in the log for good
+      the proof against its root (RFC 9162), and knows the record is in the log for good. With
+      --since, the consistency proof from an earlier checkpoint's tree of SIZE records to it:
+      the log only grew since
   aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
       move the segments holding the records before SEQ (the first record of a segment, as in
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
@@ -240,11 +243,22 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
 }
 
 fn prove(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) = parse(args, &["key", "anchor", "seq"], &["allow-retired"])?;
-    let seq = option(&options, "seq")
-        .ok_or_else(|| Usage("`--seq` is required".to_owned()))?
-        .parse::<u64>()
-        .map_err(|_| Usage("`--seq` takes a sequence number".to_owned()))?;
+    let (positional, options) =
+        parse(args, &["key", "anchor", "seq", "since"], &["allow-retired"])?;
+    let number = |name: &str| {
+        option(&options, name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| Usage(format!("`--{name}` takes a number")))
+            })
+            .transpose()
+    };
+    // The inclusion of record `seq`, or the consistency of the tree of `since` records.
+    let (seq, since) = match (number("seq")?, number("since")?) {
+        (Some(seq), None) => (Some(seq), None),
+        (None, Some(since)) => (None, Some(since)),
+        _ => return Err(Usage("give one of `--seq` and `--since`".to_owned())),
+    };
     let (dir, verifier) = match log_and_verifier("prove", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
@@ -261,6 +275,36 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     let Some(note) = &report.checkpoint_note else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
+    let leaves = match audit::log_leaves(&dir) {
+        Ok(leaves) => leaves.first(report.covered),
+        Err(e) => return failed(e.to_string()),
+    };
+    let Some(leaves) = leaves else {
+        return failed("the log changed while it was read: ask again".to_owned());
+    };
+    if let Some(since) = since {
+        if since == 0 || since > report.covered {
+            return failed(format!(
+                "`--since` is a tree size from 1 to the last checkpoint's, {}",
+                report.covered
+            ));
+        }
+        let Some(proof) = leaves.consistency_proof(since) else {
+            return failed(format!(
+                "the proof from size {since} needs records retired to an archive: prove it there \
+                 (its segments put back beside the others)"
+            ));
+        };
+        let json = serde_json::json!({
+            "since": since,
+            "tree_size": report.covered,
+            "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+            "checkpoint": note,
+        });
+        out!("{json}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let seq = seq.unwrap_or_default();
     if seq >= report.covered {
         return failed(format!(
             "record {seq} is not covered by the last checkpoint ({} records): ask again after the \
@@ -268,23 +312,16 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             report.covered
         ));
     }
-    let leaves = match audit::log_leaves(&dir) {
-        Ok(leaves) => leaves,
-        Err(e) => return failed(e.to_string()),
-    };
     if seq < leaves.retired() {
         return failed(format!(
             "record {seq} was retired to an archive: prove it there (its segments put back beside \
              the others)"
         ));
     }
-    let proved = leaves.first(report.covered).and_then(|tree| {
-        let leaf = *tree
-            .kept()
-            .get(usize::try_from(seq - tree.retired()).ok()?)?;
-        Some((leaf, tree.inclusion_proof(seq)?))
-    });
-    let Some((leaf, proof)) = proved else {
+    let leaf = usize::try_from(seq - leaves.retired())
+        .ok()
+        .and_then(|i| leaves.kept().get(i).copied());
+    let (Some(leaf), Some(proof)) = (leaf, leaves.inclusion_proof(seq)) else {
         return failed("the log changed while it was read: ask again".to_owned());
     };
     let json = serde_json::json!({

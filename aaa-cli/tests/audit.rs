@@ -505,13 +505,72 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
         merkle::verify_inclusion(3, checkpoint.size, &other, &proof, &checkpoint.root).is_err()
     );
 
+    // Later, after more records: the consistency proof from the checkpoint the holder kept to
+    // the latest one shows that the log only grew.
+    write_log(&log, SigningKey::from_seed("docs/audit", &[9; 32]).unwrap());
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "prove",
+        log_s,
+        "--since",
+        &checkpoint.size.to_string(),
+        "--key",
+        key_s,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    let later: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let note2 = SignedNote::parse(later["checkpoint"].as_str().unwrap()).unwrap();
+    assert!(verifier_key.verify(
+        note2.body.as_bytes(),
+        &note2.signature_by(&verifier_key).unwrap()
+    ));
+    let checkpoint2 = Checkpoint::parse_body(&note2.body).unwrap();
+    assert!(checkpoint2.size > checkpoint.size);
+    let consistency: Vec<[u8; 32]> = later["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    merkle::verify_consistency(
+        checkpoint.size,
+        checkpoint2.size,
+        &consistency,
+        &checkpoint.root,
+        &checkpoint2.root,
+    )
+    .unwrap();
+    let mut rewritten = checkpoint.root;
+    rewritten[0] ^= 1;
+    assert!(
+        merkle::verify_consistency(
+            checkpoint.size,
+            checkpoint2.size,
+            &consistency,
+            &rewritten,
+            &checkpoint2.root,
+        )
+        .is_err()
+    );
+    assert_eq!(
+        aaa(&["audit", "prove", log_s, "--since", "0", "--key", key_s]).0,
+        1
+    );
+    assert_eq!(
+        aaa(&[
+            "audit", "prove", log_s, "--seq", "1", "--since", "1", "--key", key_s
+        ])
+        .0,
+        2
+    );
+
     // A record past the last checkpoint: not yet.
-    let past = (checkpoint.size + 1).to_string();
+    let past = (checkpoint2.size + 1).to_string();
     let (code, stdout, _) = aaa(&["audit", "prove", log_s, "--seq", &past, "--key", key_s]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("not covered"), "{stdout}");
     // A log that does not verify gets no proof.
-    let text = String::from_utf8(segment.clone()).unwrap();
+    let text = std::fs::read_to_string(log.join("audit-00000000000000000000.jsonl")).unwrap();
     std::fs::write(
         log.join("audit-00000000000000000000.jsonl"),
         text.replacen("alice", "alicf", 1),

@@ -1085,14 +1085,13 @@ pub(crate) fn segment_error(e: &Unreadable) -> AuditError {
 /// oldest records were retired ([`retire`](super::retire)): [`log_leaves`] gives the proofs of
 /// the records left.
 pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
-    let leaves = log_leaves(dir)?;
-    if leaves.retired() > 0 {
-        return Err(AuditError::Unavailable(
+    match read_leaves(dir)? {
+        (None, leaves) => Ok(leaves),
+        (Some(_), _) => Err(AuditError::Unavailable(
             "the log's oldest records were retired: use log_leaves for the proofs of the records \
              left",
-        ));
+        )),
     }
-    Ok(leaves.kept().to_vec())
 }
 
 /// The leaf hashes of the records in `dir`, after the tree over the records retired from it
@@ -1105,6 +1104,15 @@ pub fn leaf_hashes(dir: &Path) -> Result<Vec<Hash>, AuditError> {
 /// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] when `retired.json`
 /// is malformed.
 pub fn log_leaves(dir: &Path) -> Result<LogLeaves, AuditError> {
+    let (head, leaves) = read_leaves(dir)?;
+    Ok(LogLeaves::after(
+        head.map_or_else(MerkleTree::new, |h| h.tree),
+        leaves,
+    ))
+}
+
+/// The retired head of the log in `dir`, if any, and the leaf hashes of the records after it.
+fn read_leaves(dir: &Path) -> Result<(Option<RetiredHead>, Vec<Hash>), AuditError> {
     let segments = segment_files(dir)?;
     let (start, head) = log_start(dir, &segments).map_err(retired_corrupt)?;
     let mut out = Vec::new();
@@ -1116,10 +1124,7 @@ pub fn log_leaves(dir: &Path) -> Result<LogLeaves, AuditError> {
             }
         }
     }
-    Ok(LogLeaves::after(
-        head.map_or_else(MerkleTree::new, |h| h.tree),
-        out,
-    ))
+    Ok((head, out))
 }
 
 /// Counts of authorization decisions.

@@ -73,8 +73,8 @@ impl RetiredHead {
     }
 }
 
-/// Reads `dir`'s [`RETIRED_FILE`]: `Ok(None)` when nothing was ever retired from the log.
-pub(crate) fn read_retired(dir: &Path) -> Result<Option<RetiredHead>, &'static str> {
+/// The bytes of `dir`'s [`RETIRED_FILE`], unparsed: `Ok(None)` when there is none.
+pub(crate) fn retired_text(dir: &Path) -> Result<Option<Vec<u8>>, &'static str> {
     let file = match open_regular(&dir.join(RETIRED_FILE)) {
         Ok(file) => file,
         Err(Unreadable::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -88,6 +88,14 @@ pub(crate) fn read_retired(dir: &Path) -> Result<Option<RetiredHead>, &'static s
     if text.len() as u64 > MAX_NOTE_BYTES {
         return Err("retired.json is too large");
     }
+    Ok(Some(text))
+}
+
+/// Reads `dir`'s [`RETIRED_FILE`]: `Ok(None)` when nothing was ever retired from the log.
+pub(crate) fn read_retired(dir: &Path) -> Result<Option<RetiredHead>, &'static str> {
+    let Some(text) = retired_text(dir)? else {
+        return Ok(None);
+    };
     let note: Note = serde_json::from_slice(&text).map_err(|_| "retired.json is malformed")?;
     let prev = parse_prev(&note.prev).ok_or("retired.json is malformed")?;
     let frontier = note
@@ -111,7 +119,12 @@ pub(crate) fn log_start<T>(
     dir: &Path,
     segments: &[(String, T)],
 ) -> Result<(usize, Option<RetiredHead>), &'static str> {
-    let Some(head) = read_retired(dir)? else {
+    let head = read_retired(dir);
+    #[cfg(test)]
+    if let Some(hook) = tests_hook::AFTER_LOG_START.with(|h| h.borrow_mut().take()) {
+        hook();
+    }
+    let Some(head) = head? else {
         return Ok((0, None));
     };
     let first = segment_name(head.size());
@@ -120,6 +133,43 @@ pub(crate) fn log_start<T>(
         .position(|(name, _)| *name == first)
         .ok_or("no segment starts where retired.json says the log starts")?;
     Ok((index, Some(head)))
+}
+
+/// How many times [`beside_retirements`] reads a log again; each time, a retirement finished
+/// (one waits for the other).
+const MAX_REREADS: u32 = 8;
+
+/// Runs `read` over the log in `dir`, and again when it fails while `retired.json` changed: a
+/// [`retire`] beside it writes its note, then removes the segments it moved, so a read that
+/// found where the log starts before the note may miss segments (they are in the archive, and
+/// the new note covers them). A read that fails with the note unchanged fails; so does the
+/// last of [`MAX_REREADS`] reads again.
+pub(crate) fn beside_retirements<T, E>(
+    dir: &Path,
+    mut read: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut rereads = 0;
+    loop {
+        let note = retired_text(dir);
+        let result = read();
+        if result.is_ok() || rereads == MAX_REREADS || retired_text(dir) == note {
+            return result;
+        }
+        rereads += 1;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_hook {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Runs once, in the next [`log_start`](super::log_start) on this thread, after it read
+        /// the note and before the caller reads the segments: where a retirement beside a
+        /// reader bites.
+        pub(crate) static AFTER_LOG_START: RefCell<Option<Box<dyn FnOnce()>>> =
+            const { RefCell::new(None) };
+    }
 }
 
 /// The first sequence number of the segment file `name`, if it is named like one.
@@ -147,7 +197,9 @@ pub struct Retired {
 /// Moves the segments of the log in `dir` that hold the records before `before` to the
 /// directory `archive`, and notes the tree over them in the log directory (`retired.json`), so
 /// that the log left there keeps verifying and the writer keeps continuing it. Safe while a
-/// writer appends to the log: only whole segments before the one it writes are moved.
+/// writer appends to the log: only whole segments before the one it writes are moved. Safe
+/// while a writer starts, or the log is verified, proved from or summarized: a reader whose
+/// segments go away under it reads the log again, from the new note.
 ///
 /// `before` must be the first record of a segment (the number in its file name) other than the
 /// log's first and last, and that segment must hold a checkpoint: the verifier checks the note

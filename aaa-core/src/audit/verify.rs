@@ -22,7 +22,7 @@ use super::{
         GENESIS_PREV, LogOrigin, ReadRecord, SCHEMA_VERSION, StoredRecord, event_statement, hex,
         key_change_statement,
     },
-    retire::{RETIRED_FILE, RetiredHead, log_start},
+    retire::{RETIRED_FILE, RetiredHead, beside_retirements, log_start},
     writer::{Unreadable, read_segment, segment_files, segment_name},
 };
 use crate::Decision;
@@ -329,6 +329,12 @@ impl Verifier {
     ///
     /// [`VerifyError`] with the first problem found, located.
     pub fn verify_dir(&self, dir: &Path) -> Result<VerifyReport, VerifyError> {
+        // A retirement beside the check may remove segments it listed: checked again then.
+        beside_retirements(dir, || self.verify_dir_once(dir))
+    }
+
+    /// One check of the log in `dir`, for [`verify_dir`](Self::verify_dir).
+    fn verify_dir_once(&self, dir: &Path) -> Result<VerifyReport, VerifyError> {
         let files = segment_files(dir).map_err(|_| VerifyError {
             location: None,
             problem: Problem::Io(std::io::ErrorKind::NotFound),
@@ -1113,6 +1119,11 @@ pub fn log_leaves(dir: &Path) -> Result<LogLeaves, AuditError> {
 
 /// The retired head of the log in `dir`, if any, and the leaf hashes of the records after it.
 fn read_leaves(dir: &Path) -> Result<(Option<RetiredHead>, Vec<Hash>), AuditError> {
+    beside_retirements(dir, || read_leaves_once(dir))
+}
+
+/// One read of [`read_leaves`].
+fn read_leaves_once(dir: &Path) -> Result<(Option<RetiredHead>, Vec<Hash>), AuditError> {
     let segments = segment_files(dir)?;
     let (start, head) = log_start(dir, &segments).map_err(retired_corrupt)?;
     let mut out = Vec::new();
@@ -1199,6 +1210,11 @@ pub struct Summary {
 /// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] for a line that is not
 /// a record.
 pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
+    beside_retirements(dir, || summarize_once(dir))
+}
+
+/// One read of [`summarize`].
+fn summarize_once(dir: &Path) -> Result<Summary, AuditError> {
     let mut summary = Summary::default();
     let segments = segment_files(dir)?;
     let (start, _) = log_start(dir, &segments).map_err(retired_corrupt)?;

@@ -26,7 +26,7 @@ use super::{
         Body, Envelope, GENESIS_PREV, GapInfo, KeyChangeInfo, LogOrigin, RecordBody, RecoveryInfo,
         StoredRecord, encode_record, hex, key_change_statement,
     },
-    retire::log_start,
+    retire::{beside_retirements, log_start},
     verify::retired_corrupt,
     witness::Witness,
 };
@@ -299,6 +299,19 @@ struct Chain {
     prev: Hash,
     since_checkpoint: u64,
     uncovered_since: Option<Timestamp>,
+}
+
+impl Chain {
+    /// Before any record.
+    fn empty() -> Chain {
+        Chain {
+            tree: MerkleTree::new(),
+            seq: 0,
+            prev: [0; 32],
+            since_checkpoint: 0,
+            uncovered_since: None,
+        }
+    }
 }
 
 struct Sequencer {
@@ -631,13 +644,7 @@ impl AuditWriter {
             seg_path: PathBuf::new(),
             seg_len: 0,
             need_new_segment: true,
-            chain: Chain {
-                tree: MerkleTree::new(),
-                seq: 0,
-                prev: [0; 32],
-                since_checkpoint: 0,
-                uncovered_since: None,
-            },
+            chain: Chain::empty(),
             checkpoint_every: config.checkpoint_every,
             checkpoint_interval: config.checkpoint_interval,
             segment_max_bytes: config.segment_max_bytes,
@@ -1027,7 +1034,18 @@ impl Sequencer {
 
     /// Reads the existing log (from the resume point, when it holds: see [`Resume`]), checks its
     /// chain, rebuilds the tree, cuts a torn tail.
+    ///
+    /// A retirement beside this start is read around ([`beside_retirements`]).
     fn scan(&mut self) -> Result<(), AuditError> {
+        let dir = self.dir.clone();
+        beside_retirements(&dir, || {
+            self.chain = Chain::empty();
+            self.scan_once()
+        })
+    }
+
+    /// One read of the log for [`scan`](Self::scan).
+    fn scan_once(&mut self) -> Result<(), AuditError> {
         let anchor = match &self.witness {
             Some(w) => match w.latest()? {
                 Some(text) => {
@@ -1942,5 +1960,120 @@ mod lock_tests {
             .verify_dir(dir.path())
             .unwrap();
         assert_eq!(report.events, 2, "{report:?}");
+    }
+}
+
+#[cfg(test)]
+mod retire_race_tests {
+    use std::{cell::Cell, rc::Rc};
+
+    use super::*;
+    use crate::audit::{AuditEvent, AuditSink, EventKind, Verifier, log_leaves, retire, summarize};
+
+    fn config(dir: &Path) -> AuditWriterConfig {
+        let mut c = AuditWriterConfig::new(dir, "svc", "one");
+        c.segment_max_bytes = 2048;
+        c.max_batch = 4;
+        c.checkpoint_every = 4;
+        c
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed("svc/audit", &[7; 32]).unwrap()
+    }
+
+    fn verifier() -> Verifier {
+        Verifier::new([key().verifier_key()]).allow_retired_head()
+    }
+
+    fn record(log: &AuditWriter, n: u16) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for i in 0..n {
+                let event = AuditEvent::new(
+                    crate::Timestamp::from_unix_seconds(1_700_000_000),
+                    EventKind::RequestCompleted {
+                        status: 200,
+                        latency_us: u64::from(i),
+                    },
+                );
+                log.record(event).await.unwrap();
+            }
+            log.flush().await.unwrap();
+        });
+    }
+
+    /// A closed log of 60 events in small segments in `tmp/log`, without its resume point (a
+    /// start reads all of it), and where to retire it up to (its fourth segment).
+    fn closed_log(tmp: &Path) -> (PathBuf, u64) {
+        let dir = tmp.join("log");
+        let log = AuditWriter::open(config(&dir), key()).unwrap();
+        record(&log, 60);
+        log.close().unwrap();
+        fs::remove_file(dir.join(RESUME_FILE)).unwrap();
+        let segments = segment_files(&dir).unwrap();
+        assert!(segments.len() > 5, "{segments:?}");
+        (dir, retire::first_seq(&segments[3].0).unwrap())
+    }
+
+    /// Retires the log in `dir` up to `cut` (into `archive`) during the next read of where a
+    /// log starts on this thread, after the reader read the note and before it reads the
+    /// segments. The cell tells how many records the retirement moved (0 until it ran).
+    fn retire_during_next_read(dir: &Path, cut: u64, archive: &Path) -> Rc<Cell<u64>> {
+        let retired = Rc::new(Cell::new(0));
+        let (d, a, r) = (dir.to_owned(), archive.to_owned(), retired.clone());
+        retire::tests_hook::AFTER_LOG_START.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                r.set(retire::retire(&d, cut, &a).unwrap().records);
+            }));
+        });
+        retired
+    }
+
+    /// A retirement that notes its cut and removes the segments it moved while a writer starts
+    /// does not fail the start: it reads the log again from the new note, continues it, and the
+    /// log verifies.
+    #[test]
+    fn a_start_beside_a_retirement_reads_the_log_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, cut) = closed_log(tmp.path());
+        let first = segment_files(&dir).unwrap().remove(0).1;
+        let archive = tmp.path().join("archive");
+        let retired = retire_during_next_read(&dir, cut, &archive);
+        let log = AuditWriter::open(config(&dir), key()).unwrap();
+        assert_eq!(retired.get(), cut, "the retirement ran during the start");
+        assert!(!first.exists());
+        record(&log, 1);
+        log.close().unwrap();
+        let left = verifier().verify_dir(&dir).unwrap();
+        let moved = verifier().verify_dir(&archive).unwrap();
+        assert_eq!(left.retired, cut, "{left:?}");
+        assert_eq!(left.events + moved.events, 61, "{left:?} {moved:?}");
+    }
+
+    /// The verifier, the proofs' leaves and the summary read beside a retirement answer what
+    /// they answer after it: no segment gone missing is taken for a broken log.
+    #[test]
+    fn readers_beside_a_retirement_read_the_log_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        for reader in ["verify", "leaves", "summary"] {
+            let tmp = tmp.path().join(reader);
+            let (dir, cut) = closed_log(&tmp);
+            let archive = tmp.join("archive");
+            let read = || match reader {
+                "verify" => format!("{:?}", verifier().verify_dir(&dir).unwrap()),
+                "leaves" => {
+                    let leaves = log_leaves(&dir).unwrap();
+                    format!("{} {:?}", leaves.retired(), leaves.kept())
+                }
+                _ => format!("{:?}", summarize(&dir).unwrap()),
+            };
+            let retired = retire_during_next_read(&dir, cut, &archive);
+            let beside = read();
+            assert_eq!(retired.get(), cut, "{reader}: the retirement ran");
+            assert_eq!(beside, read(), "{reader}");
+        }
     }
 }

@@ -33,7 +33,8 @@ const USAGE: &str = "usage:
       count authorization decisions per principal (id and issuer), per route, per relaying
       service (relayed requests), and those on requests carrying an ignored credential (a
       forged forwarded identity) (does not verify; control characters in names are shown
-      escaped)";
+      escaped). Of a log whose oldest segments were retired, counts the records left and says
+      how many are in the archive";
 
 /// Runs `aaa audit ARGS...`.
 pub(crate) fn main(args: &[String]) -> ExitCode {
@@ -396,6 +397,13 @@ fn summary(args: &[String]) -> Result<ExitCode, Usage> {
                 out!();
             }
             out!("events lost (gap records): {}", summary.dropped);
+            if summary.retired > 0 {
+                out!(
+                    "the {n} records before seq {n} were retired to an archive (not counted \
+                     here: summarize the archive too)",
+                    n = summary.retired
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -1200,10 +1200,15 @@ pub struct Summary {
     pub ignored_credentials: BTreeMap<String, u64>,
     /// Events lost, as gap records count them.
     pub dropped: u64,
+    /// Records retired from the log directory to an archive before its first record
+    /// ([`retire`](super::retire)): not counted here (summarize the archive for them). 0 when
+    /// the log starts at record 0.
+    pub retired: u64,
 }
 
 /// Reads the log in `dir` and counts authorization decisions per principal and per route. It does
-/// not verify the log: run a [`Verifier`] first.
+/// not verify the log: run a [`Verifier`] first. Of a log whose oldest records were retired, it
+/// counts the records left ([`Summary::retired`] says how many are not).
 ///
 /// # Errors
 ///
@@ -1217,7 +1222,8 @@ pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
 fn summarize_once(dir: &Path) -> Result<Summary, AuditError> {
     let mut summary = Summary::default();
     let segments = segment_files(dir)?;
-    let (start, _) = log_start(dir, &segments).map_err(retired_corrupt)?;
+    let (start, head) = log_start(dir, &segments).map_err(retired_corrupt)?;
+    summary.retired = head.as_ref().map_or(0, RetiredHead::size);
     for (name, path) in segments.into_iter().skip(start) {
         let data = read_segment(&path).map_err(|e| segment_error(&e))?;
         for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {

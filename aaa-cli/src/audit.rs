@@ -17,13 +17,14 @@ const USAGE: &str = "usage:
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
       it is then checked from its first record left
   aaa audit prove DIR (--seq SEQ | --since SIZE) --key VERIFIER_KEY_FILE... [--anchor FILE]
-                  [--allow-retired]
+                  [--allow-retired] [--at SIZE]
       verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
       audit receipt) in the tree the log's last checkpoint signs, with that checkpoint: whoever
       holds the receipt checks the checkpoint's signature with the service's verifier key, then
       the proof against its root (RFC 9162), and knows the record is in the log for good. With
       --since, the consistency proof from an earlier checkpoint's tree of SIZE records to it:
-      the log only grew since
+      the log only grew since. With --at, in the tree of an earlier checkpoint of SIZE records
+      (one the client holds) instead of the last one's
   aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
       move the segments holding the records before SEQ (the first record of a segment, as in
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
@@ -244,8 +245,11 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
 }
 
 fn prove(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) =
-        parse(args, &["key", "anchor", "seq", "since"], &["allow-retired"])?;
+    let (positional, options) = parse(
+        args,
+        &["key", "anchor", "seq", "since", "at"],
+        &["allow-retired"],
+    )?;
     let number = |name: &str| {
         option(&options, name)
             .map(|v| {
@@ -268,26 +272,51 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         out!("FAILED: {why}");
         Ok(ExitCode::FAILURE)
     };
-    // Only from a log that verifies, against the tree its last checkpoint signs.
+    // Only from a log that verifies, against the tree its last checkpoint signs (or the
+    // earlier one `--at` names).
     let report = match verifier.verify_dir(&dir) {
         Ok(report) => report,
         Err(e) => return failed(format!("the log does not verify: {e}")),
     };
-    let Some(note) = &report.checkpoint_note else {
+    let Some(last) = report.checkpoint_note.clone() else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
+    let (covered, note) = match number("at")? {
+        None => (report.covered, last),
+        Some(at) if at > report.covered => {
+            return failed(format!(
+                "`--at` {at} is past the last checkpoint's tree ({} records)",
+                report.covered
+            ));
+        }
+        Some(at) if at < report.retired => {
+            return failed(format!(
+                "the checkpoint of {at} records was retired to an archive: prove it there (its \
+                 segments put back beside the others)"
+            ));
+        }
+        Some(at) => match audit::checkpoint_note(&dir, at) {
+            Ok(Some(note)) => (at, note),
+            Ok(None) => {
+                return failed(format!(
+                    "no checkpoint in the log signs the tree of {at} records: `--at` takes the \
+                     size of one (the second line of its note)"
+                ));
+            }
+            Err(e) => return failed(e.to_string()),
+        },
+    };
     let leaves = match audit::log_leaves(&dir) {
-        Ok(leaves) => leaves.first(report.covered),
+        Ok(leaves) => leaves.first(covered),
         Err(e) => return failed(e.to_string()),
     };
     let Some(leaves) = leaves else {
         return failed("the log changed while it was read: ask again".to_owned());
     };
     if let Some(since) = since {
-        if since == 0 || since > report.covered {
+        if since == 0 || since > covered {
             return failed(format!(
-                "`--since` is a tree size from 1 to the last checkpoint's, {}",
-                report.covered
+                "`--since` is a tree size from 1 to the checkpoint's, {covered}"
             ));
         }
         let Some(proof) = leaves.consistency_proof(since) else {
@@ -298,7 +327,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         };
         let json = serde_json::json!({
             "since": since,
-            "tree_size": report.covered,
+            "tree_size": covered,
             "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
             "checkpoint": note,
         });
@@ -306,11 +335,10 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         return Ok(ExitCode::SUCCESS);
     }
     let seq = seq.unwrap_or_default();
-    if seq >= report.covered {
+    if seq >= covered {
         return failed(format!(
-            "record {seq} is not covered by the last checkpoint ({} records): ask again after the \
-             next one",
-            report.covered
+            "record {seq} is not covered by the checkpoint ({covered} records): ask again after \
+             the next one, or name a later one"
         ));
     }
     if seq < leaves.retired() {
@@ -328,7 +356,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     let json = serde_json::json!({
         "seq": seq,
         "leaf_hash": hex(&leaf),
-        "tree_size": report.covered,
+        "tree_size": covered,
         "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
         "checkpoint": note,
     });

@@ -456,6 +456,21 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let (code, stdout, _) = prove(cut - 1);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("retired"), "{stdout}");
+    // Nor in the tree of a retired checkpoint.
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "prove",
+        log_s,
+        "--seq",
+        "0",
+        "--at",
+        &(cut - 1).to_string(),
+        "--key",
+        key_s,
+        "--allow-retired",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("was retired to an archive"), "{stdout}");
     // Not a segment boundary: refused, nothing moved.
     let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
     assert_eq!(code, 1, "{stdout}");
@@ -564,6 +579,58 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
         aaa(&["audit", "prove", log_s, "--since", "0", "--key", key_s]).0,
         1
     );
+
+    // A holder of the earlier checkpoint asks for the proof in its tree: the same note, and a
+    // proof that checks against its root.
+    let at = checkpoint.size.to_string();
+    let (code, stdout, _) = aaa(&[
+        "audit", "prove", log_s, "--seq", "3", "--at", &at, "--key", key_s,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    let earlier: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(earlier["checkpoint"], answer["checkpoint"]);
+    assert_eq!(earlier["tree_size"].as_u64(), Some(checkpoint.size));
+    let proof: Vec<[u8; 32]> = earlier["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    merkle::verify_inclusion(3, checkpoint.size, &leaf, &proof, &checkpoint.root).unwrap();
+    // And the consistency from the tree of the first record to it.
+    let (code, stdout, _) = aaa(&[
+        "audit", "prove", log_s, "--since", "1", "--at", &at, "--key", key_s,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    let grown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(grown["checkpoint"], answer["checkpoint"]);
+    let first_line = segment.split(|&b| b == b'\n').next().unwrap();
+    let consistency: Vec<[u8; 32]> = grown["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    merkle::verify_consistency(
+        1,
+        checkpoint.size,
+        &consistency,
+        &merkle::leaf_hash(first_line),
+        &checkpoint.root,
+    )
+    .unwrap();
+    // A size no checkpoint signs, or past the last one: refused.
+    for (size, why) in [
+        (checkpoint.size - 1, "no checkpoint"),
+        (checkpoint2.size + 1, "past the last checkpoint"),
+    ] {
+        let size = size.to_string();
+        let (code, stdout, _) = aaa(&[
+            "audit", "prove", log_s, "--seq", "0", "--at", &size, "--key", key_s,
+        ]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stdout.contains(why), "{stdout}");
+    }
     assert_eq!(
         aaa(&[
             "audit", "prove", log_s, "--seq", "1", "--since", "1", "--key", key_s

@@ -107,8 +107,8 @@ pub use record::{LogOrigin, RecordBody};
 pub use retire::{Retired, retire};
 pub use sinks::{StdoutSink, TracingSink};
 pub use verify::{
-    DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport, leaf_hashes,
-    log_leaves, printable, summarize,
+    DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport,
+    checkpoint_note, leaf_hashes, log_leaves, printable, summarize,
 };
 pub use witness::{FileWitness, Witness};
 pub use writer::{AuditWriter, AuditWriterConfig, load_or_generate_key, write_private_key};

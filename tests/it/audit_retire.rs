@@ -469,3 +469,45 @@ proptest::proptest! {
         );
     }
 }
+
+/// `checkpoint_note(dir, size)` finds the note of the checkpoint record at `seq == size` (it
+/// signs the tree of the records before it), and nothing for any other record, past the end, or
+/// retired: the lookup behind `aaa audit prove --at`.
+#[test]
+fn the_checkpoint_of_a_size_is_found_and_only_its() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let kinds: Vec<(u64, bool)> = segments(&dir)
+        .iter()
+        .flat_map(|(_, path)| {
+            fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|line| {
+                    let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+                    (rec["seq"].as_u64().unwrap(), rec["kind"] == "checkpoint")
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let found = |seq: u64| {
+        audit::checkpoint_note(&dir, seq).unwrap().map(|text| {
+            audit::Checkpoint::parse_body(&audit::SignedNote::parse(&text).unwrap().body)
+                .unwrap()
+                .size
+        })
+    };
+    for &(seq, checkpoint) in &kinds {
+        assert_eq!(found(seq), checkpoint.then_some(seq), "seq {seq}");
+    }
+    assert!(kinds.iter().filter(|(_, c)| *c).count() > 5);
+    assert_eq!(found(kinds.len() as u64), None);
+    assert_eq!(found(u64::MAX), None);
+
+    let cut = segments(&dir)[3].0;
+    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    for &(seq, checkpoint) in &kinds {
+        let want = (checkpoint && seq >= cut).then_some(seq);
+        assert_eq!(found(seq), want, "seq {seq} after the retirement");
+    }
+}

@@ -1117,6 +1117,59 @@ pub fn log_leaves(dir: &Path) -> Result<LogLeaves, AuditError> {
     ))
 }
 
+/// The signed note of the checkpoint that signs the tree of the first `size` records of the log
+/// in `dir`: that of the checkpoint record with sequence number `size` (a checkpoint signs the
+/// records before it). `None` when that record is not a checkpoint, is not in the log yet, or
+/// was retired ([`retire`](super::retire)). With [`LogLeaves::first`], the proofs against an
+/// earlier checkpoint than the last (one a client holds). Verify the log first: the note is
+/// returned as stored.
+///
+/// # Errors
+///
+/// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] when the record is
+/// not one, or `retired.json` is malformed.
+pub fn checkpoint_note(dir: &Path, size: u64) -> Result<Option<String>, AuditError> {
+    beside_retirements(dir, || checkpoint_note_once(dir, size))
+}
+
+/// One read of [`checkpoint_note`].
+fn checkpoint_note_once(dir: &Path, size: u64) -> Result<Option<String>, AuditError> {
+    let segments = segment_files(dir)?;
+    let (start, _) = log_start(dir, &segments).map_err(retired_corrupt)?;
+    let segments = segments.get(start..).unwrap_or_default();
+    // The last segment starting at or before `size` holds it, if any does.
+    let Some((name, path)) = segments
+        .iter()
+        .rev()
+        .find(|(name, _)| super::retire::first_seq(name).is_some_and(|first| first <= size))
+    else {
+        return Ok(None);
+    };
+    let first = super::retire::first_seq(name).unwrap_or(size);
+    let data = read_segment(path).map_err(|e| segment_error(&e))?;
+    let Some(line) = usize::try_from(size - first)
+        .ok()
+        .and_then(|i| data.split_inclusive(|&b| b == b'\n').nth(i))
+        .and_then(|line| line.strip_suffix(b"\n"))
+    else {
+        return Ok(None);
+    };
+    let line_no = size - first + 1;
+    let rec: StoredRecord<'_> = serde_json::from_slice(line).map_err(|_| AuditError::Corrupt {
+        segment: name.clone(),
+        line: line_no,
+        reason: "not a record",
+    })?;
+    if rec.seq != size {
+        return Err(AuditError::Corrupt {
+            segment: name.clone(),
+            line: line_no,
+            reason: "sequence number out of order",
+        });
+    }
+    Ok(rec.checkpoint.map(std::borrow::Cow::into_owned))
+}
+
 /// The retired head of the log in `dir`, if any, and the leaf hashes of the records after it.
 fn read_leaves(dir: &Path) -> Result<(Option<RetiredHead>, Vec<Hash>), AuditError> {
     beside_retirements(dir, || read_leaves_once(dir))

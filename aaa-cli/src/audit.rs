@@ -17,14 +17,16 @@ const USAGE: &str = "usage:
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
       it is then checked from its first record left
   aaa audit prove DIR (--seq SEQ | --since SIZE) --key VERIFIER_KEY_FILE... [--anchor FILE]
-                  [--allow-retired] [--at SIZE]
+                  [--allow-retired] [--at SIZE] [--archive ARCHIVE_DIR...]
       verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
       audit receipt) in the tree the log's last checkpoint signs, with that checkpoint: whoever
       holds the receipt checks the checkpoint's signature with the service's verifier key, then
       the proof against its root (RFC 9162), and knows the record is in the log for good. With
       --since, the consistency proof from an earlier checkpoint's tree of SIZE records to it:
       the log only grew since. With --at, in the tree of an earlier checkpoint of SIZE records
-      (one the client holds) instead of the last one's
+      (one the client holds) instead of the last one's. Records retired from DIR are proved
+      with the archives they were retired to (`--archive`, oldest first; each verified, and
+      they must join DIR's retired head)
   aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
       move the segments holding the records before SEQ (the first record of a segment, as in
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
@@ -176,7 +178,7 @@ fn log_and_verifier(
     command: &str,
     positional: &[String],
     options: &[(String, String)],
-) -> Result<(PathBuf, Verifier), Result<ExitCode, Usage>> {
+) -> Result<(PathBuf, Verifier, Vec<VerifierKey>), Result<ExitCode, Usage>> {
     let [dir] = positional else {
         return Err(Err(Usage(format!("{command} takes exactly one directory"))));
     };
@@ -193,7 +195,7 @@ fn log_and_verifier(
     if keys.is_empty() {
         return Err(Err(Usage("at least one `--key` is required".to_owned())));
     }
-    let mut verifier = Verifier::new(keys);
+    let mut verifier = Verifier::new(keys.clone());
     if option(options, "allow-retired").is_some() {
         verifier = verifier.allow_retired_head();
     }
@@ -214,12 +216,12 @@ fn log_and_verifier(
         );
         return Err(Ok(ExitCode::from(2)));
     }
-    Ok((dir, verifier))
+    Ok((dir, verifier, keys))
 }
 
 fn verify(args: &[String]) -> Result<ExitCode, Usage> {
     let (positional, options) = parse(args, &["key", "anchor"], &["allow-retired"])?;
-    let (dir, verifier) = match log_and_verifier("verify", &positional, &options) {
+    let (dir, verifier, _) = match log_and_verifier("verify", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
@@ -247,7 +249,7 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
 fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     let (positional, options) = parse(
         args,
-        &["key", "anchor", "seq", "since", "at"],
+        &["key", "anchor", "seq", "since", "at", "archive"],
         &["allow-retired"],
     )?;
     let number = |name: &str| {
@@ -264,7 +266,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         (None, Some(since)) => (None, Some(since)),
         _ => return Err(Usage("give one of `--seq` and `--since`".to_owned())),
     };
-    let (dir, verifier) = match log_and_verifier("prove", &positional, &options) {
+    let (dir, mut verifier, keys) = match log_and_verifier("prove", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
@@ -272,12 +274,54 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         out!("FAILED: {why}");
         Ok(ExitCode::FAILURE)
     };
+    // The archives of the records retired from the log, oldest first: with them, the log's
+    // retired head is not missing (they must join it), and their records are proved too.
+    let archives: Vec<&Path> = options
+        .iter()
+        .filter(|(k, _)| k == "archive")
+        .map(|(_, v)| Path::new(v.as_str()))
+        .collect();
+    if !archives.is_empty() {
+        verifier = verifier.allow_retired_head();
+    }
     // Only from a log that verifies, against the tree its last checkpoint signs (or the
     // earlier one `--at` names).
     let report = match verifier.verify_dir(&dir) {
         Ok(report) => report,
         Err(e) => return failed(format!("the log does not verify: {e}")),
     };
+    // Each archive verifies (as a log of its own; the retired head of the first only with
+    // `--allow-retired`), and the leaves of all join those of the log.
+    let mut archived: Option<audit::LogLeaves> = None;
+    for archive in &archives {
+        let mut check = Verifier::new(keys.clone());
+        if option(&options, "allow-retired").is_some() {
+            check = check.allow_retired_head();
+        }
+        if let Err(e) = check.verify_dir(archive) {
+            return failed(format!(
+                "the archive `{}` does not verify: {e}",
+                archive.display()
+            ));
+        }
+        let leaves = match audit::log_leaves(archive) {
+            Ok(leaves) => leaves,
+            Err(e) => return failed(e.to_string()),
+        };
+        archived = match archived {
+            None => Some(leaves),
+            Some(earlier) => match earlier.join(leaves) {
+                Some(joined) => Some(joined),
+                None => {
+                    return failed(format!(
+                        "the archive `{}` does not continue the one before it: give the \
+                         archives oldest first",
+                        archive.display()
+                    ));
+                }
+            },
+        };
+    }
     let Some(last) = report.checkpoint_note.clone() else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
@@ -290,10 +334,19 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             ));
         }
         Some(at) if at < report.retired => {
-            return failed(format!(
-                "the checkpoint of {at} records was retired to an archive: prove it there (its \
-                 segments put back beside the others)"
-            ));
+            // In an archive, if one was given.
+            let found = archives
+                .iter()
+                .find_map(|archive| audit::checkpoint_note(archive, at).ok().flatten());
+            match found {
+                Some(note) => (at, note),
+                None => {
+                    return failed(format!(
+                        "the checkpoint of {at} records was retired to an archive: give it \
+                         with `--archive`"
+                    ));
+                }
+            }
         }
         Some(at) => match audit::checkpoint_note(&dir, at) {
             Ok(Some(note)) => (at, note),
@@ -306,10 +359,21 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             Err(e) => return failed(e.to_string()),
         },
     };
-    let leaves = match audit::log_leaves(&dir) {
-        Ok(leaves) => leaves.first(covered),
-        Err(e) => return failed(e.to_string()),
+    let leaves = match (audit::log_leaves(&dir), archived) {
+        (Ok(leaves), None) => leaves,
+        (Ok(leaves), Some(archived)) => match archived.join(leaves) {
+            Some(whole) => whole,
+            None => {
+                return failed(
+                    "the archives do not end where the log's records start (or hold other \
+                     records than those retired from it)"
+                        .to_owned(),
+                );
+            }
+        },
+        (Err(e), _) => return failed(e.to_string()),
     };
+    let leaves = leaves.first(covered);
     let Some(leaves) = leaves else {
         return failed("the log changed while it was read: ask again".to_owned());
     };
@@ -321,8 +385,8 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         }
         let Some(proof) = leaves.consistency_proof(since) else {
             return failed(format!(
-                "the proof from size {since} needs records retired to an archive: prove it there \
-                 (its segments put back beside the others)"
+                "the proof from size {since} needs records retired to an archive: give it with \
+                 `--archive`"
             ));
         };
         let json = serde_json::json!({
@@ -343,8 +407,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     }
     if seq < leaves.retired() {
         return failed(format!(
-            "record {seq} was retired to an archive: prove it there (its segments put back beside \
-             the others)"
+            "record {seq} was retired to an archive: give it with `--archive`"
         ));
     }
     let leaf = usize::try_from(seq - leaves.retired())

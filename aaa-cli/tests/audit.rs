@@ -12,10 +12,20 @@ use std::{path::Path, process::Command, sync::Arc};
 use aaa_core::{
     Decision, FixedClock, Principal, PrincipalKind, Reason, Timestamp,
     audit::{
-        Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, RequestInfo,
-        SigningKey, Target,
+        self, Actor, AuditEvent, AuditSink, AuditWriter, AuditWriterConfig, EventKind, RequestInfo,
+        SigningKey, Target, merkle,
+        note::{Checkpoint, SignedNote},
     },
 };
+
+/// The 32 bytes a hex string of `aaa audit prove`'s answer gives.
+fn unhex(h: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
 
 fn aaa(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aaa"))
@@ -471,6 +481,81 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     ]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("was retired to an archive"), "{stdout}");
+
+    // With the archive, retired records are proved in the live log's last checkpoint, and in
+    // the tree of a retired checkpoint (found in the archive).
+    let with_archive = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "prove",
+            log_s,
+            "--key",
+            key_s,
+            "--archive",
+            archive_s,
+        ];
+        args.extend_from_slice(extra);
+        aaa(&args)
+    };
+    let first_line = |dir: &Path| {
+        let text = std::fs::read(dir.join("audit-00000000000000000000.jsonl")).unwrap();
+        merkle::leaf_hash(text.split(|&b| b == b'\n').next().unwrap())
+    };
+    let proved = |stdout: &str, seq: u64| {
+        let answer: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        let note = SignedNote::parse(answer["checkpoint"].as_str().unwrap()).unwrap();
+        let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
+        let proof: Vec<[u8; 32]> = answer["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| unhex(h.as_str().unwrap()))
+            .collect();
+        merkle::verify_inclusion(
+            seq,
+            checkpoint.size,
+            &first_line(&archive),
+            &proof,
+            &checkpoint.root,
+        )
+        .map(|()| checkpoint.size)
+    };
+    let (code, stdout, _) = with_archive(&["--seq", "0"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(proved(&stdout, 0).unwrap() > cut);
+    let retired_checkpoint = (1..cut)
+        .rev()
+        .find(|&size| audit::checkpoint_note(&archive, size).unwrap().is_some())
+        .unwrap();
+    let (code, stdout, _) = with_archive(&["--seq", "0", "--at", &retired_checkpoint.to_string()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(proved(&stdout, 0), Ok(retired_checkpoint));
+    // An archive that is not the retired part of this log is refused.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    for entry in std::fs::read_dir(&archive).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, other.join(path.file_name().unwrap())).unwrap();
+    }
+    let last = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    std::fs::remove_file(last).unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "prove",
+        log_s,
+        "--key",
+        key_s,
+        "--archive",
+        other.to_str().unwrap(),
+        "--seq",
+        "0",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("do not end where"), "{stdout}");
     // Not a segment boundary: refused, nothing moved.
     let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
     assert_eq!(code, 1, "{stdout}");
@@ -482,10 +567,6 @@ fn retire_then_verify_what_is_left_and_the_archive() {
 /// no checkpoint covers yet, and a log that does not verify.
 #[test]
 fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
-    use aaa_core::audit::{
-        merkle,
-        note::{Checkpoint, SignedNote},
-    };
     let tmp = tempfile::tempdir().unwrap();
     let key = SigningKey::from_seed("docs/audit", &[9; 32]).unwrap();
     let verifier_key = key.verifier_key();
@@ -498,13 +579,6 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
     let (code, stdout, _) = aaa(&["audit", "prove", log_s, "--seq", "3", "--key", key_s]);
     assert_eq!(code, 0, "{stdout}");
     let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let unhex = |h: &str| -> [u8; 32] {
-        let bytes: Vec<u8> = (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect();
-        bytes.try_into().unwrap()
-    };
     // The checkpoint is the service's, and its root holds record 3 as stored.
     let note = SignedNote::parse(answer["checkpoint"].as_str().unwrap()).unwrap();
     let signature = note.signature_by(&verifier_key).unwrap();

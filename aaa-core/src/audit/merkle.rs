@@ -192,6 +192,39 @@ impl LogLeaves {
         self.view().consistency_proof(size1)
     }
 
+    /// These leaves followed by those of `later`, a log whose retired records are these (the
+    /// archive a retirement filled, then the log directory it was retired from): the proofs of
+    /// every leaf of both. `None` unless `later`'s retired tree is the tree over these leaves,
+    /// the same size and the same nodes (an archive that is not the retired part of `later`).
+    ///
+    /// ```
+    /// use aaa_core::audit::merkle::{LogLeaves, MerkleTree, inclusion_proof, leaf_hash};
+    ///
+    /// let leaves: Vec<_> = (0..10u8).map(|i| leaf_hash(&[i])).collect();
+    /// let archive = LogLeaves::after(MerkleTree::new(), leaves[..6].to_vec());
+    /// let mut retired = MerkleTree::new();
+    /// leaves[..6].iter().for_each(|l| retired.push(*l));
+    /// let left = LogLeaves::after(retired, leaves[6..].to_vec());
+    /// let whole = archive.clone().join(left.clone()).unwrap();
+    /// assert_eq!(whole.inclusion_proof(3), inclusion_proof(&leaves, 3));
+    /// // Not the retired part: refused.
+    /// let other = LogLeaves::after(MerkleTree::new(), leaves[1..7].to_vec());
+    /// assert_eq!(other.join(left), None);
+    /// ```
+    pub fn join(self, later: LogLeaves) -> Option<LogLeaves> {
+        let mut tree = self.retired.clone();
+        self.leaves.iter().for_each(|leaf| tree.push(*leaf));
+        if tree != later.retired {
+            return None;
+        }
+        let mut leaves = self.leaves;
+        leaves.extend_from_slice(&later.leaves);
+        Some(LogLeaves {
+            retired: self.retired,
+            leaves,
+        })
+    }
+
     fn view(&self) -> Leaves<'_> {
         Leaves {
             retired: &self.retired,

@@ -290,38 +290,11 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         Ok(report) => report,
         Err(e) => return failed(format!("the log does not verify: {e}")),
     };
-    // Each archive verifies (as a log of its own; the retired head of the first only with
-    // `--allow-retired`), and the leaves of all join those of the log.
-    let mut archived: Option<audit::LogLeaves> = None;
-    for archive in &archives {
-        let mut check = Verifier::new(keys.clone());
-        if option(&options, "allow-retired").is_some() {
-            check = check.allow_retired_head();
-        }
-        if let Err(e) = check.verify_dir(archive) {
-            return failed(format!(
-                "the archive `{}` does not verify: {e}",
-                archive.display()
-            ));
-        }
-        let leaves = match audit::log_leaves(archive) {
-            Ok(leaves) => leaves,
-            Err(e) => return failed(e.to_string()),
-        };
-        archived = match archived {
-            None => Some(leaves),
-            Some(earlier) => match earlier.join(leaves) {
-                Some(joined) => Some(joined),
-                None => {
-                    return failed(format!(
-                        "the archive `{}` does not continue the one before it: give the \
-                         archives oldest first",
-                        archive.display()
-                    ));
-                }
-            },
-        };
-    }
+    let allow_retired = option(&options, "allow-retired").is_some();
+    let archived = match archived_leaves(&archives, &keys, allow_retired) {
+        Ok(archived) => archived,
+        Err(why) => return failed(why),
+    };
     let Some(last) = report.checkpoint_note.clone() else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
@@ -425,6 +398,39 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     });
     out!("{json}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The leaves of the `archives` (oldest first) joined into one run of leaves, each archive
+/// verified first (as a log of its own; the first with a retired head only if
+/// `allow_retired`, the others' heads being the archives before them); `None` for no archive,
+/// `Err` saying why they do not make one.
+fn archived_leaves(
+    archives: &[&Path],
+    keys: &[VerifierKey],
+    allow_retired: bool,
+) -> Result<Option<audit::LogLeaves>, String> {
+    let mut archived: Option<audit::LogLeaves> = None;
+    for (i, archive) in archives.iter().enumerate() {
+        let mut check = Verifier::new(keys.to_vec());
+        if allow_retired || i > 0 {
+            check = check.allow_retired_head();
+        }
+        check
+            .verify_dir(archive)
+            .map_err(|e| format!("the archive `{}` does not verify: {e}", archive.display()))?;
+        let leaves = audit::log_leaves(archive).map_err(|e| e.to_string())?;
+        archived = Some(match archived {
+            None => leaves,
+            Some(earlier) => earlier.join(leaves).ok_or_else(|| {
+                format!(
+                    "the archive `{}` does not continue the one before it: give the archives \
+                     oldest first",
+                    archive.display()
+                )
+            })?,
+        });
+    }
+    Ok(archived)
 }
 
 fn retire(args: &[String]) -> Result<ExitCode, Usage> {

@@ -556,6 +556,52 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     ]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("do not end where"), "{stdout}");
+    // A second retirement, into another directory: both archives, oldest first, prove record 0.
+    let cut2: u64 = names[3]
+        .trim_start_matches("audit-")
+        .trim_end_matches(".jsonl")
+        .parse()
+        .unwrap();
+    let second = tmp.path().join("second");
+    let second_s = second.to_str().unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "retire",
+        log_s,
+        "--before",
+        &cut2.to_string(),
+        "--to",
+        second_s,
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    let both = |first: &str, then: &str, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "prove",
+            log_s,
+            "--key",
+            key_s,
+            "--archive",
+            first,
+            "--archive",
+            then,
+            "--seq",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        aaa(&args)
+    };
+    let (code, stdout, _) = both(archive_s, second_s, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(proved(&stdout, 0).unwrap() > cut2);
+    // The wrong way round: the later archive alone starts with a retired head, and does not
+    // end where the earlier one starts.
+    let (code, stdout, _) = both(second_s, archive_s, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("does not verify"), "{stdout}");
+    let (code, stdout, _) = both(second_s, archive_s, &["--allow-retired"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("oldest first"), "{stdout}");
     // Not a segment boundary: refused, nothing moved.
     let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
     assert_eq!(code, 1, "{stdout}");

@@ -12,10 +12,13 @@ const USAGE: &str = "usage:
       generate an Ed25519 key; write the private key (mode 0600, never overwritten) and print
       the verifier key `name+keyid+base64`
   aaa audit verify DIR --key VERIFIER_KEY_FILE... [--anchor CHECKPOINT_FILE] [--allow-retired]
+                   [--archive ARCHIVE_DIR...]
       check every record, hash link, sequence number, checkpoint and signature of the log in DIR;
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors.
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
-      it is then checked from its first record left
+      it is then checked from its first record left. With the archives they were retired to
+      (`--archive`, oldest first), each is checked too, and they must end where DIR starts:
+      the log is whole again
   aaa audit prove DIR (--seq SEQ | --since SIZE) --key VERIFIER_KEY_FILE... [--anchor FILE]
                   [--allow-retired] [--at SIZE] [--archive ARCHIVE_DIR...]
       verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
@@ -220,11 +223,15 @@ fn log_and_verifier(
 }
 
 fn verify(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, options) = parse(args, &["key", "anchor"], &["allow-retired"])?;
-    let (dir, verifier, _) = match log_and_verifier("verify", &positional, &options) {
+    let (positional, options) = parse(args, &["key", "anchor", "archive"], &["allow-retired"])?;
+    let (dir, mut verifier, keys) = match log_and_verifier("verify", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
+    let archives = archive_dirs(&options);
+    if !archives.is_empty() {
+        verifier = verifier.allow_retired_head();
+    }
     match verifier.verify_dir(&dir) {
         // A wrong path, or segments renamed away: nothing was shown to be intact.
         Ok(report) if report.records == 0 => {
@@ -234,9 +241,29 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
             );
             Ok(ExitCode::FAILURE)
         }
-        Ok(report) => {
+        Ok(report) if archives.is_empty() => {
             out!("ok: {}", describe(&report));
             Ok(ExitCode::SUCCESS)
+        }
+        // The archives verify, and end where the log starts: the log is whole again.
+        Ok(report) => {
+            let allow_retired = option(&options, "allow-retired").is_some();
+            match with_archives(&dir, &archives, &keys, allow_retired) {
+                Ok(whole) => {
+                    out!("ok: {}", describe(&report));
+                    out!(
+                        "with the archives, the log is whole from record {} ({} records)",
+                        whole.retired(),
+                        whole.size()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    out!("FAILED: {why}");
+                    out!("the log alone verified: {}", describe(&report));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Err(e) => {
             out!("FAILED: {e}");
@@ -276,11 +303,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     };
     // The archives of the records retired from the log, oldest first: with them, the log's
     // retired head is not missing (they must join it), and their records are proved too.
-    let archives: Vec<&Path> = options
-        .iter()
-        .filter(|(k, _)| k == "archive")
-        .map(|(_, v)| Path::new(v.as_str()))
-        .collect();
+    let archives = archive_dirs(&options);
     if !archives.is_empty() {
         verifier = verifier.allow_retired_head();
     }
@@ -291,8 +314,8 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         Err(e) => return failed(format!("the log does not verify: {e}")),
     };
     let allow_retired = option(&options, "allow-retired").is_some();
-    let archived = match archived_leaves(&archives, &keys, allow_retired) {
-        Ok(archived) => archived,
+    let leaves = match with_archives(&dir, &archives, &keys, allow_retired) {
+        Ok(leaves) => leaves,
         Err(why) => return failed(why),
     };
     let Some(last) = report.checkpoint_note.clone() else {
@@ -331,20 +354,6 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             }
             Err(e) => return failed(e.to_string()),
         },
-    };
-    let leaves = match (audit::log_leaves(&dir), archived) {
-        (Ok(leaves), None) => leaves,
-        (Ok(leaves), Some(archived)) => match archived.join(leaves) {
-            Some(whole) => whole,
-            None => {
-                return failed(
-                    "the archives do not end where the log's records start (or hold other \
-                     records than those retired from it)"
-                        .to_owned(),
-                );
-            }
-        },
-        (Err(e), _) => return failed(e.to_string()),
     };
     let leaves = leaves.first(covered);
     let Some(leaves) = leaves else {
@@ -400,16 +409,18 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The leaves of the `archives` (oldest first) joined into one run of leaves, each archive
-/// verified first (as a log of its own; the first with a retired head only if
-/// `allow_retired`, the others' heads being the archives before them); `None` for no archive,
-/// `Err` saying why they do not make one.
-fn archived_leaves(
+/// The leaves of the log in `dir` after those of the `archives` its oldest records were retired
+/// to (oldest first; none: the log's own). Each archive is verified first, as a log of its own
+/// (the first with a retired head only if `allow_retired`, the others' heads being the archives
+/// before them), and each must end where the next starts, the last where `dir` does: the tree
+/// over them is the one `retired.json` notes. `Err` says why they do not join.
+fn with_archives(
+    dir: &Path,
     archives: &[&Path],
     keys: &[VerifierKey],
     allow_retired: bool,
-) -> Result<Option<audit::LogLeaves>, String> {
-    let mut archived: Option<audit::LogLeaves> = None;
+) -> Result<audit::LogLeaves, String> {
+    let mut joined: Option<audit::LogLeaves> = None;
     for (i, archive) in archives.iter().enumerate() {
         let mut check = Verifier::new(keys.to_vec());
         if allow_retired || i > 0 {
@@ -419,7 +430,7 @@ fn archived_leaves(
             .verify_dir(archive)
             .map_err(|e| format!("the archive `{}` does not verify: {e}", archive.display()))?;
         let leaves = audit::log_leaves(archive).map_err(|e| e.to_string())?;
-        archived = Some(match archived {
+        joined = Some(match joined {
             None => leaves,
             Some(earlier) => earlier.join(leaves).ok_or_else(|| {
                 format!(
@@ -430,7 +441,24 @@ fn archived_leaves(
             })?,
         });
     }
-    Ok(archived)
+    let leaves = audit::log_leaves(dir).map_err(|e| e.to_string())?;
+    match joined {
+        None => Ok(leaves),
+        Some(archived) => archived.join(leaves).ok_or_else(|| {
+            "the archives do not end where the log's records start (or hold other records than \
+             those retired from it)"
+                .to_owned()
+        }),
+    }
+}
+
+/// The `--archive` directories of `options`, in order.
+fn archive_dirs(options: &[(String, String)]) -> Vec<&Path> {
+    options
+        .iter()
+        .filter(|(k, _)| k == "archive")
+        .map(|(_, v)| Path::new(v.as_str()))
+        .collect()
 }
 
 fn retire(args: &[String]) -> Result<ExitCode, Usage> {

@@ -602,6 +602,25 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let (code, stdout, _) = both(second_s, archive_s, &["--allow-retired"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("oldest first"), "{stdout}");
+    // `verify` with the archives: the log is whole again, or they do not join it.
+    let verify = |archives: &[&str]| {
+        let mut args = vec!["audit", "verify", log_s, "--key", key_s];
+        for archive in archives {
+            args.extend_from_slice(&["--archive", archive]);
+        }
+        aaa(&args)
+    };
+    let (code, stdout, _) = verify(&[archive_s, second_s]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("with the archives, the log is whole from record 0"),
+        "{stdout}"
+    );
+    for archives in [&[second_s][..], &[other.to_str().unwrap(), second_s]] {
+        let (code, stdout, _) = verify(archives);
+        assert_eq!(code, 1, "{archives:?}: {stdout}");
+        assert!(stdout.contains("FAILED"), "{stdout}");
+    }
     // Not a segment boundary: refused, nothing moved.
     let (code, stdout, _) = aaa(&["audit", "retire", log_s, "--before", "1", "--to", archive_s]);
     assert_eq!(code, 1, "{stdout}");

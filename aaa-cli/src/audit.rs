@@ -17,8 +17,8 @@ const USAGE: &str = "usage:
       exit 0 if it verifies, 1 if not (the first bad record is located), 2 on usage errors.
       A log whose oldest segments were retired (`retire`) is refused unless --allow-retired:
       it is then checked from its first record left. With the archives they were retired to
-      (`--archive`, oldest first), each is checked too, and they must end where DIR starts:
-      the log is whole again
+      (`--archive`, oldest first), the archives and DIR are checked as one log, each starting
+      where the one before ends (--allow-retired then concerns the oldest archive)
   aaa audit prove DIR (--seq SEQ | --since SIZE) --key VERIFIER_KEY_FILE... [--anchor FILE]
                   [--allow-retired] [--at SIZE] [--archive ARCHIVE_DIR...]
       verify the log, then print as JSON the inclusion proof of record SEQ (the `seq` of an
@@ -28,8 +28,8 @@ const USAGE: &str = "usage:
       --since, the consistency proof from an earlier checkpoint's tree of SIZE records to it:
       the log only grew since. With --at, in the tree of an earlier checkpoint of SIZE records
       (one the client holds) instead of the last one's. Records retired from DIR are proved
-      with the archives they were retired to (`--archive`, oldest first; each verified, and
-      they must join DIR's retired head)
+      with the archives they were retired to (`--archive`, oldest first), checked with DIR as
+      one log
   aaa audit retire DIR --before SEQ --to ARCHIVE_DIR
       move the segments holding the records before SEQ (the first record of a segment, as in
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
@@ -181,7 +181,7 @@ fn log_and_verifier(
     command: &str,
     positional: &[String],
     options: &[(String, String)],
-) -> Result<(PathBuf, Verifier, Vec<VerifierKey>), Result<ExitCode, Usage>> {
+) -> Result<(PathBuf, Verifier), Result<ExitCode, Usage>> {
     let [dir] = positional else {
         return Err(Err(Usage(format!("{command} takes exactly one directory"))));
     };
@@ -198,7 +198,7 @@ fn log_and_verifier(
     if keys.is_empty() {
         return Err(Err(Usage("at least one `--key` is required".to_owned())));
     }
-    let mut verifier = Verifier::new(keys.clone());
+    let mut verifier = Verifier::new(keys);
     if option(options, "allow-retired").is_some() {
         verifier = verifier.allow_retired_head();
     }
@@ -219,20 +219,19 @@ fn log_and_verifier(
         );
         return Err(Ok(ExitCode::from(2)));
     }
-    Ok((dir, verifier, keys))
+    Ok((dir, verifier))
 }
 
 fn verify(args: &[String]) -> Result<ExitCode, Usage> {
     let (positional, options) = parse(args, &["key", "anchor", "archive"], &["allow-retired"])?;
-    let (dir, mut verifier, keys) = match log_and_verifier("verify", &positional, &options) {
+    let (dir, verifier) = match log_and_verifier("verify", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
+    // The archives first, oldest first: one log, as if in one directory.
     let archives = archive_dirs(&options);
-    if !archives.is_empty() {
-        verifier = verifier.allow_retired_head();
-    }
-    match verifier.verify_dir(&dir) {
+    let dirs: Vec<&Path> = archives.iter().copied().chain([dir.as_path()]).collect();
+    match verifier.verify_dirs(&dirs) {
         // A wrong path, or segments renamed away: nothing was shown to be intact.
         Ok(report) if report.records == 0 => {
             out!(
@@ -241,29 +240,16 @@ fn verify(args: &[String]) -> Result<ExitCode, Usage> {
             );
             Ok(ExitCode::FAILURE)
         }
-        Ok(report) if archives.is_empty() => {
-            out!("ok: {}", describe(&report));
-            Ok(ExitCode::SUCCESS)
-        }
-        // The archives verify, and end where the log starts: the log is whole again.
         Ok(report) => {
-            let allow_retired = option(&options, "allow-retired").is_some();
-            match with_archives(&dir, &archives, &keys, allow_retired) {
-                Ok(whole) => {
-                    out!("ok: {}", describe(&report));
-                    out!(
-                        "with the archives, the log is whole from record {} ({} records)",
-                        whole.retired(),
-                        whole.size()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(why) => {
-                    out!("FAILED: {why}");
-                    out!("the log alone verified: {}", describe(&report));
-                    Ok(ExitCode::FAILURE)
-                }
+            out!("ok: {}", describe(&report));
+            if !archives.is_empty() {
+                out!(
+                    "(checked as one log: {} archive{} and the log directory)",
+                    archives.len(),
+                    if archives.len() == 1 { "" } else { "s" }
+                );
             }
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             out!("FAILED: {e}");
@@ -287,13 +273,15 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             })
             .transpose()
     };
-    // The inclusion of record `seq`, or the consistency of the tree of `since` records.
+    // The inclusion of record `seq`, or the consistency of the tree of `since` records; in the
+    // tree of the checkpoint of `at` records, or of the last one.
     let (seq, since) = match (number("seq")?, number("since")?) {
         (Some(seq), None) => (Some(seq), None),
         (None, Some(since)) => (None, Some(since)),
         _ => return Err(Usage("give one of `--seq` and `--since`".to_owned())),
     };
-    let (dir, mut verifier, keys) = match log_and_verifier("prove", &positional, &options) {
+    let at = number("at")?;
+    let (dir, verifier) = match log_and_verifier("prove", &positional, &options) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
@@ -301,27 +289,27 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         out!("FAILED: {why}");
         Ok(ExitCode::FAILURE)
     };
-    // The archives of the records retired from the log, oldest first: with them, the log's
-    // retired head is not missing (they must join it), and their records are proved too.
+    let changed = || failed("the log changed while it was read: ask again".to_owned());
+    // The archives of the records retired from the log, oldest first, then the log: one log.
     let archives = archive_dirs(&options);
-    if !archives.is_empty() {
-        verifier = verifier.allow_retired_head();
-    }
-    // Only from a log that verifies, against the tree its last checkpoint signs (or the
-    // earlier one `--at` names).
-    let report = match verifier.verify_dir(&dir) {
+    let dirs: Vec<&Path> = archives.iter().copied().chain([dir.as_path()]).collect();
+    let older = if archives.is_empty() {
+        "give the archive it went to with `--archive`"
+    } else {
+        "give the older archive, first"
+    };
+    // Only from a log that verifies.
+    let report = match verifier.verify_dirs(&dirs) {
         Ok(report) => report,
         Err(e) => return failed(format!("the log does not verify: {e}")),
-    };
-    let allow_retired = option(&options, "allow-retired").is_some();
-    let leaves = match with_archives(&dir, &archives, &keys, allow_retired) {
-        Ok(leaves) => leaves,
-        Err(why) => return failed(why),
     };
     let Some(last) = report.checkpoint_note.clone() else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
-    let (covered, note) = match number("at")? {
+    let Some(leaves) = whole_leaves(&dirs) else {
+        return changed();
+    };
+    let (covered, note) = match at {
         None => (report.covered, last),
         Some(at) if at > report.covered => {
             return failed(format!(
@@ -329,23 +317,13 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
                 report.covered
             ));
         }
-        Some(at) if at < report.retired => {
-            // In an archive, if one was given.
-            let found = archives
-                .iter()
-                .find_map(|archive| audit::checkpoint_note(archive, at).ok().flatten());
-            match found {
-                Some(note) => (at, note),
-                None => {
-                    return failed(format!(
-                        "the checkpoint of {at} records was retired to an archive: give it \
-                         with `--archive`"
-                    ));
-                }
-            }
-        }
-        Some(at) => match audit::checkpoint_note(&dir, at) {
+        Some(at) => match find_checkpoint(&dirs, at) {
             Ok(Some(note)) => (at, note),
+            Ok(None) if at < leaves.retired() => {
+                return failed(format!(
+                    "the checkpoint of {at} records was retired to an archive: {older}"
+                ));
+            }
             Ok(None) => {
                 return failed(format!(
                     "no checkpoint in the log signs the tree of {at} records: `--at` takes the \
@@ -355,10 +333,13 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
             Err(e) => return failed(e.to_string()),
         },
     };
-    let leaves = leaves.first(covered);
-    let Some(leaves) = leaves else {
-        return failed("the log changed while it was read: ask again".to_owned());
+    let Some(leaves) = leaves.first(covered) else {
+        return changed();
     };
+    // The note, read apart from the verification, must sign the tree the proof is given in.
+    if !signs_tree(&note, &leaves) {
+        return changed();
+    }
     if let Some(since) = since {
         if since == 0 || since > covered {
             return failed(format!(
@@ -367,8 +348,7 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         }
         let Some(proof) = leaves.consistency_proof(since) else {
             return failed(format!(
-                "the proof from size {since} needs records retired to an archive: give it with \
-                 `--archive`"
+                "the proof from size {since} needs records retired to an archive: {older}"
             ));
         };
         let json = serde_json::json!({
@@ -388,15 +368,13 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
         ));
     }
     if seq < leaves.retired() {
-        return failed(format!(
-            "record {seq} was retired to an archive: give it with `--archive`"
-        ));
+        return failed(format!("record {seq} was retired to an archive: {older}"));
     }
     let leaf = usize::try_from(seq - leaves.retired())
         .ok()
         .and_then(|i| leaves.kept().get(i).copied());
     let (Some(leaf), Some(proof)) = (leaf, leaves.inclusion_proof(seq)) else {
-        return failed("the log changed while it was read: ask again".to_owned());
+        return changed();
     };
     let json = serde_json::json!({
         "seq": seq,
@@ -409,47 +387,38 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The leaves of the log in `dir` after those of the `archives` its oldest records were retired
-/// to (oldest first; none: the log's own). Each archive is verified first, as a log of its own
-/// (the first with a retired head only if `allow_retired`, the others' heads being the archives
-/// before them), and each must end where the next starts, the last where `dir` does: the tree
-/// over them is the one `retired.json` notes. `Err` says why they do not join.
-fn with_archives(
-    dir: &Path,
-    archives: &[&Path],
-    keys: &[VerifierKey],
-    allow_retired: bool,
-) -> Result<audit::LogLeaves, String> {
-    let mut joined: Option<audit::LogLeaves> = None;
-    for (i, archive) in archives.iter().enumerate() {
-        let mut check = Verifier::new(keys.to_vec());
-        if allow_retired || i > 0 {
-            check = check.allow_retired_head();
-        }
-        check
-            .verify_dir(archive)
-            .map_err(|e| format!("the archive `{}` does not verify: {e}", archive.display()))?;
-        let leaves = audit::log_leaves(archive).map_err(|e| e.to_string())?;
-        joined = Some(match joined {
+/// The leaves of the log kept in `dirs` (archives oldest first, then the log directory), each
+/// directory's joined to those before it; `None` when they do not join (after a verification
+/// that found them joined: the log changed in between).
+fn whole_leaves(dirs: &[&Path]) -> Option<audit::LogLeaves> {
+    let mut whole: Option<audit::LogLeaves> = None;
+    for dir in dirs {
+        let leaves = audit::log_leaves(dir).ok()?;
+        whole = Some(match whole {
             None => leaves,
-            Some(earlier) => earlier.join(leaves).ok_or_else(|| {
-                format!(
-                    "the archive `{}` does not continue the one before it: give the archives \
-                     oldest first",
-                    archive.display()
-                )
-            })?,
+            Some(before) => before.join(leaves)?,
         });
     }
-    let leaves = audit::log_leaves(dir).map_err(|e| e.to_string())?;
-    match joined {
-        None => Ok(leaves),
-        Some(archived) => archived.join(leaves).ok_or_else(|| {
-            "the archives do not end where the log's records start (or hold other records than \
-             those retired from it)"
-                .to_owned()
-        }),
+    whole
+}
+
+/// The note of the checkpoint of the tree of `size` records, in whichever of `dirs` holds it.
+fn find_checkpoint(dirs: &[&Path], size: u64) -> Result<Option<String>, audit::AuditError> {
+    for dir in dirs {
+        if let Some(note) = audit::checkpoint_note(dir, size)? {
+            return Ok(Some(note));
+        }
     }
+    Ok(None)
+}
+
+/// Whether the checkpoint `note` is of the tree `leaves` make (its size and root; its signature
+/// was checked with the log).
+fn signs_tree(note: &str, leaves: &audit::LogLeaves) -> bool {
+    audit::SignedNote::parse(note)
+        .ok()
+        .and_then(|n| audit::Checkpoint::parse_body(&n.body).ok())
+        .is_some_and(|cp| cp.size == leaves.size() && cp.root == leaves.root())
 }
 
 /// The `--archive` directories of `options`, in order.

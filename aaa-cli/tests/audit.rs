@@ -501,10 +501,18 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         let text = std::fs::read(dir.join("audit-00000000000000000000.jsonl")).unwrap();
         merkle::leaf_hash(text.split(|&b| b == b'\n').next().unwrap())
     };
+    // Record `seq` is proved in the answer's checkpoint, signed by the service's key, of the
+    // tree the answer names; the size of that tree.
+    let service_key = SigningKey::from_seed("docs/audit", &[7; 32])
+        .unwrap()
+        .verifier_key();
     let proved = |stdout: &str, seq: u64| {
         let answer: serde_json::Value = serde_json::from_str(stdout).unwrap();
         let note = SignedNote::parse(answer["checkpoint"].as_str().unwrap()).unwrap();
+        let signature = note.signature_by(&service_key).unwrap();
+        assert!(service_key.verify(note.body.as_bytes(), &signature));
         let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
+        assert_eq!(answer["tree_size"].as_u64(), Some(checkpoint.size));
         let proof: Vec<[u8; 32]> = answer["proof"]
             .as_array()
             .unwrap()
@@ -523,6 +531,38 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let (code, stdout, _) = with_archive(&["--seq", "0"]);
     assert_eq!(code, 0, "{stdout}");
     assert!(proved(&stdout, 0).unwrap() > cut);
+    // The consistency from the tree of the first record: it needs the retired nodes.
+    let (code, stdout, _) = with_archive(&["--since", "1"]);
+    assert_eq!(code, 0, "{stdout}");
+    let grown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let note = SignedNote::parse(grown["checkpoint"].as_str().unwrap()).unwrap();
+    let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
+    let consistency: Vec<[u8; 32]> = grown["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    merkle::verify_consistency(
+        1,
+        checkpoint.size,
+        &consistency,
+        &first_line(&archive),
+        &checkpoint.root,
+    )
+    .unwrap();
+    let (code, stdout, _) = aaa(&[
+        "audit",
+        "prove",
+        log_s,
+        "--key",
+        key_s,
+        "--allow-retired",
+        "--since",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("--archive"), "{stdout}");
     let retired_checkpoint = (1..cut)
         .rev()
         .find(|&size| audit::checkpoint_note(&archive, size).unwrap().is_some())
@@ -555,7 +595,10 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         "0",
     ]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("do not end where"), "{stdout}");
+    assert!(
+        stdout.contains("does not start where the one before it ends"),
+        "{stdout}"
+    );
     // A second retirement, into another directory: both archives, oldest first, prove record 0.
     let cut2: u64 = names[3]
         .trim_start_matches("audit-")
@@ -613,9 +656,10 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let (code, stdout, _) = verify(&[archive_s, second_s]);
     assert_eq!(code, 0, "{stdout}");
     assert!(
-        stdout.contains("with the archives, the log is whole from record 0"),
+        stdout.contains("(checked as one log: 2 archives"),
         "{stdout}"
     );
+    assert!(!stdout.contains("retired"), "{stdout}");
     for archives in [&[second_s][..], &[other.to_str().unwrap(), second_s]] {
         let (code, stdout, _) = verify(archives);
         assert_eq!(code, 1, "{archives:?}: {stdout}");

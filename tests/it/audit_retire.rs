@@ -9,7 +9,7 @@ use std::{
 
 use aaa::audit::{
     self, AuditError, AuditSink, AuditWriter, AuditWriterConfig, FileWitness, Problem, Retired,
-    merkle,
+    Verifier, merkle,
 };
 
 use super::audit::{key, rt};
@@ -510,4 +510,73 @@ fn the_checkpoint_of_a_size_is_found_and_only_its() {
         let want = (checkpoint && seq >= cut).then_some(seq);
         assert_eq!(found(seq), want, "seq {seq} after the retirement");
     }
+}
+
+/// The archives and the log directory checked as one log (`Verifier::verify_dirs`): what the
+/// archive taught about keys carries into the rest (a key change retired with its records still
+/// puts the new key in charge), each directory must start where the one before ends, and the
+/// order matters. Checked apart, the log left could not be verified with the first key alone.
+#[test]
+fn archives_and_the_log_verify_as_one_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let first = key("docs/audit", 1);
+    let log = AuditWriter::open(small_segments(&dir), key("docs/audit", 1)).unwrap();
+    record(&log, 0, 20);
+    rt().block_on(log.rotate_key(key("docs/audit-2", 2)))
+        .unwrap();
+    record(&log, 20, 40);
+    log.close().unwrap();
+    let whole = Verifier::new([first.verifier_key()])
+        .verify_dir(&dir)
+        .unwrap();
+    assert_eq!(whole.key_changes, 1);
+    // Retire past the key change, in two steps, into two archives.
+    let cuts: Vec<u64> = segments(&dir).iter().map(|(seq, _)| *seq).collect();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (cut_a, cut_b) = (cuts[cuts.len() / 2], cuts[cuts.len() / 2 + 2]);
+    assert!(cut_a > 21, "the key change is retired: {cuts:?}");
+    audit::retire(&dir, cut_a, &a).unwrap();
+    audit::retire(&dir, cut_b, &b).unwrap();
+
+    let only_first = Verifier::new([first.verifier_key()]);
+    let report = only_first.verify_dirs(&[&a, &b, &dir]).unwrap();
+    assert_eq!(
+        (
+            report.records,
+            report.root,
+            report.retired,
+            report.key_changes
+        ),
+        (whole.records, whole.root, 0, 1)
+    );
+    // The log left alone: its checkpoints are signed by the second key, unknown without the
+    // key change that introduced it.
+    assert!(
+        only_first
+            .clone()
+            .allow_retired_head()
+            .verify_dir(&dir)
+            .is_err()
+    );
+    // Out of order, or one missing: the directory after the gap does not start where the one
+    // before ends.
+    for dirs in [
+        vec![a.as_path(), dir.as_path()],
+        vec![b.as_path(), a.as_path(), dir.as_path()],
+    ] {
+        let e = Verifier::new([first.verifier_key(), key("docs/audit-2", 2).verifier_key()])
+            .allow_retired_head()
+            .verify_dirs(&dirs)
+            .unwrap_err();
+        assert!(
+            matches!(e.problem, Problem::RetiredNote(_)),
+            "{dirs:?}: {e}"
+        );
+    }
+    // A tampered archive fails the whole.
+    let (_, archived) = &segments(&a)[1];
+    let text = fs::read_to_string(archived).unwrap();
+    fs::write(archived, text.replacen("\"allow\"", "\"deny\"", 1)).unwrap();
+    assert!(only_first.verify_dirs(&[&a, &b, &dir]).is_err());
 }

@@ -169,6 +169,13 @@ impl LogLeaves {
         &self.leaves
     }
 
+    /// The root of the tree of all the leaves, retired and kept.
+    pub fn root(&self) -> Hash {
+        let mut tree = self.retired.clone();
+        self.leaves.iter().for_each(|leaf| tree.push(*leaf));
+        tree.root()
+    }
+
     /// The inclusion proof of leaf `index` in the tree of [`size`](Self::size) leaves; `None`
     /// when it is not a leaf of the tree, or a retired one.
     pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {

@@ -198,8 +198,10 @@ pub struct Retired {
 /// directory `archive`, and notes the tree over them in the log directory (`retired.json`), so
 /// that the log left there keeps verifying and the writer keeps continuing it. Safe while a
 /// writer appends to the log: only whole segments before the one it writes are moved. Safe
-/// while a writer starts, or the log is verified, proved from or summarized: a reader whose
-/// segments go away under it reads the log again, from the new note.
+/// while a writer starts, or the log is verified, summarized or read for proofs
+/// ([`log_leaves`](super::log_leaves), [`checkpoint_note`](super::checkpoint_note)): each of
+/// these reads the log again, from the new note, when segments go away under it (`aaa audit
+/// prove`, which makes several such reads, may ask to be run again).
 ///
 /// `before` must be the first record of a segment (the number in its file name) other than the
 /// log's first and last, and that segment must hold a checkpoint: the verifier checks the note

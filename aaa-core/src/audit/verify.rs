@@ -323,29 +323,77 @@ impl Verifier {
     /// Verifies the segment files in `dir`, reading them one at a time, in order: a log of any
     /// length verifies in about the memory of its largest segment. A log whose oldest segments
     /// were retired is checked from its first record left if
-    /// [`allow_retired_head`](Self::allow_retired_head) was asked for, and refused otherwise.
+    /// [`allow_retired_head`](Self::allow_retired_head) was asked for, and refused otherwise
+    /// ([`verify_dirs`](Self::verify_dirs) checks it with its archives).
     ///
     /// # Errors
     ///
     /// [`VerifyError`] with the first problem found, located.
     pub fn verify_dir(&self, dir: &Path) -> Result<VerifyReport, VerifyError> {
-        // A retirement beside the check may remove segments it listed: checked again then.
-        beside_retirements(dir, || self.verify_dir_once(dir))
+        self.verify_dirs(&[dir])
     }
 
-    /// One check of the log in `dir`, for [`verify_dir`](Self::verify_dir).
-    fn verify_dir_once(&self, dir: &Path) -> Result<VerifyReport, VerifyError> {
-        let files = segment_files(dir).map_err(|_| VerifyError {
-            location: None,
-            problem: Problem::Io(std::io::ErrorKind::NotFound),
-            report: Box::default(),
-        })?;
+    /// Verifies one log kept in several directories by retirements
+    /// ([`retire`](super::retire)): the archives its oldest records were moved to, oldest first,
+    /// then the log directory. It is checked as one log, as if its segments were in one
+    /// directory (the key in charge, a key change and its checkpoints, the anchor and the
+    /// records not yet covered by a checkpoint carry across), and each directory after the first
+    /// must start where the one before ends: its `retired.json` must note the tree and the last
+    /// leaf of the records before it. The first may itself start after retired records only if
+    /// [`allow_retired_head`](Self::allow_retired_head) was asked for. One segment in memory at
+    /// a time, as [`verify_dir`](Self::verify_dir).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError`] with the first problem found, located; [`Problem::RetiredNote`] when a
+    /// directory does not start where the one before ends (or holds no segment), or none is
+    /// given.
+    pub fn verify_dirs(&self, dirs: &[&Path]) -> Result<VerifyReport, VerifyError> {
+        let Some(live) = dirs.last() else {
+            return Err(VerifyError {
+                location: None,
+                problem: Problem::RetiredNote("no log directory given"),
+                report: Box::default(),
+            });
+        };
+        // A retirement beside the check may remove segments it listed: checked again then.
+        beside_retirements(live, || self.verify_dirs_once(dirs))
+    }
+
+    /// One check of the log in `dirs`, for [`verify_dirs`](Self::verify_dirs).
+    fn verify_dirs_once(&self, dirs: &[&Path]) -> Result<VerifyReport, VerifyError> {
         let refuse = |problem| VerifyError {
             location: None,
             problem,
             report: Box::default(),
         };
-        let (start, head) = log_start(dir, &files).map_err(|e| refuse(Problem::RetiredNote(e)))?;
+        // The segments of the log, in order; the first of each directory after the first says
+        // where that directory's note says it starts.
+        let mut files: Vec<(String, std::path::PathBuf, Option<Joins>)> = Vec::new();
+        let mut head = None;
+        for (i, dir) in dirs.iter().enumerate() {
+            let listed = segment_files(dir)
+                .map_err(|_| refuse(Problem::Io(std::io::ErrorKind::NotFound)))?;
+            let (start, dir_head) =
+                log_start(dir, &listed).map_err(|e| refuse(Problem::RetiredNote(e)))?;
+            let listed = listed.into_iter().skip(start);
+            if i == 0 {
+                head = dir_head;
+                files.extend(listed.map(|(name, path)| (name, path, None)));
+                continue;
+            }
+            let mut joins = Some(Joins {
+                head: dir_head,
+                note: dir.join(RETIRED_FILE).display().to_string(),
+            });
+            let before = files.len();
+            files.extend(listed.map(|(name, path)| (name, path, joins.take())));
+            if files.len() == before {
+                return Err(refuse(Problem::RetiredNote(
+                    "a directory of the log holds no segment",
+                )));
+            }
+        }
         if let Some(head) = &head
             && !self.allow_retired
         {
@@ -355,10 +403,9 @@ impl Verifier {
         }
         // One segment in memory at a time: a log of any length verifies in the memory of its
         // largest segment (`segment_max_bytes`, 64 MiB by default).
-        let files = files.get(start..).unwrap_or_default();
         self.verify_each(head, files.len(), |i| {
-            let (name, path) = files
-                .get(i)
+            let (name, path, joins) = files
+                .get_mut(i)
                 .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))?;
             let data = read_segment(path).map_err(|e| {
                 (
@@ -373,7 +420,7 @@ impl Verifier {
                     },
                 )
             })?;
-            Ok((name.clone(), data))
+            Ok((name.clone(), data, joins.take()))
         })
     }
 
@@ -389,18 +436,22 @@ impl Verifier {
         self.verify_each(None, segments.len(), |i| {
             segments
                 .get(i)
-                .map(|(name, data)| (name.clone(), std::borrow::Cow::Borrowed(data.as_slice())))
+                .map(|(name, data)| {
+                    let data = std::borrow::Cow::Borrowed(data.as_slice());
+                    (name.clone(), data, None)
+                })
                 .ok_or((None, Problem::Io(std::io::ErrorKind::NotFound)))
         })
     }
 
     /// Verifies `count` segments, asking `segment` for each in order and dropping it once
-    /// checked.
+    /// checked; a segment that starts another directory of the log comes with where that
+    /// directory says it starts ([`Joins`]).
     fn verify_each<D: AsRef<[u8]>>(
         &self,
         head: Option<RetiredHead>,
         count: usize,
-        mut segment: impl FnMut(usize) -> Result<(String, D), Failure>,
+        mut segment: impl FnMut(usize) -> Result<(String, D, Option<Joins>), Failure>,
     ) -> Result<VerifyReport, VerifyError> {
         let retired = head.as_ref().map_or(0, RetiredHead::size);
         let (tree, prev) = head.map_or((MerkleTree::new(), [0; 32]), |h| (h.tree, h.prev));
@@ -424,7 +475,10 @@ impl Verifier {
         };
         let structural = state.begin().and_then(|anchor_note| {
             for i in 0..count {
-                let (name, data) = segment(i)?;
+                let (name, data, joins) = segment(i)?;
+                if let Some(joins) = joins {
+                    state.joins(joins)?;
+                }
                 state.segment(&name, data.as_ref(), i + 1 == count)?;
                 // The signatures of each segment are checked at its end, so that they are not
                 // kept for the whole log; a bad one comes before any problem of a later segment.
@@ -484,7 +538,38 @@ pub(crate) fn parse_prev(prev: &str) -> Option<Hash> {
     (bad & 0xf0 == 0).then_some(out)
 }
 
+/// Where a directory of a log kept in several ([`Verifier::verify_dirs`]) says it starts.
+struct Joins {
+    /// Its `retired.json`'s tree and last leaf (`None`: it starts at record 0).
+    head: Option<RetiredHead>,
+    /// Its `retired.json`'s path, to locate a mismatch.
+    note: String,
+}
+
 impl State<'_> {
+    /// Checks that a directory whose note is `joins` starts where the records read so far end.
+    fn joins(&self, joins: Joins) -> Result<(), Failure> {
+        let starts_here = match &joins.head {
+            Some(head) => head.tree == self.tree && head.prev == self.prev,
+            None => self.tree.size() == 0,
+        };
+        if starts_here {
+            return Ok(());
+        }
+        Err((
+            Some(Location {
+                segment: joins.note,
+                line: 0,
+                seq: self.tree.size(),
+            }),
+            Problem::RetiredNote(
+                "the directory does not start where the one before it ends (its retired.json \
+                 does not note the records before it): give the archives oldest first, then \
+                 the log directory",
+            ),
+        ))
+    }
+
     /// Reads the anchor, if any; its note is checked by [`end`](Self::end).
     fn begin(&mut self) -> Result<Option<SignedNote>, Failure> {
         let mut anchor_note = None;
@@ -1237,6 +1322,7 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Per-principal and per-route request counts (accounting), from authorization events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// By principal: its id and, in parentheses, the issuer that vouched for it (`alice
     /// (https://idp.example)`; one id from two issuers is two principals), `-` for anonymous.

@@ -18,6 +18,16 @@ use aaa_core::{
     },
 };
 
+/// The proof of `aaa audit prove`'s answer.
+fn proof_of(answer: &serde_json::Value) -> Vec<[u8; 32]> {
+    answer["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect()
+}
+
 /// The 32 bytes a hex string of `aaa audit prove`'s answer gives.
 fn unhex(h: &str) -> [u8; 32] {
     let bytes: Vec<u8> = (0..h.len())
@@ -406,24 +416,31 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         .collect();
     names.sort();
     assert!(names.len() > 4, "{names:?}");
-    let cut: u64 = names[2]
-        .trim_start_matches("audit-")
-        .trim_end_matches(".jsonl")
-        .parse()
-        .unwrap();
+    // The first record of the segment `names[i]`.
+    let first_of = |i: usize| -> u64 {
+        names[i]
+            .trim_start_matches("audit-")
+            .trim_end_matches(".jsonl")
+            .parse()
+            .unwrap()
+    };
+    let cut = first_of(2);
     let (log_s, key_s) = (log.to_str().unwrap(), pubfile.to_str().unwrap());
     let archive = tmp.path().join("archive");
     let archive_s = archive.to_str().unwrap();
+    let retire = |before: u64, to: &str| {
+        aaa(&[
+            "audit",
+            "retire",
+            log_s,
+            "--before",
+            &before.to_string(),
+            "--to",
+            to,
+        ])
+    };
 
-    let (code, stdout, _) = aaa(&[
-        "audit",
-        "retire",
-        log_s,
-        "--before",
-        &cut.to_string(),
-        "--to",
-        archive_s,
-    ]);
+    let (code, stdout, _) = retire(cut, archive_s);
     assert_eq!(code, 0, "{stdout}");
     assert!(
         stdout.contains(&format!("moved 2 segments ({cut} records)")),
@@ -484,19 +501,16 @@ fn retire_then_verify_what_is_left_and_the_archive() {
 
     // With the archive, retired records are proved in the live log's last checkpoint, and in
     // the tree of a retired checkpoint (found in the archive).
-    let with_archive = |extra: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "prove",
-            log_s,
-            "--key",
-            key_s,
-            "--archive",
-            archive_s,
-        ];
+    // `aaa audit COMMAND` of the log with the `archives` and `extra` arguments.
+    let with_archives = |command: &str, archives: &[&str], extra: &[&str]| {
+        let mut args = vec!["audit", command, log_s, "--key", key_s];
+        for archive in archives {
+            args.extend_from_slice(&["--archive", archive]);
+        }
         args.extend_from_slice(extra);
         aaa(&args)
     };
+    let with_archive = |extra: &[&str]| with_archives("prove", &[archive_s], extra);
     let first_line = |dir: &Path| {
         let text = std::fs::read(dir.join("audit-00000000000000000000.jsonl")).unwrap();
         merkle::leaf_hash(text.split(|&b| b == b'\n').next().unwrap())
@@ -513,12 +527,7 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         assert!(service_key.verify(note.body.as_bytes(), &signature));
         let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
         assert_eq!(answer["tree_size"].as_u64(), Some(checkpoint.size));
-        let proof: Vec<[u8; 32]> = answer["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| unhex(h.as_str().unwrap()))
-            .collect();
+        let proof = proof_of(&answer);
         merkle::verify_inclusion(
             seq,
             checkpoint.size,
@@ -537,12 +546,7 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     let grown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let note = SignedNote::parse(grown["checkpoint"].as_str().unwrap()).unwrap();
     let checkpoint = Checkpoint::parse_body(&note.body).unwrap();
-    let consistency: Vec<[u8; 32]> = grown["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| unhex(h.as_str().unwrap()))
-        .collect();
+    let consistency = proof_of(&grown);
     merkle::verify_consistency(
         1,
         checkpoint.size,
@@ -551,16 +555,7 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         &checkpoint.root,
     )
     .unwrap();
-    let (code, stdout, _) = aaa(&[
-        "audit",
-        "prove",
-        log_s,
-        "--key",
-        key_s,
-        "--allow-retired",
-        "--since",
-        "1",
-    ]);
+    let (code, stdout, _) = with_archives("prove", &[], &["--allow-retired", "--since", "1"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("--archive"), "{stdout}");
     let retired_checkpoint = (1..cut)
@@ -583,56 +578,22 @@ fn retire_then_verify_what_is_left_and_the_archive() {
         .max()
         .unwrap();
     std::fs::remove_file(last).unwrap();
-    let (code, stdout, _) = aaa(&[
-        "audit",
-        "prove",
-        log_s,
-        "--key",
-        key_s,
-        "--archive",
-        other.to_str().unwrap(),
-        "--seq",
-        "0",
-    ]);
+    let (code, stdout, _) = with_archives("prove", &[other.to_str().unwrap()], &["--seq", "0"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(
         stdout.contains("does not start where the one before it ends"),
         "{stdout}"
     );
     // A second retirement, into another directory: both archives, oldest first, prove record 0.
-    let cut2: u64 = names[3]
-        .trim_start_matches("audit-")
-        .trim_end_matches(".jsonl")
-        .parse()
-        .unwrap();
+    let cut2 = first_of(3);
     let second = tmp.path().join("second");
     let second_s = second.to_str().unwrap();
-    let (code, stdout, _) = aaa(&[
-        "audit",
-        "retire",
-        log_s,
-        "--before",
-        &cut2.to_string(),
-        "--to",
-        second_s,
-    ]);
+    let (code, stdout, _) = retire(cut2, second_s);
     assert_eq!(code, 0, "{stdout}");
     let both = |first: &str, then: &str, extra: &[&str]| {
-        let mut args = vec![
-            "audit",
-            "prove",
-            log_s,
-            "--key",
-            key_s,
-            "--archive",
-            first,
-            "--archive",
-            then,
-            "--seq",
-            "0",
-        ];
+        let mut args = vec!["--seq", "0"];
         args.extend_from_slice(extra);
-        aaa(&args)
+        with_archives("prove", &[first, then], &args)
     };
     let (code, stdout, _) = both(archive_s, second_s, &[]);
     assert_eq!(code, 0, "{stdout}");
@@ -646,13 +607,7 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("oldest first"), "{stdout}");
     // `verify` with the archives: the log is whole again, or they do not join it.
-    let verify = |archives: &[&str]| {
-        let mut args = vec!["audit", "verify", log_s, "--key", key_s];
-        for archive in archives {
-            args.extend_from_slice(&["--archive", archive]);
-        }
-        aaa(&args)
-    };
+    let verify = |archives: &[&str]| with_archives("verify", archives, &[]);
     let (code, stdout, _) = verify(&[archive_s, second_s]);
     assert_eq!(code, 0, "{stdout}");
     assert!(
@@ -698,12 +653,7 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
     let line = segment.split(|&b| b == b'\n').nth(3).unwrap();
     let leaf = unhex(answer["leaf_hash"].as_str().unwrap());
     assert_eq!(leaf, merkle::leaf_hash(line));
-    let proof: Vec<[u8; 32]> = answer["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| unhex(h.as_str().unwrap()))
-        .collect();
+    let proof = proof_of(&answer);
     merkle::verify_inclusion(3, checkpoint.size, &leaf, &proof, &checkpoint.root).unwrap();
     // Another record's hash does not pass for it.
     let other = merkle::leaf_hash(segment.split(|&b| b == b'\n').nth(2).unwrap());
@@ -732,12 +682,7 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
     ));
     let checkpoint2 = Checkpoint::parse_body(&note2.body).unwrap();
     assert!(checkpoint2.size > checkpoint.size);
-    let consistency: Vec<[u8; 32]> = later["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| unhex(h.as_str().unwrap()))
-        .collect();
+    let consistency = proof_of(&later);
     merkle::verify_consistency(
         checkpoint.size,
         checkpoint2.size,
@@ -773,12 +718,7 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
     let earlier: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(earlier["checkpoint"], answer["checkpoint"]);
     assert_eq!(earlier["tree_size"].as_u64(), Some(checkpoint.size));
-    let proof: Vec<[u8; 32]> = earlier["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| unhex(h.as_str().unwrap()))
-        .collect();
+    let proof = proof_of(&earlier);
     merkle::verify_inclusion(3, checkpoint.size, &leaf, &proof, &checkpoint.root).unwrap();
     // And the consistency from the tree of the first record to it.
     let (code, stdout, _) = aaa(&[
@@ -788,12 +728,7 @@ fn prove_gives_an_inclusion_proof_a_receipt_holder_checks() {
     let grown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(grown["checkpoint"], answer["checkpoint"]);
     let first_line = segment.split(|&b| b == b'\n').next().unwrap();
-    let consistency: Vec<[u8; 32]> = grown["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| unhex(h.as_str().unwrap()))
-        .collect();
+    let consistency = proof_of(&grown);
     merkle::verify_consistency(
         1,
         checkpoint.size,

@@ -1968,7 +1968,9 @@ mod retire_race_tests {
     use std::{cell::Cell, rc::Rc};
 
     use super::*;
-    use crate::audit::{AuditEvent, AuditSink, EventKind, Verifier, log_leaves, retire, summarize};
+    use crate::audit::{
+        AuditEvent, AuditSink, EventKind, Verifier, checkpoint_note, log_leaves, retire, summarize,
+    };
 
     fn config(dir: &Path) -> AuditWriterConfig {
         let mut c = AuditWriterConfig::new(dir, "svc", "one");
@@ -2053,22 +2055,29 @@ mod retire_race_tests {
         assert_eq!(left.events + moved.events, 61, "{left:?} {moved:?}");
     }
 
-    /// The verifier, the proofs' leaves and the summary read beside a retirement answer what
-    /// they answer after it: no segment gone missing is taken for a broken log.
+    /// The verifier, the proofs' leaves and checkpoints, and the summary read beside a
+    /// retirement answer what they answer after it: no segment gone missing is taken for a
+    /// broken log.
     #[test]
     fn readers_beside_a_retirement_read_the_log_again() {
         let tmp = tempfile::tempdir().unwrap();
-        for reader in ["verify", "leaves", "summary"] {
+        for reader in ["verify", "leaves", "summary", "checkpoint"] {
             let tmp = tmp.path().join(reader);
             let (dir, cut) = closed_log(&tmp);
             let archive = tmp.join("archive");
+            // A checkpoint in a segment the retirement moves.
+            let moved = (1..cut)
+                .rev()
+                .find(|&size| checkpoint_note(&dir, size).unwrap().is_some())
+                .unwrap();
             let read = || match reader {
                 "verify" => format!("{:?}", verifier().verify_dir(&dir).unwrap()),
                 "leaves" => {
                     let leaves = log_leaves(&dir).unwrap();
                     format!("{} {:?}", leaves.retired(), leaves.kept())
                 }
-                _ => format!("{:?}", summarize(&dir).unwrap()),
+                "summary" => format!("{:?}", summarize(&dir).unwrap()),
+                _ => format!("{:?}", checkpoint_note(&dir, moved).unwrap()),
             };
             let retired = retire_during_next_read(&dir, cut, &archive);
             let beside = read();

@@ -580,3 +580,39 @@ fn archives_and_the_log_verify_as_one_log() {
     fs::write(archived, text.replacen("\"allow\"", "\"deny\"", 1)).unwrap();
     assert!(only_first.verify_dirs(&[&a, &b, &dir]).is_err());
 }
+
+/// A retired head with no checkpoint left after it (the records after the note cut before the
+/// first checkpoint, or a note and records made up together) is refused by the verifier and by
+/// the writer's start, which would sign the tree it claims: a retirement always leaves one.
+#[test]
+fn a_retired_head_no_checkpoint_signs_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_of_segments(tmp.path());
+    let cut = segments(&dir)[2].0;
+    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    verify(&dir).unwrap();
+    let left = segments(&dir);
+    let (_, first) = &left[0];
+    let text = fs::read_to_string(first).unwrap();
+    let before_checkpoint: String = text
+        .split_inclusive('\n')
+        .take_while(|line| !line.contains("\"kind\":\"checkpoint\""))
+        .collect();
+    assert!(before_checkpoint.len() < text.len());
+    fs::write(first, before_checkpoint).unwrap();
+    for (_, later) in &left[1..] {
+        fs::remove_file(later).unwrap();
+    }
+    let _ = fs::remove_file(dir.join("resume.json"));
+    let e = verify(&dir).unwrap_err();
+    assert!(
+        matches!(e.problem, Problem::RetiredNote(reason) if reason.contains("no checkpoint")),
+        "{e}"
+    );
+    let refused = AuditWriter::open(small_segments(&dir), key("docs/audit", 1)).unwrap_err();
+    assert!(
+        matches!(&refused, AuditError::Corrupt { segment, reason, .. }
+            if segment == "retired.json" && reason.contains("no checkpoint")),
+        "{refused}"
+    );
+}

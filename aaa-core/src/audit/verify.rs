@@ -625,6 +625,12 @@ impl State<'_> {
 
     /// After the last segment: the anchor, if any, against the log.
     fn end(&mut self, anchor_note: Option<SignedNote>) -> Result<(), Failure> {
+        // Only a checkpoint left signs the tree a retired head claims; a retirement always
+        // leaves one (the segment it retires up to holds one). Without it the note, and every
+        // record after it, could be anybody's.
+        if self.report.retired > 0 && self.report.checkpoints == 0 {
+            return Err((None, Problem::RetiredNote(NO_CHECKPOINT_AFTER_RETIRED)));
+        }
         if let Some(note) = anchor_note {
             // Signed by a trusted key (one given, or one introduced by a valid key change), and
             // every trusted key's line verifies (C2SP signed-note: a known key's signature is
@@ -1142,6 +1148,10 @@ fn is_record_time(time: &str) -> bool {
 fn segment_name_matches(name: &str, seq: u64) -> bool {
     name == segment_name(seq)
 }
+
+/// A log whose oldest records were retired holds no checkpoint after them.
+pub(crate) const NO_CHECKPOINT_AFTER_RETIRED: &str =
+    "no checkpoint left signs the tree retired.json notes (a retirement leaves one after it)";
 
 /// The error of a log directory whose `retired.json` is unusable.
 pub(crate) fn retired_corrupt(reason: &'static str) -> AuditError {

@@ -1069,6 +1069,7 @@ impl Sequencer {
         let count = segments.len();
         // After records retired to an archive, the log starts from the tree they make.
         let (start, head) = log_start(&self.dir, &segments).map_err(retired_corrupt)?;
+        let retired = head.is_some();
         if let Some(head) = head {
             if anchor.as_ref().is_some_and(|a| a.size < head.size()) {
                 return Err(retired_corrupt(
@@ -1228,6 +1229,11 @@ impl Sequencer {
                 }
             }
             last_path = Some((name.clone(), path.clone(), start + complete as u64));
+        }
+        // The tree a retired head claims must be signed by a checkpoint left (the resume point
+        // is one): this writer would sign it otherwise.
+        if retired && last_note.is_none() {
+            return Err(retired_corrupt(super::verify::NO_CHECKPOINT_AFTER_RETIRED));
         }
         if let Some(anchor) = &anchor {
             match anchor_root {

@@ -212,12 +212,14 @@ fn log_and_verifier(
         }
     }
     let dir = PathBuf::from(dir);
-    if !dir.is_dir() {
-        eprintln!(
-            "aaa audit {command}: `{}` is not a directory",
-            dir.display()
-        );
-        return Err(Ok(ExitCode::from(2)));
+    for path in archive_dirs(options).into_iter().chain([dir.as_path()]) {
+        if !path.is_dir() {
+            eprintln!(
+                "aaa audit {command}: `{}` is not a directory",
+                path.display()
+            );
+            return Err(Ok(ExitCode::from(2)));
+        }
     }
     Ok((dir, verifier))
 }
@@ -306,8 +308,10 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     let Some(last) = report.checkpoint_note.clone() else {
         return failed("no checkpoint signs the log yet".to_owned());
     };
-    let Some(leaves) = whole_leaves(&dirs) else {
-        return changed();
+    let leaves = match whole_leaves(&dirs) {
+        Ok(Some(leaves)) => leaves,
+        Ok(None) => return changed(),
+        Err(e) => return failed(e.to_string()),
     };
     let (covered, note) = match at {
         None => (report.covered, last),
@@ -336,7 +340,8 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
     let Some(leaves) = leaves.first(covered) else {
         return changed();
     };
-    // The note, read apart from the verification, must sign the tree the proof is given in.
+    // The note, read apart from the leaves, must be of the tree the proof is given in (its
+    // signature was checked with every checkpoint of the log; the client checks it again).
     if !signs_tree(&note, &leaves) {
         return changed();
     }
@@ -388,18 +393,24 @@ fn prove(args: &[String]) -> Result<ExitCode, Usage> {
 }
 
 /// The leaves of the log kept in `dirs` (archives oldest first, then the log directory), each
-/// directory's joined to those before it; `None` when they do not join (after a verification
-/// that found them joined: the log changed in between).
-fn whole_leaves(dirs: &[&Path]) -> Option<audit::LogLeaves> {
+/// directory's joined to those before it (an archive's copies of segments still in the next
+/// directory, which a retirement running or interrupted leaves, are left out); `None` when they
+/// do not join (after a verification that found them joined: the log changed in between).
+fn whole_leaves(dirs: &[&Path]) -> Result<Option<audit::LogLeaves>, audit::AuditError> {
     let mut whole: Option<audit::LogLeaves> = None;
     for dir in dirs {
-        let leaves = audit::log_leaves(dir).ok()?;
-        whole = Some(match whole {
-            None => leaves,
-            Some(before) => before.join(leaves)?,
-        });
+        let leaves = audit::log_leaves(dir)?;
+        whole = match whole {
+            None => Some(leaves),
+            Some(before) => before
+                .first(leaves.retired())
+                .and_then(|before| before.join(leaves)),
+        };
+        if whole.is_none() {
+            return Ok(None);
+        }
     }
-    whole
+    Ok(whole)
 }
 
 /// The note of the checkpoint of the tree of `size` records, in whichever of `dirs` holds it.
@@ -412,8 +423,7 @@ fn find_checkpoint(dirs: &[&Path], size: u64) -> Result<Option<String>, audit::A
     Ok(None)
 }
 
-/// Whether the checkpoint `note` is of the tree `leaves` make (its size and root; its signature
-/// was checked with the log).
+/// Whether the checkpoint `note` is of the tree `leaves` make (its size and root).
 fn signs_tree(note: &str, leaves: &audit::LogLeaves) -> bool {
     audit::SignedNote::parse(note)
         .ok()

@@ -608,6 +608,9 @@ fn retire_then_verify_what_is_left_and_the_archive() {
     assert!(stdout.contains("oldest first"), "{stdout}");
     // `verify` with the archives: the log is whole again, or they do not join it.
     let verify = |archives: &[&str]| with_archives("verify", archives, &[]);
+    // Not a directory: a usage error, before anything is read.
+    let missing = tmp.path().join("missing");
+    assert_eq!(verify(&[missing.to_str().unwrap()]).0, 2);
     let (code, stdout, _) = verify(&[archive_s, second_s]);
     assert_eq!(code, 0, "{stdout}");
     assert!(

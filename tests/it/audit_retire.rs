@@ -531,15 +531,34 @@ fn archives_and_the_log_verify_as_one_log() {
         .verify_dir(&dir)
         .unwrap();
     assert_eq!(whole.key_changes, 1);
+    let key_change = segments(&dir)
+        .iter()
+        .flat_map(|(_, path)| {
+            let text = fs::read_to_string(path).unwrap();
+            text.lines()
+                .filter(|line| line.contains("\"kind\":\"key_change\""))
+                .map(|line| {
+                    serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .unwrap();
     // Retire past the key change, in two steps, into two archives.
     let cuts: Vec<u64> = segments(&dir).iter().map(|(seq, _)| *seq).collect();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let (cut_a, cut_b) = (cuts[cuts.len() / 2], cuts[cuts.len() / 2 + 2]);
-    assert!(cut_a > 21, "the key change is retired: {cuts:?}");
+    assert!(
+        cut_a > key_change + 1,
+        "the key change is retired: {cuts:?}"
+    );
     audit::retire(&dir, cut_a, &a).unwrap();
     audit::retire(&dir, cut_b, &b).unwrap();
 
     let only_first = Verifier::new([first.verifier_key()]);
+    let both_keys = Verifier::new([first.verifier_key(), key("docs/audit-2", 2).verifier_key()]);
     let report = only_first.verify_dirs(&[&a, &b, &dir]).unwrap();
     assert_eq!(
         (
@@ -552,20 +571,32 @@ fn archives_and_the_log_verify_as_one_log() {
     );
     // The log left alone: its checkpoints are signed by the second key, unknown without the
     // key change that introduced it.
-    assert!(
-        only_first
-            .clone()
-            .allow_retired_head()
-            .verify_dir(&dir)
-            .is_err()
-    );
-    // Out of order, or one missing: the directory after the gap does not start where the one
-    // before ends.
+    let e = only_first
+        .clone()
+        .allow_retired_head()
+        .verify_dir(&dir)
+        .unwrap_err();
+    assert_eq!(e.problem, Problem::UntrustedKey, "{e}");
+    // From the second archive on, a retired head asked for.
+    let e = both_keys.verify_dirs(&[&b, &dir]).unwrap_err();
+    assert_eq!(e.problem, Problem::Retired { first_seq: cut_a }, "{e}");
+    let report = both_keys
+        .clone()
+        .allow_retired_head()
+        .verify_dirs(&[&b, &dir])
+        .unwrap();
+    assert_eq!((report.retired, report.root), (cut_a, whole.root));
+    // Out of order, one missing, or an empty one: refused.
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
     for dirs in [
         vec![a.as_path(), dir.as_path()],
         vec![b.as_path(), a.as_path(), dir.as_path()],
+        vec![empty.as_path(), a.as_path(), b.as_path(), dir.as_path()],
+        vec![a.as_path(), b.as_path(), empty.as_path(), dir.as_path()],
     ] {
-        let e = Verifier::new([first.verifier_key(), key("docs/audit-2", 2).verifier_key()])
+        let e = both_keys
+            .clone()
             .allow_retired_head()
             .verify_dirs(&dirs)
             .unwrap_err();
@@ -574,6 +605,28 @@ fn archives_and_the_log_verify_as_one_log() {
             "{dirs:?}: {e}"
         );
     }
+
+    // A retirement into the second archive, interrupted after its copies, before its note: the
+    // archive ends with copies of segments still in the log directory. Likewise a third archive
+    // it was starting (the log's note copied first). Checked in the log directory: one log.
+    let (next, _) = segments(&dir)[0].clone();
+    let (_, first_left) = &segments(&dir)[0];
+    fs::copy(first_left, b.join(first_left.file_name().unwrap())).unwrap();
+    let c = tmp.path().join("c");
+    fs::create_dir(&c).unwrap();
+    fs::copy(dir.join("retired.json"), c.join("retired.json")).unwrap();
+    fs::copy(first_left, c.join(first_left.file_name().unwrap())).unwrap();
+    assert_eq!(next, cut_b);
+    for dirs in [vec![&a, &b, &dir], vec![&a, &b, &c, &dir]] {
+        let dirs: Vec<&Path> = dirs.into_iter().map(PathBuf::as_path).collect();
+        let report = only_first.verify_dirs(&dirs).unwrap();
+        assert_eq!(
+            (report.records, report.root),
+            (whole.records, whole.root),
+            "{dirs:?}"
+        );
+    }
+
     // A tampered archive fails the whole.
     let (_, archived) = &segments(&a)[1];
     let text = fs::read_to_string(archived).unwrap();

@@ -371,26 +371,52 @@ impl Verifier {
         // where that directory's note says it starts.
         let mut files: Vec<(String, std::path::PathBuf, Option<Joins>)> = Vec::new();
         let mut head = None;
+        let mut dir_start = 0;
         for (i, dir) in dirs.iter().enumerate() {
+            let at_dir = |problem| VerifyError {
+                location: Some(Location {
+                    segment: dir.display().to_string(),
+                    line: 0,
+                    seq: 0,
+                }),
+                problem,
+                report: Box::default(),
+            };
             let listed = segment_files(dir)
-                .map_err(|_| refuse(Problem::Io(std::io::ErrorKind::NotFound)))?;
+                .map_err(|_| at_dir(Problem::Io(std::io::ErrorKind::NotFound)))?;
             let (start, dir_head) =
-                log_start(dir, &listed).map_err(|e| refuse(Problem::RetiredNote(e)))?;
+                log_start(dir, &listed).map_err(|e| at_dir(Problem::RetiredNote(e)))?;
             let listed = listed.into_iter().skip(start);
             if i == 0 {
                 head = dir_head;
                 files.extend(listed.map(|(name, path)| (name, path, None)));
-                continue;
+            } else {
+                // The log directory: a retirement into an archive copies segments there before
+                // it notes them here, so an archive may end with copies of segments still here
+                // (a retirement running, or interrupted before its note). They are checked
+                // here, not there (a directory's segments are in order: such copies are a suffix
+                // of it, or all of it).
+                if i + 1 == dirs.len()
+                    && let Some(h) = &dir_head
+                {
+                    files.retain(|(name, ..)| {
+                        super::retire::first_seq(name).is_none_or(|seq| seq < h.size())
+                    });
+                }
+                let mut joins = Some(Joins {
+                    location: match &dir_head {
+                        Some(_) => dir.join(RETIRED_FILE).display().to_string(),
+                        None => dir.display().to_string(),
+                    },
+                    head: dir_head,
+                });
+                dir_start = files.len();
+                files.extend(listed.map(|(name, path)| (name, path, joins.take())));
             }
-            let mut joins = Some(Joins {
-                head: dir_head,
-                note: dir.join(RETIRED_FILE).display().to_string(),
-            });
-            let before = files.len();
-            files.extend(listed.map(|(name, path)| (name, path, joins.take())));
-            if files.len() == before {
-                return Err(refuse(Problem::RetiredNote(
-                    "a directory of the log holds no segment",
+            if dirs.len() > 1 && files.len() == dir_start {
+                return Err(at_dir(Problem::RetiredNote(
+                    "a directory of the log holds no segment (an archive a retirement has not \
+                     filled yet: run it again)",
                 )));
             }
         }
@@ -542,31 +568,33 @@ pub(crate) fn parse_prev(prev: &str) -> Option<Hash> {
 struct Joins {
     /// Its `retired.json`'s tree and last leaf (`None`: it starts at record 0).
     head: Option<RetiredHead>,
-    /// Its `retired.json`'s path, to locate a mismatch.
-    note: String,
+    /// Its `retired.json`'s path (the directory's, without one), to locate a mismatch.
+    location: String,
 }
 
 impl State<'_> {
     /// Checks that a directory whose note is `joins` starts where the records read so far end.
     fn joins(&self, joins: Joins) -> Result<(), Failure> {
-        let starts_here = match &joins.head {
-            Some(head) => head.tree == self.tree && head.prev == self.prev,
-            None => self.tree.size() == 0,
+        let reason = match &joins.head {
+            Some(head) if head.tree == self.tree && head.prev == self.prev => return Ok(()),
+            None if self.tree.size() == 0 => return Ok(()),
+            Some(_) => {
+                "the directory does not start where the one before it ends (its retired.json \
+                 does not note the records before it): give the archives oldest first, then the \
+                 log directory"
+            }
+            None => {
+                "the directory starts at record 0 (it has no retired.json), not where the one \
+                 before it ends: give the archives oldest first, then the log directory"
+            }
         };
-        if starts_here {
-            return Ok(());
-        }
         Err((
             Some(Location {
-                segment: joins.note,
+                segment: joins.location,
                 line: 0,
                 seq: self.tree.size(),
             }),
-            Problem::RetiredNote(
-                "the directory does not start where the one before it ends (its retired.json \
-                 does not note the records before it): give the archives oldest first, then \
-                 the log directory",
-            ),
+            Problem::RetiredNote(reason),
         ))
     }
 

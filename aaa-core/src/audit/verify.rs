@@ -340,14 +340,16 @@ impl Verifier {
     /// records not yet covered by a checkpoint carry across), and each directory after the first
     /// must start where the one before ends: its `retired.json` must note the tree and the last
     /// leaf of the records before it. The first may itself start after retired records only if
-    /// [`allow_retired_head`](Self::allow_retired_head) was asked for. One segment in memory at
-    /// a time, as [`verify_dir`](Self::verify_dir).
+    /// [`allow_retired_head`](Self::allow_retired_head) was asked for. Archive segments from the
+    /// log directory's first record on are copies of segments still there, which a retirement
+    /// running or interrupted before its note leaves: they are checked there. One segment in
+    /// memory at a time, as [`verify_dir`](Self::verify_dir).
     ///
     /// # Errors
     ///
     /// [`VerifyError`] with the first problem found, located; [`Problem::RetiredNote`] when a
-    /// directory does not start where the one before ends (or holds no segment), or none is
-    /// given.
+    /// directory does not start where the one before ends, holds no segment (of several), or
+    /// none is given.
     pub fn verify_dirs(&self, dirs: &[&Path]) -> Result<VerifyReport, VerifyError> {
         let Some(live) = dirs.last() else {
             return Err(VerifyError {

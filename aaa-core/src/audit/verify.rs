@@ -181,8 +181,8 @@ pub enum Problem {
     /// accept that ([`Verifier::allow_retired_head`]).
     #[error(
         "the records before seq {first_seq} were retired from the log directory (retired.json): \
-         verify what is left with `allow_retired_head` (`aaa audit verify --allow-retired`), and \
-         the archive on its own"
+         verify the log with the archives they went to (`verify_dirs`, `aaa audit verify \
+         --archive`), or what is left with `allow_retired_head` (`--allow-retired`)"
     )]
     Retired {
         /// The sequence number of the first record left.

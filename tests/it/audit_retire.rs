@@ -73,6 +73,15 @@ fn log_of_segments(tmp: &Path) -> PathBuf {
     dir
 }
 
+/// `log_of_segments`, retired up to its third segment into `tmp/archive`; and that segment's
+/// first record.
+fn retired_log(tmp: &Path) -> (PathBuf, u64) {
+    let dir = log_of_segments(tmp);
+    let cut = segments(&dir)[2].0;
+    audit::retire(&dir, cut, &tmp.join("archive")).unwrap();
+    (dir, cut)
+}
+
 #[test]
 fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -166,9 +175,7 @@ fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
 #[test]
 fn a_forged_or_broken_retirement_note_is_caught() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = log_of_segments(tmp.path());
-    let cut = segments(&dir)[2].0;
-    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    let (dir, cut) = retired_log(tmp.path());
     let note_path = dir.join("retired.json");
     let good = fs::read_to_string(&note_path).unwrap();
     let note: serde_json::Value = serde_json::from_str(&good).unwrap();
@@ -640,9 +647,7 @@ fn archives_and_the_log_verify_as_one_log() {
 #[test]
 fn a_retired_head_no_checkpoint_signs_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = log_of_segments(tmp.path());
-    let cut = segments(&dir)[2].0;
-    audit::retire(&dir, cut, &tmp.path().join("archive")).unwrap();
+    let (dir, _) = retired_log(tmp.path());
     verify(&dir).unwrap();
     let left = segments(&dir);
     let (_, first) = &left[0];

@@ -35,12 +35,13 @@ const USAGE: &str = "usage:
       its file name) to ARCHIVE_DIR, and note in DIR the tree they make, so that what is left
       still verifies and the writer continues it; safe while the service writes. The archive
       continues from one retirement to the next. Verify the log first
-  aaa audit summary DIR
+  aaa audit summary DIR [--archive ARCHIVE_DIR...]
       count authorization decisions per principal (id and issuer), per route, per relaying
       service (relayed requests), and those on requests carrying an ignored credential (a
       forged forwarded identity) (does not verify; control characters in names are shown
       escaped). Of a log whose oldest segments were retired, counts the records left and says
-      how many are in the archive";
+      how many are in the archive; with the archives (`--archive`, oldest first), counts them
+      all";
 
 /// Runs `aaa audit ARGS...`.
 pub(crate) fn main(args: &[String]) -> ExitCode {
@@ -468,11 +469,14 @@ fn retire(args: &[String]) -> Result<ExitCode, Usage> {
 }
 
 fn summary(args: &[String]) -> Result<ExitCode, Usage> {
-    let (positional, _) = parse(args, &[], &[])?;
+    let (positional, options) = parse(args, &["archive"], &[])?;
     let [dir] = positional.as_slice() else {
         return Err(Usage("summary takes exactly one directory".to_owned()));
     };
-    match audit::summarize(Path::new(dir)) {
+    // The archives first, oldest first, as `verify` reads them.
+    let archives = archive_dirs(&options);
+    let dirs: Vec<&Path> = archives.iter().copied().chain([Path::new(dir)]).collect();
+    match audit::summarize_dirs(&dirs) {
         Ok(summary) => {
             for (title, rows) in [
                 ("principal", &summary.by_principal),
@@ -504,7 +508,7 @@ fn summary(args: &[String]) -> Result<ExitCode, Usage> {
             if summary.retired > 0 {
                 out!(
                     "the {n} records before seq {n} were retired to an archive (not counted \
-                     here: summarize the archive too)",
+                     here: give it with `--archive`)",
                     n = summary.retired
                 );
             }

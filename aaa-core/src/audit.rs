@@ -108,7 +108,7 @@ pub use retire::{Retired, retire};
 pub use sinks::{StdoutSink, TracingSink};
 pub use verify::{
     DecisionCounts, Location, Problem, Summary, Verifier, VerifyError, VerifyReport,
-    checkpoint_note, leaf_hashes, log_leaves, printable, summarize,
+    checkpoint_note, leaf_hashes, log_leaves, printable, summarize, summarize_dirs,
 };
 pub use witness::{FileWitness, Witness};
 pub use writer::{AuditWriter, AuditWriterConfig, load_or_generate_key, write_private_key};

@@ -88,6 +88,7 @@ fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
     let dir = log_of_segments(tmp.path());
     let archive = tmp.path().join("archive");
     let whole = super::audit::trusted().verify_dir(&dir).unwrap();
+    let whole_summary = audit::summarize(&dir).unwrap();
     let all_leaves = audit::leaf_hashes(&dir).unwrap();
     let before_segments = segments(&dir);
     let cut = before_segments[3].0;
@@ -106,6 +107,15 @@ fn what_is_left_verifies_the_writer_goes_on_and_the_archive_rejoins_it() {
     assert_eq!(left.records, whole.records - cut);
     assert_eq!(left.root, whole.root, "the same tree as the whole log");
     assert!(left.checkpoints > 0);
+    // The summary of what is left says how much it leaves out; with the archive, it is the
+    // whole log's.
+    let left_summary = audit::summarize(&dir).unwrap();
+    assert_eq!(left_summary.retired, cut);
+    assert!(left_summary.by_route != whole_summary.by_route);
+    assert_eq!(
+        audit::summarize_dirs(&[&archive, &dir]).unwrap(),
+        whole_summary
+    );
     // The archive is the log's head, verifiable on its own.
     let head = super::audit::trusted().verify_dir(&archive).unwrap();
     assert_eq!((head.records, head.retired), (cut, 0));
@@ -538,6 +548,7 @@ fn archives_and_the_log_verify_as_one_log() {
         .verify_dir(&dir)
         .unwrap();
     assert_eq!(whole.key_changes, 1);
+    let whole_summary = audit::summarize(&dir).unwrap();
     let key_change = segments(&dir)
         .iter()
         .flat_map(|(_, path)| {
@@ -630,6 +641,12 @@ fn archives_and_the_log_verify_as_one_log() {
         assert_eq!(
             (report.records, report.root),
             (whole.records, whole.root),
+            "{dirs:?}"
+        );
+        // Counted once.
+        assert_eq!(
+            audit::summarize_dirs(&dirs).unwrap(),
+            whole_summary,
             "{dirs:?}"
         );
     }

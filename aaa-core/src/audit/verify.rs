@@ -369,59 +369,11 @@ impl Verifier {
             problem,
             report: Box::default(),
         };
-        // The segments of the log, in order; the first of each directory after the first says
-        // where that directory's note says it starts.
-        let mut files: Vec<(String, std::path::PathBuf, Option<Joins>)> = Vec::new();
-        let mut head = None;
-        let mut dir_start = 0;
-        for (i, dir) in dirs.iter().enumerate() {
-            let at_dir = |problem| VerifyError {
-                location: Some(Location {
-                    segment: dir.display().to_string(),
-                    line: 0,
-                    seq: 0,
-                }),
-                problem,
-                report: Box::default(),
-            };
-            let listed = segment_files(dir)
-                .map_err(|_| at_dir(Problem::Io(std::io::ErrorKind::NotFound)))?;
-            let (start, dir_head) =
-                log_start(dir, &listed).map_err(|e| at_dir(Problem::RetiredNote(e)))?;
-            let listed = listed.into_iter().skip(start);
-            if i == 0 {
-                head = dir_head;
-                files.extend(listed.map(|(name, path)| (name, path, None)));
-            } else {
-                // The log directory: a retirement into an archive copies segments there before
-                // it notes them here, so an archive may end with copies of segments still here
-                // (a retirement running, or interrupted before its note). They are checked
-                // here, not there (a directory's segments are in order: such copies are a suffix
-                // of it, or all of it).
-                if i + 1 == dirs.len()
-                    && let Some(h) = &dir_head
-                {
-                    files.retain(|(name, ..)| {
-                        super::retire::first_seq(name).is_none_or(|seq| seq < h.size())
-                    });
-                }
-                let mut joins = Some(Joins {
-                    location: match &dir_head {
-                        Some(_) => dir.join(RETIRED_FILE).display().to_string(),
-                        None => dir.display().to_string(),
-                    },
-                    head: dir_head,
-                });
-                dir_start = files.len();
-                files.extend(listed.map(|(name, path)| (name, path, joins.take())));
-            }
-            if dirs.len() > 1 && files.len() == dir_start {
-                return Err(at_dir(Problem::RetiredNote(
-                    "a directory of the log holds no segment (an archive a retirement has not \
-                     filled yet: run it again)",
-                )));
-            }
-        }
+        let (head, mut files) = log_segments(dirs).map_err(|(location, problem)| VerifyError {
+            location,
+            problem,
+            report: Box::default(),
+        })?;
         if let Some(head) = &head
             && !self.allow_retired
         {
@@ -564,6 +516,68 @@ pub(crate) fn parse_prev(prev: &str) -> Option<Hash> {
         *byte = (hi << 4) | lo;
     }
     (bad & 0xf0 == 0).then_some(out)
+}
+
+/// A segment file of a log kept in one directory or several: its name, its path, and for the
+/// first of each directory after the first, where that directory says it starts.
+type LogSegment = (String, std::path::PathBuf, Option<Joins>);
+
+/// The segments of the log kept in `dirs` (archives oldest first, then the log directory), in
+/// order, each directory's from where its note says it starts, and the tree before the first
+/// (the first directory's retired head, if any). Archive segments from the log directory's
+/// first record on are left out: a retirement into an archive copies segments there before it
+/// notes them in the log directory, so an archive may end with copies of segments still there
+/// (a retirement running, or interrupted before its note); they are read there. Of several
+/// directories, one with no segment is refused.
+fn log_segments(dirs: &[&Path]) -> Result<(Option<RetiredHead>, Vec<LogSegment>), Failure> {
+    let mut files: Vec<LogSegment> = Vec::new();
+    let mut head = None;
+    let mut dir_start = 0;
+    for (i, dir) in dirs.iter().enumerate() {
+        let at_dir = |problem| {
+            let location = Location {
+                segment: dir.display().to_string(),
+                line: 0,
+                seq: 0,
+            };
+            (Some(location), problem)
+        };
+        let listed =
+            segment_files(dir).map_err(|_| at_dir(Problem::Io(std::io::ErrorKind::NotFound)))?;
+        let (start, dir_head) =
+            log_start(dir, &listed).map_err(|e| at_dir(Problem::RetiredNote(e)))?;
+        let listed = listed.into_iter().skip(start);
+        if i == 0 {
+            head = dir_head;
+            files.extend(listed.map(|(name, path)| (name, path, None)));
+        } else {
+            // A directory's segments are in order: an archive's copies are a suffix of it, or
+            // all of it.
+            if i + 1 == dirs.len()
+                && let Some(h) = &dir_head
+            {
+                files.retain(|(name, ..)| {
+                    super::retire::first_seq(name).is_none_or(|seq| seq < h.size())
+                });
+            }
+            let mut joins = Some(Joins {
+                location: match &dir_head {
+                    Some(_) => dir.join(RETIRED_FILE).display().to_string(),
+                    None => dir.display().to_string(),
+                },
+                head: dir_head,
+            });
+            dir_start = files.len();
+            files.extend(listed.map(|(name, path)| (name, path, joins.take())));
+        }
+        if dirs.len() > 1 && files.len() == dir_start {
+            return Err(at_dir(Problem::RetiredNote(
+                "a directory of the log holds no segment (an archive a retirement has not filled \
+                 yet: run it again)",
+            )));
+        }
+    }
+    Ok((head, files))
 }
 
 /// Where a directory of a log kept in several ([`Verifier::verify_dirs`]) says it starts.
@@ -1394,16 +1408,42 @@ pub struct Summary {
 /// [`AuditError::Io`] when a segment cannot be read; [`AuditError::Corrupt`] for a line that is not
 /// a record.
 pub fn summarize(dir: &Path) -> Result<Summary, AuditError> {
-    beside_retirements(dir, || summarize_once(dir))
+    summarize_dirs(&[dir])
 }
 
-/// One read of [`summarize`].
-fn summarize_once(dir: &Path) -> Result<Summary, AuditError> {
+/// [`summarize`] of a log kept in several directories by retirements: the archives its oldest
+/// records were moved to, oldest first, then the log directory, as [`Verifier::verify_dirs`]
+/// reads them (an archive's copies of segments still in the log directory are counted once).
+/// It does not check that they make one log: verify them first.
+///
+/// # Errors
+///
+/// As [`summarize`]; [`AuditError::Corrupt`] naming a directory that holds no segment, or none
+/// given.
+pub fn summarize_dirs(dirs: &[&Path]) -> Result<Summary, AuditError> {
+    let Some(live) = dirs.last() else {
+        return Err(retired_corrupt("no log directory given"));
+    };
+    beside_retirements(live, || summarize_once(dirs))
+}
+
+/// One read of [`summarize_dirs`].
+fn summarize_once(dirs: &[&Path]) -> Result<Summary, AuditError> {
     let mut summary = Summary::default();
-    let segments = segment_files(dir)?;
-    let (start, head) = log_start(dir, &segments).map_err(retired_corrupt)?;
+    let (head, segments) = log_segments(dirs).map_err(|(location, problem)| match problem {
+        Problem::Io(kind) => AuditError::Io {
+            context: "cannot list a log directory",
+            kind,
+        },
+        Problem::RetiredNote(reason) => AuditError::Corrupt {
+            segment: location.map_or_else(|| RETIRED_FILE.to_owned(), |l| l.segment),
+            line: 0,
+            reason,
+        },
+        _ => AuditError::Unavailable("cannot list the log"),
+    })?;
     summary.retired = head.as_ref().map_or(0, RetiredHead::size);
-    for (name, path) in segments.into_iter().skip(start) {
+    for (name, path, _) in segments {
         let data = read_segment(&path).map_err(|e| segment_error(&e))?;
         for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
             let Some(line) = line.strip_suffix(b"\n") else {

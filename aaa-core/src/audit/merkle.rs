@@ -171,9 +171,14 @@ impl LogLeaves {
 
     /// The root of the tree of all the leaves, retired and kept.
     pub fn root(&self) -> Hash {
+        self.tree().root()
+    }
+
+    /// The tree of all the leaves, retired and kept.
+    fn tree(&self) -> MerkleTree {
         let mut tree = self.retired.clone();
         self.leaves.iter().for_each(|leaf| tree.push(*leaf));
-        tree.root()
+        tree
     }
 
     /// The inclusion proof of leaf `index` in the tree of [`size`](Self::size) leaves; `None`
@@ -219,9 +224,7 @@ impl LogLeaves {
     /// assert_eq!(other.join(left), None);
     /// ```
     pub fn join(self, later: LogLeaves) -> Option<LogLeaves> {
-        let mut tree = self.retired.clone();
-        self.leaves.iter().for_each(|leaf| tree.push(*leaf));
-        if tree != later.retired {
+        if self.tree() != later.retired {
             return None;
         }
         let mut leaves = self.leaves;

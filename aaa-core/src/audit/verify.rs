@@ -1277,14 +1277,13 @@ fn checkpoint_note_once(dir: &Path, size: u64) -> Result<Option<String>, AuditEr
     let (start, _) = log_start(dir, &segments).map_err(retired_corrupt)?;
     let segments = segments.get(start..).unwrap_or_default();
     // The last segment starting at or before `size` holds it, if any does.
-    let Some((name, path)) = segments
-        .iter()
-        .rev()
-        .find(|(name, _)| super::retire::first_seq(name).is_some_and(|first| first <= size))
-    else {
+    let Some((first, name, path)) = segments.iter().rev().find_map(|(name, path)| {
+        super::retire::first_seq(name)
+            .filter(|&first| first <= size)
+            .map(|first| (first, name, path))
+    }) else {
         return Ok(None);
     };
-    let first = super::retire::first_seq(name).unwrap_or(size);
     let data = read_segment(path).map_err(|e| segment_error(&e))?;
     let Some(line) = usize::try_from(size - first)
         .ok()
@@ -1394,8 +1393,8 @@ pub struct Summary {
     /// Events lost, as gap records count them.
     pub dropped: u64,
     /// Records retired from the log directory to an archive before its first record
-    /// ([`retire`](super::retire)): not counted here (summarize the archive for them). 0 when
-    /// the log starts at record 0.
+    /// ([`retire`](super::retire)): not counted here ([`summarize_dirs`] counts them with the
+    /// archives). 0 when the log starts at record 0.
     pub retired: u64,
 }
 
